@@ -1,0 +1,70 @@
+/**
+ * CLI plumbing shared by every `tdr` sub-command.
+ *
+ * A command parses its own argv with `parseOptions` (node:util parseArgs for the syntax, a zod
+ * schema for the values), throws `UserError` for anything the user got wrong, and returns an exit
+ * code. `main.ts` prints a UserError as ONE line on stderr (`tdr <command>: <message>`) with exit
+ * code 2, and never a stack trace for it.
+ *
+ * Exit codes: 0 ok, 1 internal error (a bug: stack trace printed only with TDR_DEBUG=1),
+ * 2 bad usage / bad value / bad input file, 130 interrupted (Ctrl-C).
+ */
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+export interface Command {
+  /** the sub-command word, e.g. "degrade" */
+  readonly name: string;
+  /** one line for `tdr --help` */
+  readonly summary: string;
+  /** full help text for `tdr <name> --help` (usage line + options) */
+  readonly help: string;
+  run(argv: string[]): Promise<number>;
+}
+
+/** An error caused by the user's input: printed as one line, exit code 2. */
+export class UserError extends Error {
+  override name = 'UserError';
+}
+
+export const EXIT = { ok: 0, internal: 1, usage: 2, interrupted: 130 } as const;
+
+type OptSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
+
+/**
+ * Parse argv: options per `spec` (strings stay strings), positionals, then validate the whole
+ * object with `schema`. Numbers are given as strings on the command line: use `z.coerce.number()`
+ * in the schema. Errors name the option: "--sigma: expected number, received NaN".
+ */
+export function parseOptions<S extends z.ZodType>(
+  command: string,
+  argv: string[],
+  spec: OptSpec,
+  schema: S,
+): { options: z.infer<S>; positionals: string[] } {
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, options: spec, allowPositionals: true, strict: true }) as never;
+  } catch (e) {
+    throw new UserError(`${(e as Error).message.replace(/\. To specify.*$/s, '')}; see 'tdr ${command} --help'`);
+  }
+  const values = Object.fromEntries(Object.entries(parsed.values).filter(([, v]) => v !== undefined));
+  const r = schema.safeParse(values);
+  if (!r.success) throw new UserError(formatZodIssues(r.error, (p) => `--${p}`));
+  return { options: r.data, positionals: parsed.positionals };
+}
+
+/** One line from zod issues: `<where>: <message>; <where>: <message>` (where = field path). */
+export function formatZodIssues(err: z.ZodError, where: (path: string) => string = (p) => p): string {
+  return err.issues
+    .map((i) => {
+      const path = i.path.map(String).join('.');
+      return `${path ? where(path) + ': ' : ''}${i.message}`;
+    })
+    .join('; ');
+}
+
+/** True when argv asks for help. */
+export function wantsHelp(argv: string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
