@@ -1,0 +1,87 @@
+/**
+ * Image grids: several RGBImages → one PNG (for files and `display.png`), or → an HTML figure
+ * with labels (for `display.html` in a notebook; the labels are text, so no font rendering is needed).
+ */
+import sharp from 'sharp';
+import { RGBImage } from '../data/image';
+import { encodeImage, toUint8 } from '../data/io';
+import { escapeHtml } from './table';
+import { writeFileAtomicAsync } from '../util/fsx';
+
+export interface GridOptions {
+  /** images per row (default: all in one row) */
+  columns?: number;
+  /** gap between cells in pixels (default 4) */
+  gap?: number;
+  /** background grey level in [0,1] (default 1 = white) */
+  background?: number;
+  /** every cell is resized to this height, keeping aspect (default: the tallest image's height) */
+  cellHeight?: number;
+}
+
+/** Compose images row-major into one PNG. Cells are scaled to a common height. */
+export async function gridPng(images: RGBImage[], opts: GridOptions = {}): Promise<Buffer> {
+  if (images.length === 0) throw new Error('gridPng: no images');
+  const cols = Math.max(1, Math.min(opts.columns ?? images.length, images.length));
+  const gap = opts.gap ?? 4;
+  const cellH = opts.cellHeight ?? Math.max(...images.map((i) => i.height));
+  const cells = await Promise.all(
+    images.map(async (img) => {
+      const w = Math.max(1, Math.round((img.width * cellH) / img.height));
+      const buf = await sharp(Buffer.from(toUint8(img).buffer), { raw: { width: img.width, height: img.height, channels: 3 } })
+        .resize(w, cellH, { kernel: img.height < cellH ? 'nearest' : 'lanczos3', fit: 'fill' })
+        .png()
+        .toBuffer();
+      return { buf, w };
+    }),
+  );
+  const rows = Math.ceil(images.length / cols);
+  const colW = Array.from({ length: cols }, (_, c) => Math.max(...cells.filter((_, i) => i % cols === c).map((x) => x.w)));
+  const width = colW.reduce((a, b) => a + b, 0) + gap * (cols + 1);
+  const height = rows * cellH + gap * (rows + 1);
+  const bg = Math.round((opts.background ?? 1) * 255);
+  const composites = cells.map((cell, i) => {
+    const r = Math.floor(i / cols);
+    const c = i % cols;
+    const left = gap + colW.slice(0, c).reduce((a, b) => a + b, 0) + c * gap;
+    return { input: cell.buf, left, top: gap + r * (cellH + gap) };
+  });
+  return sharp({ create: { width, height, channels: 3, background: { r: bg, g: bg, b: bg } } })
+    .composite(composites)
+    .png()
+    .toBuffer();
+}
+
+/** gridPng written atomically to `file`. */
+export async function saveGrid(file: string, images: RGBImage[], opts: GridOptions = {}): Promise<void> {
+  await writeFileAtomicAsync(file, await gridPng(images, opts));
+}
+
+/** `<img>` with the image inlined as a base64 PNG. `height` scales the display (nearest-neighbour look kept). */
+export async function imageTag(img: RGBImage, height?: number): Promise<string> {
+  const b64 = (await encodeImage(img, 'png')).toString('base64');
+  const style = height ? ` style="height:${height}px;image-rendering:pixelated"` : '';
+  return `<img src="data:image/png;base64,${b64}" width="${img.width}" height="${img.height}"${style} alt="image"/>`;
+}
+
+export interface LabelledImage {
+  image: RGBImage;
+  label: string;
+}
+
+/** An HTML figure: labelled images in rows of `columns` (default all), each shown `height` px tall. */
+export async function imageGridHtml(items: LabelledImage[], opts: { columns?: number; height?: number; title?: string } = {}): Promise<string> {
+  const cols = opts.columns ?? items.length;
+  const h = opts.height ?? 160;
+  const cells = await Promise.all(
+    items.map(
+      async (it) =>
+        `<figure style="margin:4px;display:inline-block;text-align:center;vertical-align:top">${await imageTag(it.image, h)}` +
+        `<figcaption style="font:12px sans-serif;max-width:${Math.max(h, 120)}px">${escapeHtml(it.label)}</figcaption></figure>`,
+    ),
+  );
+  const rows: string[] = [];
+  for (let i = 0; i < cells.length; i += cols) rows.push(`<div style="white-space:nowrap">${cells.slice(i, i + cols).join('')}</div>`);
+  const title = opts.title ? `<div style="font:bold 13px sans-serif;margin:4px">${escapeHtml(opts.title)}</div>` : '';
+  return `<div class="tdr-grid">${title}${rows.join('')}</div>`;
+}

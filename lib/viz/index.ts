@@ -1,0 +1,3 @@
+export * from './grid';
+export * from './table';
+export * from './plotly';
