@@ -48,6 +48,7 @@ export async function gridPng(images: RGBImage[], opts: GridOptions = {}): Promi
   });
   return sharp({ create: { width, height, channels: 3, background: { r: bg, g: bg, b: bg } } })
     .composite(composites)
+    .removeAlpha()
     .png()
     .toBuffer();
 }

@@ -1,0 +1,58 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import sharp from 'sharp';
+import { gridPng, imageGridHtml, htmlTable, markdownTable, plotlyHtml, lineFigure, resetPlotlyBundle, htmlPage } from '../../lib/viz';
+import { makeImage } from '../../lib/data/image';
+
+const red = makeImage(10, 20, new Float32Array(10 * 20 * 3).map((_, i) => (i % 3 === 0 ? 1 : 0)));
+const blue = makeImage(20, 20, new Float32Array(20 * 20 * 3).map((_, i) => (i % 3 === 2 ? 1 : 0)));
+
+test('gridPng: 2 columns × 2 rows at common height 20, gap 4 → 4+40+4+20+4 wide, 4+20+4+20+4 tall', async () => {
+  const png = await gridPng([red, blue, blue], { columns: 2, gap: 4 });
+  const meta = await sharp(png).metadata();
+  assert.equal(meta.format, 'png');
+  assert.equal(meta.width, 72);
+  assert.equal(meta.height, 52);
+  const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+  const px = (x: number, y: number) => Array.from(data.subarray((y * 72 + x) * 3, (y * 72 + x) * 3 + 3));
+  assert.deepEqual(px(10, 10), [255, 0, 0]); // first cell is red
+  assert.deepEqual(px(60, 10), [0, 0, 255]); // second cell is blue
+  assert.deepEqual(px(1, 1), [255, 255, 255]); // gap is white
+});
+
+test('gridPng throws on no images', async () => {
+  await assert.rejects(gridPng([]), /no images/);
+});
+
+test('imageGridHtml: one <img> per item with escaped labels', async () => {
+  const html = await imageGridHtml([{ image: red, label: 'a<b' }, { image: blue, label: 'σ=25' }], { columns: 1 });
+  assert.equal((html.match(/<img /g) ?? []).length, 2);
+  assert.ok(html.includes('a&lt;b'));
+  assert.ok(html.includes('data:image/png;base64,'));
+});
+
+test('htmlTable / markdownTable format numbers, ∞ and missing values', () => {
+  const rows = [{ task: 'noise', psnr: 28.1234, ssim: 0.81 }, { task: 'clean', psnr: Infinity, ssim: null }];
+  const h = htmlTable(rows, { digits: { psnr: 2, ssim: 4 }, caption: 'x<y' });
+  assert.ok(h.includes('<th style="text-align:center;padding:2px 8px">psnr</th>'));
+  assert.ok(h.includes('>28.12<'));
+  assert.ok(h.includes('>0.8100<'));
+  assert.ok(h.includes('>∞<'));
+  assert.ok(h.includes('>—<'));
+  assert.ok(h.includes('x&lt;y'));
+  const m = markdownTable(rows, { digits: 1 });
+  assert.equal(m.split('\n')[0], '| task | psnr | ssim |');
+  assert.equal(m.split('\n')[2], '| noise | 28.1 | 0.8 |');
+});
+
+test('plotlyHtml inlines the local bundle once, then only the figure; no CDN address', () => {
+  resetPlotlyBundle();
+  const fig = lineFigure([{ name: 'psnr', x: [1, 2], y: [30, 28] }], { title: 'PSNR vs σ' });
+  const first = plotlyHtml(fig);
+  const second = plotlyHtml(fig);
+  assert.ok(first.length > 1_000_000, 'first figure carries the plotly bundle');
+  assert.ok(second.length < 5000, 'second figure does not');
+  assert.ok(second.includes('"PSNR vs σ"'));
+  assert.ok(!/cdn\.plot\.ly|https?:\/\/cdn/.test(second));
+  assert.ok(htmlPage('t', [second]).includes('Plotly'));
+});
