@@ -1,0 +1,147 @@
+/**
+ * Checkpoint files (`.tdrc`): one file = a JSON header (config, step, metadata, tensor index) + one
+ * binary blob of named tensors, float32 or float16. Written atomically (temp file + rename), so a
+ * crash never leaves a half-written checkpoint; the reader checks magic, header, sizes and names, and
+ * every error names the file.
+ *
+ * Layout: "TDRC1\n" | uint32 LE header byte length | header JSON (utf8) | zero padding to 8 | blob.
+ */
+import * as fs from 'node:fs';
+import { writeFileAtomic } from '../util/fsx';
+
+export type Named = Map<string, { shape: number[]; data: Float32Array }>;
+
+export interface CheckpointHeader {
+  format: 1;
+  /** anything JSON: resolved config, step, best metric, rng seeds, kind of model… */
+  meta: Record<string, unknown>;
+  tensors: Array<{ name: string; shape: number[]; dtype: 'float32' | 'float16'; offset: number; bytes: number }>;
+}
+
+const MAGIC = Buffer.from('TDRC1\n', 'ascii');
+
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+  readonly userFacing = true;
+}
+
+/** Write a checkpoint atomically. `float16` stores tensors at half precision (for shipped models). */
+export function saveCheckpoint(file: string, meta: Record<string, unknown>, tensors: Named, opts: { float16?: boolean } = {}): void {
+  const dtype = opts.float16 ? 'float16' : 'float32';
+  const index: CheckpointHeader['tensors'] = [];
+  const parts: Buffer[] = [];
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n !== t.data.length) throw new CheckpointError(`${file}: tensor '${name}' has ${t.data.length} values for shape [${t.shape}]`);
+    const buf = opts.float16 ? Buffer.from(toFloat16(t.data).buffer) : Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    const pad = (8 - (buf.length % 8)) % 8;
+    index.push({ name, shape: [...t.shape], dtype, offset, bytes: buf.length });
+    parts.push(Buffer.from(buf), Buffer.alloc(pad));
+    offset += buf.length + pad;
+  }
+  const header: CheckpointHeader = { format: 1, meta, tensors: index };
+  const hjson = Buffer.from(JSON.stringify(header), 'utf8');
+  const hlen = Buffer.alloc(4);
+  hlen.writeUInt32LE(hjson.length);
+  const prefix = Buffer.concat([MAGIC, hlen, hjson]);
+  const pad = Buffer.alloc((8 - (prefix.length % 8)) % 8);
+  writeFileAtomic(file, Buffer.concat([prefix, pad, ...parts]));
+}
+
+/** Read a checkpoint; values come back as float32 whatever the stored dtype. */
+export function loadCheckpoint(file: string): { meta: Record<string, unknown>; tensors: Named } {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CheckpointError(`${file}: ${code === 'ENOENT' ? 'no such checkpoint file' : (e as Error).message}`);
+  }
+  if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
+    throw new CheckpointError(`${file}: not a tdr checkpoint (bad magic; expected a .tdrc file written by tdr)`);
+  }
+  const hlen = buf.readUInt32LE(MAGIC.length);
+  const hstart = MAGIC.length + 4;
+  if (hstart + hlen > buf.length) throw new CheckpointError(`${file}: truncated checkpoint (header of ${hlen} bytes does not fit)`);
+  let header: CheckpointHeader;
+  try {
+    header = JSON.parse(buf.subarray(hstart, hstart + hlen).toString('utf8'));
+  } catch {
+    throw new CheckpointError(`${file}: corrupt checkpoint header (not JSON)`);
+  }
+  if (header.format !== 1 || !Array.isArray(header.tensors)) throw new CheckpointError(`${file}: unsupported checkpoint format ${String(header.format)}`);
+  const blobStart = hstart + hlen + ((8 - ((hstart + hlen) % 8)) % 8);
+  const tensors: Named = new Map();
+  for (const t of header.tensors) {
+    const start = blobStart + t.offset;
+    if (start + t.bytes > buf.length) throw new CheckpointError(`${file}: truncated checkpoint (tensor '${t.name}' ends past the end of the file)`);
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const bytesPer = t.dtype === 'float16' ? 2 : 4;
+    if (n * bytesPer !== t.bytes) throw new CheckpointError(`${file}: tensor '${t.name}' has ${t.bytes} bytes, shape [${t.shape}] needs ${n * bytesPer}`);
+    const raw = buf.subarray(start, start + t.bytes);
+    const copy = new Uint8Array(raw.length);
+    copy.set(raw);
+    const data = t.dtype === 'float16' ? fromFloat16(new Uint16Array(copy.buffer)) : new Float32Array(copy.buffer);
+    tensors.set(t.name, { shape: t.shape, data });
+  }
+  return { meta: header.meta, tensors };
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float32 → IEEE 754 half (round to nearest even; overflow → ±inf; NaN kept). */
+export function toFloat16(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    f32[0] = src[i];
+    const x = u32[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    let e = exp - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      let h = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      const half = 1 << (shift - 1);
+      if (rem > half || (rem === half && h & 1)) h++;
+      out[i] = sign | h;
+      continue;
+    }
+    let h = (e << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+    out[i] = sign | h;
+  }
+  return out;
+}
+
+/** IEEE 754 half → float32. */
+export function fromFloat16(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const h = src[i];
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >>> 10) & 0x1f;
+    const m = h & 0x3ff;
+    if (e === 0) out[i] = s * m * 2 ** -24;
+    else if (e === 0x1f) out[i] = m ? NaN : s * Infinity;
+    else out[i] = s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return out;
+}

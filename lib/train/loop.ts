@@ -1,0 +1,247 @@
+/**
+ * The one training loop every stage uses (T2I autoencoder and UNet, M_i2t, M_clean, restorers).
+ * nanoGPT-shaped: getBatch(step) → loss → grads → clip → AdamW at lrAt(step) → EMA → log →
+ * checkpoint every K steps. Resumes exactly from the last checkpoint in the run folder: batches and
+ * any in-loss randomness are functions of (seed, step) only (see `stepRng`), and the checkpoint holds
+ * weights, AdamW moments, EMA weights, the step and the resolved config.
+ *
+ * Run folder (keep long runs outside the checkout):
+ *   checkpoint.tdrc   latest state (atomic)        log.jsonl   one line per logged step
+ *   config.json       the resolved config           (log lines past the checkpoint are dropped on resume)
+ * Ctrl-C (SIGINT) finishes the current step, writes a checkpoint and returns `interrupted: true`.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { Params } from '../models/params';
+import { AdamW } from './adamw';
+import { loadCheckpoint, saveCheckpoint, Named, CheckpointError } from './checkpoint';
+import { lrAt } from './schedule';
+import { Progress } from './progress';
+import { Rng, hashString } from '../util/rng';
+import { writeFileAtomic } from '../util/fsx';
+
+export const TrainConfigSchema = z.strictObject({
+  steps: z.number().int().positive().describe('total optimisation steps'),
+  lr: z.number().positive().finite().describe('peak learning rate'),
+  warmup: z.number().int().nonnegative().default(0).describe('linear warm-up steps'),
+  schedule: z.enum(['cosine', 'constant']).default('cosine'),
+  minLrRatio: z.number().min(0).max(1).default(0.1).describe('final lr = lr·minLrRatio (cosine)'),
+  beta1: z.number().min(0).lt(1).default(0.9),
+  beta2: z.number().min(0).lt(1).default(0.999),
+  eps: z.number().positive().default(1e-8),
+  weightDecay: z.number().min(0).default(0.01).describe('AdamW decoupled weight decay'),
+  clipNorm: z.number().min(0).default(1).describe('global gradient-norm clip; 0 = off'),
+  emaDecay: z.number().min(0).lt(1).default(0.999).describe('EMA of weights; 0 = off'),
+  checkpointEvery: z.number().int().positive().default(200),
+  logEvery: z.number().int().positive().default(10),
+  seed: z.number().int().nonnegative().default(0),
+});
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+
+/** One step's loss: `total` is optimised; `parts` (l_* names) are logged. All scalars. */
+export interface StepLoss {
+  total: tf.Scalar;
+  parts?: Record<string, tf.Scalar>;
+}
+
+export interface Stage<B> {
+  /** all parameters of the stage; frozen ones are not optimised */
+  readonly params: Params;
+  /** the batch for `step`: must depend only on (seed, step) for exact resume */
+  getBatch(step: number, rng: Rng): B | Promise<B>;
+  /** loss for a batch; synchronous tensor code (runs inside tf.variableGrads) */
+  loss(batch: B, step: number, rng: Rng): StepLoss;
+  disposeBatch?(batch: B): void;
+  /** per-parameter LR multiplier and freezing by step (e.g. a matcher frozen for K iterations: return 0) */
+  lrScale?(name: string, step: number): number;
+}
+
+export interface TrainOptions {
+  runDir: string;
+  /** resolved config of the whole stage, stored in checkpoints and config.json */
+  meta: Record<string, unknown>;
+  /** label for the progress bar */
+  label?: string;
+  quiet?: boolean;
+  /** called after every logged step (notebooks update a live chart with it) */
+  onLog?: (rec: LogRecord) => void | Promise<void>;
+  /** stop after this many steps in this call (for tests of resume); default: until cfg.steps */
+  maxStepsThisCall?: number;
+  /** set by the caller to stop early (e.g. from a signal); checked after every step */
+  shouldStop?: () => boolean;
+}
+
+export interface LogRecord {
+  step: number;
+  lr: number;
+  gradNorm: number;
+  msPerStep: number;
+  [loss: `l_${string}`]: number;
+}
+
+export interface TrainResult {
+  step: number;
+  interrupted: boolean;
+  resumedFrom: number;
+  log: LogRecord[];
+}
+
+/** The RNG for step `step` of a run seeded `seed` (salted per use, e.g. 'batch' / 'loss'). */
+export function stepRng(seed: number, step: number, salt: string): Rng {
+  return new Rng((hashString(`${salt}:${seed}:${step}`) ^ Math.imul(step + 1, 0x9e3779b1)) >>> 0);
+}
+
+export const CHECKPOINT_FILE = 'checkpoint.tdrc';
+export const LOG_FILE = 'log.jsonl';
+
+/** Read a run's log (the JSONL written by `train`). */
+export function readLog(runDir: string): LogRecord[] {
+  const f = path.join(runDir, LOG_FILE);
+  if (!fs.existsSync(f)) return [];
+  return fs
+    .readFileSync(f, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l, i) => {
+      try {
+        return JSON.parse(l) as LogRecord;
+      } catch {
+        throw new Error(`${f}: line ${i + 1} is not JSON`);
+      }
+    });
+}
+
+/** Save params (+ optimiser, EMA) of a stage as a checkpoint. */
+function saveState(file: string, params: Params, opt: AdamW, ema: Map<string, tf.Variable>, step: number, meta: Record<string, unknown>): void {
+  const tensors: Named = new Map();
+  for (const [n, v] of params.entries()) tensors.set(`param.${n}`, { shape: [...v.shape], data: v.dataSync() as Float32Array });
+  for (const [k, v] of opt.state()) tensors.set(k, v);
+  for (const [n, v] of ema) tensors.set(`ema.${n}`, { shape: [...v.shape], data: v.dataSync() as Float32Array });
+  saveCheckpoint(file, { ...meta, step, adamT: opt.t, kind: 'train-state' }, tensors);
+}
+
+/** Split a train-state checkpoint into params / ema maps (names without prefixes). */
+export function splitState(tensors: Named): { params: Named; ema: Named; adam: Named } {
+  const params: Named = new Map();
+  const ema: Named = new Map();
+  const adam: Named = new Map();
+  for (const [k, v] of tensors) {
+    if (k.startsWith('param.')) params.set(k.slice(6), v);
+    else if (k.startsWith('ema.')) ema.set(k.slice(4), v);
+    else if (k.startsWith('adam.')) adam.set(k, v);
+  }
+  return { params, ema, adam };
+}
+
+/**
+ * Train `stage` per `cfg`, resuming from `runDir/checkpoint.tdrc` when present.
+ * The checkpoint's architecture config must match: a checkpoint of another shape fails naming the parameter.
+ */
+export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfigSchema>, opts: TrainOptions): Promise<TrainResult> {
+  const cfg = TrainConfigSchema.parse(cfgIn);
+  fs.mkdirSync(opts.runDir, { recursive: true });
+  const ckptFile = path.join(opts.runDir, CHECKPOINT_FILE);
+  const logFile = path.join(opts.runDir, LOG_FILE);
+  const opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay, clipNorm: cfg.clipNorm });
+  const ema = new Map<string, tf.Variable>();
+  let step = 0;
+
+  // --- resume
+  if (fs.existsSync(ckptFile)) {
+    const { meta, tensors } = loadCheckpoint(ckptFile);
+    const s = splitState(tensors);
+    stage.params.assign(s.params, { source: ckptFile });
+    opt.load(s.adam, Number(meta.adamT ?? 0));
+    for (const [n, v] of s.ema) ema.set(n, tf.tidy(() => tf.variable(tf.tensor(v.data, v.shape, 'float32'), false)));
+    step = Number(meta.step);
+    if (!Number.isInteger(step) || step < 0) throw new CheckpointError(`${ckptFile}: bad step ${String(meta.step)}`);
+    // drop log lines past the checkpoint: they will be recomputed identically
+    const kept = readLog(opts.runDir).filter((r) => r.step < step);
+    writeFileAtomic(logFile, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+  } else {
+    fs.rmSync(logFile, { force: true });
+  }
+  const resumedFrom = step;
+  writeFileAtomic(path.join(opts.runDir, 'config.json'), JSON.stringify({ ...opts.meta, train: cfg }, null, 2) + '\n');
+
+  const trainable = stage.params.trainable();
+  const byVarName = new Map(trainable.map(([n, v]) => [v.name, n]));
+  const paramMap = new Map(trainable);
+  if (cfg.emaDecay > 0) for (const [n, v] of trainable) if (!ema.has(n)) ema.set(n, tf.tidy(() => tf.variable(v.clone(), false)));
+
+  let stopRequested = false;
+  const onSigint = () => {
+    stopRequested = true;
+  };
+  process.on('SIGINT', onSigint);
+  const progress = new Progress(opts.label ?? 'train', cfg.steps, { startAt: step, quiet: opts.quiet });
+  const log: LogRecord[] = [];
+  const endStep = Math.min(cfg.steps, opts.maxStepsThisCall ? step + opts.maxStepsThisCall : cfg.steps);
+  let lastLoss = '';
+  try {
+    while (step < endStep) {
+      const t0 = Date.now();
+      const batch = await stage.getBatch(step, stepRng(cfg.seed, step, 'batch'));
+      const lossRng = stepRng(cfg.seed, step, 'loss');
+      let parts: Record<string, tf.Scalar> = {};
+      const { value, grads } = tf.variableGrads(() => {
+        const l = stage.loss(batch, step, lossRng);
+        parts = Object.fromEntries(Object.entries(l.parts ?? {}).map(([k, v]) => [k, tf.keep(v.clone())]));
+        return l.total;
+      }, trainable.map(([, v]) => v));
+      stage.disposeBatch?.(batch);
+      const named = new Map<string, tf.Tensor>();
+      for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
+      const lr = lrAt(step, cfg);
+      const scale = stage.lrScale ? (n: string) => stage.lrScale!(n, step) : undefined;
+      const gradNorm = opt.apply(paramMap, named, lr, scale);
+      tf.dispose(Object.values(grads));
+      if (cfg.emaDecay > 0) {
+        const d = cfg.emaDecay;
+        tf.tidy(() => {
+          for (const [n, e] of ema) {
+            const p = paramMap.get(n);
+            if (p) e.assign(tf.add(tf.mul(e, d), tf.mul(p, 1 - d)));
+          }
+        });
+      }
+      const total = value.dataSync()[0];
+      value.dispose();
+      if (!Number.isFinite(total)) throw new Error(`train: loss is ${total} at step ${step} (lr ${lr}); last checkpoint is ${ckptFile}`);
+      const rec: LogRecord = { step, lr, gradNorm, msPerStep: Date.now() - t0, l_total: total };
+      for (const [k, v] of Object.entries(parts)) {
+        rec[k.startsWith('l_') ? (k as `l_${string}`) : (`l_${k}` as const)] = v.dataSync()[0];
+        v.dispose();
+      }
+      step += 1;
+      if (step % cfg.logEvery === 0 || step === endStep || step === 1) {
+        fs.appendFileSync(logFile, JSON.stringify(rec) + '\n');
+        log.push(rec);
+        lastLoss = `l_total ${total.toFixed(4)}`;
+        await opts.onLog?.(rec);
+      }
+      if (step % cfg.checkpointEvery === 0 || step === endStep || stopRequested || opts.shouldStop?.()) {
+        saveState(ckptFile, stage.params, opt, ema, step, opts.meta);
+      }
+      progress.update(step, lastLoss);
+      if (stopRequested || opts.shouldStop?.()) break;
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+    opt.dispose();
+    for (const e of ema.values()) e.dispose();
+  }
+  return { step, interrupted: step < cfg.steps, resumedFrom, log };
+}
+
+/** Load weights from a train-state checkpoint into `params` (EMA weights when `useEma` and present). */
+export function loadWeights(file: string, params: Params, opts: { useEma?: boolean; allowMissing?: boolean } = {}): Record<string, unknown> {
+  const { meta, tensors } = loadCheckpoint(file);
+  const s = splitState(tensors);
+  const values = s.params.size > 0 ? s.params : tensors;
+  if (opts.useEma && s.ema.size > 0) for (const [n, v] of s.ema) values.set(n, v);
+  params.assign(values, { source: file, allowMissing: opts.allowMissing });
+  return meta;
+}

@@ -1,0 +1,152 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../lib/backend';
+import { Params, init } from '../../lib/models/params';
+import { train, Stage, readLog, CHECKPOINT_FILE, loadWeights } from '../../lib/train/loop';
+import { lrAt } from '../../lib/train/schedule';
+import { saveCheckpoint, loadCheckpoint, toFloat16, fromFloat16 } from '../../lib/train/checkpoint';
+import { Rng } from '../../lib/util/rng';
+import { tmpDir } from '../helpers/fixtures';
+
+/** y = x·W_true + b_true + noise; a two-layer MLP fits it. Batches depend only on the step's rng. */
+function makeStage(seed = 1): Stage<{ x: tf.Tensor2D; y: tf.Tensor2D }> & { params: Params } {
+  const params = new Params();
+  const rng = new Rng(seed);
+  params.add('l1.w', [4, 8], init.heUniform(rng, 4));
+  params.add('l1.b', [8], init.zeros());
+  params.add('l2.w', [8, 2], init.heUniform(rng, 8));
+  params.add('l2.b', [2], init.zeros());
+  params.add('frozen.w', [2], init.ones());
+  params.freeze(['frozen']);
+  return {
+    params,
+    getBatch(_step, r) {
+      const xs = new Float32Array(16 * 4).map(() => r.normal());
+      const ys = new Float32Array(16 * 2);
+      for (let i = 0; i < 16; i++) {
+        ys[i * 2] = xs[i * 4] - 2 * xs[i * 4 + 1] + 0.5;
+        ys[i * 2 + 1] = xs[i * 4 + 2] * xs[i * 4 + 3];
+      }
+      return { x: tf.tensor2d(xs, [16, 4]), y: tf.tensor2d(ys, [16, 2]) };
+    },
+    loss(b, _step, r) {
+      const drop = r.random() < 0.5 ? 1 : 0.9; // in-loss randomness must come from the step rng
+      const h = tf.relu(tf.add(tf.matMul(b.x, params.get('l1.w')), params.get('l1.b')));
+      const yHat = tf.mul(tf.add(tf.matMul(tf.mul(h, drop), params.get('l2.w')), params.get('l2.b')), params.get('frozen.w'));
+      const l1 = tf.mean(tf.abs(tf.sub(yHat, b.y))) as tf.Scalar;
+      return { total: l1, parts: { l_l1: l1 } };
+    },
+    disposeBatch(b) {
+      tf.dispose([b.x, b.y]);
+    },
+  };
+}
+
+const cfg = { steps: 8, lr: 0.01, warmup: 2, checkpointEvery: 3, logEvery: 1, emaDecay: 0.9, seed: 7 };
+
+test('before: backend', async () => {
+  await initBackend({ quiet: true });
+});
+
+test('lrAt: warm-up is linear, cosine ends at lr·minLrRatio, constant stays', () => {
+  const s = { lr: 1, warmup: 4, steps: 14, schedule: 'cosine' as const, minLrRatio: 0.1 };
+  assert.deepEqual([0, 1, 2, 3].map((t) => lrAt(t, s)), [0.25, 0.5, 0.75, 1]);
+  assert.equal(lrAt(4, s), 1);
+  assert.ok(Math.abs(lrAt(9, s) - 0.55) < 1e-12); // half way: 0.1 + 0.5·(1+cos(π/2))·0.9
+  assert.ok(Math.abs(lrAt(14, s) - 0.1) < 1e-12);
+  assert.equal(lrAt(100, { ...s, schedule: 'constant' }), 1);
+});
+
+test('train: the loss goes down and the frozen parameter does not move', async () => {
+  const stage = makeStage();
+  const dir = tmpDir();
+  const r = await train(stage, { ...cfg, steps: 60, lr: 0.02 }, { runDir: dir, meta: { model: 'mlp' }, quiet: true });
+  assert.equal(r.step, 60);
+  const log = readLog(dir);
+  const first = log.slice(0, 5).reduce((a, b) => a + b.l_total, 0) / 5;
+  const last = log.slice(-5).reduce((a, b) => a + b.l_total, 0) / 5;
+  assert.ok(last < 0.7 * first, `loss fell from ${first} to ${last}`);
+  assert.deepEqual(Array.from(stage.params.get('frozen.w').dataSync()), [1, 1]);
+  assert.ok('l_l1' in log[0]);
+  stage.params.dispose();
+});
+
+test('exact resume: 3 steps + resume to 8 equals 8 uninterrupted steps (log and weights)', async () => {
+  const a = makeStage();
+  const dirA = tmpDir();
+  await train(a, cfg, { runDir: dirA, meta: {}, quiet: true });
+  const b = makeStage();
+  const dirB = tmpDir();
+  const r1 = await train(b, cfg, { runDir: dirB, meta: {}, quiet: true, maxStepsThisCall: 3 });
+  assert.equal(r1.step, 3);
+  assert.equal(r1.interrupted, true);
+  b.params.dispose();
+  const b2 = makeStage(999); // different init: the checkpoint must overwrite it
+  const r2 = await train(b2, cfg, { runDir: dirB, meta: {}, quiet: true });
+  assert.equal(r2.resumedFrom, 3);
+  assert.deepEqual(readLog(dirB).map((r) => r.l_total), readLog(dirA).map((r) => r.l_total));
+  for (const n of a.params.names()) assert.deepEqual(Array.from(b2.params.get(n).dataSync()), Array.from(a.params.get(n).dataSync()), n);
+  a.params.dispose();
+  b2.params.dispose();
+});
+
+test('a training step leaks no tensors', async () => {
+  const stage = makeStage();
+  const dir = tmpDir();
+  await train(stage, { ...cfg, steps: 2 }, { runDir: dir, meta: {}, quiet: true });
+  const before = tf.memory().numTensors;
+  await train(stage, { ...cfg, steps: 6 }, { runDir: dir, meta: {}, quiet: true });
+  assert.equal(tf.memory().numTensors, before);
+  stage.params.dispose();
+});
+
+test('checkpoint round-trip float32 exact, float16 within half precision; EMA weights loadable', async () => {
+  const stage = makeStage();
+  const dir = tmpDir();
+  await train(stage, { ...cfg, steps: 4 }, { runDir: dir, meta: { note: 'x' }, quiet: true });
+  const { meta, tensors } = loadCheckpoint(path.join(dir, CHECKPOINT_FILE));
+  assert.equal(meta.step, 4);
+  assert.equal(meta.note, 'x');
+  assert.deepEqual(Array.from(tensors.get('param.l1.w')!.data), Array.from(stage.params.get('l1.w').dataSync()));
+  assert.ok(tensors.has('adam.m.l1.w') && tensors.has('ema.l1.w'));
+  const f16 = path.join(dir, 'half.tdrc');
+  saveCheckpoint(f16, {}, new Map([['w', { shape: [3], data: new Float32Array([1 / 3, -65504, 1e-6]) }]]), { float16: true });
+  const back = loadCheckpoint(f16).tensors.get('w')!.data;
+  assert.ok(Math.abs(back[0] - 1 / 3) < 1e-3 && back[1] === -65504 && Math.abs(back[2] - 1e-6) < 1e-7);
+  const fresh = makeStage(5);
+  loadWeights(path.join(dir, CHECKPOINT_FILE), fresh.params, { useEma: true });
+  assert.deepEqual(Array.from(fresh.params.get('l1.w').dataSync()), Array.from(tensors.get('ema.l1.w')!.data));
+  stage.params.dispose();
+  fresh.params.dispose();
+});
+
+test('float16 conversion: exact for representable values, round-to-nearest-even, inf/NaN', () => {
+  const src = new Float32Array([0, -0, 1, -2, 0.5, 65504, 70000, 2 ** -24, 1 + 2 ** -11, 1 + 3 * 2 ** -11, NaN, Infinity]);
+  const back = fromFloat16(toFloat16(src));
+  assert.deepEqual(Array.from(back.slice(0, 6)), [0, -0, 1, -2, 0.5, 65504]);
+  assert.equal(back[6], Infinity);
+  assert.equal(back[7], 2 ** -24);
+  assert.equal(back[8], 1); // tie → even
+  assert.equal(back[9], 1 + 4 * 2 ** -11); // tie → even (up)
+  assert.ok(Number.isNaN(back[10]));
+  assert.equal(back[11], Infinity);
+});
+
+test('errors name the file and the parameter: wrong shape, not a checkpoint, truncated', async () => {
+  const dir = tmpDir();
+  const bad = path.join(dir, 'bad.tdrc');
+  saveCheckpoint(bad, {}, new Map([['l1.w', { shape: [4, 9], data: new Float32Array(36) }]]));
+  const stage = makeStage();
+  assert.throws(() => loadWeights(bad, stage.params), (e: Error) => e.message.includes(bad) && e.message.includes("'l1.w'") && e.message.includes('[4,9]') && e.message.includes('[4,8]'));
+  const txt = path.join(dir, 'x.tdrc');
+  fs.writeFileSync(txt, 'hello');
+  assert.throws(() => loadCheckpoint(txt), /x\.tdrc: not a tdr checkpoint/);
+  const full = fs.readFileSync(bad);
+  fs.writeFileSync(bad, full.subarray(0, full.length - 10));
+  assert.throws(() => loadCheckpoint(bad), /bad\.tdrc: truncated checkpoint/);
+  assert.throws(() => loadCheckpoint(path.join(dir, 'none.tdrc')), /none\.tdrc: no such checkpoint file/);
+  stage.params.dispose();
+});
