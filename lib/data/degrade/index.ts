@@ -42,9 +42,8 @@ export interface TaskParams {
 }
 
 /** Options of `degrade`: the task, the seed, optional sampling ranges and fixed parameter values. */
-export type DegradeOptions = {
-  [T in Task]: { task: T; seed: number; ranges?: Ranges<Omit<TaskParams[T], 'mode'>> } & Partial<TaskParams[T]>;
-}[Task];
+export type DegradeOptionsFor<T extends Task> = { task: T; seed: number; ranges?: Ranges<Omit<TaskParams[T], 'mode'>> } & Partial<TaskParams[T]>;
+export type DegradeOptions = { [T in Task]: DegradeOptionsFor<T> }[Task];
 
 export interface DegradeResult<T extends Task = Task> {
   /** [H,W,3] float32; in [0,1] except noise mode 'float' */
@@ -72,7 +71,11 @@ const PARAM_KEYS: { [T in Task]: readonly string[] } = {
  *
  * @param img [H,W,3] float32 RGB in [0,1]
  */
-export function degrade(img: RGBImage, opts: DegradeOptions): DegradeResult {
+export function degrade<T extends Task>(img: RGBImage, opts: DegradeOptionsFor<T>): DegradeResult<T> {
+  return degradeAny(img, opts as DegradeOptions) as DegradeResult<T>;
+}
+
+function degradeAny(img: RGBImage, opts: DegradeOptions): DegradeResult {
   const { task, seed, ranges, ...overrides } = opts as { task: Task; seed: number; ranges?: Ranges<Record<string, number>> } & Record<string, unknown>;
   if (!TASKS.includes(task)) throw new Error(`degrade: task must be one of ${TASKS.join(', ')}, got ${JSON.stringify(task)}`);
   if (typeof seed !== 'number' || !Number.isFinite(seed)) throw new Error(`degrade: seed must be a finite number, got ${String(seed)}`);
@@ -142,5 +145,5 @@ export function sampleTask<T>(rng: Rng, tasks: readonly T[]): T {
 
 /** Degrade with a TaskSpec (its fixed params as overrides). */
 export function degradeWithSpec(img: RGBImage, spec: TaskSpec, seed: number): DegradeResult {
-  return degrade(img, { task: spec.task, seed, ...spec.params } as DegradeOptions);
+  return degradeAny(img, { task: spec.task, seed, ...spec.params } as DegradeOptions);
 }
