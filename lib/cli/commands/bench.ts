@@ -1,0 +1,79 @@
+/**
+ * `tdr bench`: time one train step of the reference U-Net and conv2d kernels on this machine's
+ * backend (see lib/bench/unet.ts). A table by default; `--json` prints ONE line of JSON.
+ */
+import { z } from 'zod';
+import { Command, EXIT, UserError, parseOptions, wantsHelp } from '../command';
+import { BenchResult, runBench } from '../../bench/unet';
+
+const Options = z.strictObject({
+  json: z.boolean().default(false).describe('print one line of JSON instead of a table'),
+  steps: z.coerce.number().int().min(1).max(1000).default(5).describe('timed train steps (median reported)'),
+  warmup: z.coerce.number().int().min(0).max(100).default(1).describe('untimed train steps first'),
+});
+
+const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N]
+
+Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
+L1 loss, Adam) and a 3x3 64->64 conv2d forward/backward on [8,64,64,64], on the backend tdr
+picks (TDR_BACKEND=tensorflow|wasm|cpu to force one).
+
+options:
+  --json       one line of JSON instead of a table
+  --steps N    timed train steps, median reported (default 5)
+  --warmup N   untimed train steps first (default 1)
+  -h, --help   this help`;
+
+const f1 = (v: number): string => v.toFixed(1);
+
+/** The human-readable report: one "name  value" row per line. */
+export function formatBench(r: BenchResult): string {
+  const rows: Array<[string, string]> = [
+    ['backend', `${r.backend} (${r.backendDetail})`],
+    ['tfjs', r.tfjsVersion],
+    ['U-Net train step', `${f1(r.unetStepMs)} ms median of ${r.steps} (after ${r.warmup} warm-up)`],
+    ['  all steps', r.unetStepsMs.map((v) => f1(v)).join(', ') + ' ms'],
+    ['  throughput', `${f1(r.stepGflops)} GFLOP/s (3 x ${r.forwardGflop.toFixed(2)} GFLOP forward, batch ${r.batch}, ${r.size}x${r.size})`],
+    ['  final L1 loss', r.finalLoss.toFixed(4)],
+  ];
+  if (r.conv) {
+    const c = r.conv;
+    const shape = `x [${c.x.join(',')}] f [${c.filter.join(',')}]`;
+    rows.push(
+      [`conv2d ${shape}`, `${c.gflop.toFixed(2)} GFLOP each`],
+      ['  forward', `${f1(c.forwardMs)} ms  ${f1(c.forwardGflops)} GFLOP/s`],
+      ['  backprop filter', `${f1(c.backpropFilterMs)} ms  ${f1(c.backpropFilterGflops)} GFLOP/s`],
+      ['  backprop input', `${f1(c.backpropInputMs)} ms  ${f1(c.backpropInputGflops)} GFLOP/s`],
+    );
+  }
+  rows.push(
+    ['peak RSS', `${f1(r.peakRssMiB)} MiB`],
+    ['tensors before/after', `${r.tensorsBefore} / ${r.tensorsAfter} (drift per step ${r.tensorsPerStepDrift})`],
+  );
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
+}
+
+export const benchCommand: Command = {
+  name: 'bench',
+  summary: 'time a reference U-Net train step and conv2d kernels on this machine',
+  help: HELP,
+  async run(argv: string[]): Promise<number> {
+    if (wantsHelp(argv)) {
+      process.stdout.write(HELP + '\n');
+      return EXIT.ok;
+    }
+    const { options, positionals } = parseOptions(
+      'bench',
+      argv,
+      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' } },
+      Options,
+    );
+    if (positionals.length > 0) {
+      throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr bench --help'`);
+    }
+    const r = await runBench({ steps: options.steps, warmup: options.warmup });
+    process.stdout.write((options.json ? JSON.stringify(r) : formatBench(r)) + '\n');
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,48 @@
+/**
+ * lib/bench/unet.ts: one untimed-for-assertion run (steps=1, warmup=0): result fields and a flat
+ * tensor count. Not a timing test: only that the times are positive numbers.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../lib/backend';
+import { runBench, unetForwardGflop } from '../../lib/bench/unet';
+import { benchCommand, formatBench } from '../../lib/cli/commands/bench';
+
+process.env.TDR_QUIET = '1';
+
+test('reference U-Net forward is 9.42 GFLOP at batch 8, 64x64 (REFERENCE §7)', () => {
+  assert.ok(Math.abs(unetForwardGflop() - 9.42) < 0.01, String(unetForwardGflop()));
+});
+
+test('runBench steps=1 warmup=0: fields, finite loss, tensor count flat', async () => {
+  await initBackend({ quiet: true });
+  const before = tf.memory().numTensors;
+  const r = await runBench({ steps: 1, warmup: 0 });
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(r.tensorsAfter, r.tensorsBefore);
+  assert.equal(r.tensorsPerStepDrift, 0);
+  assert.equal(r.backend, tf.getBackend());
+  assert.ok(r.threads >= 1);
+  assert.equal(r.batch, 8);
+  assert.equal(r.size, 64);
+  assert.equal(r.steps, 1);
+  assert.equal(r.unetStepsMs.length, 1);
+  assert.ok(r.unetStepMs > 0 && Number.isFinite(r.unetStepMs));
+  assert.ok(Number.isFinite(r.finalLoss) && r.finalLoss > 0);
+  assert.ok(r.peakRssMiB > 0);
+  assert.ok(r.conv != null && r.conv.forwardMs > 0 && r.conv.backpropFilterMs > 0 && r.conv.backpropInputMs > 0);
+  assert.deepEqual(r.conv.x, [8, 64, 64, 64]);
+  const table = formatBench(r);
+  assert.match(table, /U-Net train step\s+\d/);
+  assert.doesNotThrow(() => JSON.parse(JSON.stringify(r)));
+});
+
+test('throws when steps < 1', async () => {
+  await assert.rejects(runBench({ steps: 0 }), /runBench: steps must be an integer ≥ 1, got 0/);
+});
+
+test('bench command: --steps 0 and stray arguments are user errors', async () => {
+  await assert.rejects(benchCommand.run(['--steps', '0']), (e: Error) => e.name === 'UserError' && /--steps/.test(e.message));
+  await assert.rejects(benchCommand.run(['extra']), (e: Error) => e.name === 'UserError' && /unexpected argument 'extra'/.test(e.message));
+});
