@@ -208,35 +208,40 @@ export function ssim(a: RGBImage, b: RGBImage, opts: MetricOptions = {}): number
 /** Separable 11-tap Gaussian along H, W and C with replicate padding 5; same-size output [h,w,3]. */
 function filter3d(v: Float64Array, h: number, w: number, C: number): Float64Array {
   const g = SSIM_WINDOW_1D;
-  const idx = (i: number, n: number) => (i < 0 ? 0 : i >= n ? n - 1 : i);
+  // clamped (replicate) source index for every offset position -5 … n+4
+  const clampTable = (n: number) => Int32Array.from({ length: n + 10 }, (_, i) => Math.min(n - 1, Math.max(0, i - 5)));
+  const cc = clampTable(C);
+  const cw = clampTable(w);
+  const ch = clampTable(h);
   const a = new Float64Array(v.length);
   const b = new Float64Array(v.length);
   // along C (innermost), layout [h,w,C]
   for (let p = 0; p < h * w; p++) {
+    const base = p * C;
     for (let c = 0; c < C; c++) {
       let s = 0;
-      for (let k = -5; k <= 5; k++) s += g[k + 5] * v[p * C + idx(c + k, C)];
-      a[p * C + c] = s;
+      for (let k = 0; k < 11; k++) s += g[k] * v[base + cc[c + k]];
+      a[base + c] = s;
     }
   }
   // along W
   for (let y = 0; y < h; y++) {
+    const row = y * w;
     for (let x = 0; x < w; x++) {
       for (let c = 0; c < C; c++) {
         let s = 0;
-        for (let k = -5; k <= 5; k++) s += g[k + 5] * a[(y * w + idx(x + k, w)) * C + c];
-        b[(y * w + x) * C + c] = s;
+        for (let k = 0; k < 11; k++) s += g[k] * a[(row + cw[x + k]) * C + c];
+        b[(row + x) * C + c] = s;
       }
     }
   }
   // along H
+  const rowLen = w * C;
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      for (let c = 0; c < C; c++) {
-        let s = 0;
-        for (let k = -5; k <= 5; k++) s += g[k + 5] * b[(idx(y + k, h) * w + x) * C + c];
-        a[(y * w + x) * C + c] = s;
-      }
+    for (let j = 0; j < rowLen; j++) {
+      let s = 0;
+      for (let k = 0; k < 11; k++) s += g[k] * b[ch[y + k] * rowLen + j];
+      a[y * rowLen + j] = s;
     }
   }
   return a;

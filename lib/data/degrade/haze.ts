@@ -60,11 +60,13 @@ export function depthProxy(height: number, width: number): Float64Array {
   const sigma = Math.max(1, 0.02 * Math.min(height, width));
   const radius = Math.ceil(3 * sigma);
   const g = gaussian1d(sigma, radius);
+  const cx2 = Int32Array.from({ length: width + 2 * radius }, (_, i) => borderIndex(i - radius, width, 'replicate'));
+  const cy2 = Int32Array.from({ length: height + 2 * radius }, (_, i) => borderIndex(i - radius, height, 'replicate'));
   const tmp = new Float64Array(d0.length);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       let s = 0;
-      for (let i = -radius; i <= radius; i++) s += g[i + radius] * d0[y * width + borderIndex(x + i, width, 'replicate')];
+      for (let i = 0; i <= 2 * radius; i++) s += g[i] * d0[y * width + cx2[x + i]];
       tmp[y * width + x] = s;
     }
   }
@@ -72,7 +74,7 @@ export function depthProxy(height: number, width: number): Float64Array {
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       let s = 0;
-      for (let i = -radius; i <= radius; i++) s += g[i + radius] * tmp[borderIndex(y + i, height, 'replicate') * width + x];
+      for (let i = 0; i <= 2 * radius; i++) s += g[i] * tmp[cy2[y + i] * width + x];
       out[y * width + x] = 0.1 + 0.9 * s;
     }
   }
