@@ -1,0 +1,361 @@
+/**
+ * Conditional UNet ε_θ(z_t, t, c) of latent diffusion: predicts the noise in latents z_t [B,h,w,C]
+ * at timestep t, conditioned on a text context c [B,T,Dctx] through cross-attention.
+ *
+ * Paper: Rombach et al., "High-Resolution Image Synthesis with Latent Diffusion Models", CVPR 2022
+ *   (the ε_θ of Eq. (1) of the TextualDegRemoval paper, Sec. 3.1).
+ * Reference: huggingface/diffusers `models/unets/unet_2d_condition.py` (58eb52c) with
+ *   CrossAttnDownBlock2D / UNetMidBlock2DCrossAttn / CrossAttnUpBlock2D, ResnetBlock2D,
+ *   Transformer2DModel + BasicTransformerBlock; same block order and skip bookkeeping.
+ * Deviations (sized for a CPU, REFERENCE §7): GroupNorm with `groups` (8) instead of 32; a plain GELU
+ *   MLP instead of GEGLU; one transformer block per attention site; Attention's output projection
+ *   is zero-initialised (nn.Attention), so every attention branch starts as identity; only the
+ *   final output conv is zero-initialised (as LDM's `zero_module`), so at init ε_θ ≡ 0 and only
+ *   `convOut` receives gradient in the very first step.
+ *
+ * Layout (L = channels.length levels, level i at resolution h/2^i):
+ *   convIn 3×3 C→ch0
+ *   down i: resBlocks × [ResBlock → SpatialTransformer if i ∈ attentionLevels], then (i < L−1) a
+ *           stride-2 3×3 conv; every output is kept as a skip
+ *   mid:    ResBlock → SpatialTransformer (midAttention) → ResBlock at ch_{L−1}
+ *   up i (i = L−1 … 0): (resBlocks + 1) × [concat(skip) → ResBlock → SpatialTransformer if i ∈ attentionLevels],
+ *           then (i > 0) nearest ×2 + 3×3 conv
+ *   out:    GroupNorm → SiLU → convOut 3×3 ch0→C (zero-init)
+ * Timestep: sinusoidal(t, ch0) → Linear(ch0, timeDim) → SiLU → Linear(timeDim, timeDim); each ResBlock
+ *   adds Linear(SiLU(emb)) to its features after the first conv.
+ *
+ * ELITE-style k/v copies (REFERENCE §1): `crossAttentionKV()` lists every cross-attention ("attn2")
+ * with its key/value Linear layers by name; `call(…, {kvOverride})` uses replacement layers for the
+ * names in the map (the M_i2t stage trains such copies while the UNet stays frozen).
+ *
+ * Cost (forward, from `unetFlops`; multiply-add = 2 FLOP; GroupNorm/LayerNorm/softmax/elementwise
+ * not counted): the demo config `UNET_DEMO` on 32×32×4 latents with a 16-token context ≈ 0.65 GFLOP
+ * per sample, so a train step at batch 16 (forward + 2× backward ≈ 3× forward) ≈ 31 GFLOP; at the
+ * ≈ 10–14 GFLOP/s wasm reaches here, ≈ 2.5–3.5 s per step.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { Params } from './params';
+import { Conv2d, Linear, GroupNorm, LayerNorm, Attention, silu, gelu, timestepEmbedding } from './nn';
+import { Rng } from '../util/rng';
+
+export const UNetConfigSchema = z
+  .strictObject({
+    latentChannels: z.number().int().positive().default(4).describe('C: channels of the latents z (SD autoencoder: 4)'),
+    channels: z.array(z.number().int().positive()).min(1).default([64, 128, 128]).describe('feature channels per level; level i runs at h/2^i'),
+    resBlocks: z.number().int().positive().default(1).describe('ResBlocks per level on the way down (resBlocks + 1 on the way up, as SD)'),
+    attentionLevels: z.array(z.number().int().nonnegative()).default([1, 2]).describe('levels whose ResBlocks are followed by a cross-attention transformer block'),
+    midAttention: z.boolean().default(true).describe('transformer block between the two middle ResBlocks'),
+    heads: z.number().int().positive().default(4).describe('attention heads (head width = channels / heads)'),
+    ctxDim: z.number().int().positive().default(128).describe('Dctx: width of the text context tokens [B,T,Dctx]'),
+    timeDim: z.number().int().positive().default(256).describe('width of the timestep embedding MLP (SD: 4·ch0)'),
+    groups: z.number().int().positive().default(8).describe('GroupNorm groups (SD: 32); must divide every channel count'),
+    ffMult: z.number().int().positive().default(4).describe('hidden width of the transformer MLP = ffMult · channels'),
+  })
+  .superRefine((c, ctx) => {
+    c.channels.forEach((ch, i) => {
+      if (ch % c.groups !== 0) ctx.addIssue({ code: 'custom', path: ['channels', i], message: `channels[${i}] = ${ch} is not divisible by groups = ${c.groups}` });
+    });
+    c.attentionLevels.forEach((l, i) => {
+      if (l >= c.channels.length) {
+        ctx.addIssue({ code: 'custom', path: ['attentionLevels', i], message: `attention level ${l} does not exist: channels has ${c.channels.length} levels (0 … ${c.channels.length - 1})` });
+      } else if (c.channels[l] % c.heads !== 0) {
+        ctx.addIssue({ code: 'custom', path: ['attentionLevels', i], message: `channels[${l}] = ${c.channels[l]} is not divisible by heads = ${c.heads}` });
+      }
+    });
+    const last = c.channels[c.channels.length - 1];
+    if (c.midAttention && last % c.heads !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `middle channels ${last} not divisible by heads = ${c.heads}` });
+  });
+export type UNetConfig = z.infer<typeof UNetConfigSchema>;
+
+/**
+ * Demo size for 32×32×4 latents and a 16-token context of width 128: 1.51 M parameters,
+ * 0.65 GFLOP forward per sample (`unetFlops`), ≈ 31 GFLOP per train step at batch 16.
+ * Measured on the 2-core machine (wasm SIMD, 1 thread, while other jobs loaded it, load ≈ 4):
+ * forward 0.9 s and train step (loss + grads + update) 3.3 s at batch 16. The same layout with
+ * channels [32, 64, 128] (3.6 M params, 0.97 GFLOP/sample) took 4.8 s; [64, 128, 128] is 2.6 GFLOP/sample.
+ */
+export const UNET_DEMO: z.input<typeof UNetConfigSchema> = {
+  latentChannels: 4,
+  channels: [32, 64, 64],
+  resBlocks: 1,
+  attentionLevels: [1, 2],
+  midAttention: true,
+  heads: 4,
+  ctxDim: 128,
+  timeDim: 128,
+  groups: 8,
+  ffMult: 2,
+};
+
+/** GroupNorm → SiLU → conv3×3 → + time → GroupNorm → SiLU → conv3×3, plus a (1×1 when cin ≠ cout) skip. */
+class ResBlock {
+  readonly norm1: GroupNorm;
+  readonly conv1: Conv2d;
+  readonly temb: Linear;
+  readonly norm2: GroupNorm;
+  readonly conv2: Conv2d;
+  readonly skip?: Conv2d;
+  constructor(p: Params, readonly name: string, readonly cin: number, readonly cout: number, timeDim: number, groups: number, rng: Rng) {
+    this.norm1 = new GroupNorm(p, `${name}.norm1`, cin, groups);
+    this.conv1 = new Conv2d(p, `${name}.conv1`, cin, cout, rng);
+    this.temb = new Linear(p, `${name}.temb`, timeDim, cout, rng);
+    this.norm2 = new GroupNorm(p, `${name}.norm2`, cout, groups);
+    this.conv2 = new Conv2d(p, `${name}.conv2`, cout, cout, rng);
+    if (cin !== cout) this.skip = new Conv2d(p, `${name}.skip`, cin, cout, rng, { k: 1 });
+  }
+  /** @param x [B,h,w,cin]  @param embAct SiLU(time embedding) [B,timeDim]  @returns [B,h,w,cout] */
+  call(x: tf.Tensor4D, embAct: tf.Tensor2D): tf.Tensor4D {
+    let h = this.conv1.call(silu(this.norm1.call(x)));
+    h = tf.add(h, this.temb.call(embAct).reshape([x.shape[0], 1, 1, this.cout]));
+    h = this.conv2.call(silu(this.norm2.call(h)));
+    return tf.add(this.skip ? this.skip.call(x) : x, h);
+  }
+}
+
+/**
+ * Spatial transformer (SD's Transformer2DModel with one BasicTransformerBlock):
+ * GroupNorm → 1×1 conv in → [LN → self-attn, LN → cross-attn to ctx, LN → GELU MLP] (each residual)
+ * → 1×1 conv out → + x.
+ */
+class SpatialTransformer {
+  readonly norm: GroupNorm;
+  readonly projIn: Conv2d;
+  readonly ln1: LayerNorm;
+  readonly attn1: Attention;
+  readonly ln2: LayerNorm;
+  /** cross-attention: q from the image tokens, k/v from the text context */
+  readonly attn2: Attention;
+  readonly ln3: LayerNorm;
+  readonly ff1: Linear;
+  readonly ff2: Linear;
+  readonly projOut: Conv2d;
+  constructor(p: Params, readonly name: string, readonly c: number, cfg: UNetConfig, rng: Rng) {
+    this.norm = new GroupNorm(p, `${name}.norm`, c, cfg.groups);
+    this.projIn = new Conv2d(p, `${name}.projIn`, c, c, rng, { k: 1 });
+    this.ln1 = new LayerNorm(p, `${name}.ln1`, c);
+    this.attn1 = new Attention(p, `${name}.attn1`, c, c, cfg.heads, rng);
+    this.ln2 = new LayerNorm(p, `${name}.ln2`, c);
+    this.attn2 = new Attention(p, `${name}.attn2`, c, cfg.ctxDim, cfg.heads, rng);
+    this.ln3 = new LayerNorm(p, `${name}.ln3`, c);
+    this.ff1 = new Linear(p, `${name}.ff1`, c, c * cfg.ffMult, rng);
+    this.ff2 = new Linear(p, `${name}.ff2`, c * cfg.ffMult, c, rng);
+    this.projOut = new Conv2d(p, `${name}.projOut`, c, c, rng, { k: 1 });
+  }
+  /** @param x [B,h,w,c]  @param ctx [B,T,Dctx]  @param kv replacement k/v of attn2  @returns [B,h,w,c] */
+  call(x: tf.Tensor4D, ctx: tf.Tensor3D, kv?: { k: Linear; v: Linear }): tf.Tensor4D {
+    const [b, h, w, c] = x.shape;
+    let s = this.projIn.call(this.norm.call(x)).reshape([b, h * w, c]) as tf.Tensor3D; // [B,hw,c]
+    const n1 = this.ln1.call(s);
+    s = tf.add(s, this.attn1.call(n1, n1));
+    s = tf.add(s, this.attn2.call(this.ln2.call(s), ctx, { kv }));
+    s = tf.add(s, this.ff2.call(gelu(this.ff1.call(this.ln3.call(s)))));
+    return tf.add(x, this.projOut.call(s.reshape([b, h, w, c]) as tf.Tensor4D)); // [B,h,w,c]
+  }
+}
+
+/** One ResBlock, optionally followed by a transformer block. */
+interface Layer {
+  res: ResBlock;
+  attn?: SpatialTransformer;
+}
+
+export interface UNetCallOptions {
+  /** replacement key/value projections by cross-attention name (see `crossAttentionKV`) */
+  kvOverride?: Map<string, { k: Linear; v: Linear }>;
+}
+
+export class UNet {
+  readonly cfg: UNetConfig;
+  readonly convIn: Conv2d;
+  readonly time1: Linear;
+  readonly time2: Linear;
+  readonly down: Array<{ layers: Layer[]; downsample?: Conv2d }> = [];
+  readonly mid: { res0: ResBlock; attn?: SpatialTransformer; res1: ResBlock };
+  readonly up: Array<{ level: number; layers: Layer[]; upsample?: Conv2d }> = [];
+  readonly outNorm: GroupNorm;
+  readonly convOut: Conv2d;
+  private readonly transformers: SpatialTransformer[] = [];
+
+  /**
+   * @param params store the weights are created in (names `${prefix}.…`)
+   * @param cfg parsed by `UNetConfigSchema` (defaults filled in; unknown keys rejected)
+   * @param rng initialisation (same seed → same weights on every backend)
+   */
+  constructor(readonly params: Params, readonly prefix: string, cfg: z.input<typeof UNetConfigSchema>, rng: Rng) {
+    const parsed = UNetConfigSchema.safeParse(cfg);
+    if (!parsed.success) throw new Error(`UNet config (${prefix}):\n${z.prettifyError(parsed.error)}`);
+    const c = (this.cfg = parsed.data);
+    const ch = c.channels;
+    const L = ch.length;
+    const P = prefix;
+    const attnAt = new Set(c.attentionLevels);
+    const mkAttn = (name: string, width: number) => {
+      const t = new SpatialTransformer(params, name, width, c, rng);
+      this.transformers.push(t);
+      return t;
+    };
+
+    this.convIn = new Conv2d(params, `${P}.convIn`, c.latentChannels, ch[0], rng);
+    this.time1 = new Linear(params, `${P}.time1`, ch[0], c.timeDim, rng);
+    this.time2 = new Linear(params, `${P}.time2`, c.timeDim, c.timeDim, rng);
+
+    // down path; skipCh records the channels of every skip in push order
+    const skipCh = [ch[0]];
+    let cur = ch[0];
+    for (let i = 0; i < L; i++) {
+      const layers: Layer[] = [];
+      for (let j = 0; j < c.resBlocks; j++) {
+        const res = new ResBlock(params, `${P}.down${i}.res${j}`, cur, ch[i], c.timeDim, c.groups, rng);
+        cur = ch[i];
+        layers.push({ res, attn: attnAt.has(i) ? mkAttn(`${P}.down${i}.attn${j}`, cur) : undefined });
+        skipCh.push(cur);
+      }
+      const downsample = i < L - 1 ? new Conv2d(params, `${P}.down${i}.downsample`, cur, cur, rng, { stride: 2 }) : undefined;
+      if (downsample) skipCh.push(cur);
+      this.down.push({ layers, downsample });
+    }
+
+    this.mid = {
+      res0: new ResBlock(params, `${P}.mid.res0`, cur, cur, c.timeDim, c.groups, rng),
+      attn: c.midAttention ? mkAttn(`${P}.mid.attn`, cur) : undefined,
+      res1: new ResBlock(params, `${P}.mid.res1`, cur, cur, c.timeDim, c.groups, rng),
+    };
+
+    for (let i = L - 1; i >= 0; i--) {
+      const layers: Layer[] = [];
+      for (let j = 0; j <= c.resBlocks; j++) {
+        const skip = skipCh.pop()!;
+        const res = new ResBlock(params, `${P}.up${i}.res${j}`, cur + skip, ch[i], c.timeDim, c.groups, rng);
+        cur = ch[i];
+        layers.push({ res, attn: attnAt.has(i) ? mkAttn(`${P}.up${i}.attn${j}`, cur) : undefined });
+      }
+      const upsample = i > 0 ? new Conv2d(params, `${P}.up${i}.upsample`, cur, cur, rng) : undefined;
+      this.up.push({ level: i, layers, upsample });
+    }
+    if (skipCh.length !== 0) throw new Error(`UNet (${prefix}): internal error, ${skipCh.length} skips unused`);
+
+    this.outNorm = new GroupNorm(params, `${P}.outNorm`, ch[0], c.groups);
+    this.convOut = new Conv2d(params, `${P}.convOut`, ch[0], c.latentChannels, rng, { zeroInit: true });
+  }
+
+  /** Every cross-attention's key/value projections, by the attention's name (e.g. `unet.down1.attn0.attn2`). */
+  crossAttentionKV(): Array<{ name: string; k: Linear; v: Linear }> {
+    return this.transformers.map((t) => ({ name: t.attn2.name, k: t.attn2.k, v: t.attn2.v }));
+  }
+
+  /** Spatial size divisor: h and w must be multiples of 2^(levels−1). */
+  get sizeMultiple(): number {
+    return 2 ** (this.cfg.channels.length - 1);
+  }
+
+  /**
+   * ε_θ(z_t, t, c).
+   * @param x z_t [B,h,w,C] float32 latents (h, w multiples of 2^(levels−1))
+   * @param t [B] timesteps in [0, numTrainSteps) (int32 or float32)
+   * @param ctx [B,T,Dctx] text context (token embeddings after the text encoder)
+   * @param opts.kvOverride replacement k/v Linear layers by cross-attention name
+   * @returns predicted noise ε [B,h,w,C]
+   * @throws naming the argument, expected and received shapes
+   */
+  call(x: tf.Tensor4D, t: tf.Tensor1D, ctx: tf.Tensor3D, opts: UNetCallOptions = {}): tf.Tensor4D {
+    this.validate(x, t, ctx, opts);
+    return tf.tidy(() => {
+      const kvFor = (a?: SpatialTransformer) => (a ? opts.kvOverride?.get(a.attn2.name) : undefined);
+      const run = (l: Layer, h: tf.Tensor4D, e: tf.Tensor2D) => {
+        const r = l.res.call(h, e);
+        return l.attn ? l.attn.call(r, ctx, kvFor(l.attn)) : r;
+      };
+      const emb = this.time2.call(silu(this.time1.call(timestepEmbedding(t, this.cfg.channels[0])))); // [B,timeDim]
+      const e = silu(emb);
+
+      let h = this.convIn.call(x); // [B,h,w,ch0]
+      const skips: tf.Tensor4D[] = [h];
+      for (const lvl of this.down) {
+        for (const l of lvl.layers) skips.push((h = run(l, h, e)));
+        if (lvl.downsample) skips.push((h = lvl.downsample.call(h))); // [B,h/2,w/2,c]
+      }
+      h = this.mid.res0.call(h, e);
+      if (this.mid.attn) h = this.mid.attn.call(h, ctx, kvFor(this.mid.attn));
+      h = this.mid.res1.call(h, e);
+      for (const lvl of this.up) {
+        for (const l of lvl.layers) h = run(l, tf.concat([h, skips.pop()!], 3), e);
+        if (lvl.upsample) {
+          const [, hh, ww] = h.shape;
+          h = lvl.upsample.call(tf.image.resizeNearestNeighbor(h, [hh * 2, ww * 2])); // [B,2h,2w,c]
+        }
+      }
+      return this.convOut.call(silu(this.outNorm.call(h))); // [B,h,w,C]
+    });
+  }
+
+  private validate(x: tf.Tensor, t: tf.Tensor, ctx: tf.Tensor, opts: UNetCallOptions): void {
+    const c = this.cfg;
+    const m = this.sizeMultiple;
+    if (x.rank !== 4) throw new Error(`UNet.call: x must be [B,h,w,${c.latentChannels}], got [${x.shape}]`);
+    const [b, h, w, ch] = x.shape;
+    if (ch !== c.latentChannels) throw new Error(`UNet.call: x [${x.shape}] has ${ch} channels, expected latentChannels = ${c.latentChannels}`);
+    if (h % m !== 0 || w % m !== 0) {
+      throw new Error(`UNet.call: latent size ${h}×${w} must be divisible by 2^(levels−1) = ${m} (${c.channels.length} levels); pad or crop to a multiple of ${m}`);
+    }
+    if (t.rank !== 1 || t.shape[0] !== b) throw new Error(`UNet.call: t must be [${b}] (one timestep per sample of x [${x.shape}]), got [${t.shape}]`);
+    if (ctx.rank !== 3 || ctx.shape[0] !== b || ctx.shape[2] !== c.ctxDim) {
+      throw new Error(`UNet.call: ctx must be [${b},T,${c.ctxDim}] (batch of x, ctxDim), got [${ctx.shape}]`);
+    }
+    if (opts.kvOverride) {
+      const known = new Set(this.transformers.map((tr) => tr.attn2.name));
+      for (const [name, kv] of opts.kvOverride) {
+        if (!known.has(name)) throw new Error(`UNet.call: kvOverride has '${name}', which is not a cross-attention of this UNet (e.g. '${[...known][0]}'; see crossAttentionKV())`);
+        const d = this.transformers.find((tr) => tr.attn2.name === name)!.c;
+        for (const [which, lin] of [['k', kv.k], ['v', kv.v]] as const) {
+          if (lin.din !== c.ctxDim || lin.dout !== d) throw new Error(`UNet.call: kvOverride '${name}'.${which} maps ${lin.din}→${lin.dout}, expected ${c.ctxDim}→${d}`);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Forward FLOPs of one sample (multiply-add = 2 FLOP): convolutions, linear layers and attention
+ * matmuls only (norms, activations and additions are a few % more).
+ * @param h, w latent size  @param tokens context length T
+ */
+export function unetFlops(cfgIn: z.input<typeof UNetConfigSchema>, h: number, w: number, tokens: number): number {
+  const c = UNetConfigSchema.parse(cfgIn);
+  const ch = c.channels;
+  const L = ch.length;
+  const attnAt = new Set(c.attentionLevels);
+  const conv = (k: number, cin: number, cout: number, px: number) => 2 * k * k * cin * cout * px;
+  const res = (cin: number, cout: number, px: number) => conv(3, cin, cout, px) + conv(3, cout, cout, px) + (cin !== cout ? conv(1, cin, cout, px) : 0) + 2 * c.timeDim * cout;
+  const tr = (d: number, px: number) =>
+    2 * conv(1, d, d, px) + // projIn, projOut
+    2 * px * d * d * 4 + 2 * 2 * px * px * d + // self-attn q,k,v,o + QKᵀ, AV
+    2 * px * d * d * 2 + 2 * tokens * c.ctxDim * d * 2 + 2 * 2 * px * tokens * d + // cross-attn q,o + k,v + QKᵀ, AV
+    2 * 2 * px * d * d * c.ffMult; // MLP
+  let f = conv(3, c.latentChannels, ch[0], h * w) + 2 * (ch[0] * c.timeDim + c.timeDim * c.timeDim);
+  const skipCh = [ch[0]];
+  let cur = ch[0];
+  for (let i = 0; i < L; i++) {
+    const px = (h * w) / 4 ** i;
+    for (let j = 0; j < c.resBlocks; j++) {
+      f += res(cur, ch[i], px) + (attnAt.has(i) ? tr(ch[i], px) : 0);
+      cur = ch[i];
+      skipCh.push(cur);
+    }
+    if (i < L - 1) {
+      f += conv(3, cur, cur, px / 4);
+      skipCh.push(cur);
+    }
+  }
+  const pxMid = (h * w) / 4 ** (L - 1);
+  f += 2 * res(cur, cur, pxMid) + (c.midAttention ? tr(cur, pxMid) : 0);
+  for (let i = L - 1; i >= 0; i--) {
+    const px = (h * w) / 4 ** i;
+    for (let j = 0; j <= c.resBlocks; j++) {
+      f += res(cur + skipCh.pop()!, ch[i], px) + (attnAt.has(i) ? tr(ch[i], px) : 0);
+      cur = ch[i];
+    }
+    if (i > 0) f += conv(3, cur, cur, px * 4);
+  }
+  return f + conv(3, ch[0], c.latentChannels, h * w);
+}
