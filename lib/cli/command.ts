@@ -46,7 +46,7 @@ export function parseOptions<S extends z.ZodType>(
   try {
     parsed = parseArgs({ args: argv, options: spec, allowPositionals: true, strict: true }) as never;
   } catch (e) {
-    throw new UserError(`${(e as Error).message.replace(/\. To specify.*$/s, '')}; see 'tdr ${command} --help'`);
+    throw new UserError(`${(e as Error).message.split('\n')[0].replace(/\. To specify.*$/, '')}; see 'tdr ${command} --help'`);
   }
   const values = Object.fromEntries(Object.entries(parsed.values).filter(([, v]) => v !== undefined));
   const r = schema.safeParse(values);

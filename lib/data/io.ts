@@ -135,6 +135,13 @@ export async function resizeImage(img: RGBImage, width: number, height: number, 
   return fromUint8(info.height, info.width, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 
+/** Downscale (Lanczos) so that the long side is at most `maxSide`; smaller images are returned as they are. */
+export async function fitLongSide(img: RGBImage, maxSide: number): Promise<RGBImage> {
+  const s = maxSide / Math.max(img.width, img.height);
+  if (s >= 1) return img;
+  return resizeImage(img, Math.max(1, Math.round(img.width * s)), Math.max(1, Math.round(img.height * s)), 'lanczos3');
+}
+
 function firstLine(s: string): string {
   return s.split('\n')[0].trim();
 }

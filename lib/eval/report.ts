@@ -7,8 +7,7 @@
 import * as path from 'node:path';
 import { listEntries, loadCorpusImage } from '../data/corpus';
 import { TASKS, Task } from '../data/degrade';
-import { resizeImage } from '../data/io';
-import { RGBImage } from '../data/image';
+import { fitLongSide } from '../data/io';
 import { sweep, STRENGTHS, SweepRow } from './sweep';
 import { htmlTable, markdownTable, Row } from '../viz/table';
 import { imageGridHtml } from '../viz/grid';
@@ -29,12 +28,6 @@ export interface ReportResult {
   rows: Array<Row & { task: Task; value: number; psnr: number; ssim: number; n: number }>;
   file: string;
   photos: number;
-}
-
-async function fitLongSide(img: RGBImage, maxSide: number): Promise<RGBImage> {
-  const s = maxSide / Math.max(img.width, img.height);
-  if (s >= 1) return img;
-  return resizeImage(img, Math.max(1, Math.round(img.width * s)), Math.max(1, Math.round(img.height * s)), 'lanczos3');
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

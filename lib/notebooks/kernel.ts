@@ -13,8 +13,23 @@ import { projectRoot, writeFileAtomic } from '../util/fsx';
 
 export const KERNEL_NAME = 'tslab';
 
-/** Write the kernelspec; returns the JUPYTER_PATH directory to use. */
+/**
+ * Make `node_modules/tdr` a link to the project, so that `import … from "tdr"` resolves (types and
+ * runtime) from any notebook. `npm install` makes it (postinstall) but npm may prune it later.
+ */
+export function ensureSelfLink(root = projectRoot()): void {
+  const link = path.join(root, 'node_modules', 'tdr');
+  try {
+    fs.lstatSync(link);
+    return;
+  } catch {
+    fs.symlinkSync('..', link, 'dir');
+  }
+}
+
+/** Write the kernelspec (and the package self-link); returns the JUPYTER_PATH directory to use. */
 export function installKernelSpec(root = projectRoot()): string {
+  ensureSelfLink(root);
   const tslabBin = path.join(root, 'node_modules', '.bin', 'tslab');
   if (!fs.existsSync(tslabBin)) throw new Error(`${tslabBin}: missing; run 'npm ci' in ${root} first`);
   const jupyterPath = path.join(root, 'outputs', 'jupyter');

@@ -32,7 +32,7 @@ try:
 except CellExecutionError as e:
     res = {"ok": False, "failedCell": current["i"], "message": str(e).strip().splitlines()[-1] if str(e).strip() else "CellExecutionError"}
 except Exception as e:
-    res = {"ok": False, "failedCell": None, "message": type(e).__name__ + ": " + str(e)}
+    res = {"ok": False, "failedCell": current["i"], "message": type(e).__name__ + ": " + str(e)}
 nbformat.write(nb, out)
 print(json.dumps(res))
 `;
@@ -121,7 +121,9 @@ export function runNotebook(nbPath: string, opts: { root?: string; timeoutS?: nu
   if (!summary.ok && !failed.some((f) => f.index === summary!.failedCell)) {
     const c: NbCell = summary.failedCell !== null ? nb.cells[summary.failedCell] : { cell_type: 'code', source: '(unknown cell)' };
     const stderr = (c.outputs ?? []).filter((o) => o.output_type === 'stream' && o.name === 'stderr').map((o) => join(o.text)).join('');
-    failed.push({ index: summary.failedCell ?? -1, source: join(c.source), stderr, error: summary.message });
+    // a dead kernel prints its last words (e.g. an uncaught exception) on the executor's stderr
+    const kernelStderr = summary.message.includes('DeadKernel') ? `\n--- kernel stderr (tail) ---\n${r.stderr.split('\n').slice(-25).join('\n')}` : '';
+    failed.push({ index: summary.failedCell ?? -1, source: join(c.source), stderr: stderr + kernelStderr, error: summary.message });
   }
   spawnSync(jupyter, ['trust', executed], { env, encoding: 'utf8' });
   spawnSync(jupyter, ['nbconvert', '--to', 'html', '--output-dir', outDir, executed], { env, encoding: 'utf8' });

@@ -71,6 +71,14 @@ export function lineFigure(
   };
 }
 
+/** A bar chart: one trace per series over shared categories. */
+export function barFigure(series: Array<{ name: string; x: string[]; y: number[] }>, opts: { title?: string; xTitle?: string; yTitle?: string } = {}): PlotlyFigure {
+  return {
+    data: series.map((s) => ({ type: 'bar', name: s.name, x: s.x, y: s.y })),
+    layout: { title: { text: opts.title ?? '' }, xaxis: { title: { text: opts.xTitle ?? '' } }, yaxis: { title: { text: opts.yTitle ?? '' } }, barmode: 'group' },
+  };
+}
+
 /** A standalone HTML page from body fragments (figures, tables, grids) with the bundle inlined once. */
 export function htmlPage(title: string, fragments: string[]): string {
   return (

@@ -1,4 +1,8 @@
 /** The list of `tdr` sub-commands, in the order `tdr --help` shows them. */
 import type { Command } from '../command';
+import { reportCommand } from './report';
+import { degradeCommand } from './degrade';
+import { metricsCommand } from './metrics';
+import { benchCommand } from './bench';
 
-export const COMMANDS: Command[] = [];
+export const COMMANDS: Command[] = [reportCommand, degradeCommand, metricsCommand, benchCommand];
