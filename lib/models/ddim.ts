@@ -85,12 +85,13 @@ export interface DDIMStepOptions {
   noise?: tf.Tensor;
 }
 
-export interface DDIMStepOutput<T extends tf.Tensor> {
+/** (a type alias, not an interface, so that it is a `tf.TensorContainer` and can leave a `tf.tidy`) */
+export type DDIMStepOutput<T extends tf.Tensor> = {
   /** x_{t_prev}, same shape as x */
   prevSample: T;
   /** x̂_0 = f_θ(x_t), same shape as x */
   predX0: T;
-}
+};
 
 /**
  * DDIM scheduler (config + timestep grid only).

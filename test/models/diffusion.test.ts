@@ -1,0 +1,152 @@
+/**
+ * Eq. (1) loss, classifier-free guidance and the DDIM sampling loop: determinism for a seed,
+ * CFG identities, memory (loss + grad step, sampling loop), errors.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../lib/backend';
+import { UNet } from '../../lib/models/unet';
+import { DDIMScheduler } from '../../lib/models/ddim';
+import { diffusionLoss, cfgEps, sampleLatents } from '../../lib/models/diffusion';
+import { Params } from '../../lib/models/params';
+import { Rng } from '../../lib/util/rng';
+
+const TINY = { channels: [8, 16], resBlocks: 1, attentionLevels: [1], heads: 2, ctxDim: 32, timeDim: 16, groups: 4, ffMult: 2 };
+
+// Copied from test/models/unet.test.ts
+function randomizeZeroInit(p: Params, seed: number): void {
+  const rng = new Rng(seed);
+  for (const [name, v] of p.entries()) {
+    if (/(convOut|\.o)\.w$/.test(name)) {
+      const a = new Float32Array(v.size).map(() => rng.normal() * 0.1);
+      tf.tidy(() => v.assign(tf.tensor(a, v.shape)));
+    }
+  }
+}
+
+function randn(shape: number[], seed: number): tf.Tensor {
+  const rng = new Rng(seed);
+  return tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()), shape);
+}
+
+function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+}
+
+function makeUnet(randomize = true): { p: Params; unet: UNet } {
+  const p = new Params();
+  const unet = new UNet(p, 'unet', TINY, new Rng(0));
+  if (randomize) randomizeZeroInit(p, 1);
+  return { p, unet };
+}
+
+test('setup backend', async () => {
+  await initBackend({ quiet: true });
+});
+
+test('cfgEps x=[2,8,8,4] ctx=[2,4,32] uncond=[1,4,32]: scale 1 = conditional, 0 = unconditional, 3 = u + 3(c − u)', () => {
+  const { p, unet } = makeUnet();
+  const x = randn([2, 8, 8, 4], 1) as tf.Tensor4D;
+  const ctx = randn([2, 4, 32], 2) as tf.Tensor3D;
+  const uncond = randn([1, 4, 32], 3) as tf.Tensor3D;
+  const t = tf.tensor1d([500, 500], 'int32');
+  const epsC = unet.call(x, t, ctx);
+  const epsU = unet.call(x, t, tf.tile(uncond, [2, 1, 1]) as tf.Tensor3D);
+  const s1 = cfgEps(unet, x, 500, ctx, uncond, 1);
+  const s0 = cfgEps(unet, x, t, ctx, uncond, 0);
+  const s3 = cfgEps(unet, x, 500, ctx, uncond, 3);
+  const want3 = tf.add(epsU, tf.mul(tf.sub(epsC, epsU), 3));
+  const scale = tf.max(tf.abs(epsC)).dataSync()[0];
+  assert.ok(scale > 0.01, 'non-trivial output');
+  assert.ok(maxAbsDiff(s1, epsC) <= 1e-6 * Math.max(1, scale), `scale 1 vs conditional: ${maxAbsDiff(s1, epsC)}`);
+  assert.ok(maxAbsDiff(s0, epsU) <= 1e-6 * Math.max(1, scale), `scale 0 vs unconditional: ${maxAbsDiff(s0, epsU)}`);
+  assert.ok(maxAbsDiff(s3, want3) <= 1e-5 * Math.max(1, scale), `scale 3: ${maxAbsDiff(s3, want3)}`);
+  assert.ok(maxAbsDiff(epsC, epsU) > 1e-4, 'the context matters');
+  tf.dispose([x, ctx, uncond, t, epsC, epsU, s1, s0, s3, want3]);
+  p.dispose();
+});
+
+test('diffusionLoss z0=[2,8,8,4] ctx=[2,4,32]: deterministic for a seed, hand value at init, no leak in loss + grad', () => {
+  const { p, unet } = makeUnet(false);
+  const z0 = randn([2, 8, 8, 4], 4) as tf.Tensor4D;
+  const ctx = randn([2, 4, 32], 5) as tf.Tensor3D;
+  // at init ε_θ ≡ 0 (zero-init convOut), so the loss is mean(ε²) of the rng's draws: 2 timesteps, then 512 normals
+  const r = new Rng(11);
+  r.int(1000);
+  r.int(1000);
+  let sq = 0;
+  for (let i = 0; i < 512; i++) sq += r.normal() ** 2;
+  const l0 = diffusionLoss(unet, z0, ctx, new Rng(11));
+  assert.ok(Math.abs(l0.dataSync()[0] - sq / 512) < 1e-5, `loss at init ${l0.dataSync()[0]} vs mean ε² ${sq / 512}`);
+  l0.dispose();
+
+  randomizeZeroInit(p, 2);
+  const a = diffusionLoss(unet, z0, ctx, new Rng(11));
+  const b = diffusionLoss(unet, z0, ctx, new Rng(11));
+  const c = diffusionLoss(unet, z0, ctx, new Rng(12));
+  assert.equal(a.dataSync()[0], b.dataSync()[0], 'same seed → same loss');
+  assert.notEqual(a.dataSync()[0], c.dataSync()[0], 'other seed → other loss');
+  tf.dispose([a, b, c]);
+
+  const vars = p.entries().map(([, v]) => v);
+  const before = tf.memory().numTensors;
+  const { value, grads } = tf.variableGrads(() => diffusionLoss(unet, z0, ctx, new Rng(13)), vars);
+  assert.ok(Number.isFinite(value.dataSync()[0]));
+  const nonZero = Object.values(grads).filter((g) => tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]) > 0).length;
+  assert.ok(nonZero > vars.length / 2, `${nonZero} of ${vars.length} gradients non-zero`);
+  tf.dispose([value, ...Object.values(grads)]);
+  assert.equal(tf.memory().numTensors, before, 'loss + grad step leaks no tensors');
+  tf.dispose([z0, ctx]);
+  p.dispose();
+});
+
+test('sampleLatents shape=[2,8,8,4] ctx=[2,4,32], 5 steps, cfg 3: deterministic for a seed (eta 0 and 1), no leak', async () => {
+  const { p, unet } = makeUnet();
+  const sched = new DDIMScheduler();
+  const ctx = randn([2, 4, 32], 6) as tf.Tensor3D;
+  const uncond = randn([1, 4, 32], 7) as tf.Tensor3D;
+  const shape: [number, number, number, number] = [2, 8, 8, 4];
+  const before = tf.memory().numTensors;
+  const seen: number[] = [];
+  const a = await sampleLatents(unet, sched, ctx, uncond, { steps: 5, cfgScale: 3, seed: 42, shape, onStep: ({ t, x, predX0 }) => {
+    seen.push(t);
+    assert.deepEqual(x.shape, shape);
+    assert.deepEqual(predX0.shape, shape);
+  } });
+  assert.deepEqual(seen, [801, 601, 401, 201, 1]);
+  const b = await sampleLatents(unet, sched, ctx, uncond, { steps: 5, cfgScale: 3, seed: 42, shape });
+  const c = await sampleLatents(unet, sched, ctx, uncond, { steps: 5, cfgScale: 3, seed: 43, shape });
+  const e1 = await sampleLatents(unet, sched, ctx, uncond, { steps: 5, cfgScale: 3, eta: 1, seed: 42, shape });
+  const e2 = await sampleLatents(unet, sched, ctx, uncond, { steps: 5, cfgScale: 3, eta: 1, seed: 42, shape });
+  assert.deepEqual(a.shape, shape);
+  assert.equal(maxAbsDiff(a, b), 0, 'same seed → same latents');
+  assert.equal(maxAbsDiff(e1, e2), 0, 'same seed → same latents with eta = 1');
+  assert.ok(maxAbsDiff(a, c) > 1e-3, 'other seed → other latents');
+  assert.ok(maxAbsDiff(a, e1) > 1e-3, 'eta changes the result');
+  tf.dispose([a, b, c, e1, e2]);
+  assert.equal(tf.memory().numTensors, before, 'sampling leaks no tensors');
+  // cfgScale 1 without an unconditional context
+  const d = await sampleLatents(unet, sched, ctx, null, { steps: 3, cfgScale: 1, seed: 1, shape });
+  d.dispose();
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([ctx, uncond]);
+  p.dispose();
+});
+
+test('throws when cfgScale ≠ 1 has no uncondCtx, shapes disagree, or numTrainSteps differs from the scheduler', async () => {
+  const { p, unet } = makeUnet();
+  const sched = new DDIMScheduler();
+  const ctx = randn([2, 4, 32], 6) as tf.Tensor3D;
+  const before = tf.memory().numTensors;
+  await assert.rejects(sampleLatents(unet, sched, ctx, null, { steps: 2, cfgScale: 5, seed: 0, shape: [2, 8, 8, 4] }), /cfgScale = 5 needs uncondCtx/);
+  await assert.rejects(sampleLatents(unet, sched, ctx, null, { steps: 2, cfgScale: 1, seed: 0, shape: [3, 8, 8, 4] }), /same batch/);
+  await assert.rejects(sampleLatents(unet, sched, ctx, null, { steps: 2, cfgScale: 1, seed: 0, shape: [2, 9, 8, 4] }), /divisible by 2\^\(levels−1\)/);
+  assert.equal(tf.memory().numTensors, before, 'a failing sampling loop frees x');
+  const x = tf.zeros([2, 8, 8, 4]) as tf.Tensor4D;
+  const u5 = tf.zeros([1, 5, 32]) as tf.Tensor3D;
+  assert.throws(() => cfgEps(unet, x, 10, ctx, u5, 2), /uncondCtx must be \[2 or 1,4,32\].*got \[1,5,32\]/);
+  assert.throws(() => diffusionLoss(unet, x, ctx, new Rng(0), { numTrainSteps: 500, scheduler: sched }), /numTrainSteps \(500\) differs from the scheduler's numTrainSteps \(1000\)/);
+  tf.dispose([x, u5, ctx]);
+  p.dispose();
+});
