@@ -228,7 +228,7 @@ export function preprocess(x: tf.Tensor4D, opts: Pick<EncodeOptions, 'range' | '
 
 /**
  * τi(X): image features for M_i2t.
- * @param imgs RGBImage[] (same size; RGB in [0,1]) or [B,H,W,3] float tensor in [0,1] (not disposed)
+ * @param imgs RGBImage[] (RGB in [0,1], sizes may differ) or a [B,H,W,3] float tensor in [0,1] (not disposed)
  * @returns global [B,dim] and tokens [B,grid²,dim] (dim 1280 and 7×7 for 'out_relu'); caller disposes
  */
 export async function encodeImages(imgs: RGBImage[] | tf.Tensor4D, opts: EncodeOptions = {}): Promise<ImageFeatures> {
@@ -237,9 +237,16 @@ export async function encodeImages(imgs: RGBImage[] | tf.Tensor4D, opts: EncodeO
   const model = await cutModel(cut);
   const { grid, dim } = CUTS[cut];
   return tf.tidy(() => {
-    const x = Array.isArray(imgs) ? imagesToTensor(imgs) : imgs;
-    if (x.rank !== 4 || x.shape[3] !== 3) throw new Error(`encodeImages: images must be [B,H,W,3], got [${x.shape}]`);
-    const fmap = model.predict(preprocess(x, opts)) as tf.Tensor4D; // [B,grid,grid,dim]
+    let x: tf.Tensor4D;
+    if (Array.isArray(imgs)) {
+      if (imgs.length === 0) throw new Error('encodeImages: imgs is empty');
+      // images may differ in size: preprocess each to 224×224, then batch
+      x = tf.concat(imgs.map((im) => preprocess(imagesToTensor([im]), opts)), 0);
+    } else {
+      if (imgs.rank !== 4 || imgs.shape[3] !== 3) throw new Error(`encodeImages: images must be [B,H,W,3], got [${imgs.shape}]`);
+      x = preprocess(imgs, opts);
+    }
+    const fmap = model.predict(x) as tf.Tensor4D; // [B,grid,grid,dim]
     const b = fmap.shape[0];
     const tokens = fmap.reshape([b, grid * grid, dim]) as tf.Tensor3D; // [B,grid²,dim]
     const global = tf.mean(tokens, 1) as tf.Tensor2D; // [B,dim]

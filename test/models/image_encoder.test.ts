@@ -76,6 +76,17 @@ test('loads offline from the installed nsfwjs package, frozen, cached', async ()
   assert.deepEqual(model.getLayer('block_10_project_BN').outputShape, [null, 14, 14, 96]);
 });
 
+test('imgs of different sizes are each resized: [RGBImage 50×70, RGBImage 224×224] → global=[2,1280]', async () => {
+  const a = pattern(50, 70, 4);
+  const b = pattern(224, 224, 5);
+  const both = await encodeImages([a, b]);
+  const one = await encodeImages([b]);
+  assert.deepEqual(both.global.shape, [2, 1280]);
+  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(both.global.slice([1, 0], [1, 1280]), one.global))).dataSync()[0]);
+  assert.ok(diff < 1e-4, `batching changes features by ${diff}`);
+  tf.dispose([both.global, both.tokens, one.global, one.tokens]);
+});
+
 test("imgs=2×RGBImage 96×128 → global=[2,1280] tokens=[2,49,1280], global = mean of tokens", async () => {
   const { global, tokens } = await encodeImages([pattern(96, 128, 1), pattern(96, 128, 2)]);
   try {
@@ -120,9 +131,10 @@ test('preprocess: [1,50,80,3] in [0,1] → [1,224,224,3]; unit keeps [0,1], symm
   assert.throws(() => preprocess(tf.zeros([1, 8, 8, 1]) as tf.Tensor4D), /preprocess: x must be \[B,H,W,3\] RGB, got \[1,8,8,1\]/);
 });
 
-test('throws when images differ in size or the tensor is not RGB', async () => {
+test('throws when the batch is empty, the tensor is not RGB or the cut unknown', async () => {
   assert.throws(() => imagesToTensor([pattern(10, 10, 1), pattern(12, 10, 1)]), /image 1 is 12x10, image 0 is 10x10/);
   assert.throws(() => imagesToTensor([]), /imgs is empty/);
+  await assert.rejects(encodeImages([]), /encodeImages: imgs is empty/);
   await assert.rejects(encodeImages(tf.zeros([1, 8, 8, 4]) as tf.Tensor4D), /images must be \[B,H,W,3\]/);
   await assert.rejects(encodeImages([pattern(8, 8, 1)], { cut: 'nope' as never }), /unknown cut 'nope'/);
 });
