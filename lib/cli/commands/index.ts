@@ -4,5 +4,6 @@ import { reportCommand } from './report';
 import { degradeCommand } from './degrade';
 import { metricsCommand } from './metrics';
 import { benchCommand } from './bench';
+import { trainCommand } from './train';
 
-export const COMMANDS: Command[] = [reportCommand, degradeCommand, metricsCommand, benchCommand];
+export const COMMANDS: Command[] = [reportCommand, degradeCommand, metricsCommand, trainCommand, benchCommand];

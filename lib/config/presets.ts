@@ -1,0 +1,123 @@
+/**
+ * Presets for the text-to-image model (stage 0 of DESIGN §1) — one zod schema, three presets:
+ *   ci    tiny: every training cell of a notebook runs in seconds under CI
+ *   demo  the shipped checkpoint: 128×128 images from 32×32×4 latents, trainable on a CPU in hours
+ *   paper Stable-Diffusion-like sizes (512 px, f8, 77 tokens, DDIM 100 steps, CFG 5) for users with a GPU
+ * Keys are the constructors' own option names (STYLE §7.6). A preset overrides only what differs.
+ */
+import { z } from 'zod';
+import { AutoencoderConfigSchema } from '../models/autoencoder';
+import { UNetConfigSchema } from '../models/unet';
+import { TrainConfigSchema } from '../train/loop';
+
+const TextSchema = z.strictObject({
+  width: z.number().int().positive().describe('D: text-encoder width = UNet ctxDim'),
+  layers: z.number().int().min(0).describe('transformer blocks'),
+  heads: z.number().int().positive(),
+  contextLength: z.number().int().min(8).describe('T: tokens incl. BOS/EOS'),
+  mlpRatio: z.number().int().positive().default(4),
+});
+
+const Train = TrainConfigSchema.extend({ batch: z.number().int().positive().describe('images per step') });
+
+export const T2IConfigSchema = z
+  .strictObject({
+    preset: z.string(),
+    imageSize: z.number().int().min(16).describe('side of the square training crops and of generated images (px)'),
+    photoShortSide: z.number().int().min(16).describe('corpus photos are resized to this short side before cropping (whole-scene crops)'),
+    autoencoder: AutoencoderConfigSchema,
+    aeCrop: z.number().int().min(8).describe('autoencoder training crop (px); it is fully convolutional'),
+    aeScales: z.array(z.number().int().min(16)).min(1).describe('short sides the AE crops are taken at (multi-scale)'),
+    aeDegradeProb: z.number().min(0).max(1).describe('probability that an AE training crop is degraded (so noise/rain/haze survive the AE)'),
+    aeTrain: Train,
+    text: TextSchema,
+    unet: UNetConfigSchema,
+    numTrainSteps: z.number().int().positive().default(1000).describe('diffusion steps T of Eq. 1'),
+    condDropProb: z.number().min(0).max(1).describe('probability of training with the empty prompt (classifier-free guidance)'),
+    cropsPerPhoto: z.number().int().positive().describe('latent cache: crops per training photo'),
+    degradedPerCrop: z.number().int().min(0).describe('latent cache: degraded versions per crop (random task and strength)'),
+    unetTrain: Train,
+    sample: z.strictObject({
+      steps: z.number().int().positive().describe('DDIM steps (paper: 100)'),
+      cfgScale: z.number().min(0).describe('classifier-free guidance scale (paper: 5)'),
+      eta: z.number().min(0).max(1).default(0),
+    }),
+  })
+  .superRefine((c, ctx) => {
+    const f = 2 ** (c.autoencoder.channels.length - 1);
+    const down = 2 ** (c.unet.channels.length - 1);
+    if (c.imageSize % (f * down) !== 0) ctx.addIssue({ code: 'custom', path: ['imageSize'], message: `imageSize ${c.imageSize} must be divisible by the AE factor ${f} × the UNet's ${down}` });
+    if (c.aeCrop % f !== 0) ctx.addIssue({ code: 'custom', path: ['aeCrop'], message: `aeCrop ${c.aeCrop} must be divisible by the AE factor ${f}` });
+    if (c.unet.ctxDim !== c.text.width) ctx.addIssue({ code: 'custom', path: ['unet', 'ctxDim'], message: `unet.ctxDim ${c.unet.ctxDim} must equal text.width ${c.text.width}` });
+    if (c.unet.latentChannels !== c.autoencoder.latentChannels) ctx.addIssue({ code: 'custom', path: ['unet', 'latentChannels'], message: `unet.latentChannels must equal autoencoder.latentChannels (${c.autoencoder.latentChannels})` });
+    if (c.photoShortSide < c.imageSize) ctx.addIssue({ code: 'custom', path: ['photoShortSide'], message: `photoShortSide ${c.photoShortSide} must be ≥ imageSize ${c.imageSize}` });
+  });
+export type T2IConfig = z.infer<typeof T2IConfigSchema>;
+
+const demo: z.input<typeof T2IConfigSchema> = {
+  preset: 'demo',
+  imageSize: 128, // the issue asks for ≥ 128×128 samples
+  photoShortSide: 160, // a 128 crop of a 160-px photo keeps most of the scene: the caption stays true
+  autoencoder: { channels: [24, 48, 96], latentChannels: 4, groups: 8 }, // f = 4: 128 px ↔ 32×32×4
+  aeCrop: 64,
+  aeScales: [160, 320], // also finer detail, so that noise and rain streaks are reconstructed
+  aeDegradeProb: 0.5,
+  aeTrain: { steps: 3000, batch: 8, lr: 1e-3, warmup: 100, minLrRatio: 0.05, weightDecay: 0, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 1 },
+  text: { width: 128, layers: 2, heads: 4, contextLength: 24 }, // longest caption + phrase ≈ 22 tokens
+  unet: { latentChannels: 4, channels: [32, 64, 64], resBlocks: 1, attentionLevels: [1, 2], midAttention: true, heads: 4, ctxDim: 128, timeDim: 128, groups: 8, ffMult: 2 },
+  numTrainSteps: 1000,
+  condDropProb: 0.1, // SD / CFG paper
+  cropsPerPhoto: 8,
+  degradedPerCrop: 4,
+  unetTrain: { steps: 6000, batch: 16, lr: 5e-4, warmup: 200, minLrRatio: 0.1, weightDecay: 0.01, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 2 },
+  sample: { steps: 50, cfgScale: 3, eta: 0 },
+};
+
+const ci: z.input<typeof T2IConfigSchema> = {
+  ...demo,
+  preset: 'ci',
+  imageSize: 32, // tiny: the whole stage trains in seconds
+  photoShortSide: 40,
+  autoencoder: { channels: [8, 16], latentChannels: 4, groups: 4 },
+  aeCrop: 16,
+  aeScales: [40],
+  aeTrain: { ...demo.aeTrain, steps: 4, batch: 2, warmup: 1, checkpointEvery: 2, logEvery: 1 },
+  text: { width: 32, layers: 1, heads: 2, contextLength: 24 },
+  unet: { latentChannels: 4, channels: [16, 32], resBlocks: 1, attentionLevels: [1], midAttention: true, heads: 2, ctxDim: 32, timeDim: 32, groups: 4, ffMult: 2 },
+  cropsPerPhoto: 1,
+  degradedPerCrop: 1,
+  unetTrain: { ...demo.unetTrain, steps: 4, batch: 4, warmup: 1, checkpointEvery: 2, logEvery: 1 },
+  sample: { steps: 4, cfgScale: 3, eta: 0 },
+};
+
+const paper: z.input<typeof T2IConfigSchema> = {
+  ...demo,
+  preset: 'paper',
+  imageSize: 512, // SD 2.1-base resolution (REFERENCE §1)
+  photoShortSide: 576,
+  autoencoder: { channels: [128, 256, 512, 512], latentChannels: 4, groups: 32 }, // SD VAE widths, f = 8
+  aeCrop: 256,
+  aeScales: [576],
+  aeTrain: { ...demo.aeTrain, steps: 200000, batch: 8, lr: 4.5e-6 },
+  text: { width: 1024, layers: 23, heads: 16, contextLength: 77 }, // OpenCLIP ViT-H text tower as used by SD 2.1
+  unet: { latentChannels: 4, channels: [320, 640, 1280, 1280], resBlocks: 2, attentionLevels: [0, 1, 2], midAttention: true, heads: 8, ctxDim: 1024, timeDim: 1280, groups: 32, ffMult: 4 },
+  unetTrain: { ...demo.unetTrain, steps: 200000, batch: 64, lr: 1e-4, warmup: 10000 },
+  sample: { steps: 100, cfgScale: 5, eta: 0 }, // REFERENCE §1: DDIM 100 steps, CFG 5
+};
+
+export const PRESETS = { ci, demo, paper } as const;
+export type PresetName = keyof typeof PRESETS;
+export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
+
+/** A preset by name, validated; unknown names list the known ones. */
+export function t2iPreset(name: string): T2IConfig {
+  if (!(name in PRESETS)) throw Object.assign(new Error(`unknown preset '${name}'; presets: ${PRESET_NAMES.join(', ')}`), { userFacing: true });
+  return parseT2IConfig(PRESETS[name as PresetName], `preset ${name}`);
+}
+
+/** Validate a T2I config (from a preset or a JSON file); errors name `label` and the field path. */
+export function parseT2IConfig(raw: unknown, label: string): T2IConfig {
+  const r = T2IConfigSchema.safeParse(raw);
+  if (!r.success) throw Object.assign(new Error(`${label}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`), { userFacing: true });
+  return r.data;
+}
