@@ -71,9 +71,15 @@ export type UNetConfig = z.infer<typeof UNetConfigSchema>;
 /**
  * Demo size for 32×32×4 latents and a 16-token context of width 128: 1.51 M parameters,
  * 0.65 GFLOP forward per sample (`unetFlops`), ≈ 31 GFLOP per train step at batch 16.
- * Measured on the 2-core machine (wasm SIMD, 1 thread, while other jobs loaded it, load ≈ 4):
- * forward 0.9 s and train step (loss + grads + update) 3.3 s at batch 16. The same layout with
- * channels [32, 64, 128] (3.6 M params, 0.97 GFLOP/sample) took 4.8 s; [64, 128, 128] is 2.6 GFLOP/sample.
+ * Measured on the 2-core machine (wasm SIMD, 1 thread, tdr gradient kernels; other jobs kept the
+ * load average at 3–6, so these are upper bounds): one train step at batch 16 — `diffusionLoss` +
+ * `tf.variableGrads` + AdamW over all 1.51 M parameters — median 3.0 s (best 2.8 s) ≈ 10 GFLOP/s;
+ * forward alone 0.9 s. Same layout with channels [32, 64, 128]: 3.6 M params, 0.97 GFLOP/sample,
+ * 4.2 s per step; [64, 128, 128] (timeDim 256, ffMult 4): 2.6 GFLOP/sample, ≈ 9 s estimated.
+ * Where the time goes (tf.profile of one step, kernel times): convolutions and their gradients
+ * ≈ 40 %, matmuls ≈ 25 % (BatchMatMul: 4158 calls, as attention's [B·heads] batches run as loops
+ * of 2-D matmuls on wasm), the rest transposes, reductions and elementwise ops (GELU's
+ * `tf.pow(x, 3)`: 14 calls ≈ 90 ms).
  */
 export const UNET_DEMO: z.input<typeof UNetConfigSchema> = {
   latentChannels: 4,
