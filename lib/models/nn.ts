@@ -107,7 +107,8 @@ export function silu<T extends tf.Tensor>(x: T): T {
 /** GELU (tanh approximation). */
 export function gelu<T extends tf.Tensor>(x: T): T {
   const c = Math.sqrt(2 / Math.PI);
-  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), c)))) as T;
+  const x3 = tf.mul(tf.mul(x, x), x); // not tf.pow: slow on wasm
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(x, tf.mul(x3, 0.044715)), c)))) as T;
 }
 
 /**

@@ -5,5 +5,6 @@ import { degradeCommand } from './degrade';
 import { metricsCommand } from './metrics';
 import { benchCommand } from './bench';
 import { trainCommand } from './train';
+import { sampleCommand } from './sample';
 
-export const COMMANDS: Command[] = [reportCommand, degradeCommand, metricsCommand, trainCommand, benchCommand];
+export const COMMANDS: Command[] = [reportCommand, degradeCommand, metricsCommand, trainCommand, sampleCommand, benchCommand];

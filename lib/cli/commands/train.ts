@@ -5,6 +5,7 @@ import { Command, parseOptions, UserError } from '../command';
 import { PRESET_NAMES, t2iPreset, parseT2IConfig, T2IConfig } from '../../config/presets';
 import { initBackend } from '../../backend';
 import { trainAutoencoder, evaluateAutoencoder } from '../../train/stages/autoencoder';
+import { trainTextToImage } from '../../train/stages/t2i';
 import { projectRoot } from '../../util/fsx';
 
 const STAGES = ['ae', 't2i'] as const;
@@ -22,13 +23,16 @@ options:
   --preset NAME    ${PRESET_NAMES.join(' | ')} (default demo)
   --config FILE    a JSON config (same fields as a preset) instead of --preset
   --runs DIR       runs folder (default $TDR_RUNS or outputs/runs); keep long runs outside the checkout
-  --max-steps N    stop after N steps in this call (the run stays resumable)`;
+  --max-steps N    stop after N steps in this call (the run stays resumable)
+  --out FILE.tdrc  where the trained t2i model goes (default: data/checkpoints/t2i-demo.tdrc for demo,
+                   else <runs>/<preset>/t2i-<preset>.tdrc)`;
 
 const Options = z.strictObject({
   preset: z.enum(PRESET_NAMES as [string, ...string[]]).optional(),
   config: z.string().optional(),
   runs: z.string().optional(),
   'max-steps': z.coerce.number().int().positive().optional(),
+  out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
 });
 
 /** The run folder of a stage: <runs>/<preset>/<stage>. */
@@ -52,27 +56,47 @@ export function loadConfigArg(preset: string | undefined, config: string | undef
   return parseT2IConfig(raw, config);
 }
 
+/** Where shipped checkpoints live: data/checkpoints/<name>.tdrc */
+export function shippedCheckpoint(name: string): string {
+  return path.join(projectRoot(), 'data', 'checkpoints', `${name}.tdrc`);
+}
+
+function stopped(step: number, total: number, dir: string, maxSteps?: number): number {
+  process.stderr.write(`stopped at step ${step}/${total}; checkpoint in ${dir} — run the same command to resume\n`);
+  return maxSteps ? 0 : 130;
+}
+
 export const trainCommand: Command = {
   name: 'train',
   summary: 'train a stage (ae, t2i) with a preset; resumable',
   help: HELP,
   async run(argv) {
-    const { options, positionals } = parseOptions('train', argv, { preset: { type: 'string' }, config: { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' } }, Options);
+    const { options, positionals } = parseOptions('train', argv, { preset: { type: 'string' }, config: { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' } }, Options);
     const stage = positionals[0];
     if (!stage || !(STAGES as readonly string[]).includes(stage)) throw new UserError(`stage must be one of ${STAGES.join(', ')}, got ${stage ? `'${stage}'` : 'nothing'}`);
     if (positionals.length > 1) throw new UserError(`unexpected argument '${positionals[1]}'`);
     const cfg = loadConfigArg(options.preset, options.config);
     const runs = options.runs ?? defaultRunsDir();
     await initBackend();
-    const aeDir = runDirOf(runs, cfg, 'ae');
-    const ae = await trainAutoencoder(cfg, aeDir, { maxStepsThisCall: options['max-steps'] });
-    if (ae.result.interrupted) {
-      process.stderr.write(`stopped at step ${ae.result.step}/${cfg.aeTrain.steps}; checkpoint in ${aeDir} — run the same command to resume\n`);
-      return ae.result.step < cfg.aeTrain.steps && !options['max-steps'] ? 130 : 0;
+    const runDir = path.join(runs, cfg.preset);
+    if (stage === 'ae') {
+      const ae = await trainAutoencoder(cfg, path.join(runDir, 'ae'), { maxStepsThisCall: options['max-steps'] });
+      if (ae.result.interrupted) return stopped(ae.result.step, cfg.aeTrain.steps, path.join(runDir, 'ae'), options['max-steps']);
+      const ev = await evaluateAutoencoder(ae.ae, cfg);
+      process.stdout.write(`autoencoder: reconstruction PSNR on ${ev.n} validation photos (${cfg.imageSize}px centre crops): clean ${ev.psnrClean.toFixed(2)} dB, noisy σ25 ${ev.psnrNoisy.toFixed(2)} dB\n`);
+      ae.params.dispose();
+      return 0;
     }
-    const ev = await evaluateAutoencoder(ae.ae, cfg);
-    process.stdout.write(`autoencoder: reconstruction PSNR on ${ev.n} validation photos (${cfg.imageSize}px centre crops): clean ${ev.psnrClean.toFixed(2)} dB, noisy σ25 ${ev.psnrNoisy.toFixed(2)} dB\n`);
-    if (stage === 'ae') return 0;
-    throw new UserError('stage t2i: the text-encoder + UNet stage is not wired yet');
+    const r = await trainTextToImage(cfg, runDir, { maxStepsThisCall: options['max-steps'] });
+    if (!r.model) return stopped(r.ae.step, cfg.aeTrain.steps, path.join(runDir, 'ae'), options['max-steps']);
+    if (r.t2i!.interrupted) {
+      r.model.dispose();
+      return stopped(r.t2i!.step, cfg.unetTrain.steps, path.join(runDir, 't2i'), options['max-steps']);
+    }
+    const out = options.out ?? (cfg.preset === 'demo' ? shippedCheckpoint('t2i-demo') : path.join(runDir, `t2i-${cfg.preset}.tdrc`));
+    r.model.save(out, { float16: true, meta: { rebuild: `tdr train t2i --preset ${cfg.preset}`, steps: r.t2i!.step } });
+    process.stdout.write(`text-to-image model (EMA weights, float16) → ${out}\n`);
+    r.model.dispose();
+    return 0;
   },
 };

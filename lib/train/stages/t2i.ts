@@ -1,0 +1,181 @@
+/**
+ * Stage 0b (DESIGN §1): train the text encoder τt and the conditional UNet ε_θ of the small
+ * text-to-image model with Eq. (1), on captioned clean AND degraded crops of the training photos,
+ * so that degradation words in a caption ("…, hazy") produce the degradation.
+ *
+ * 1. autoencoder: trained first (stage 0a, ./autoencoder.ts), then frozen; latent scale measured.
+ * 2. latent cache: for every training photo, `cropsPerPhoto` crops (imageSize, random position and
+ *    flip), each clean and `degradedPerCrop` times degraded (tasks in turn, random strength), with
+ *    captions "a photo of <caption>[, <phrase>]"; encoded once with E (z·scale). Deterministic.
+ * 3. training: batches of cached latents; with probability condDropProb the caption is replaced by
+ *    the empty prompt (classifier-free guidance, Ho & Salimans 2021); loss Eq. (1).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { T2IConfig } from '../../config/presets';
+import { TextToImage } from '../../models/t2i';
+import { Params } from '../../models/params';
+import { buildVocab, PROMPT_TEMPLATE } from '../../models/tokenizer';
+import { diffusionLoss } from '../../models/diffusion';
+import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../loop';
+import { trainAutoencoder, measureLatentScale } from './autoencoder';
+import { loadPhotos, randomCrop, toBatch } from '../../data/patches';
+import { listEntries } from '../../data/corpus';
+import { degrade, TASKS, Task, DegradeOptions } from '../../data/degrade';
+import { trainingCaption, DEGRADATION_WORDS } from '../../data/captions';
+import { RGBImage, clip01 } from '../../data/image';
+import { saveCheckpoint, loadCheckpoint } from '../checkpoint';
+import { Rng } from '../../util/rng';
+
+export interface CacheItem {
+  photoId: string;
+  crop: number;
+  task: Task | 'clean';
+  caption: string;
+  /** the seed of the degradation (or 0 for clean) */
+  seed: number;
+}
+
+/**
+ * The cache's crops as images, regenerated deterministically (no need to store pixels): used to
+ * build the latent cache and to find the nearest training crop of a sample.
+ */
+export async function cacheCrops(cfg: T2IConfig, opts: { cleanOnly?: boolean } = {}): Promise<Array<{ item: CacheItem; image: RGBImage }>> {
+  const photos = await loadPhotos('train', cfg.photoShortSide);
+  const out: Array<{ item: CacheItem; image: RGBImage }> = [];
+  const rng = new Rng(cfg.unetTrain.seed * 7919 + 17);
+  let k = 0;
+  for (const p of photos) {
+    for (let c = 0; c < cfg.cropsPerPhoto; c++) {
+      const img = randomCrop(p.image, cfg.imageSize, rng);
+      out.push({ item: { photoId: p.entry.id, crop: c, task: 'clean', caption: trainingCaption(p.entry), seed: 0 }, image: img });
+      for (let d = 0; d < cfg.degradedPerCrop; d++) {
+        const task = TASKS[k++ % TASKS.length];
+        const seed = rng.nextUint32();
+        if (opts.cleanOnly) continue;
+        const r = degrade(img, { task, seed } as DegradeOptions);
+        out.push({ item: { photoId: p.entry.id, crop: c, task, caption: trainingCaption(p.entry, r.phrase), seed }, image: clip01(r.image) });
+      }
+    }
+  }
+  return out;
+}
+
+export interface LatentCache {
+  items: CacheItem[];
+  /** [N,h,w,C] scaled latents, row-major */
+  z: Float32Array;
+  shape: [number, number, number, number];
+  latentScale: number;
+}
+
+/** Build (or load from `file`) the latent cache of a trained autoencoder. */
+export async function latentCache(model: TextToImage, cfg: T2IConfig, file: string, opts: { quiet?: boolean } = {}): Promise<LatentCache> {
+  if (fs.existsSync(file)) {
+    const { meta, tensors } = loadCheckpoint(file);
+    const z = tensors.get('z')!;
+    return { items: meta.items as CacheItem[], z: z.data, shape: z.shape as LatentCache['shape'], latentScale: Number(meta.latentScale) };
+  }
+  const crops = await cacheCrops(cfg);
+  const s = model.latentSize;
+  const c = cfg.autoencoder.latentChannels;
+  const z = new Float32Array(crops.length * s * s * c);
+  const per = s * s * c;
+  for (let i = 0; i < crops.length; i += 16) {
+    const part = crops.slice(i, i + 16).map((x) => x.image);
+    const zt = tf.tidy(() => model.encodeImages(toBatch(part)));
+    z.set(zt.dataSync() as Float32Array, i * per);
+    zt.dispose();
+    if (!opts.quiet) process.stderr.write(`\rlatent cache ${Math.min(i + 16, crops.length)}/${crops.length}`);
+  }
+  if (!opts.quiet) process.stderr.write('\n');
+  const items = crops.map((x) => x.item);
+  const shape: LatentCache['shape'] = [crops.length, s, s, c];
+  saveCheckpoint(file, { kind: 'latent-cache', items, latentScale: model.latentScale }, new Map([['z', { shape, data: z }]]));
+  return { items, z, shape, latentScale: model.latentScale };
+}
+
+/** Every prompt the model should know the tokens of: training captions, validation captions, phrases. */
+export function vocabTexts(cache: LatentCache): string[] {
+  const val = listEntries('val').map((e) => trainingCaption(e));
+  const phrases = DEGRADATION_WORDS.flatMap((w) => [w, `slightly ${w}`, `heavily ${w}`]);
+  return [...cache.items.map((i) => i.caption), ...val, ...phrases, PROMPT_TEMPLATE, ''];
+}
+
+export interface T2IBatch {
+  z: tf.Tensor4D;
+  ids: number[][];
+}
+
+export function t2iStage(model: TextToImage, cfg: T2IConfig, cache: LatentCache): Stage<T2IBatch> {
+  const [n, h, w, c] = cache.shape;
+  const per = h * w * c;
+  const empty = model.tokenize([''])[0];
+  const ids = model.tokenize(cache.items.map((i) => i.caption));
+  return {
+    params: model.params,
+    getBatch(_step, rng) {
+      const b = cfg.unetTrain.batch;
+      const data = new Float32Array(b * per);
+      const batchIds: number[][] = [];
+      for (let i = 0; i < b; i++) {
+        const k = rng.int(n);
+        data.set(cache.z.subarray(k * per, (k + 1) * per), i * per);
+        batchIds.push(rng.random() < cfg.condDropProb ? empty : ids[k]); // CFG: drop the condition
+      }
+      return { z: tf.tensor4d(data, [b, h, w, c]), ids: batchIds };
+    },
+    loss(batch, _step, rng) {
+      const ctx = model.text.encode(batch.ids).context;
+      const l = diffusionLoss(model.unet, batch.z, ctx, rng, { scheduler: model.scheduler }); // Eq. (1)
+      return { total: l, parts: { l_eps: l } };
+    },
+    disposeBatch(b) {
+      b.z.dispose();
+    },
+  };
+}
+
+/**
+ * The whole stage 0: AE (resumable), latent cache, then text encoder + UNet (resumable), in
+ * `<runDir>/ae` and `<runDir>/t2i`; returns the trained model (EMA weights) — the caller saves it.
+ */
+export async function trainTextToImage(
+  cfg: T2IConfig,
+  runDir: string,
+  opts: { quiet?: boolean; maxStepsThisCall?: number; onLog?: (stage: 'ae' | 't2i', rec: LogRecord) => void | Promise<void> } = {},
+): Promise<{ model: TextToImage | null; ae: TrainResult; t2i?: TrainResult }> {
+  const aeRun = await trainAutoencoder(cfg, path.join(runDir, 'ae'), { quiet: opts.quiet, maxStepsThisCall: opts.maxStepsThisCall, onLog: (r) => opts.onLog?.('ae', r) });
+  if (aeRun.result.interrupted) {
+    aeRun.params.dispose();
+    return { model: null, ae: aeRun.result };
+  }
+  const latentScale = await measureLatentScale(aeRun.ae, cfg);
+  const aeWeights = aeRun.params.snapshot();
+  aeRun.params.dispose();
+
+  const dir = path.join(runDir, 't2i');
+  fs.mkdirSync(dir, { recursive: true });
+  // a cache needs only the AE: build it with a throw-away vocabulary, then the real one from its captions
+  const probe = new TextToImage(cfg, buildVocab(['']), new Params(), latentScale);
+  probe.params.assign(aeWeights, { source: 'autoencoder run', allowMissing: true, allowExtra: false });
+  const cache = await latentCache(probe, cfg, path.join(dir, 'latents.tdrc'), { quiet: opts.quiet });
+  probe.dispose();
+
+  const model = new TextToImage(cfg, buildVocab(vocabTexts(cache)), new Params(), cache.latentScale);
+  model.params.assign(aeWeights, { source: 'autoencoder run', allowMissing: true });
+  model.params.freeze(['ae']);
+  const { batch, ...trainCfg } = cfg.unetTrain;
+  void batch;
+  const t2i = await train(t2iStage(model, cfg, cache), trainCfg, {
+    runDir: dir,
+    meta: { stage: 't2i', config: cfg, vocab: model.vocab.toJSON(), latentScale: cache.latentScale },
+    label: 't2i',
+    quiet: opts.quiet,
+    maxStepsThisCall: opts.maxStepsThisCall,
+    onLog: (r) => opts.onLog?.('t2i', r),
+  });
+  loadWeights(path.join(dir, CHECKPOINT_FILE), model.params, { useEma: true });
+  return { model, ae: aeRun.result, t2i };
+}
