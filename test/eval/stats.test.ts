@@ -1,0 +1,52 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { darkChannel, highFrequencyEnergy, nearest, meanStd, meanSquaredDistance } from '../../lib/eval/stats';
+import { makeImage } from '../../lib/data/image';
+import { degrade } from '../../lib/data/degrade';
+
+function gradient(h: number, w: number): ReturnType<typeof makeImage> {
+  const img = makeImage(h, w);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const i = (y * w + x) * 3;
+    img.data[i] = x / w;
+    img.data[i + 1] = 0.5;
+    img.data[i + 2] = y / h;
+  }
+  return img;
+}
+
+test('darkChannel: hand-computed on a 3×3 image with a 3×3 window', () => {
+  const img = makeImage(3, 3);
+  for (let i = 0; i < 9; i++) { img.data[i * 3] = (i + 1) / 10; img.data[i * 3 + 1] = 1; img.data[i * 3 + 2] = 1; }
+  // min-channel = R = 0.1…0.9 row-major; 3×3 min with clipped windows:
+  // row0: min(0.1,0.2,0.4,0.5)=0.1, 0.1, min(0.2,0.3,0.5,0.6)=0.2; row1: 0.1, 0.1, 0.2; row2: 0.4, 0.4, 0.5
+  const expected = (0.1 + 0.1 + 0.2 + 0.1 + 0.1 + 0.2 + 0.4 + 0.4 + 0.5) / 9;
+  assert.ok(Math.abs(darkChannel(img, 3) - expected) < 1e-6);
+});
+
+test('haze raises the dark channel; noise raises high-frequency energy; blur lowers it', () => {
+  const img = gradient(48, 64);
+  const hazy = degrade(img, { task: 'haze', seed: 1, beta: 2 }).image;
+  assert.ok(darkChannel(hazy) > darkChannel(img) + 0.1);
+  const noisy = degrade(img, { task: 'noise', seed: 1, sigma: 25 }).image;
+  assert.ok(highFrequencyEnergy(noisy) > 10 * (highFrequencyEnergy(img) + 1));
+  const blurred = degrade(noisy, { task: 'defocus', seed: 1, radius: 3 }).image;
+  assert.ok(highFrequencyEnergy(blurred) < highFrequencyEnergy(noisy) / 4);
+});
+
+test('highFrequencyEnergy: constant image is 0, a single bright pixel is hand-computed', () => {
+  assert.equal(highFrequencyEnergy(makeImage(5, 5, new Float32Array(75).fill(0.3))), 0);
+  const img = makeImage(3, 3);
+  img.data[(1 * 3 + 1) * 3] = 1; // centre red = 1 → Laplacian 4·255 at the only interior pixel, 0 for G/B
+  assert.equal(highFrequencyEnergy(img), (4 * 255) ** 2 / 3);
+});
+
+test('nearest ranks by distance; meanStd; shape mismatch is named', () => {
+  const a = gradient(8, 8);
+  const b = degrade(a, { task: 'noise', seed: 2, sigma: 5 }).image;
+  const c = degrade(a, { task: 'noise', seed: 2, sigma: 50 }).image;
+  const r = nearest(a, [{ image: c, id: 'c' }, { image: b, id: 'b' }], 2);
+  assert.deepEqual(r.map((x) => x.id), ['b', 'c']);
+  assert.deepEqual(meanStd([1, 2, 3, 4]), { mean: 2.5, std: Math.sqrt(1.25) });
+  assert.throws(() => meanSquaredDistance(a, gradient(8, 9)), /8x8 and 8x9 differ/);
+});
