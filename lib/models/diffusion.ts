@@ -50,14 +50,30 @@ export function diffusionLoss(unet: UNet, z0: tf.Tensor4D, ctx: tf.Tensor3D, rng
     throw new Error(`diffusionLoss: numTrainSteps (${T}) differs from the scheduler's numTrainSteps (${scheduler.config.numTrainSteps})`);
   }
   if (z0.rank !== 4) throw new Error(`diffusionLoss: z0 must be [B,h,w,C], got [${z0.shape}]`);
-  const b = z0.shape[0];
-  const t = Array.from({ length: b }, () => rng.int(T)); // t ∼ U{0, …, T−1}
-  const epsValues = new Float32Array(z0.size);
-  for (let i = 0; i < epsValues.length; i++) epsValues[i] = rng.normal(); // ε ∼ N(0, I)
+  return diffusionLossWith(unet, z0, ctx, drawDiffusionNoise(rng, z0.shape, T), { ...opts, scheduler });
+}
+
+/** The random part of Eq. (1) for a batch of shape [B,h,w,C]: B timesteps t ∼ U{0…T−1}, then ε ∼ N(0, I) (row-major). */
+export function drawDiffusionNoise(rng: Rng, shape: readonly number[], numTrainSteps: number): { t: number[]; eps: Float32Array } {
+  const t = Array.from({ length: shape[0] }, () => rng.int(numTrainSteps)); // t ∼ U{0, …, T−1}
+  const eps = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < eps.length; i++) eps[i] = rng.normal(); // ε ∼ N(0, I)
+  return { t, eps };
+}
+
+/**
+ * Eq. (1) with the timesteps and noise given (drawn beforehand, e.g. in the training loop's
+ * getBatch, so that a batch can be split across workers and still see the same t and ε).
+ */
+export function diffusionLossWith(unet: UNet, z0: tf.Tensor4D, ctx: tf.Tensor3D, noise: { t: readonly number[]; eps: Float32Array }, opts: DiffusionLossOptions = {}): tf.Scalar {
+  const scheduler = opts.scheduler ?? new DDIMScheduler({ numTrainSteps: opts.numTrainSteps ?? 1000 });
+  if (noise.t.length !== z0.shape[0] || noise.eps.length !== z0.size) {
+    throw new Error(`diffusionLossWith: noise for ${noise.t.length} samples / ${noise.eps.length} values does not match z0 [${z0.shape}]`);
+  }
   return tf.tidy(() => {
-    const eps = tf.tensor(epsValues, z0.shape) as tf.Tensor4D;
-    const zt = scheduler.addNoise(z0, eps, t); // z_t = √ᾱ_t·z0 + √(1−ᾱ_t)·ε
-    const epsHat = unet.call(zt, tf.tensor1d(t, 'int32'), ctx, { kvOverride: opts.kvOverride }); // ε_θ(z_t, t, c)
+    const eps = tf.tensor(noise.eps, z0.shape) as tf.Tensor4D;
+    const zt = scheduler.addNoise(z0, eps, [...noise.t]); // z_t = √ᾱ_t·z0 + √(1−ᾱ_t)·ε
+    const epsHat = unet.call(zt, tf.tensor1d([...noise.t], 'int32'), ctx, { kvOverride: opts.kvOverride }); // ε_θ(z_t, t, c)
     return tf.mean(tf.squaredDifference(eps, epsHat)) as tf.Scalar;
   });
 }

@@ -21,6 +21,7 @@ import { lrAt } from './schedule';
 import { Progress } from './progress';
 import { Rng, hashString } from '../util/rng';
 import { writeFileAtomic } from '../util/fsx';
+import { WorkerPool, WorkerFactory, shards } from './parallel';
 
 export const TrainConfigSchema = z.strictObject({
   steps: z.number().int().positive().describe('total optimisation steps'),
@@ -56,6 +57,14 @@ export interface Stage<B> {
   disposeBatch?(batch: B): void;
   /** per-parameter LR multiplier and freezing by step (e.g. a matcher frozen for K iterations: return 0) */
   lrScale?(name: string, step: number): number;
+  /**
+   * Data-parallel training (./parallel.ts): samples [start, end) of a batch. A stage that has it must
+   * draw all its randomness in getBatch (the loss must be a function of the batch alone) and have a
+   * loss that is a mean over samples, so that the weighted mean of shard gradients is the batch gradient.
+   */
+  sliceBatch?(batch: B, start: number, end: number): B;
+  /** number of samples in a batch (needed with sliceBatch) */
+  batchSize?(batch: B): number;
 }
 
 export interface TrainOptions {
@@ -71,6 +80,8 @@ export interface TrainOptions {
   maxStepsThisCall?: number;
   /** set by the caller to stop early (e.g. from a signal); checked after every step */
   shouldStop?: () => boolean;
+  /** data-parallel: `workers` replicas in total (the main thread is one of them); needs stage.sliceBatch */
+  parallel?: { workers: number; factory: WorkerFactory };
 }
 
 export interface LogRecord {
@@ -180,24 +191,93 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
   const log: LogRecord[] = [];
   const endStep = Math.min(cfg.steps, opts.maxStepsThisCall ? step + opts.maxStepsThisCall : cfg.steps);
   let lastLoss = '';
-  try {
-    while (step < endStep) {
-      const t0 = Date.now();
-      const batch = await stage.getBatch(step, stepRng(cfg.seed, step, 'batch'));
-      const lossRng = stepRng(cfg.seed, step, 'loss');
+
+  // data-parallel workers (./parallel.ts): replicas of the stage in worker threads
+  let pool: WorkerPool | null = null;
+  const names = trainable.map(([n]) => n);
+  const totalSize = trainable.reduce((a, [, v]) => a + v.size, 0);
+  if (opts.parallel && opts.parallel.workers > 1) {
+    if (!stage.sliceBatch || !stage.batchSize) throw new Error('train: parallel training needs a stage with sliceBatch and batchSize');
+    pool = new WorkerPool(opts.parallel.workers - 1, opts.parallel.factory, names);
+  }
+
+  /** Gradients of the step's batch (split across the main thread and the workers). */
+  async function computeGrads(s: number): Promise<{ named: Map<string, tf.Tensor>; total: number; partValues: Record<string, number> }> {
+    const batch = await stage.getBatch(s, stepRng(cfg.seed, s, 'batch'));
+    const lossRng = stepRng(cfg.seed, s, 'loss');
+    const local = (b: B) => {
       let parts: Record<string, tf.Scalar> = {};
       const { value, grads } = tf.variableGrads(() => {
-        const l = stage.loss(batch, step, lossRng);
+        const l = stage.loss(b, s, lossRng);
         parts = Object.fromEntries(Object.entries(l.parts ?? {}).map(([k, v]) => [k, tf.keep(v.clone())]));
         return l.total;
       }, trainable.map(([, v]) => v));
-      stage.disposeBatch?.(batch);
+      const partValues = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, v.dataSync()[0]]));
+      const total = value.dataSync()[0];
+      tf.dispose([value, ...Object.values(parts)]);
       const named = new Map<string, tf.Tensor>();
       for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
+      return { named, total, partValues };
+    };
+    if (!pool) {
+      const r = local(batch);
+      stage.disposeBatch?.(batch);
+      return r;
+    }
+    const n = stage.batchSize!(batch);
+    const parts = shards(n, opts.parallel!.workers);
+    const weights = new Float32Array(totalSize);
+    let off = 0;
+    for (const [, v] of trainable) {
+      weights.set(v.dataSync() as Float32Array, off);
+      off += v.size;
+    }
+    const remote = parts.slice(1).map(([start, end], i) => pool!.run(i, { step: s, seed: cfg.seed, start, end, weights }));
+    const mine = stage.sliceBatch!(batch, parts[0][0], parts[0][1]);
+    const r0 = local(mine);
+    if (mine !== batch) stage.disposeBatch?.(mine);
+    stage.disposeBatch?.(batch);
+    const others = await Promise.all(remote);
+    // weighted mean over shards: each shard's loss is a mean over its samples
+    const w0 = (parts[0][1] - parts[0][0]) / n;
+    const sum = new Float32Array(totalSize);
+    off = 0;
+    for (const [name, v] of trainable) {
+      const g = r0.named.get(name);
+      if (g) {
+        const d = g.dataSync() as Float32Array;
+        for (let i = 0; i < v.size; i++) sum[off + i] = w0 * d[i];
+      }
+      off += v.size;
+    }
+    let total = w0 * r0.total;
+    const partValues: Record<string, number> = Object.fromEntries(Object.entries(r0.partValues).map(([k, v]) => [k, w0 * v]));
+    others.forEach((o, i) => {
+      const [a, b] = parts[i + 1];
+      const w = (b - a) / n;
+      for (let j = 0; j < totalSize; j++) sum[j] += w * o.grads[j];
+      total += w * o.total;
+      for (const [k, v] of Object.entries(o.parts)) partValues[k] = (partValues[k] ?? 0) + w * v;
+    });
+    tf.dispose([...r0.named.values()]);
+    const named = new Map<string, tf.Tensor>();
+    off = 0;
+    for (const [name, v] of trainable) {
+      named.set(name, tf.tensor(sum.subarray(off, off + v.size), v.shape, 'float32'));
+      off += v.size;
+    }
+    return { named, total, partValues };
+  }
+
+  try {
+    if (pool) await pool.whenReady();
+    while (step < endStep) {
+      const t0 = Date.now();
+      const { named, total, partValues } = await computeGrads(step);
       const lr = lrAt(step, cfg);
       const scale = stage.lrScale ? (n: string) => stage.lrScale!(n, step) : undefined;
       const gradNorm = opt.apply(paramMap, named, lr, scale);
-      tf.dispose(Object.values(grads));
+      tf.dispose([...named.values()]);
       if (cfg.emaDecay > 0) {
         const d = cfg.emaDecay;
         tf.tidy(() => {
@@ -207,14 +287,9 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
           }
         });
       }
-      const total = value.dataSync()[0];
-      value.dispose();
       if (!Number.isFinite(total)) throw new Error(`train: loss is ${total} at step ${step} (lr ${lr}); last checkpoint is ${ckptFile}`);
       const rec: LogRecord = { step, lr, gradNorm, msPerStep: Date.now() - t0, l_total: total };
-      for (const [k, v] of Object.entries(parts)) {
-        rec[k.startsWith('l_') ? (k as `l_${string}`) : (`l_${k}` as const)] = v.dataSync()[0];
-        v.dispose();
-      }
+      for (const [k, v] of Object.entries(partValues)) rec[k.startsWith('l_') ? (k as `l_${string}`) : (`l_${k}` as const)] = v;
       step += 1;
       if (step % cfg.logEvery === 0 || step === endStep || step === 1) {
         fs.appendFileSync(logFile, JSON.stringify(rec) + '\n');
@@ -229,6 +304,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
       if (stopRequested || opts.shouldStop?.()) break;
     }
   } finally {
+    await pool?.close();
     process.off('SIGINT', onSigint);
     opt.dispose();
     for (const e of ema.values()) e.dispose();
