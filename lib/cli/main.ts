@@ -61,7 +61,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  process.on('SIGINT', () => process.exit(EXIT.interrupted));
+  // a second Ctrl-C exits at once; the first lets a training loop checkpoint (lib/train/loop.ts)
+  let interrupts = 0;
+  process.on('SIGINT', () => {
+    if (++interrupts > 1 || process.listenerCount('SIGINT') === 1) process.exit(EXIT.interrupted);
+  });
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

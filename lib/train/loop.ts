@@ -8,7 +8,7 @@
  * Run folder (keep long runs outside the checkout):
  *   checkpoint.tdrc   latest state (atomic)        log.jsonl   one line per logged step
  *   config.json       the resolved config           (log lines past the checkpoint are dropped on resume)
- * Ctrl-C (SIGINT) finishes the current step, writes a checkpoint and returns `interrupted: true`.
+ * Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes a checkpoint and returns `interrupted: true`.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -187,6 +187,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     stopRequested = true;
   };
   process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
   const progress = new Progress(opts.label ?? 'train', cfg.steps, { startAt: step, quiet: opts.quiet });
   const log: LogRecord[] = [];
   const endStep = Math.min(cfg.steps, opts.maxStepsThisCall ? step + opts.maxStepsThisCall : cfg.steps);
@@ -306,6 +307,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
   } finally {
     await pool?.close();
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
     opt.dispose();
     for (const e of ema.values()) e.dispose();
   }

@@ -3,7 +3,9 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { Command, parseOptions, UserError } from '../command';
 import { PRESET_NAMES, t2iPreset, parseT2IConfig, T2IConfig } from '../../config/presets';
+import * as os from 'node:os';
 import { initBackend } from '../../backend';
+import { defaultWorkers } from '../../train/parallel';
 import { trainAutoencoder, evaluateAutoencoder } from '../../train/stages/autoencoder';
 import { trainTextToImage } from '../../train/stages/t2i';
 import { projectRoot } from '../../util/fsx';
@@ -24,6 +26,8 @@ options:
   --config FILE    a JSON config (same fields as a preset) instead of --preset
   --runs DIR       runs folder (default $TDR_RUNS or outputs/runs); keep long runs outside the checkout
   --max-steps N    stop after N steps in this call (the run stays resumable)
+
+environment: TDR_WORKERS=N data-parallel worker threads (default: one per core on wasm), TDR_RUNS, TDR_BACKEND
   --out FILE.tdrc  where the trained t2i model goes (default: data/checkpoints/t2i-demo.tdrc for demo,
                    else <runs>/<preset>/t2i-<preset>.tdrc)`;
 
@@ -77,17 +81,19 @@ export const trainCommand: Command = {
     if (positionals.length > 1) throw new UserError(`unexpected argument '${positionals[1]}'`);
     const cfg = loadConfigArg(options.preset, options.config);
     const runs = options.runs ?? defaultRunsDir();
-    await initBackend();
+    const backend = await initBackend();
+    const workers = defaultWorkers(backend.name, os.cpus().length);
+    if (workers > 1) process.stderr.write(`tdr: data-parallel training on ${workers} workers (TDR_WORKERS to change)\n`);
     const runDir = path.join(runs, cfg.preset);
     if (stage === 'ae') {
-      const ae = await trainAutoencoder(cfg, path.join(runDir, 'ae'), { maxStepsThisCall: options['max-steps'] });
+      const ae = await trainAutoencoder(cfg, path.join(runDir, 'ae'), { maxStepsThisCall: options['max-steps'], workers });
       if (ae.result.interrupted) return stopped(ae.result.step, cfg.aeTrain.steps, path.join(runDir, 'ae'), options['max-steps']);
       const ev = await evaluateAutoencoder(ae.ae, cfg);
       process.stdout.write(`autoencoder: reconstruction PSNR on ${ev.n} validation photos (${cfg.imageSize}px centre crops): clean ${ev.psnrClean.toFixed(2)} dB, noisy σ25 ${ev.psnrNoisy.toFixed(2)} dB\n`);
       ae.params.dispose();
       return 0;
     }
-    const r = await trainTextToImage(cfg, runDir, { maxStepsThisCall: options['max-steps'] });
+    const r = await trainTextToImage(cfg, runDir, { maxStepsThisCall: options['max-steps'], workers });
     if (!r.model) return stopped(r.ae.step, cfg.aeTrain.steps, path.join(runDir, 'ae'), options['max-steps']);
     if (r.t2i!.interrupted) {
       r.model.dispose();

@@ -42,7 +42,20 @@ export function autoencoderStage(cfg: T2IConfig, params: Params, ae: Autoencoder
     disposeBatch(b) {
       b.x.dispose();
     },
+    sliceBatch(b, start, end) {
+      return { x: b.x.slice([start], [end - start]) };
+    },
+    batchSize(b) {
+      return b.x.shape[0];
+    },
   };
+}
+
+/** Worker factory (./../parallel.ts): the same stage, built in a training worker thread. */
+export async function autoencoderStageForWorker(args: { config: T2IConfig }): Promise<Stage<AeBatch>> {
+  const { params, ae } = buildAutoencoder(args.config);
+  const photosByScale = await Promise.all(args.config.aeScales.map((s) => loadPhotos('train', s)));
+  return autoencoderStage(args.config, params, ae, photosByScale);
 }
 
 /** Build the autoencoder of a config (parameters under `ae.`). */
@@ -84,7 +97,7 @@ export async function measureLatentScale(ae: Autoencoder, cfg: T2IConfig, n = 32
 }
 
 /** Train (or resume) the AE of `cfg` in `runDir`; returns the trained module and the loop's result. */
-export async function trainAutoencoder(cfg: T2IConfig, runDir: string, opts: { quiet?: boolean; maxStepsThisCall?: number; onLog?: Parameters<typeof train>[2]['onLog'] } = {}): Promise<{ params: Params; ae: Autoencoder; result: TrainResult }> {
+export async function trainAutoencoder(cfg: T2IConfig, runDir: string, opts: { quiet?: boolean; maxStepsThisCall?: number; workers?: number; onLog?: Parameters<typeof train>[2]['onLog'] } = {}): Promise<{ params: Params; ae: Autoencoder; result: TrainResult }> {
   const { params, ae } = buildAutoencoder(cfg);
   const photosByScale = await Promise.all(cfg.aeScales.map((s) => loadPhotos('train', s)));
   const { batch, ...trainCfg } = cfg.aeTrain;
@@ -96,6 +109,7 @@ export async function trainAutoencoder(cfg: T2IConfig, runDir: string, opts: { q
     quiet: opts.quiet,
     maxStepsThisCall: opts.maxStepsThisCall,
     onLog: opts.onLog,
+    parallel: opts.workers && opts.workers > 1 ? { workers: opts.workers, factory: { module: __filename, fn: 'autoencoderStageForWorker', args: { config: cfg } } } : undefined,
   });
   // evaluate and sample with the EMA weights
   loadWeights(path.join(runDir, CHECKPOINT_FILE), params, { useEma: true });

@@ -17,7 +17,7 @@ import { T2IConfig } from '../../config/presets';
 import { TextToImage } from '../../models/t2i';
 import { Params } from '../../models/params';
 import { buildVocab, PROMPT_TEMPLATE } from '../../models/tokenizer';
-import { diffusionLoss } from '../../models/diffusion';
+import { diffusionLossWith, drawDiffusionNoise } from '../../models/diffusion';
 import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../loop';
 import { trainAutoencoder, measureLatentScale } from './autoencoder';
 import { loadPhotos, randomCrop, toBatch } from '../../data/patches';
@@ -106,6 +106,8 @@ export function vocabTexts(cache: LatentCache): string[] {
 export interface T2IBatch {
   z: tf.Tensor4D;
   ids: number[][];
+  /** Eq. (1)'s t and ε, drawn in getBatch (so a batch can be split across workers) */
+  noise: { t: number[]; eps: Float32Array };
 }
 
 export function t2iStage(model: TextToImage, cfg: T2IConfig, cache: LatentCache): Stage<T2IBatch> {
@@ -124,17 +126,41 @@ export function t2iStage(model: TextToImage, cfg: T2IConfig, cache: LatentCache)
         data.set(cache.z.subarray(k * per, (k + 1) * per), i * per);
         batchIds.push(rng.random() < cfg.condDropProb ? empty : ids[k]); // CFG: drop the condition
       }
-      return { z: tf.tensor4d(data, [b, h, w, c]), ids: batchIds };
+      const noise = drawDiffusionNoise(rng, [b, h, w, c], cfg.numTrainSteps);
+      return { z: tf.tensor4d(data, [b, h, w, c]), ids: batchIds, noise };
     },
-    loss(batch, _step, rng) {
+    loss(batch) {
       const ctx = model.text.encode(batch.ids).context;
-      const l = diffusionLoss(model.unet, batch.z, ctx, rng, { scheduler: model.scheduler }); // Eq. (1)
+      const l = diffusionLossWith(model.unet, batch.z, ctx, batch.noise, { scheduler: model.scheduler }); // Eq. (1)
       return { total: l, parts: { l_eps: l } };
     },
     disposeBatch(b) {
       b.z.dispose();
     },
+    sliceBatch(b, start, end) {
+      return {
+        z: b.z.slice([start], [end - start]),
+        ids: b.ids.slice(start, end),
+        noise: { t: b.noise.t.slice(start, end), eps: b.noise.eps.slice(start * per, end * per) },
+      };
+    },
+    batchSize(b) {
+      return b.ids.length;
+    },
   };
+}
+
+/**
+ * Worker factory (../parallel.ts): the same stage in a training worker. The autoencoder is not
+ * needed there (the latents are cached), only the cache, the vocabulary and the model's shapes.
+ */
+export async function t2iStageForWorker(args: { config: T2IConfig; cacheFile: string }): Promise<Stage<T2IBatch>> {
+  const { meta, tensors } = loadCheckpoint(args.cacheFile);
+  const z = tensors.get('z')!;
+  const cache: LatentCache = { items: meta.items as CacheItem[], z: z.data, shape: z.shape as LatentCache['shape'], latentScale: Number(meta.latentScale) };
+  const model = new TextToImage(args.config, buildVocab(vocabTexts(cache)), new Params(), cache.latentScale);
+  model.params.freeze(['ae']);
+  return t2iStage(model, args.config, cache);
 }
 
 /**
@@ -144,9 +170,9 @@ export function t2iStage(model: TextToImage, cfg: T2IConfig, cache: LatentCache)
 export async function trainTextToImage(
   cfg: T2IConfig,
   runDir: string,
-  opts: { quiet?: boolean; maxStepsThisCall?: number; onLog?: (stage: 'ae' | 't2i', rec: LogRecord) => void | Promise<void> } = {},
+  opts: { quiet?: boolean; maxStepsThisCall?: number; workers?: number; onLog?: (stage: 'ae' | 't2i', rec: LogRecord) => void | Promise<void> } = {},
 ): Promise<{ model: TextToImage | null; ae: TrainResult; t2i?: TrainResult }> {
-  const aeRun = await trainAutoencoder(cfg, path.join(runDir, 'ae'), { quiet: opts.quiet, maxStepsThisCall: opts.maxStepsThisCall, onLog: (r) => opts.onLog?.('ae', r) });
+  const aeRun = await trainAutoencoder(cfg, path.join(runDir, 'ae'), { quiet: opts.quiet, maxStepsThisCall: opts.maxStepsThisCall, workers: opts.workers, onLog: (r) => opts.onLog?.('ae', r) });
   if (aeRun.result.interrupted) {
     aeRun.params.dispose();
     return { model: null, ae: aeRun.result };
@@ -160,7 +186,8 @@ export async function trainTextToImage(
   // a cache needs only the AE: build it with a throw-away vocabulary, then the real one from its captions
   const probe = new TextToImage(cfg, buildVocab(['']), new Params(), latentScale);
   probe.params.assign(aeWeights, { source: 'autoencoder run', allowMissing: true, allowExtra: false });
-  const cache = await latentCache(probe, cfg, path.join(dir, 'latents.tdrc'), { quiet: opts.quiet });
+  const cacheFile = path.join(dir, 'latents.tdrc');
+  const cache = await latentCache(probe, cfg, cacheFile, { quiet: opts.quiet });
   probe.dispose();
 
   const model = new TextToImage(cfg, buildVocab(vocabTexts(cache)), new Params(), cache.latentScale);
@@ -175,6 +202,7 @@ export async function trainTextToImage(
     quiet: opts.quiet,
     maxStepsThisCall: opts.maxStepsThisCall,
     onLog: (r) => opts.onLog?.('t2i', r),
+    parallel: opts.workers && opts.workers > 1 ? { workers: opts.workers, factory: { module: __filename, fn: 't2iStageForWorker', args: { config: cfg, cacheFile } } } : undefined,
   });
   loadWeights(path.join(dir, CHECKPOINT_FILE), model.params, { useEma: true });
   return { model, ae: aeRun.result, t2i };
