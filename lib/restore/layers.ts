@@ -12,6 +12,7 @@
  * matters when importing PyTorch weights (we train from scratch).
  */
 import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../util/rng';
 
 /**
  * Pixel-unshuffle (space-to-depth) by `r`.
@@ -129,6 +130,8 @@ export interface FusionSpec {
   prefix: string;
   /** channels of F̂g at each level, length = backbone levels */
   channels: number[];
+  /** random stream for the fusion blocks (default: the backbone's), so shared weights do not depend on guidance */
+  rng?: Rng;
 }
 
 /** What `GuidedRestorer` needs from a backbone. */

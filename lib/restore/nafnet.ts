@@ -27,16 +27,16 @@ import { FusionSpec, RestorationBackbone, checkGuidance, checkImage, chunk2, cro
 
 const posInt = z.number().int().positive();
 
-export const NAFNetConfigSchema = z
-  .strictObject({
+/** The config object without the cross-field check (for the guided wrapper's discriminated union). */
+export const NAFNetConfigObject = z.strictObject({
     width: posInt.default(16).describe('channels at level 0 (level l: width·2^l); paper 32/64'),
     encBlocks: z.array(posInt).min(1).default([1, 1, 1]).describe('NAFBlocks per encoder level; length = levels − 1; paper [1,1,1,28]'),
     middleBlocks: posInt.default(1).describe('NAFBlocks at the deepest level; paper 1'),
     decBlocks: z.array(posInt).min(1).default([1, 1, 1]).describe('NAFBlocks per decoder level, deepest first; paper [1,1,1,1]'),
     dwExpand: posInt.default(2),
     ffnExpand: posInt.default(2),
-  })
-  .refine((c) => c.decBlocks.length === c.encBlocks.length, { path: ['decBlocks'], message: 'decBlocks must have as many entries as encBlocks' });
+});
+export const NAFNetConfigSchema = NAFNetConfigObject.refine((c) => c.decBlocks.length === c.encBlocks.length, { path: ['decBlocks'], message: 'decBlocks must have as many entries as encBlocks' });
 export type NAFNetConfig = z.infer<typeof NAFNetConfigSchema>;
 
 /** NAFBlock (see the module doc); works on any width c (the fusion block uses C + Cg). */
@@ -119,7 +119,7 @@ export class NAFNet implements RestorationBackbone {
     this.up = cfg.decBlocks.map((_, i) => new Conv2d(p, `${prefix}.up${n - 1 - i}`, this.levelChannels[n - i], 2 * this.levelChannels[n - i], rng, { k: 1, bias: false }));
     this.dec = cfg.decBlocks.map((nb, i) => Array.from({ length: nb }, (_, j) => blk(`${prefix}.dec${n - 1 - i}.${j}`, this.levelChannels[n - 1 - i])));
     this.ending = new Conv2d(p, `${prefix}.ending`, cfg.width, 3, rng);
-    if (fusion) this.fuse = fusion.channels.map((cg, l) => new NAFFusion(p, `${fusion.prefix}.fuse${l}`, this.levelChannels[l], cg, rng));
+    if (fusion) this.fuse = fusion.channels.map((cg, l) => new NAFFusion(p, `${fusion.prefix}.fuse${l}`, this.levelChannels[l], cg, fusion.rng ?? rng));
   }
   call(x: tf.Tensor4D, guidance?: tf.Tensor4D[]): tf.Tensor4D {
     checkImage(this.prefix, 'x', x);

@@ -17,7 +17,7 @@
  *
  * Guidance (Eq. 4): as in Restormer, fusion at the inputs of the 4 encoder levels.
  *
- * Deviations: small defaults (dim 16, blocks [1,1,1,2], 1 refinement block, prompts 16/32/64
+ * Deviations: small defaults (dim 16, blocks [1,1,1,1], 1 refinement block, prompts 16/32/64
  * channels at sizes 32/16/8 — the official 64/128/320 at 64/32/16 for 128-px crops with dim 48);
  * inputs padded to a multiple of 8 and cropped back. The official unused `chnl_reduce*` and
  * `reduce_noise_channel_*` convs are not created.

@@ -13,7 +13,7 @@
  * concatenation, α a learnable scalar initialised to 0 (`TransformerResFusionBlock` in the official
  * code computes (B(z)·α + z)[:C] = Fx + α·B(z)[:C], identical).
  *
- * Deviations: small default widths (dim 16, blocks [1,1,1,2], 1 refinement block; the paper's are
+ * Deviations: small default widths (dim 16, blocks [1,1,1,1], 1 refinement block; the paper's are
  * 48, [4,6,6,8], 4); NHWC with tfjs's pixel-shuffle channel order; inputs of any size are zero-padded
  * to a multiple of 8 and cropped back (the official Restormer requires divisibility); the fusion
  * block may see different widths for F̂g and Fx (the official code assumes nf = dim); one fusion
@@ -30,7 +30,7 @@ const posInt = z.number().int().positive();
 
 export const RestormerConfigSchema = z.strictObject({
   dim: posInt.default(16).describe('width of level 1 (level l has dim·2^(l−1)); paper 48'),
-  blocks: z.array(posInt).length(4).default([1, 1, 1, 2]).describe('transformer blocks per level (enc = dec); paper [4,6,6,8]'),
+  blocks: z.array(posInt).length(4).default([1, 1, 1, 1]).describe('transformer blocks per level (enc = dec); paper [4,6,6,8]'),
   refinement: z.number().int().nonnegative().default(1).describe('refinement blocks at full resolution; paper 4'),
   heads: z.array(posInt).length(4).default([1, 1, 2, 4]).describe('MDTA heads per level; paper [1,2,4,8]'),
   ffnExpansion: z.number().positive().default(2.66).describe('GDFN hidden width factor γ'),
@@ -188,7 +188,7 @@ export class RestormerEncoder {
     this.down = [0, 1, 2].map((l) => new Downsample(p, `${prefix}.down${l + 1}`, this.levelChannels[l], rng));
     this.latent = Array.from({ length: cfg.blocks[3] }, (_, i) => new TransformerBlock(p, `${prefix}.latent.${i}`, 8 * d, cfg.heads[3], cfg, rng));
     if (fusion) {
-      this.fuse = fusion.channels.map((cg, l) => new TransformerFusion(p, `${fusion.prefix}.fuse${l}`, this.levelChannels[l], cg, fuseHeads(this.levelChannels[l] + cg, cfg.heads[l]), cfg, rng));
+      this.fuse = fusion.channels.map((cg, l) => new TransformerFusion(p, `${fusion.prefix}.fuse${l}`, this.levelChannels[l], cg, fuseHeads(this.levelChannels[l] + cg, cfg.heads[l]), cfg, fusion.rng ?? rng));
     }
   }
   /**
