@@ -10,6 +10,7 @@ import { TextToImage } from '../../lib/models/t2i';
 import { unetFlops } from '../../lib/models/unet';
 import { readLog } from '../../lib/train/loop';
 import { tmpDir } from '../helpers/fixtures';
+import { degradationWordEffect, copyCheck } from '../../lib/eval/t2i_eval';
 
 test('before: backend', async () => {
   await initBackend({ quiet: true });
