@@ -4,15 +4,19 @@
  */
 import { z } from 'zod';
 import { Command, EXIT, UserError, parseOptions, wantsHelp } from '../command';
+import * as fs from 'node:fs';
 import { BenchResult, runBench } from '../../bench/unet';
+import { benchSample, SampleBench } from '../../bench/sample';
+import { shippedCheckpoint } from './train';
 
 const Options = z.strictObject({
   json: z.boolean().default(false).describe('print one line of JSON instead of a table'),
   steps: z.coerce.number().int().min(1).max(1000).default(5).describe('timed train steps (median reported)'),
   warmup: z.coerce.number().int().min(0).max(100).default(1).describe('untimed train steps first'),
+  sample: z.string().endsWith('.tdrc', { message: 'expected a .tdrc checkpoint' }).optional().describe('t2i checkpoint to time sampling with'),
 });
 
-const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N]
+const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N] [--sample FILE.tdrc]
 
 Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
 L1 loss, Adam) and a 3x3 64->64 conv2d forward/backward on [8,64,64,64], on the backend tdr
@@ -22,12 +26,14 @@ options:
   --json       one line of JSON instead of a table
   --steps N    timed train steps, median reported (default 5)
   --warmup N   untimed train steps first (default 1)
+  --sample F   also time text-to-image sampling with checkpoint F (default: the shipped
+               data/checkpoints/t2i-demo.tdrc when it exists); target ≤ 10 s per image
   -h, --help   this help`;
 
 const f1 = (v: number): string => v.toFixed(1);
 
 /** The human-readable report: one "name  value" row per line. */
-export function formatBench(r: BenchResult): string {
+export function formatBench(r: BenchResult & { sample?: SampleBench }): string {
   const rows: Array<[string, string]> = [
     ['backend', `${r.backend} (${r.backendDetail})`],
     ['tfjs', r.tfjsVersion],
@@ -44,6 +50,13 @@ export function formatBench(r: BenchResult): string {
       ['  forward', `${f1(c.forwardMs)} ms  ${f1(c.forwardGflops)} GFLOP/s`],
       ['  backprop filter', `${f1(c.backpropFilterMs)} ms  ${f1(c.backpropFilterGflops)} GFLOP/s`],
       ['  backprop input', `${f1(c.backpropInputMs)} ms  ${f1(c.backpropInputGflops)} GFLOP/s`],
+    );
+  }
+  if (r.sample) {
+    const s = r.sample;
+    rows.push(
+      [`t2i sample ${s.imageSize}x${s.imageSize}`, `${f1(s.sampleMs / 1000)} s median (${s.steps} DDIM steps, CFG ${s.cfgScale}; target ≤ ${s.targetMs / 1000} s)`],
+      ['  all runs', s.samplesMs.map((v) => f1(v / 1000)).join(', ') + ' s'],
     );
   }
   rows.push(
@@ -66,13 +79,16 @@ export const benchCommand: Command = {
     const { options, positionals } = parseOptions(
       'bench',
       argv,
-      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' } },
+      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' }, sample: { type: 'string' } },
       Options,
     );
     if (positionals.length > 0) {
       throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr bench --help'`);
     }
-    const r = await runBench({ steps: options.steps, warmup: options.warmup });
+    const ckpt = options.sample ?? (fs.existsSync(shippedCheckpoint('t2i-demo')) ? shippedCheckpoint('t2i-demo') : undefined);
+    if (options.sample && !fs.existsSync(options.sample)) throw new UserError(`${options.sample}: no such checkpoint`);
+    const r: BenchResult & { sample?: SampleBench } = await runBench({ steps: options.steps, warmup: options.warmup });
+    if (ckpt) r.sample = await benchSample(ckpt);
     process.stdout.write((options.json ? JSON.stringify(r) : formatBench(r)) + '\n');
     return EXIT.ok;
   },
