@@ -1,3 +1,4 @@
 export * from './grid';
 export * from './table';
 export * from './plotly';
+export * from './live';

@@ -56,3 +56,15 @@ test('plotlyHtml inlines the local bundle once, then only the figure; no CDN add
   assert.ok(!/cdn\.plot\.ly|https?:\/\/cdn/.test(second));
   assert.ok(htmlPage('t', [second]).includes('Plotly'));
 });
+
+test('liveLossChart redraws one display with every l_* series', async () => {
+  const { liveLossChart } = await import('../../lib/viz/live');
+  const shown: string[] = [];
+  const live = liveLossChart({ html: (s) => shown.push(s) }, { minIntervalMs: 0 });
+  live.onLog({ step: 0, lr: 1, gradNorm: 1, msPerStep: 5, l_total: 1, l_eps: 0.5 });
+  live.onLog({ step: 1, lr: 1, gradNorm: 1, msPerStep: 5, l_total: 0.8, l_eps: 0.4 });
+  live.finish();
+  assert.equal(shown.length, 3);
+  assert.ok(shown[2].includes('"name":"l_total"') && shown[2].includes('"name":"l_eps"'));
+  assert.ok(shown[2].includes('step 2'));
+});

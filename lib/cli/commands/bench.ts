@@ -7,7 +7,7 @@ import { Command, EXIT, UserError, parseOptions, wantsHelp } from '../command';
 import * as fs from 'node:fs';
 import { BenchResult, runBench } from '../../bench/unet';
 import { benchSample, SampleBench } from '../../bench/sample';
-import { shippedCheckpoint } from './train';
+import { t2iCheckpoint } from '../../config/paths';
 
 const Options = z.strictObject({
   json: z.boolean().default(false).describe('print one line of JSON instead of a table'),
@@ -85,7 +85,7 @@ export const benchCommand: Command = {
     if (positionals.length > 0) {
       throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr bench --help'`);
     }
-    const ckpt = options.sample ?? (fs.existsSync(shippedCheckpoint('t2i-demo')) ? shippedCheckpoint('t2i-demo') : undefined);
+    const ckpt = options.sample ?? (fs.existsSync(t2iCheckpoint()) ? t2iCheckpoint() : undefined);
     if (options.sample && !fs.existsSync(options.sample)) throw new UserError(`${options.sample}: no such checkpoint`);
     const r: BenchResult & { sample?: SampleBench } = await runBench({ steps: options.steps, warmup: options.warmup });
     if (ckpt) r.sample = await benchSample(ckpt);

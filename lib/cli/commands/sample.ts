@@ -5,7 +5,7 @@ import { initBackend } from '../../backend';
 import { TextToImage } from '../../models/t2i';
 import { writeImage, formatFromPath } from '../../data/io';
 import { Progress } from '../../train/progress';
-import { shippedCheckpoint } from './train';
+import { t2iCheckpoint } from '../../config/paths';
 
 const HELP = `usage: tdr sample --prompt "<text>" --seed N --out FILE.png [--steps N] [--cfg S] [--eta E] [--checkpoint FILE.tdrc]
 
@@ -19,7 +19,7 @@ options:
   --steps N            DDIM steps (default: the checkpoint's preset, demo 50)
   --cfg S              guidance scale (default: the preset's; 1 = no guidance)
   --eta E              DDIM η in [0,1] (default 0, deterministic)
-  --checkpoint FILE    a t2i checkpoint (default data/checkpoints/t2i-demo.tdrc)`;
+  --checkpoint FILE    a t2i checkpoint (default $TDR_T2I_CHECKPOINT, else data/checkpoints/t2i-demo.tdrc)`;
 
 const Options = z.strictObject({
   prompt: z.string(),
@@ -44,7 +44,7 @@ export const sampleCommand: Command = {
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
     formatFromPath(options.out); // bad extension → error before any work
-    const ckpt = options.checkpoint ?? shippedCheckpoint('t2i-demo');
+    const ckpt = options.checkpoint ?? t2iCheckpoint();
     if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint (train one with 'tdr train t2i --preset demo')`);
     await initBackend();
     const model = TextToImage.load(ckpt);

@@ -8,7 +8,9 @@ import { initBackend } from '../../backend';
 import { defaultWorkers } from '../../train/parallel';
 import { trainAutoencoder, evaluateAutoencoder } from '../../train/stages/autoencoder';
 import { trainTextToImage } from '../../train/stages/t2i';
-import { projectRoot } from '../../util/fsx';
+import { shippedCheckpoint, shippedLog, defaultRunsDir } from '../../config/paths';
+import { writeFileAtomic } from '../../util/fsx';
+import { readLog } from '../../train/loop';
 
 const STAGES = ['ae', 't2i'] as const;
 
@@ -39,15 +41,6 @@ const Options = z.strictObject({
   out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
 });
 
-/** The run folder of a stage: <runs>/<preset>/<stage>. */
-export function runDirOf(runs: string, cfg: T2IConfig, stage: string): string {
-  return path.join(runs, cfg.preset, stage);
-}
-
-export function defaultRunsDir(): string {
-  return process.env.TDR_RUNS || path.join(projectRoot(), 'outputs', 'runs');
-}
-
 export function loadConfigArg(preset: string | undefined, config: string | undefined): T2IConfig {
   if (preset && config) throw new UserError('give --preset or --config, not both');
   if (!config) return t2iPreset(preset ?? 'demo');
@@ -58,11 +51,6 @@ export function loadConfigArg(preset: string | undefined, config: string | undef
     throw new UserError(`${config}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(e as Error).message})`}`);
   }
   return parseT2IConfig(raw, config);
-}
-
-/** Where shipped checkpoints live: data/checkpoints/<name>.tdrc */
-export function shippedCheckpoint(name: string): string {
-  return path.join(projectRoot(), 'data', 'checkpoints', `${name}.tdrc`);
 }
 
 function stopped(step: number, total: number, dir: string, maxSteps?: number): number {
@@ -101,6 +89,11 @@ export const trainCommand: Command = {
     }
     const out = options.out ?? (cfg.preset === 'demo' ? shippedCheckpoint('t2i-demo') : path.join(runDir, `t2i-${cfg.preset}.tdrc`));
     r.model.save(out, { float16: true, meta: { rebuild: `tdr train t2i --preset ${cfg.preset}`, steps: r.t2i!.step } });
+    if (cfg.preset === 'demo' && !options.out) {
+      // ship the loss logs beside the checkpoint (the notebook plots them)
+      const lines = [...readLog(path.join(runDir, 'ae')).map((x) => ({ stage: 'ae', ...x })), ...readLog(path.join(runDir, 't2i')).map((x) => ({ stage: 't2i', ...x }))];
+      writeFileAtomic(shippedLog('t2i-demo'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    }
     process.stdout.write(`text-to-image model (EMA weights, float16) → ${out}\n`);
     r.model.dispose();
     return 0;

@@ -1,0 +1,26 @@
+/** Where things live: shipped checkpoints (data/checkpoints) and training runs (TDR_RUNS). */
+import * as path from 'node:path';
+import { projectRoot } from '../util/fsx';
+
+/** A shipped checkpoint: data/checkpoints/<name>.tdrc */
+export function shippedCheckpoint(name: string): string {
+  return path.join(projectRoot(), 'data', 'checkpoints', `${name}.tdrc`);
+}
+
+/** The training log shipped beside a checkpoint: data/checkpoints/<name>.log.jsonl */
+export function shippedLog(name: string): string {
+  return path.join(projectRoot(), 'data', 'checkpoints', `${name}.log.jsonl`);
+}
+
+/** The runs folder: $TDR_RUNS, else outputs/runs (keep long runs outside the checkout). */
+export function defaultRunsDir(): string {
+  return process.env.TDR_RUNS || path.join(projectRoot(), 'outputs', 'runs');
+}
+
+/**
+ * The t2i checkpoint notebooks and commands use by default: $TDR_T2I_CHECKPOINT if set, else the
+ * shipped demo model.
+ */
+export function t2iCheckpoint(): string {
+  return process.env.TDR_T2I_CHECKPOINT || shippedCheckpoint('t2i-demo');
+}
