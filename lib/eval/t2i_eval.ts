@@ -81,3 +81,25 @@ export async function copyCheck(model: TextToImage, samples: RGBImage[], opts: {
   const errs = rec.map((r, i) => meanSquaredDistance(r, pick[i]));
   return { samples: out, aeReconstruction: { mean: meanStd(errs).mean, max: Math.max(...errs) } };
 }
+
+/**
+ * Autoencoder reconstructions of centred crops of validation photos, clean and noisy (σ25), with
+ * their PSNR: what the decoder can and cannot represent (noise is the hard case for an f4 AE).
+ */
+export async function aeReconstructions(model: TextToImage, n: number): Promise<Array<{ id: string; clean: RGBImage; rec: RGBImage; noisy: RGBImage; recNoisy: RGBImage; psnr: number; psnrNoisy: number }>> {
+  const { loadPhotos, centerCrop } = await import('../data/patches');
+  const { degrade } = await import('../data/degrade');
+  const { clip01 } = await import('../data/image');
+  const { psnr } = await import('./metrics');
+  const photos = (await loadPhotos('val', model.cfg.photoShortSide)).slice(0, n);
+  const out = [];
+  for (const p of photos) {
+    const clean = centerCrop(p.image, model.cfg.imageSize);
+    const noisy = clip01(degrade(clean, { task: 'noise', seed: 1, sigma: 25 }).image);
+    const t = tf.tidy(() => model.decodeLatents(model.encodeImages(toBatch([clean, noisy]))));
+    const [rec, recNoisy] = fromBatch(t);
+    t.dispose();
+    out.push({ id: p.entry.id, clean, rec, noisy, recNoisy, psnr: psnr(clean, rec), psnrNoisy: psnr(noisy, recNoisy) });
+  }
+  return out;
+}
