@@ -46,7 +46,10 @@ export function parseOptions<S extends z.ZodType>(
   try {
     parsed = parseArgs({ args: argv, options: spec, allowPositionals: true, strict: true }) as never;
   } catch (e) {
-    throw new UserError(`${(e as Error).message.split('\n')[0].replace(/\. To specify.*$/, '')}; see 'tdr ${command} --help'`);
+    const first = (e as Error).message.split('\n')[0];
+    const amb = /^Option '(--[\w-]+)' argument is ambiguous/.exec(first);
+    if (amb) throw new UserError(`${amb[1]}: a value starting with '-' must be written ${amb[1]}=<value>; see 'tdr ${command} --help'`);
+    throw new UserError(`${first.replace(/\. To specify.*$/, '')}; see 'tdr ${command} --help'`);
   }
   const values = Object.fromEntries(Object.entries(parsed.values).filter(([, v]) => v !== undefined));
   const r = schema.safeParse(values);
