@@ -1,0 +1,176 @@
+/**
+ * `tdr restore` (restore one degraded image with a trained restorer, guided or not) and the body of
+ * `tdr train restore` (`trainRestoreCommandRun`, wired by the lead into `tdr train`).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { Command, parseOptions, UserError } from '../command';
+import { initBackend } from '../../backend';
+import { readImage, writeImage, formatFromPath } from '../../data/io';
+import { defaultRunsDir, shippedCheckpoint } from '../../config/paths';
+import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restoreRunName } from '../../config/restore';
+import { defaultWorkers } from '../../train/parallel';
+import { loadRestorer, saveRestorer, trainRestorer } from '../../restore/train';
+import { restoreImage } from '../../restore/eval';
+import { GuidanceSource, guidanceKey, guidanceSourceByName, guidanceSourceNames, noGuidance } from '../../restore/data';
+
+/** The guidance source the guided commands use by default: the text-side pipeline once registered as 'text'. */
+export const DEFAULT_GUIDANCE = 'text';
+
+/** Resolve `--guidance NAME` (or the default) to a source; a user-facing error when none is available. */
+export function pickGuidance(name: string | undefined, words?: number): GuidanceSource {
+  const want = name ?? DEFAULT_GUIDANCE;
+  if (!guidanceSourceNames().includes(want)) {
+    if (name) throw new UserError(`unknown guidance source '${name}'; registered: ${guidanceSourceNames().join(', ')}`);
+    throw new UserError(`no '${DEFAULT_GUIDANCE}' guidance source is registered yet; pass --guidance ${guidanceSourceNames().join('|')} (stand-ins: plumbing tests only) or use --no-guidance`);
+  }
+  return guidanceSourceByName(want, { words }).source;
+}
+
+/** The shipped demo checkpoint of a backbone (all-in-one). */
+export function defaultRestoreCheckpoint(backbone: string, guidance: boolean): string {
+  return shippedCheckpoint(`restore-${backbone}-all-in-one-${guidance ? 'guided' : 'plain'}-demo`);
+}
+
+const RESTORE_HELP = `usage: tdr restore <degraded image> --backbone promptir|nafnet|restormer --out FILE.png
+                   [--no-guidance] [--seed N] [--checkpoint FILE.tdrc] [--guidance NAME | --guidance-image FILE]
+
+Restore one degraded image with a trained restorer (paper Sec. 3.3). A guided model needs a
+guidance image G: generated from the input by the guidance source (default '${DEFAULT_GUIDANCE}', the
+text-side pipeline, cached by it), or given with --guidance-image.
+
+options:
+  --backbone NAME        ${BACKBONE_TYPES.join(' | ')} (must match the checkpoint)
+  --no-guidance          the unguided baseline
+  --seed N               seed of the guidance generation (default 0)
+  --checkpoint FILE      a restorer checkpoint (default data/checkpoints/restore-<backbone>-all-in-one-<guided|plain>-demo.tdrc)
+  --guidance NAME        guidance source (registered: ${guidanceSourceNames().join(', ')}, + '${DEFAULT_GUIDANCE}' once built)
+  --guidance-image FILE  use this image as G
+  --out FILE             .png or .jpg`;
+
+const RestoreOptions = z.strictObject({
+  backbone: z.enum(BACKBONE_TYPES),
+  'no-guidance': z.boolean().optional(),
+  seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).default(0),
+  checkpoint: z.string().min(1).optional(),
+  guidance: z.string().min(1).optional(),
+  'guidance-image': z.string().min(1).optional(),
+  out: z.string().min(1),
+});
+
+export const restoreCommand: Command = {
+  name: 'restore',
+  summary: 'restore a degraded image with a trained restorer (with or without guidance)',
+  help: RESTORE_HELP,
+  async run(argv) {
+    const { options, positionals } = parseOptions(
+      'restore',
+      argv,
+      { backbone: { type: 'string' }, 'no-guidance': { type: 'boolean' }, seed: { type: 'string' }, checkpoint: { type: 'string' }, guidance: { type: 'string' }, 'guidance-image': { type: 'string' }, out: { type: 'string' } },
+      RestoreOptions,
+    );
+    if (positionals.length === 0) throw new UserError("missing the degraded image; see 'tdr restore --help'");
+    if (positionals.length > 1) throw new UserError(`unexpected argument '${positionals[1]}'`);
+    const guided = !options['no-guidance'];
+    if (!guided && (options.guidance || options['guidance-image'])) throw new UserError('--no-guidance takes no --guidance / --guidance-image');
+    if (options.guidance && options['guidance-image']) throw new UserError('give --guidance or --guidance-image, not both');
+    formatFromPath(options.out); // bad extension → error before any work
+    const file = positionals[0];
+    const x = await readImage(file); // missing / not an image → ImageError (exit 2)
+    const g = options['guidance-image'] ? await readImage(options['guidance-image']) : undefined;
+    const source = guided && !g ? pickGuidance(options.guidance) : undefined;
+    if (source?.standIn && source.name === 'clean-oracle') throw new UserError("guidance source 'clean-oracle' needs the clean image, which tdr restore does not have; use --guidance-image or the text source");
+    const ckpt = options.checkpoint ?? defaultRestoreCheckpoint(options.backbone, guided);
+    if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint (train one with 'tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --preset demo')`);
+    await initBackend({ quiet: true });
+    const { params, net } = loadRestorer(ckpt, { backbone: options.backbone, guidance: guided });
+    try {
+      const t0 = Date.now();
+      let gimg = g;
+      if (guided && !gimg) {
+        const digest = createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 16);
+        gimg = await source!.get(x, guidanceKey('input', digest, `seed${options.seed}`));
+      }
+      const y = restoreImage(net, x, gimg);
+      await writeImage(options.out, y);
+      process.stdout.write(`${options.out}: ${y.width}x${y.height}, ${options.backbone}${guided ? ` + guidance (${g ? 'given image' : source!.name})` : ''}, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    } finally {
+      params.dispose();
+    }
+    return 0;
+  },
+};
+
+export const TRAIN_RESTORE_HELP = `usage: tdr train restore --backbone promptir|nafnet|restormer [--no-guidance] [--tasks SET] [--preset ci|demo|paper]
+                         [--guidance NAME] [--runs DIR] [--max-steps N] [--out FILE.tdrc]
+
+Train a restorer (stage 3: L1 Eq. 5, AdamW, cosine schedule, matcher at ref_lr and frozen for
+param_fix_iterations) with the shared loop; resumable. A guided run first generates (or reloads) the
+guidance of every training photo × task into <run>/guidance.tdrc.
+
+options:
+  --backbone NAME   ${BACKBONE_TYPES.join(' | ')}
+  --no-guidance     the unguided baseline (same data, steps and seed)
+  --tasks SET       ${TASK_SETS.join(' | ')} (default all-in-one)
+  --preset NAME     ${RESTORE_PRESET_NAMES.join(' | ')} (default demo)
+  --guidance NAME   guidance source (default '${DEFAULT_GUIDANCE}'; 'clean-oracle' is a plumbing stand-in, never the paper's guidance)
+  --runs DIR        runs folder (default $TDR_RUNS or outputs/runs)
+  --max-steps N     stop after N steps in this call (the run stays resumable)
+  --out FILE        where the trained model goes (default: data/checkpoints/<run>.tdrc for demo with the real
+                    guidance or none, else <runs>/<run>/<run>.tdrc)
+
+environment: TDR_WORKERS=N data-parallel worker threads (default: one per core on wasm)`;
+
+const TrainOptions = z.strictObject({
+  backbone: z.enum(BACKBONE_TYPES),
+  'no-guidance': z.boolean().optional(),
+  tasks: z.enum(TASK_SETS).default('all-in-one'),
+  preset: z.enum(RESTORE_PRESET_NAMES as [string, ...string[]]).default('demo'),
+  guidance: z.string().min(1).optional(),
+  runs: z.string().min(1).optional(),
+  'max-steps': z.coerce.number().int().positive().optional(),
+  out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
+});
+
+/** `tdr train restore …`: argv after the word 'restore' (a leading 'restore' is tolerated). Returns the exit code. */
+export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> {
+  const argv = argvIn[0] === 'restore' ? argvIn.slice(1) : argvIn;
+  const { options, positionals } = parseOptions(
+    'train',
+    argv,
+    {
+      backbone: { type: 'string' }, 'no-guidance': { type: 'boolean' }, tasks: { type: 'string' }, preset: { type: 'string' }, guidance: { type: 'string' },
+      runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' },
+    },
+    TrainOptions,
+  );
+  if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
+  const guided = !options['no-guidance'];
+  if (!guided && options.guidance) throw new UserError('--no-guidance takes no --guidance');
+  const cfg = restorePreset(options.preset, { backbone: options.backbone, guidance: guided, tasks: options.tasks });
+  const source = guided ? pickGuidance(options.guidance) : noGuidance;
+  if (source.standIn) process.stderr.write(`tdr: ${source.standIn}\n`);
+  const backend = await initBackend();
+  const workers = defaultWorkers(backend.name, os.cpus().length);
+  if (workers > 1) process.stderr.write(`tdr: data-parallel training on ${workers} workers (TDR_WORKERS to change)\n`);
+  const name = restoreRunName(cfg);
+  const runDir = path.join(options.runs ?? defaultRunsDir(), name);
+  const r = await trainRestorer(cfg, runDir, { guidance: source, workers, maxStepsThisCall: options['max-steps'] });
+  try {
+    if (r.result.interrupted) {
+      process.stderr.write(`stopped at step ${r.result.step}/${cfg.train.steps}; checkpoint in ${runDir} — run the same command to resume\n`);
+      return options['max-steps'] ? 0 : 130;
+    }
+    const ship = cfg.preset === 'demo' && !source.standIn;
+    const out = options.out ?? (ship ? shippedCheckpoint(name) : path.join(runDir, `${name}.tdrc`));
+    const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} --preset ${options.preset}${options.guidance ? ` --guidance ${options.guidance}` : ''}`;
+    saveRestorer(out, r.params, cfg, { rebuild, steps: r.result.step, guidance: r.guidance, guidanceStandIn: source.standIn ?? null });
+    process.stdout.write(`restorer ${name} (EMA weights, float16) → ${out}\n`);
+  } finally {
+    r.params.dispose();
+  }
+  return 0;
+}

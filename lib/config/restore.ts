@@ -1,0 +1,164 @@
+/**
+ * Presets for guided restoration (stage 3 of DESIGN §1; paper Sec. 3.3, Eq. 4–5) — one zod schema,
+ * three presets, resolved for a chosen backbone, guidance on/off and task set:
+ *   ci    tiny: a few training steps in seconds (tests, notebooks under CI)
+ *   demo  the shipped checkpoints: small backbones, 64-px patches, trainable on a 2-core CPU in hours
+ *   paper the official stage-3 options (REFERENCE §1: mrluin/TextualDegRemoval options/train_restoration
+ *         *.yml): gt_size 384, batch 8, lr 2e-4, ref_lr 1e-4, AdamW wd 1e-4, param_fix_iterations
+ *         20000, 1M iterations, L1; full-width backbones. It must parse and build; it is for a GPU.
+ *
+ * Official option → key here:
+ *   gt_size → patchSize · lr → train.lr · ref_lr → refLr (absolute LR of every `<prefix>.masa.`
+ *   parameter, i.e. the matcher encoder and the fusion blocks; the loop gets it as the ratio
+ *   refLr / lr) · param_fix_iterations → paramFixIterations (the matcher group is frozen, LR 0, for
+ *   that many steps — the official key never took effect, REFERENCE §1 gap 7) · total_iter →
+ *   train.steps · batch_size_per_gpu → train.batch · weight_decay → train.weightDecay.
+ * Deviation: the official CosineAnnealingRestartCyclicLR (periods [306000, 694000], eta_mins [3e-4,
+ * 1e-6]) is replaced by the project loop's single cosine with warm-up down to lr·minLrRatio; the
+ * matcher group follows the same curve scaled by refLr / lr.
+ *
+ * Keys are the constructors' own option names (STYLE §7.6). A preset overrides only what differs.
+ */
+import { z } from 'zod';
+import { BackboneConfig, BackboneConfigSchema, GuidedRestorerConfigSchema } from '../restore/guided';
+import { AggregationConfigSchema } from '../restore/aggregation';
+import { TrainConfigSchema } from '../train/loop';
+
+export const BACKBONE_TYPES = ['promptir', 'nafnet', 'restormer'] as const;
+export type BackboneType = (typeof BACKBONE_TYPES)[number];
+
+/** Task sets: 'all-in-one' = the paper's 5 (noise σ15/25/50, rain, haze, uniform); else one family. */
+export const TASK_SETS = ['all-in-one', 'noise', 'rain', 'haze', 'motion', 'defocus'] as const;
+export type TaskSet = (typeof TASK_SETS)[number];
+
+const Train = TrainConfigSchema.extend({ batch: z.number().int().positive().describe('patches per step (batch_size_per_gpu)') });
+
+export const RestoreConfigSchema = z
+  .strictObject({
+    preset: z.string(),
+    model: GuidedRestorerConfigSchema.describe('backbone (type picks the class), guidance on/off, matcher'),
+    tasks: z.enum(TASK_SETS).describe("training task set: 'all-in-one' (5 tasks, uniform) or one family"),
+    patchSize: z.number().int().min(16).describe('gt_size: side of the square training patches (px)'),
+    photoShortSide: z.number().int().min(16).describe('training photos are resized to this short side before cropping'),
+    refLr: z.number().min(0).finite().describe('ref_lr: peak LR of the <prefix>.masa. group (matcher encoder + fusion)'),
+    paramFixIterations: z.number().int().min(0).describe('param_fix_iterations: steps during which the masa group is frozen'),
+    train: Train,
+    eval: z.strictObject({
+      size: z.number().int().min(16).describe('side of the centred validation crops (px); a multiple of 64 avoids padding'),
+      shortSide: z.number().int().min(16).describe('validation photos are resized to this short side first'),
+      limit: z.number().int().positive().optional().describe('use only the first N validation photos'),
+    }),
+  })
+  .superRefine((c, ctx) => {
+    if (c.photoShortSide < c.patchSize) ctx.addIssue({ code: 'custom', path: ['photoShortSide'], message: `photoShortSide ${c.photoShortSide} must be ≥ patchSize ${c.patchSize}` });
+    if (c.eval.shortSide < c.eval.size) ctx.addIssue({ code: 'custom', path: ['eval', 'shortSide'], message: `eval.shortSide ${c.eval.shortSide} must be ≥ eval.size ${c.eval.size}` });
+    if (c.patchSize % 4 !== 0) ctx.addIssue({ code: 'custom', path: ['patchSize'], message: `patchSize ${c.patchSize} must be a multiple of 4 (guidance candidates are taken with stride patchSize/4)` });
+  });
+export type RestoreConfig = z.infer<typeof RestoreConfigSchema>;
+
+/** What a preset holds: sizes for every backbone type; `restorePreset` picks one. */
+interface PresetSpec {
+  backbones: Record<BackboneType, BackboneConfig>;
+  /** matcher per backbone type (NAFNet's fusion levels = encBlocks.length + 1) */
+  aggregation: Record<BackboneType, z.input<typeof AggregationConfigSchema>>;
+  patchSize: number;
+  photoShortSide: number;
+  refLr: number;
+  paramFixIterations: number;
+  train: z.input<typeof Train>;
+  eval: RestoreConfig['eval'];
+}
+
+const demo: PresetSpec = {
+  // the backbones' own small defaults (lib/restore/*): width/dim 16, one block per level
+  backbones: {
+    promptir: { type: 'promptir', dim: 16, blocks: [1, 1, 1, 1], refinement: 1, heads: [1, 1, 2, 4], ffnExpansion: 2.66, bias: false, layerNorm: 'withBias', promptLen: 5, promptDims: [16, 32, 64], promptSizes: [32, 16, 8] },
+    nafnet: { type: 'nafnet', width: 16, encBlocks: [1, 1, 1], middleBlocks: 1, decBlocks: [1, 1, 1], dwExpand: 2, ffnExpand: 2 },
+    restormer: { type: 'restormer', dim: 16, blocks: [1, 1, 1, 1], refinement: 1, heads: [1, 1, 2, 4], ffnExpansion: 2.66, bias: false, layerNorm: 'withBias' },
+  },
+  aggregation: { promptir: { nf: 8, levels: 4 }, nafnet: { nf: 8, levels: 4 }, restormer: { nf: 8, levels: 4 } },
+  patchSize: 64, // 64 = one 8×8 matcher block at 1/8: X needs no padding
+  photoShortSide: 160, // same photo scale as the T2I demo model's crops (its guidance covers a whole-scene view)
+  refLr: 5e-4, // official ratio ref_lr / lr = 1e-4 / 2e-4 = 0.5
+  paramFixIterations: 300, // official 20000 of 1M (2 %); here 300 of 4000, so α/B learn on a backbone that already restores
+  train: { steps: 4000, batch: 8, lr: 1e-3, warmup: 100, minLrRatio: 0.01, weightDecay: 1e-4, clipNorm: 1, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 3 },
+  eval: { size: 128, shortSide: 160 },
+};
+
+const ci: PresetSpec = {
+  backbones: {
+    promptir: { type: 'promptir', dim: 4, blocks: [1, 1, 1, 1], refinement: 0, heads: [1, 1, 1, 2], ffnExpansion: 2, bias: false, layerNorm: 'withBias', promptLen: 2, promptDims: [4, 8, 8], promptSizes: [8, 4, 2] },
+    nafnet: { type: 'nafnet', width: 4, encBlocks: [1, 1, 1], middleBlocks: 1, decBlocks: [1, 1, 1], dwExpand: 2, ffnExpand: 2 },
+    restormer: { type: 'restormer', dim: 4, blocks: [1, 1, 1, 1], refinement: 0, heads: [1, 1, 1, 2], ffnExpansion: 2, bias: false, layerNorm: 'withBias' },
+  },
+  aggregation: { promptir: { nf: 2, levels: 4, blockSize: 2 }, nafnet: { nf: 2, levels: 4, blockSize: 2 }, restormer: { nf: 2, levels: 4, blockSize: 2 } },
+  patchSize: 16, // with blockSize 2 X pads to 16: no padding
+  photoShortSide: 32,
+  refLr: 5e-4,
+  paramFixIterations: 1,
+  train: { steps: 3, batch: 2, lr: 1e-3, warmup: 1, minLrRatio: 0.1, weightDecay: 1e-4, clipNorm: 1, emaDecay: 0.9, checkpointEvery: 2, logEvery: 1, seed: 3 },
+  eval: { size: 32, shortSide: 32, limit: 2 },
+};
+
+const paper: PresetSpec = {
+  backbones: {
+    // PromptIR net/model.py: Restormer dim 48, [4,6,6,8], heads [1,2,4,8], ffn 2.66, 4 refinement, prompts 64/128/320 × 64/32/16
+    promptir: { type: 'promptir', dim: 48, blocks: [4, 6, 6, 8], refinement: 4, heads: [1, 2, 4, 8], ffnExpansion: 2.66, bias: false, layerNorm: 'withBias', promptLen: 5, promptDims: [64, 128, 320], promptSizes: [64, 32, 16] },
+    // NAFNet-width32 (the paper's ablation baseline), GoPro layout: enc [1,1,1,28], middle 1, dec [1,1,1,1]
+    nafnet: { type: 'nafnet', width: 32, encBlocks: [1, 1, 1, 28], middleBlocks: 1, decBlocks: [1, 1, 1, 1], dwExpand: 2, ffnExpand: 2 },
+    restormer: { type: 'restormer', dim: 48, blocks: [4, 6, 6, 8], refinement: 4, heads: [1, 2, 4, 8], ffnExpansion: 2.66, bias: false, layerNorm: 'withBias' },
+  },
+  // official matcher: nf 48, ext_n_blocks [4,4,4,4], lr_block_size 8, ref_down_block_size 1.5, dilations [1,2,3]; NAFNet has 5 levels
+  aggregation: { promptir: { nf: 48, levels: 4, encBlocks: 4 }, nafnet: { nf: 48, levels: 5, encBlocks: 4 }, restormer: { nf: 48, levels: 4, encBlocks: 4 } },
+  patchSize: 384, // gt_size
+  photoShortSide: 512,
+  refLr: 1e-4, // ref_lr
+  paramFixIterations: 20000, // param_fix_iterations
+  train: { steps: 1_000_000, batch: 8, lr: 2e-4, warmup: 0, minLrRatio: 0.005, weightDecay: 1e-4, clipNorm: 0.01, emaDecay: 0.999, checkpointEvery: 5000, logEvery: 100, seed: 3 },
+  eval: { size: 512, shortSide: 512 },
+};
+
+export const RESTORE_PRESETS = { ci, demo, paper } as const;
+export type RestorePresetName = keyof typeof RESTORE_PRESETS;
+export const RESTORE_PRESET_NAMES = Object.keys(RESTORE_PRESETS) as RestorePresetName[];
+
+export interface RestoreChoice {
+  backbone: BackboneType;
+  guidance: boolean;
+  tasks: TaskSet;
+}
+
+/** A preset resolved for one backbone / guidance / task set, validated. Unknown names list the known ones. */
+export function restorePreset(name: string, choice: RestoreChoice): RestoreConfig {
+  if (!(name in RESTORE_PRESETS)) throw Object.assign(new Error(`unknown preset '${name}'; presets: ${RESTORE_PRESET_NAMES.join(', ')}`), { userFacing: true });
+  if (!(BACKBONE_TYPES as readonly string[]).includes(choice.backbone)) {
+    throw Object.assign(new Error(`unknown backbone '${choice.backbone}'; backbones: ${BACKBONE_TYPES.join(', ')}`), { userFacing: true });
+  }
+  const p = RESTORE_PRESETS[name as RestorePresetName];
+  const raw = {
+    preset: name,
+    model: { backbone: p.backbones[choice.backbone], guidance: choice.guidance, aggregation: p.aggregation[choice.backbone] },
+    tasks: choice.tasks,
+    patchSize: p.patchSize,
+    photoShortSide: p.photoShortSide,
+    refLr: p.refLr,
+    paramFixIterations: p.paramFixIterations,
+    train: p.train,
+    eval: p.eval,
+  };
+  return parseRestoreConfig(raw, `preset ${name}`);
+}
+
+/** Validate a restore config (preset, JSON file or checkpoint meta); errors name `label` and the field path. */
+export function parseRestoreConfig(raw: unknown, label: string): RestoreConfig {
+  const r = RestoreConfigSchema.safeParse(raw);
+  if (!r.success) throw Object.assign(new Error(`${label}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`), { userFacing: true });
+  return r.data;
+}
+
+/** The run / checkpoint name of a config: restore-<backbone>-<tasks>-<guided|plain>-<preset>. */
+export function restoreRunName(cfg: Pick<RestoreConfig, 'preset' | 'tasks' | 'model'>): string {
+  return `restore-${cfg.model.backbone.type}-${cfg.tasks}-${cfg.model.guidance ? 'guided' : 'plain'}-${cfg.preset}`;
+}
+
+export { BackboneConfigSchema };

@@ -1,0 +1,404 @@
+/**
+ * Training data of guided restoration (stage 3; paper Sec. 3.3, REFERENCE §1): (degraded X, clean Y,
+ * guidance G) patches from the training photos.
+ *
+ * Per sample (all randomness from the batch rng, so a batch is a function of (seed, step) and can be
+ * split across data-parallel workers): photo, patch position, flip, task (uniform over the task set,
+ * `sampleTask`) and degradation seed. Y = the clean patch, X = degrade(Y).
+ *
+ * Guidance: G is generated ONCE per (training photo, task) from a fixed degraded version of the whole
+ * photo (seed = hash(photo, task)) and cached (`buildGuidanceCache`, a .tdrc file in the run folder,
+ * which workers and resumed runs reload) — as the official data has one pre-generated `ref/` image
+ * per LQ image. At train time the official code (`models/image_restoration_ref_model.py`) unfolds the
+ * guidance into candidate patches of the LQ patch size with stride patchSize/4, embeds LQ patch and
+ * candidates with a frozen DINOv2 ViT-B/14 and takes the candidate of highest cosine similarity of
+ * the global features. We keep the unfold, the stride and the top-1 cosine rule, but the feature is a
+ * FIXED, weight-free descriptor (`patchFeature`: an 8×8 area-averaged thumbnail per RGB channel,
+ * each channel mean-subtracted, the 192 values L2-normalised), because
+ *   1. no DINOv2 is reachable here, and the restorer's own matcher encoder is random at first and
+ *      frozen for `paramFixIterations` steps, so its features would mean little early on and the
+ *      batches would depend on the weights;
+ *   2. it is cheap enough to run in getBatch of every worker (the candidates' features are computed
+ *      once per guidance image);
+ *   3. area averaging suppresses noise and rain streaks, and the per-channel mean subtraction removes
+ *      the haze airlight offset, so a degraded patch still finds its clean counterpart.
+ * The chosen G crop gets the sample's flip (X and Y are cropped unflipped, matched, then flipped).
+ * Test time passes the whole G (eval.ts).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { RGBImage, makeImage } from '../data/image';
+import { resizeImage } from '../data/io';
+import { LoadedPhoto, crop } from '../data/patches';
+import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, sampleTask } from '../data/degrade';
+import { loadCheckpoint, saveCheckpoint, Named } from '../train/checkpoint';
+import { Rng, hashString } from '../util/rng';
+import type { TaskSet } from '../config/restore';
+
+// ---------------------------------------------------------------------------------------------
+// Guidance sources
+
+/**
+ * Where guidance images G come from. The paper's source is the text-side pipeline (issue 5,
+ * lib/guidance): X → τi → M_i2t → M_clean → T2I → G. Everything here takes a source, so the same
+ * training and evaluation code runs with the real one and with the stand-ins below.
+ */
+export interface GuidanceSource {
+  /** shown in tables and checkpoints, e.g. 'text-N20', 'clean-oracle' */
+  readonly name: string;
+  /**
+   * Set on stand-ins that are NOT the paper's guidance (the reason, printed beside every table that
+   * uses them). A real source leaves it undefined.
+   */
+  readonly standIn?: string;
+  /**
+   * The guidance image for a degraded image.
+   * @param degraded [H,W,3] float32 RGB in [0,1] (float-noise inputs may leave [0,1])
+   * @param key stable identity of the degraded image (`guidanceKey`), for the source's cache and seed
+   * @param oracle the clean image, offered ONLY for oracle stand-ins; a real source must ignore it
+   * @returns [Hg,Wg,3] float32 RGB in [0,1], any size
+   */
+  get(degraded: RGBImage, key: string, oracle?: { clean: RGBImage }): Promise<RGBImage>;
+}
+
+/** Key of a degraded image: `<split>:<photo id>:<task name>` (e.g. 'val:opencv-lena:noise25'). */
+export function guidanceKey(split: string, id: string, task: string): string {
+  return `${split}:${id}:${task}`;
+}
+
+/** The unguided baseline: no guidance at all. Calling `get` is a bug. */
+export const noGuidance: GuidanceSource = {
+  name: 'none',
+  async get(_d, key) {
+    throw new Error(`guidance source 'none' was asked for guidance (${key}): the unguided baseline takes none`);
+  },
+};
+
+export const CLEAN_ORACLE_NOTE =
+  "STAND-IN 'clean-oracle': G is another crop/rescale of the CLEAN photo — for testing the plumbing only; it is NOT the paper's guidance and its numbers must never be reported as such";
+
+/**
+ * A stand-in for testing the plumbing: G = a different random crop (70–90 % of each side, seeded by
+ * the key) of the CLEAN image, rescaled back to the clean image's size. It sees the clean image, so
+ * it is an oracle; never report its numbers as the paper's guidance (`standIn` says so in tables).
+ */
+export function cleanOracleGuidance(): GuidanceSource {
+  return {
+    name: 'clean-oracle',
+    standIn: CLEAN_ORACLE_NOTE,
+    async get(degraded, key, oracle) {
+      if (!oracle) throw new Error(`clean-oracle: no clean image offered for '${key}' (this stand-in only works inside training/evaluation, where the clean image is known)`);
+      const c = oracle.clean;
+      if (c.height !== degraded.height || c.width !== degraded.width) {
+        throw new Error(`clean-oracle: clean ${c.height}x${c.width} and degraded ${degraded.height}x${degraded.width} differ for '${key}'`);
+      }
+      const rng = new Rng(hashString(`clean-oracle:${key}`));
+      const h = Math.max(1, Math.round(c.height * rng.uniform(0.7, 0.9)));
+      const w = Math.max(1, Math.round(c.width * rng.uniform(0.7, 0.9)));
+      const part = crop(c, rng.int(c.height - h + 1), rng.int(c.width - w + 1), h, w);
+      return clampImage(await resizeImage(part, c.width, c.height, 'cubic'));
+    },
+  };
+}
+
+function clampImage(img: RGBImage): RGBImage {
+  const d = img.data;
+  for (let i = 0; i < d.length; i++) d[i] = d[i] < 0 ? 0 : d[i] > 1 ? 1 : d[i];
+  return img;
+}
+
+export interface GuidanceFactoryEntry {
+  /** one line for --help */
+  description: string;
+  /** true if the source depends on N (words of E_txt), as Table 9 needs */
+  dependsOnN: boolean;
+  create(opts: { words?: number }): GuidanceSource;
+}
+
+const REGISTRY = new Map<string, GuidanceFactoryEntry>([
+  ['clean-oracle', { description: CLEAN_ORACLE_NOTE, dependsOnN: false, create: () => cleanOracleGuidance() }],
+]);
+
+/**
+ * Register a guidance source by name for the CLI (`--guidance NAME`). The text-side pipeline
+ * registers itself as 'text' (the default of guided commands once present).
+ */
+export function registerGuidanceSource(name: string, entry: GuidanceFactoryEntry): void {
+  REGISTRY.set(name, entry);
+}
+
+export function guidanceSourceNames(): string[] {
+  return [...REGISTRY.keys()];
+}
+
+/** The registered source `name`; unknown names list the known ones (user-facing error). */
+export function guidanceSourceByName(name: string, opts: { words?: number } = {}): { source: GuidanceSource; entry: GuidanceFactoryEntry } {
+  const entry = REGISTRY.get(name);
+  if (!entry) throw Object.assign(new Error(`unknown guidance source '${name}'; registered: ${guidanceSourceNames().join(', ')}`), { userFacing: true });
+  return { source: entry.create(opts), entry };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task sets
+
+/** The TaskSpecs of a task set: all-in-one = ALL_IN_ONE_TASKS (noise σ15/25/50, rain, haze); a family = its default ranges (noise: σ ~ U[0,50], blind). */
+export function taskSpecs(set: TaskSet): TaskSpec[] {
+  if (set === 'all-in-one') return [...ALL_IN_ONE_TASKS];
+  return [{ name: set, task: set, params: {} }];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guidance crop selection
+
+/** Thumbnail grid of `patchFeature` (cells per side). */
+export const FEATURE_GRID = 8;
+
+/**
+ * The fixed global feature of a size×size window of `img` at (y0, x0) (see the module doc): 8×8
+ * area-averaged thumbnail per channel, each channel minus its mean, L2-normalised. [192] float32.
+ * A flat window gives the zero vector (cosine 0 with everything).
+ */
+export function patchFeature(img: RGBImage, y0: number, x0: number, size: number): Float32Array {
+  if (y0 < 0 || x0 < 0 || y0 + size > img.height || x0 + size > img.width) throw new Error(`patchFeature: window ${size} at (${y0},${x0}) exceeds the image ${img.height}x${img.width}`);
+  const n = FEATURE_GRID;
+  if (size < n) throw new Error(`patchFeature: window ${size} is smaller than the ${n}×${n} grid`);
+  const f = new Float64Array(n * n * 3);
+  for (let gy = 0; gy < n; gy++) {
+    const ya = Math.floor((gy * size) / n);
+    const yb = Math.floor(((gy + 1) * size) / n);
+    for (let gx = 0; gx < n; gx++) {
+      const xa = Math.floor((gx * size) / n);
+      const xb = Math.floor(((gx + 1) * size) / n);
+      let r = 0, g = 0, b = 0;
+      for (let y = ya; y < yb; y++) {
+        let i = ((y0 + y) * img.width + x0 + xa) * 3;
+        for (let x = xa; x < xb; x++, i += 3) {
+          r += img.data[i];
+          g += img.data[i + 1];
+          b += img.data[i + 2];
+        }
+      }
+      const cnt = (yb - ya) * (xb - xa);
+      const o = (gy * n + gx) * 3;
+      f[o] = r / cnt;
+      f[o + 1] = g / cnt;
+      f[o + 2] = b / cnt;
+    }
+  }
+  for (let c = 0; c < 3; c++) {
+    let m = 0;
+    for (let k = 0; k < n * n; k++) m += f[k * 3 + c];
+    m /= n * n;
+    for (let k = 0; k < n * n; k++) f[k * 3 + c] -= m;
+  }
+  let norm = 0;
+  for (const v of f) norm += v * v;
+  norm = Math.sqrt(norm);
+  const out = new Float32Array(f.length);
+  if (norm > 1e-12) for (let i = 0; i < f.length; i++) out[i] = f[i] / norm;
+  return out;
+}
+
+/** Candidate windows of a guidance image and their features. */
+export interface GuidanceCandidates {
+  size: number;
+  /** [y0, x0] of every candidate, row-major over the unfold grid */
+  positions: Array<[number, number]>;
+  features: Float32Array[];
+}
+
+/**
+ * Unfold G into size×size candidates with stride ⌊size/4⌋ (F.unfold: positions that fit, remainder
+ * dropped) and compute their features.
+ * @param g [Hg,Wg,3], Hg and Wg ≥ size
+ */
+export function guidanceCandidates(g: RGBImage, size: number): GuidanceCandidates {
+  if (g.height < size || g.width < size) throw new Error(`guidanceCandidates: guidance ${g.height}x${g.width} is smaller than the patch ${size}`);
+  const stride = Math.max(1, Math.floor(size / 4));
+  const positions: Array<[number, number]> = [];
+  for (let y = 0; y + size <= g.height; y += stride) for (let x = 0; x + size <= g.width; x += stride) positions.push([y, x]);
+  return { size, positions, features: positions.map(([y, x]) => patchFeature(g, y, x, size)) };
+}
+
+/**
+ * The candidate most cosine-similar to the LQ patch (ties: the first).
+ * @param lq [size,size,3] the degraded patch
+ */
+export function selectGuidanceCrop(lq: RGBImage, cands: GuidanceCandidates): { index: number; y0: number; x0: number; score: number } {
+  if (lq.height !== cands.size || lq.width !== cands.size) throw new Error(`selectGuidanceCrop: LQ patch ${lq.height}x${lq.width} must be ${cands.size}x${cands.size}`);
+  const q = patchFeature(lq, 0, 0, cands.size);
+  let best = 0;
+  let bestScore = -Infinity;
+  cands.features.forEach((f, i) => {
+    let s = 0;
+    for (let k = 0; k < f.length; k++) s += f[k] * q[k];
+    if (s > bestScore) {
+      bestScore = s;
+      best = i;
+    }
+  });
+  const [y0, x0] = cands.positions[best];
+  return { index: best, y0, x0, score: bestScore };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guidance cache of the training photos
+
+/** The fixed degraded version of a whole training photo from which its guidance is generated. */
+export function guidanceInput(photo: RGBImage, id: string, spec: TaskSpec): RGBImage {
+  return degradeWithSpec(photo, spec, hashString(`guidance-input:${id}:${spec.name}`)).image;
+}
+
+/** key → G (at least patchSize on each side) */
+export type GuidanceCache = Map<string, RGBImage>;
+
+/**
+ * G for every (photo, task) of the training set, from `source`; upscaled (Lanczos) when a side is
+ * smaller than `patchSize`. Loaded from `file` when it exists and was made by the same source, else
+ * computed and written there (atomic).
+ */
+export async function buildGuidanceCache(
+  photos: LoadedPhoto[],
+  specs: TaskSpec[],
+  source: GuidanceSource,
+  patchSize: number,
+  file?: string,
+  opts: { quiet?: boolean } = {},
+): Promise<GuidanceCache> {
+  const keys = photos.flatMap((p) => specs.map((s) => guidanceKey('train', p.entry.id, s.name)));
+  if (file) {
+    const loaded = tryLoadGuidanceCache(file, source.name, patchSize);
+    if (loaded && keys.every((k) => loaded.has(k))) return loaded;
+  }
+  const cache: GuidanceCache = new Map();
+  let done = 0;
+  for (const p of photos) {
+    for (const spec of specs) {
+      const key = guidanceKey('train', p.entry.id, spec.name);
+      let g = await source.get(guidanceInput(p.image, p.entry.id, spec), key, { clean: p.image });
+      if (g.height < patchSize || g.width < patchSize) {
+        const s = patchSize / Math.min(g.height, g.width);
+        g = clampImage(await resizeImage(g, Math.max(patchSize, Math.round(g.width * s)), Math.max(patchSize, Math.round(g.height * s)), 'lanczos3'));
+      }
+      cache.set(key, g);
+      done++;
+      if (!opts.quiet) process.stderr.write(`\rguidance (${source.name}) ${done}/${keys.length}`);
+    }
+  }
+  if (!opts.quiet) process.stderr.write('\n');
+  if (file) {
+    const tensors: Named = new Map([...cache].map(([k, g]) => [k, { shape: [g.height, g.width, 3], data: g.data }]));
+    saveCheckpoint(file, { kind: 'guidance-cache', source: source.name, standIn: source.standIn ?? null, patchSize }, tensors);
+  }
+  return cache;
+}
+
+/** Load a guidance cache file; null if it is absent or from another source / patch size. */
+export function tryLoadGuidanceCache(file: string, sourceName?: string, patchSize?: number): GuidanceCache | null {
+  let ck;
+  try {
+    ck = loadCheckpoint(file);
+  } catch {
+    return null;
+  }
+  if (ck.meta.kind !== 'guidance-cache') return null;
+  if (sourceName !== undefined && ck.meta.source !== sourceName) return null;
+  if (patchSize !== undefined && ck.meta.patchSize !== patchSize) return null;
+  const cache: GuidanceCache = new Map();
+  for (const [k, t] of ck.tensors) cache.set(k, makeImage(t.shape[0], t.shape[1], t.data));
+  return cache;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches
+
+export interface RestoreBatch {
+  /** degraded patches [B,P,P,3] (float noise may leave [0,1]) */
+  x: tf.Tensor4D;
+  /** clean patches [B,P,P,3] in [0,1] */
+  y: tf.Tensor4D;
+  /** guidance crops [B,P,P,3] in [0,1] (guided training only) */
+  g?: tf.Tensor4D;
+  /** task name of every sample (for logging) */
+  tasks: string[];
+}
+
+/** One training sample as images (before batching). */
+export interface RestoreSample {
+  x: RGBImage;
+  y: RGBImage;
+  g?: RGBImage;
+  task: string;
+  photo: string;
+  /** the chosen guidance candidate (guided only) */
+  match?: { index: number; y0: number; x0: number; score: number };
+}
+
+/** Everything sampling needs, built once per process (main thread or worker). */
+export interface RestoreData {
+  photos: LoadedPhoto[];
+  specs: TaskSpec[];
+  patchSize: number;
+  /** candidates per guidance key (guided training only) */
+  candidates?: Map<string, { g: RGBImage; cands: GuidanceCandidates }>;
+}
+
+export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchSize: number, guidance?: GuidanceCache): RestoreData {
+  if (photos.length === 0) throw new Error('makeRestoreData: no training photos');
+  for (const p of photos) {
+    if (p.image.height < patchSize || p.image.width < patchSize) throw new Error(`makeRestoreData: photo ${p.entry.id} ${p.image.height}x${p.image.width} is smaller than the patch ${patchSize}`);
+  }
+  let candidates: RestoreData['candidates'];
+  if (guidance) {
+    candidates = new Map();
+    for (const p of photos)
+      for (const s of specs) {
+        const key = guidanceKey('train', p.entry.id, s.name);
+        const g = guidance.get(key);
+        if (!g) throw new Error(`makeRestoreData: the guidance cache has no image for '${key}'`);
+        candidates.set(key, { g, cands: guidanceCandidates(g, patchSize) });
+      }
+  }
+  return { photos, specs, patchSize, candidates };
+}
+
+function flipLR(img: RGBImage): RGBImage {
+  return crop(img, 0, 0, img.height, img.width, true);
+}
+
+/** Draw one sample: photo, position, flip, task, degradation seed — in this order from `rng`. */
+export function sampleRestore(data: RestoreData, rng: Rng): RestoreSample {
+  const p = data.photos[rng.int(data.photos.length)];
+  const size = data.patchSize;
+  const y0 = rng.int(p.image.height - size + 1);
+  const x0 = rng.int(p.image.width - size + 1);
+  const flip = rng.random() < 0.5;
+  const spec = sampleTask(rng, data.specs);
+  const seed = rng.nextUint32();
+  const y = crop(p.image, y0, x0, size, size);
+  const x = degradeWithSpec(y, spec, seed).image;
+  let g: RGBImage | undefined;
+  let match: RestoreSample['match'];
+  if (data.candidates) {
+    const c = data.candidates.get(guidanceKey('train', p.entry.id, spec.name))!;
+    match = selectGuidanceCrop(x, c.cands);
+    g = crop(c.g, match.y0, match.x0, size, size, flip);
+  }
+  return { x: flip ? flipLR(x) : x, y: flip ? flipLR(y) : y, g, task: spec.name, photo: p.entry.id, match };
+}
+
+/** A batch of `n` samples as tensors. */
+export function restoreBatch(data: RestoreData, n: number, rng: Rng): RestoreBatch {
+  const samples = Array.from({ length: n }, () => sampleRestore(data, rng));
+  return batchOf(samples);
+}
+
+export function batchOf(samples: RestoreSample[]): RestoreBatch {
+  const t = (imgs: RGBImage[]) => {
+    const { height: h, width: w } = imgs[0];
+    const d = new Float32Array(imgs.length * h * w * 3);
+    imgs.forEach((im, i) => d.set(im.data, i * h * w * 3));
+    return tf.tensor4d(d, [imgs.length, h, w, 3]);
+  };
+  const guided = samples.every((s) => s.g);
+  return { x: t(samples.map((s) => s.x)), y: t(samples.map((s) => s.y)), g: guided ? t(samples.map((s) => s.g!)) : undefined, tasks: samples.map((s) => s.task) };
+}

@@ -1,0 +1,370 @@
+/**
+ * Evaluation harness of guided restoration (paper Tables 1–9 at small scale; issue 4 item 5).
+ *
+ * Protocol (DESIGN §5, REFERENCE §1/§6):
+ *  - images: centred `size`×`size` crops of the validation photos (resized to `shortSide` first);
+ *  - degradation: the task spec with a fixed seed per (image, task) (`evalSeed`); Gaussian noise in
+ *    'float' mode (x + N(0,σ/255), no clip, no quantisation — the Restormer / TextualDegRemoval eval),
+ *    seeded per image; rain/haze/blur are in [0,1] anyway;
+ *  - the network sees the degraded image as is and the WHOLE guidance image (test time, as official);
+ *    its output is clipped to [0,1] and quantised (BasicSR tensor2img) before measuring;
+ *  - metrics: BasicSR PSNR and per-channel SSIM (11×11 Gaussian σ 1.5, valid), crop_border 0; on the
+ *    BT.601 Y channel for deraining, on RGB for everything else;
+ *  - per-image deltas (model − baseline) and their mean ± (population) std, whatever their sign.
+ * Tables: Markdown, HTML and JSON written atomically (`writeTables`); the data is returned too.
+ * A guidance source flagged `standIn` gets its note printed above every table that uses it.
+ */
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { RGBImage } from '../data/image';
+import { centerCrop, loadPhotos, toBatch, fromBatch } from '../data/patches';
+import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, Task } from '../data/degrade';
+import { psnr, ssim } from '../eval/metrics';
+import { meanStd } from '../eval/stats';
+import { htmlTable, markdownTable, Row, escapeHtml } from '../viz/table';
+import { writeFileAtomic } from '../util/fsx';
+import { hashString } from '../util/rng';
+import { GuidedRestorer } from './guided';
+import { GuidanceSource, guidanceKey, noGuidance } from './data';
+import type { RestoreConfig } from '../config/restore';
+
+/** A validation image. */
+export interface EvalImage {
+  id: string;
+  /** [H,W,3] float32 RGB in [0,1] */
+  clean: RGBImage;
+}
+
+/** Something to evaluate: a restorer and its guidance source (`noGuidance` when unguided). */
+export interface EvalModel {
+  name: string;
+  /** null = the identity (the degraded input itself, as a reference row) */
+  net: GuidedRestorer | null;
+  guidance: GuidanceSource;
+}
+
+/** The 'input' pseudo-model: the degraded image, unrestored. */
+export const INPUT_MODEL: EvalModel = { name: 'input (degraded)', net: null, guidance: noGuidance };
+
+/** Table 1 columns in the paper's order: dehaze, derain, denoise σ15/25/50. */
+export const TABLE1_TASKS: TaskSpec[] = ['haze', 'rain', 'noise15', 'noise25', 'noise50'].map((n) => ALL_IN_ONE_TASKS.find((t) => t.name === n)!);
+
+/** Evaluation specs of a single-task table: noise → σ15/25/50 (Table 7 style), others → one column. */
+export function singleTaskSpecs(task: Task): TaskSpec[] {
+  if (task === 'noise') return TABLE1_TASKS.filter((t) => t.task === 'noise');
+  if (task === 'rain' || task === 'haze') return [ALL_IN_ONE_TASKS.find((t) => t.name === task)!];
+  return [{ name: task, task, params: {} }];
+}
+
+/** Deraining is measured on Y (Restormer/DRSformer MATLAB protocol); everything else on RGB. */
+export function usesY(spec: TaskSpec): boolean {
+  return spec.task === 'rain';
+}
+
+/** Fixed degradation seed of (image, task). */
+export function evalSeed(id: string, task: string): number {
+  return hashString(`eval:${id}:${task}`);
+}
+
+/** The degraded version of an evaluation image (float noise not clipped). */
+export function degradeForEval(img: EvalImage, spec: TaskSpec): RGBImage {
+  return degradeWithSpec(img.clean, spec, evalSeed(img.id, spec.name)).image;
+}
+
+/** Centred crops of the validation photos per `cfg.eval`. */
+export async function validationImages(ev: RestoreConfig['eval'], limit = ev.limit): Promise<EvalImage[]> {
+  const photos = await loadPhotos('val', ev.shortSide, limit);
+  return photos.map((p) => ({ id: p.entry.id, clean: centerCrop(p.image, ev.size) }));
+}
+
+/**
+ * Restore one image.
+ * @param x [H,W,3] degraded; @param g [Hg,Wg,3] guidance (guided nets only)
+ * @returns [H,W,3] clipped to [0,1]
+ */
+export function restoreImage(net: GuidedRestorer, x: RGBImage, g?: RGBImage): RGBImage {
+  const out = tf.tidy(() => {
+    const xt = toBatch([x]);
+    const gt = net.cfg.guidance ? toBatch([g ?? missingGuidance()]) : undefined;
+    return tf.clipByValue(net.call(xt, gt), 0, 1);
+  });
+  const [img] = fromBatch(out);
+  out.dispose();
+  return img;
+}
+
+function missingGuidance(): never {
+  throw new Error('restoreImage: the network is guided; pass the guidance image');
+}
+
+/** One measurement. */
+export interface EvalRecord {
+  model: string;
+  image: string;
+  task: string;
+  /** dB, PSNR on `channel` */
+  psnr: number;
+  ssim: number;
+  channel: 'rgb' | 'y';
+}
+
+/**
+ * Measure every model on every (image, task). Guidance is fetched once per (source, image, task).
+ * `onProgress(done, total)` after each measurement.
+ */
+export async function evaluateModels(models: EvalModel[], specs: TaskSpec[], images: EvalImage[], opts: { onProgress?: (done: number, total: number) => void } = {}): Promise<EvalRecord[]> {
+  const out: EvalRecord[] = [];
+  const total = models.length * specs.length * images.length;
+  const gcache = new Map<string, RGBImage>();
+  for (const img of images) {
+    for (const spec of specs) {
+      const x = degradeForEval(img, spec);
+      const y = usesY(spec);
+      for (const m of models) {
+        let restored: RGBImage;
+        if (!m.net) restored = x;
+        else if (m.net.cfg.guidance) {
+          const key = guidanceKey('val', img.id, spec.name);
+          const ck = `${m.guidance.name}|${key}`;
+          let g = gcache.get(ck);
+          if (!g) {
+            g = await m.guidance.get(x, key, { clean: img.clean });
+            gcache.set(ck, g);
+          }
+          restored = restoreImage(m.net, x, g);
+        } else restored = restoreImage(m.net, x);
+        const mo = { quantize: true, yChannel: y };
+        out.push({ model: m.name, image: img.id, task: spec.name, psnr: psnr(img.clean, restored, mo), ssim: ssim(img.clean, restored, mo), channel: y ? 'y' : 'rgb' });
+        opts.onProgress?.(out.length, total);
+      }
+    }
+  }
+  return out;
+}
+
+export interface Stat {
+  mean: number;
+  std: number;
+  n: number;
+}
+
+/** A comparison table: models × tasks (+ average), PSNR/SSIM means, per-image deltas vs a baseline. */
+export interface TableResult {
+  /** 'table1' | 'single-<task>' | 'table9' */
+  kind: string;
+  title: string;
+  /** column names (task names) and 'average' */
+  tasks: string[];
+  models: string[];
+  baseline: string;
+  /** guidance source per model ('none' when unguided) */
+  guidance: Record<string, string>;
+  /** notes printed above the tables (stand-in warnings, protocol) */
+  notes: string[];
+  records: EvalRecord[];
+  /** model → task | 'average' → mean PSNR / SSIM over images ('average' = mean of the task means) */
+  means: Record<string, Record<string, { psnr: number; ssim: number }>>;
+  /** per image and task: model − baseline ('average' = mean over tasks of that image's deltas) */
+  deltas: Array<{ model: string; image: string; task: string; dPsnr: number; dSsim: number }>;
+  /** model → task | 'average' → mean ± std of the per-image deltas */
+  deltaStats: Record<string, Record<string, { psnr: Stat; ssim: Stat }>>;
+  markdown: string;
+  html: string;
+}
+
+function stat(xs: number[]): Stat {
+  const { mean, std } = meanStd(xs);
+  return { mean, std, n: xs.length };
+}
+
+/**
+ * Build a comparison table from records. `columnLabel` renames columns (Table 9: the model's N).
+ * @param baseline the model the deltas are taken against
+ */
+export function buildTable(kind: string, title: string, records: EvalRecord[], models: EvalModel[], baseline: string, specs: TaskSpec[], extraNotes: string[] = []): TableResult {
+  const tasks = specs.map((s) => s.name);
+  const names = models.map((m) => m.name);
+  const imgs = [...new Set(records.map((r) => r.image))];
+  const get = (m: string, img: string, t: string) => records.find((r) => r.model === m && r.image === img && r.task === t);
+  const means: TableResult['means'] = {};
+  for (const m of names) {
+    means[m] = {};
+    for (const t of tasks) {
+      const rs = records.filter((r) => r.model === m && r.task === t);
+      means[m][t] = { psnr: avg(rs.map((r) => r.psnr)), ssim: avg(rs.map((r) => r.ssim)) };
+    }
+    means[m].average = { psnr: avg(tasks.map((t) => means[m][t].psnr)), ssim: avg(tasks.map((t) => means[m][t].ssim)) };
+  }
+  const deltas: TableResult['deltas'] = [];
+  const deltaStats: TableResult['deltaStats'] = {};
+  for (const m of names.filter((n) => n !== baseline)) {
+    deltaStats[m] = {};
+    const perImageAvg = new Map<string, { p: number[]; s: number[] }>();
+    for (const t of tasks) {
+      const dp: number[] = [];
+      const ds: number[] = [];
+      for (const img of imgs) {
+        const a = get(m, img, t);
+        const b = get(baseline, img, t);
+        if (!a || !b) continue;
+        const d = { model: m, image: img, task: t, dPsnr: a.psnr - b.psnr, dSsim: a.ssim - b.ssim };
+        deltas.push(d);
+        dp.push(d.dPsnr);
+        ds.push(d.dSsim);
+        const e = perImageAvg.get(img) ?? { p: [], s: [] };
+        e.p.push(d.dPsnr);
+        e.s.push(d.dSsim);
+        perImageAvg.set(img, e);
+      }
+      deltaStats[m][t] = { psnr: stat(dp), ssim: stat(ds) };
+    }
+    const ap: number[] = [];
+    const as: number[] = [];
+    for (const [img, e] of perImageAvg) {
+      const d = { model: m, image: img, task: 'average', dPsnr: avg(e.p), dSsim: avg(e.s) };
+      deltas.push(d);
+      ap.push(d.dPsnr);
+      as.push(d.dSsim);
+    }
+    deltaStats[m].average = { psnr: stat(ap), ssim: stat(as) };
+  }
+  const guidance = Object.fromEntries(models.map((m) => [m.name, m.net?.cfg.guidance ? m.guidance.name : 'none']));
+  const notes = [
+    ...new Set(models.filter((m) => m.net?.cfg.guidance && m.guidance.standIn).map((m) => `⚠ ${m.name}: ${m.guidance.standIn}`)),
+    `${imgs.length} validation image(s); PSNR (dB) / SSIM, BasicSR (Gaussian 11×11 σ1.5, crop 0, quantised output); ${specs.some(usesY) ? 'derain on Y (BT.601), the rest on RGB' : 'RGB'}; noise in float mode, seeded per image.`,
+    ...extraNotes,
+  ];
+  const result: TableResult = { kind, title, tasks: [...tasks, 'average'], models: names, baseline, guidance, notes, records, means, deltas, deltaStats, markdown: '', html: '' };
+  renderTables(result);
+  return result;
+}
+
+function avg(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+function fmtPair(p: number, s: number): string {
+  return `${p.toFixed(2)}/${s.toFixed(3)}`;
+}
+
+function fmtDelta(st: Stat, digits: number, unit = ''): string {
+  const sign = st.mean >= 0 ? '+' : '−';
+  return `${sign}${Math.abs(st.mean).toFixed(digits)} ± ${st.std.toFixed(digits)}${unit}`;
+}
+
+/** The three row sets of a table: means, delta summary, per-image deltas. */
+export function tableRows(r: TableResult): { means: Row[]; deltaSummary: Row[]; perImage: Row[] } {
+  const means = r.models.map((m) => ({ method: m, guidance: r.guidance[m] ?? 'none', ...Object.fromEntries(r.tasks.map((t) => [t, fmtPair(r.means[m][t].psnr, r.means[m][t].ssim)])) }));
+  const deltaSummary = Object.entries(r.deltaStats).flatMap(([m, per]) => [
+    { [`Δ vs ${r.baseline}`]: `${m}: PSNR (dB)`, ...Object.fromEntries(r.tasks.map((t) => [t, fmtDelta(per[t].psnr, 2)])) },
+    { [`Δ vs ${r.baseline}`]: `${m}: SSIM`, ...Object.fromEntries(r.tasks.map((t) => [t, fmtDelta(per[t].ssim, 4)])) },
+  ]);
+  const perImage: Row[] = [];
+  for (const m of Object.keys(r.deltaStats)) {
+    const imgs = [...new Set(r.deltas.filter((d) => d.model === m).map((d) => d.image))];
+    for (const img of imgs) {
+      const row: Row = { model: m, image: img };
+      for (const t of r.tasks) {
+        const d = r.deltas.find((x) => x.model === m && x.image === img && x.task === t);
+        row[t] = d ? `${d.dPsnr >= 0 ? '+' : '−'}${Math.abs(d.dPsnr).toFixed(2)}` : null;
+      }
+      perImage.push(row);
+    }
+  }
+  return { means, deltaSummary, perImage };
+}
+
+function renderTables(r: TableResult): void {
+  const rows = tableRows(r);
+  const cols = ['method', 'guidance', ...r.tasks];
+  const dcols = [`Δ vs ${r.baseline}`, ...r.tasks];
+  const icols = ['model', 'image', ...r.tasks];
+  r.markdown = [
+    `## ${r.title}`,
+    '',
+    ...r.notes.map((n) => `> ${n}`),
+    '',
+    markdownTable(rows.means, { columns: cols }),
+    '',
+    `**Per-image deltas (model − ${r.baseline}), mean ± std over images**`,
+    '',
+    rows.deltaSummary.length ? markdownTable(rows.deltaSummary, { columns: dcols }) : '_no other model_',
+    '',
+    '**Per-image PSNR deltas (dB)**',
+    '',
+    rows.perImage.length ? markdownTable(rows.perImage, { columns: icols }) : '_no other model_',
+    '',
+  ].join('\n');
+  r.html = [
+    `<h3>${escapeHtml(r.title)}</h3>`,
+    ...r.notes.map((n) => `<p style="margin:2px 0">${escapeHtml(n)}</p>`),
+    htmlTable(rows.means, { columns: cols }),
+    `<p><b>Per-image deltas (model − ${escapeHtml(r.baseline)}), mean ± std over images</b></p>`,
+    rows.deltaSummary.length ? htmlTable(rows.deltaSummary, { columns: dcols }) : '<p>no other model</p>',
+    '<p><b>Per-image PSNR deltas (dB)</b></p>',
+    rows.perImage.length ? htmlTable(rows.perImage, { columns: icols }) : '<p>no other model</p>',
+  ].join('\n');
+}
+
+/**
+ * Table 1 (all-in-one: dehaze, derain, denoise σ15/25/50, average; PSNR/SSIM) for a backbone
+ * without and with guidance (same data and steps). Deltas: guided − unguided. The degraded input is
+ * a reference row.
+ */
+export async function table1(args: { unguided: GuidedRestorer; guided: GuidedRestorer; guidance: GuidanceSource; images: EvalImage[]; onProgress?: (d: number, t: number) => void }): Promise<TableResult> {
+  const type = args.unguided.cfg.backbone.type;
+  const models: EvalModel[] = [INPUT_MODEL, { name: `${type}`, net: args.unguided, guidance: noGuidance }, { name: `${type} + guidance`, net: args.guided, guidance: args.guidance }];
+  const recs = await evaluateModels(models, TABLE1_TASKS, args.images, { onProgress: args.onProgress });
+  return buildTable('table1', `Table 1 (all-in-one restoration, ${type}): without vs with guidance`, recs, models, models[1].name, TABLE1_TASKS);
+}
+
+/** A single-task table (noise σ15/25/50, rain on Y, haze, motion, defocus) for a backbone without and with guidance. */
+export async function singleTaskTable(args: { task: Task; unguided: GuidedRestorer; guided?: GuidedRestorer; guidance?: GuidanceSource; images: EvalImage[]; onProgress?: (d: number, t: number) => void }): Promise<TableResult> {
+  const type = args.unguided.cfg.backbone.type;
+  const specs = singleTaskSpecs(args.task);
+  const models: EvalModel[] = [INPUT_MODEL, { name: type, net: args.unguided, guidance: noGuidance }];
+  if (args.guided) {
+    if (!args.guidance) throw new Error('singleTaskTable: a guided model needs its guidance source');
+    models.push({ name: `${type} + guidance`, net: args.guided, guidance: args.guidance });
+  }
+  const recs = await evaluateModels(models, specs, args.images, { onProgress: args.onProgress });
+  return buildTable(`single-${args.task}`, `Single-task ${args.task} (${type}): without vs with guidance`, recs, models, models[1].name, specs);
+}
+
+/** Table 9's word counts. */
+export const TABLE9_N = [5, 10, 20, 30, 40] as const;
+
+/**
+ * Table 9: effect of N (words of E_txt) — the baseline without guidance, then one guided model per N
+ * with the guidance of an N-word mapper. `guidedFor(N)` returns that model's restorer and source
+ * (the paper trains one restorer per N; passing the same restorer for every N measures only the
+ * guidance's effect at test time — say which in `note`).
+ */
+export async function table9(args: {
+  unguided: GuidedRestorer;
+  guidedFor: (n: number) => { net: GuidedRestorer; guidance: GuidanceSource } | Promise<{ net: GuidedRestorer; guidance: GuidanceSource }>;
+  specs: TaskSpec[];
+  images: EvalImage[];
+  ns?: readonly number[];
+  note?: string;
+  onProgress?: (d: number, t: number) => void;
+}): Promise<TableResult> {
+  const ns = args.ns ?? TABLE9_N;
+  const models: EvalModel[] = [{ name: 'baseline', net: args.unguided, guidance: noGuidance }];
+  for (const n of ns) {
+    const m = await args.guidedFor(n);
+    models.push({ name: `N=${n}`, net: m.net, guidance: m.guidance });
+  }
+  const recs = await evaluateModels(models, args.specs, args.images, { onProgress: args.onProgress });
+  return buildTable('table9', `Table 9 (effect of N, ${args.unguided.cfg.backbone.type})`, recs, models, 'baseline', args.specs, args.note ? [args.note] : []);
+}
+
+/** Write `<outDir>/<name>.md`, `.html` and `.json` (atomic); returns the paths. */
+export function writeTables(outDir: string, name: string, r: TableResult): { markdown: string; html: string; json: string } {
+  const files = { markdown: path.join(outDir, `${name}.md`), html: path.join(outDir, `${name}.html`), json: path.join(outDir, `${name}.json`) };
+  writeFileAtomic(files.markdown, r.markdown);
+  writeFileAtomic(files.html, `<!doctype html><meta charset="utf-8"><title>${escapeHtml(r.title)}</title>\n${r.html}\n`);
+  const { markdown: _m, html: _h, ...data } = r;
+  writeFileAtomic(files.json, JSON.stringify(data, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
+  return files;
+}

@@ -1,0 +1,177 @@
+/**
+ * Stage 3 (DESIGN §1; paper Sec. 3.3): train a restorer — NAFNet, Restormer or PromptIR, with or
+ * without guidance (dynamic aggregation + Eq. 4 fusion) — with the shared loop (lib/train/loop.ts):
+ *   loss      ℓ1 = ‖Ŷ − Y‖₁, Eq. (5): mean absolute error over the batch (`l1Loss`)
+ *   optimiser AdamW (decoupled weight decay), cosine schedule with warm-up (`lrAt`)
+ *   groups    every `<prefix>.masa.` parameter (matcher encoder + fusion blocks, the official "masa"
+ *             name filter) runs at `refLr` (official `ref_lr`) and is frozen — LR 0, not even weight
+ *             decay — for the first `paramFixIterations` steps (official `param_fix_iterations`,
+ *             which never took effect there); GuidedRestorer.lrScale implements it, and
+ *             test/restore/guided.test.ts shows it working through the loop
+ *   data      lib/restore/data.ts (patches, task sampling, guidance crop chosen by feature match)
+ *   parallel  data-parallel workers rebuild the same stage (`restoreStageForWorker`); all randomness
+ *             is drawn in getBatch, the loss is a mean over samples
+ * Checkpoints: the loop's train state in the run folder; `saveRestorer` writes the trained model
+ * (EMA weights, float16, resolved config in the meta) and `loadRestorer` reads either kind, refusing a
+ * checkpoint of another backbone or shape with the file and the parameter in the message.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Params } from '../models/params';
+import { Rng } from '../util/rng';
+import { GuidedRestorer } from './guided';
+import { RestoreConfig, parseRestoreConfig, restoreRunName } from '../config/restore';
+import { train, Stage, TrainResult, loadWeights, splitState, CHECKPOINT_FILE, LogRecord } from '../train/loop';
+import { loadCheckpoint, saveCheckpoint, CheckpointError, Named } from '../train/checkpoint';
+import { LoadedPhoto, loadPhotos } from '../data/patches';
+import { GuidanceSource, RestoreBatch, RestoreData, buildGuidanceCache, makeRestoreData, restoreBatch, taskSpecs, tryLoadGuidanceCache } from './data';
+
+/** Parameter prefix of the restorer in every checkpoint. */
+export const RESTORER_PREFIX = 'restorer';
+export const GUIDANCE_CACHE_FILE = 'guidance.tdrc';
+
+/** Build the restorer of a config (parameters under `restorer.`; seeded by train.seed). */
+export function buildRestorer(cfg: RestoreConfig, params: Params = new Params()): { params: Params; net: GuidedRestorer } {
+  const net = new GuidedRestorer(params, RESTORER_PREFIX, cfg.model, new Rng(cfg.train.seed));
+  return { params, net };
+}
+
+/**
+ * Eq. (5): ℓ1 = mean |Ŷ − Y| over all values of the batch.
+ * @param yHat [B,H,W,3] restored; @param y [B,H,W,3] clean in [0,1]
+ */
+export function l1Loss(yHat: tf.Tensor4D, y: tf.Tensor4D): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.abs(tf.sub(yHat, y))) as tf.Scalar);
+}
+
+/** The training stage of a restorer on prepared data. */
+export function restoreStage(cfg: RestoreConfig, params: Params, net: GuidedRestorer, data: RestoreData): Stage<RestoreBatch> {
+  if (cfg.model.guidance && !data.candidates) throw new Error('restoreStage: a guided model needs guidance candidates (makeRestoreData with a guidance cache)');
+  const matcherLr = cfg.train.lr > 0 ? cfg.refLr / cfg.train.lr : 0;
+  return {
+    params,
+    getBatch(_step, rng) {
+      const b = restoreBatch(data, cfg.train.batch, rng);
+      if (!cfg.model.guidance && b.g) {
+        b.g.dispose();
+        b.g = undefined;
+      }
+      return b;
+    },
+    loss(b) {
+      const l = tf.tidy(() => l1Loss(net.call(b.x, cfg.model.guidance ? b.g : undefined), b.y));
+      return { total: l, parts: { l_l1: l } };
+    },
+    disposeBatch(b) {
+      tf.dispose([b.x, b.y, ...(b.g ? [b.g] : [])]);
+    },
+    lrScale(name, step) {
+      return net.lrScale(name, step, { matcherLr, freezeMatcherSteps: cfg.paramFixIterations });
+    },
+    sliceBatch(b, start, end) {
+      const s = (t: tf.Tensor4D) => t.slice([start], [end - start]);
+      return { x: s(b.x), y: s(b.y), g: b.g ? s(b.g) : undefined, tasks: b.tasks.slice(start, end) };
+    },
+    batchSize(b) {
+      return b.x.shape[0];
+    },
+  };
+}
+
+/** Worker factory (lib/train/parallel.ts): the same stage in a training worker. */
+export async function restoreStageForWorker(args: { config: RestoreConfig; guidanceFile?: string; photoLimit?: number }): Promise<Stage<RestoreBatch>> {
+  const cfg = parseRestoreConfig(args.config, 'worker config');
+  const photos = await loadPhotos('train', cfg.photoShortSide, args.photoLimit);
+  let cache;
+  if (cfg.model.guidance) {
+    cache = args.guidanceFile ? tryLoadGuidanceCache(args.guidanceFile) : null;
+    if (!cache) throw new Error(`restore worker: cannot read the guidance cache ${args.guidanceFile}`);
+  }
+  const { params, net } = buildRestorer(cfg);
+  return restoreStage(cfg, params, net, makeRestoreData(photos, taskSpecs(cfg.tasks), cfg.patchSize, cache));
+}
+
+export interface TrainRestorerOptions {
+  /** the guidance source (guided models); `noGuidance` or omitted for the unguided baseline */
+  guidance?: GuidanceSource;
+  /** data-parallel workers in total (1 = main thread only) */
+  workers?: number;
+  quiet?: boolean;
+  maxStepsThisCall?: number;
+  onLog?: (rec: LogRecord) => void | Promise<void>;
+  /** use only the first N training photos (tests) */
+  photoLimit?: number;
+}
+
+/**
+ * Train (or resume) the restorer of `cfg` in `runDir`; returns the model with its EMA weights loaded.
+ * Guided training first builds (or reloads) `<runDir>/guidance.tdrc`: G for every training photo × task.
+ */
+export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: TrainRestorerOptions = {}): Promise<{ params: Params; net: GuidedRestorer; result: TrainResult; guidance: string }> {
+  const source = opts.guidance;
+  if (cfg.model.guidance && (!source || source.name === 'none')) throw new Error('trainRestorer: a guided model (model.guidance = true) needs a guidance source');
+  if (!cfg.model.guidance && source && source.name !== 'none') throw new Error(`trainRestorer: the model is unguided (model.guidance = false) but a guidance source '${source.name}' was given`);
+  fs.mkdirSync(runDir, { recursive: true });
+  const photos: LoadedPhoto[] = await loadPhotos('train', cfg.photoShortSide, opts.photoLimit);
+  const specs = taskSpecs(cfg.tasks);
+  const guidanceFile = path.join(runDir, GUIDANCE_CACHE_FILE);
+  const cache = cfg.model.guidance ? await buildGuidanceCache(photos, specs, source!, cfg.patchSize, guidanceFile, { quiet: opts.quiet }) : undefined;
+  const { params, net } = buildRestorer(cfg);
+  const stage = restoreStage(cfg, params, net, makeRestoreData(photos, specs, cfg.patchSize, cache));
+  const { batch, ...trainCfg } = cfg.train;
+  void batch;
+  const guidanceName = cfg.model.guidance ? source!.name : 'none';
+  const workers = opts.workers ?? 1;
+  const result = await train(stage, trainCfg, {
+    runDir,
+    meta: { stage: 'restore', config: cfg, guidance: guidanceName, guidanceStandIn: cfg.model.guidance ? (source!.standIn ?? null) : null },
+    label: restoreRunName(cfg),
+    quiet: opts.quiet,
+    maxStepsThisCall: opts.maxStepsThisCall,
+    onLog: opts.onLog,
+    parallel: workers > 1 ? { workers, factory: { module: __filename, fn: 'restoreStageForWorker', args: { config: cfg, guidanceFile: cache ? guidanceFile : undefined, photoLimit: opts.photoLimit } } } : undefined,
+  });
+  loadWeights(path.join(runDir, CHECKPOINT_FILE), params, { useEma: true });
+  return { params, net, result, guidance: guidanceName };
+}
+
+/** Write a trained restorer (current weights, float16 by default) with its resolved config. */
+export function saveRestorer(file: string, params: Params, cfg: RestoreConfig, meta: Record<string, unknown> = {}, opts: { float16?: boolean } = {}): void {
+  saveCheckpoint(file, { ...meta, kind: 'restorer', config: cfg }, params.snapshot(), { float16: opts.float16 ?? true });
+}
+
+/**
+ * Load a restorer from a `saveRestorer` file or a training run's checkpoint (EMA weights when
+ * present). `expect` refuses a checkpoint of another backbone or guidance setting; a parameter of
+ * another shape fails naming the file and the parameter. All errors are user-facing.
+ */
+export function loadRestorer(file: string, expect: { backbone?: string; guidance?: boolean } = {}): { params: Params; net: GuidedRestorer; cfg: RestoreConfig; meta: Record<string, unknown> } {
+  const { meta, tensors } = loadCheckpoint(file);
+  if (meta.kind !== 'restorer' && meta.stage !== 'restore') throw new CheckpointError(`${file}: not a restorer checkpoint (kind ${JSON.stringify(meta.kind ?? meta.stage ?? null)})`);
+  let cfg: RestoreConfig;
+  try {
+    cfg = parseRestoreConfig(meta.config, `${file}: config`);
+  } catch (e) {
+    throw new CheckpointError((e as Error).message);
+  }
+  const type = cfg.model.backbone.type;
+  if (expect.backbone !== undefined && expect.backbone !== type) throw new CheckpointError(`${file}: a ${type} checkpoint, but backbone ${expect.backbone} was asked for`);
+  if (expect.guidance !== undefined && expect.guidance !== cfg.model.guidance) {
+    throw new CheckpointError(`${file}: a ${cfg.model.guidance ? 'guided' : 'unguided'} checkpoint, but ${expect.guidance ? 'a guided' : 'an unguided'} model was asked for${expect.guidance ? '' : ' (--no-guidance)'}`);
+  }
+  let values: Named = tensors;
+  if (meta.kind !== 'restorer') {
+    const s = splitState(tensors);
+    values = s.params;
+    for (const [n, v] of s.ema) values.set(n, v);
+  }
+  const { params, net } = buildRestorer(cfg);
+  try {
+    params.assign(values, { source: file });
+  } catch (e) {
+    params.dispose();
+    throw new CheckpointError((e as Error).message);
+  }
+  return { params, net, cfg, meta };
+}
