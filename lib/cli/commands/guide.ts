@@ -1,0 +1,212 @@
+/**
+ * `tdr guide <degraded image> [--seed N] [--raw] [--checkpoint FILE] [--t2i FILE] --out <png>`:
+ * degradation-free guidance G for one image (paper Sec. 3.2). Default G(E'_txt); `--raw` gives
+ * G(E_txt) (no textual restoration) so both can be compared. Same input + seed → same bytes.
+ * Results are cached under outputs/guidance/ (content hash + settings); `--no-cache` bypasses it.
+ *
+ * `trainGuidanceCommandRun('i2t' | 'clean', argv)` is `tdr train i2t|clean` (wired by train.ts):
+ * stage 1 / stage 2 with a guidance preset, resumable, runs in <runs>/<preset>/{i2t,clean}; the
+ * guidance checkpoint goes to data/checkpoints/guidance-demo.tdrc (demo) or
+ * <runs>/<preset>/guidance-<preset>.tdrc.
+ *
+ * Everything is validated (options, input image, checkpoints and their pairing) before any output is
+ * written; the output PNG is written atomically.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { Command, parseOptions, UserError } from '../command';
+import { initBackend } from '../../backend';
+import { readImage, formatFromPath, ImageError } from '../../data/io';
+import { writeFileAtomic } from '../../util/fsx';
+import { Progress } from '../../train/progress';
+import { defaultWorkers } from '../../train/parallel';
+import { defaultRunsDir } from '../../config/paths';
+import { TextToImage } from '../../models/t2i';
+import { GUIDANCE_PRESET_NAMES, guidancePreset, parseGuidanceConfig, guidanceCheckpoint, guidanceOutput, defaultT2IFile, GuidanceConfig } from '../../config/guidance';
+import { loadGuidancePair, guidanceCached, generateGuidance } from '../../guidance/pipeline';
+import { encodeImage } from '../../data/io';
+import { trainImageToText } from '../../train/stages/i2t';
+import { trainCleanMapper } from '../../train/stages/clean';
+
+const HELP = `usage: tdr guide <degraded image> --out FILE.png [--seed N] [--raw] [--checkpoint FILE.tdrc] [--t2i FILE.tdrc] [--steps N] [--cfg S] [--no-cache]
+
+Generate degradation-free guidance G for a degraded image: τi → M_i2t → M_clean → "a photo of a S"
+→ text encoder → DDIM + CFG → decoder. Same image and seed → same bytes.
+
+options:
+  --out FILE         output PNG (written atomically)
+  --seed N           seed of the initial noise (default: the checkpoint's, 42 as the official code)
+  --raw              use E_txt (no textual restoration M_clean) instead of E'_txt
+  --checkpoint FILE  guidance checkpoint (default $TDR_GUIDANCE_CHECKPOINT, else data/checkpoints/guidance-demo.tdrc)
+  --t2i FILE         the text-to-image checkpoint (default: the one the guidance checkpoint names;
+                     another T2I model than it was trained on is refused)
+  --steps N          DDIM steps (default: the checkpoint's preset)
+  --cfg S            classifier-free guidance scale (default: the checkpoint's preset)
+  --no-cache         do not read or write outputs/guidance/`;
+
+const GuideOptions = z.strictObject({
+  out: z.string().min(1),
+  seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).optional(),
+  raw: z.boolean().optional(),
+  checkpoint: z.string().optional(),
+  t2i: z.string().optional(),
+  steps: z.coerce.number().int().min(1).max(1000).optional(),
+  cfg: z.coerce.number().min(0).max(50).optional(),
+  'no-cache': z.boolean().optional(),
+});
+
+export const guideCommand: Command = {
+  name: 'guide',
+  summary: "degradation-free guidance image for a degraded photo (G(E'_txt); --raw: G(E_txt))",
+  help: HELP,
+  async run(argv) {
+    const { options, positionals } = parseOptions(
+      'guide',
+      argv,
+      {
+        out: { type: 'string' },
+        seed: { type: 'string' },
+        raw: { type: 'boolean' },
+        checkpoint: { type: 'string' },
+        t2i: { type: 'string' },
+        steps: { type: 'string' },
+        cfg: { type: 'string' },
+        'no-cache': { type: 'boolean' },
+      },
+      GuideOptions.partial({ out: true }),
+    );
+    if (options.out === undefined) throw new UserError("--out is required; see 'tdr guide --help'");
+    if (positionals.length !== 1) throw new UserError(`expected exactly one input image, got ${positionals.length}; see 'tdr guide --help'`);
+    let format;
+    try {
+      format = formatFromPath(options.out);
+    } catch (e) {
+      throw new UserError(`--out ${(e as Error).message}`);
+    }
+    if (format !== 'png') throw new UserError(`--out ${options.out}: guidance is written as PNG; use a .png file name`);
+    const ckpt = options.checkpoint ?? guidanceCheckpoint();
+    if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such guidance checkpoint (train one with 'tdr train i2t --preset demo' then 'tdr train clean --preset demo')`);
+    if (options.t2i !== undefined && !fs.existsSync(options.t2i)) throw new UserError(`--t2i ${options.t2i}: no such checkpoint`);
+    let img;
+    try {
+      img = await readImage(positionals[0]);
+    } catch (e) {
+      if (e instanceof ImageError) throw new UserError(e.message);
+      throw e;
+    }
+    await initBackend();
+    const { guidance, t2i } = loadGuidancePair(ckpt, { t2iFile: options.t2i });
+    try {
+      if (!options.raw && !guidance.trainedStages.includes('clean')) {
+        process.stderr.write(`tdr guide: warning: ${ckpt} holds an untrained M_clean (stage 2 not run); use --raw or run 'tdr train clean'\n`);
+      }
+      const steps = options.steps ?? guidance.cfg.sample.steps;
+      const seed = options.seed ?? guidance.cfg.sample.seed;
+      const bar = new Progress('guide', steps);
+      const t0 = Date.now();
+      const gopts = { seed, raw: options.raw, steps, cfgScale: options.cfg, onStep: (i: number) => bar.update(i + 1) };
+      let png: Buffer;
+      let note = '';
+      if (options['no-cache']) {
+        const [g] = await generateGuidance(guidance, t2i, [img], gopts);
+        png = await encodeImage(g, 'png');
+      } else {
+        const r = await guidanceCached(guidance, t2i, img, gopts);
+        png = r.png;
+        if (r.cached) note = ` (cached: ${r.file})`;
+      }
+      try {
+        writeFileAtomic(options.out, png);
+      } catch (e) {
+        throw new UserError(`--out ${options.out}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
+      const which = options.raw ? 'G(E_txt)' : "G(E'_txt)";
+      process.stdout.write(`${options.out}: ${which}, ${t2i.cfg.imageSize}x${t2i.cfg.imageSize}, seed ${seed}, ${steps} DDIM steps, ${((Date.now() - t0) / 1000).toFixed(1)} s${note}\n`);
+    } finally {
+      guidance.dispose();
+      t2i.dispose();
+    }
+    return 0;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// tdr train i2t | clean
+
+export const TRAIN_GUIDANCE_HELP = `usage: tdr train i2t|clean [--preset ci|demo|paper] [--config FILE.json] [--t2i FILE.tdrc] [--runs DIR] [--max-steps N] [--out FILE.tdrc]
+
+  i2t    stage 1: the image-to-text mapper M_i2t + k/v copies (Eq. 2), clean and degraded crops reconstruct themselves
+  clean  stage 2: the textual restoration module M_clean (Eq. 3) on (degraded, clean) pairs of all tasks; needs stage 1
+
+options:
+  --preset NAME    ${GUIDANCE_PRESET_NAMES.join(' | ')} (default demo)
+  --config FILE    a JSON guidance config (same fields as a preset) instead of --preset
+  --t2i FILE       the text-to-image checkpoint to build on (default: demo → $TDR_T2I_CHECKPOINT or the shipped
+                   t2i-demo; ci/paper → <runs>/<t2iPreset>/t2i-<t2iPreset>.tdrc)
+  --runs DIR       runs folder (default $TDR_RUNS or outputs/runs); runs go to <runs>/<preset>/i2t and /clean
+  --max-steps N    stop after N steps in this call (the run stays resumable)
+  --out FILE       guidance checkpoint (default: data/checkpoints/guidance-demo.tdrc for demo, else <runs>/<preset>/guidance-<preset>.tdrc)`;
+
+const TrainOptions = z.strictObject({
+  preset: z.enum(GUIDANCE_PRESET_NAMES as [string, ...string[]]).optional(),
+  config: z.string().optional(),
+  t2i: z.string().optional(),
+  runs: z.string().optional(),
+  'max-steps': z.coerce.number().int().positive().optional(),
+  out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
+});
+
+function loadGuidanceConfigArg(preset: string | undefined, config: string | undefined): GuidanceConfig {
+  if (preset && config) throw new UserError('give --preset or --config, not both');
+  if (!config) return guidancePreset(preset ?? 'demo');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(config, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${config}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(e as Error).message})`}`);
+  }
+  return parseGuidanceConfig(raw, config);
+}
+
+/**
+ * `tdr train i2t|clean [options]`: `argv` = the options after the stage word (a leading stage word
+ * equal to `stage` is accepted too). Returns the exit code (0 done or stopped by --max-steps, 130
+ * interrupted).
+ */
+export async function trainGuidanceCommandRun(stage: 'i2t' | 'clean', argv: string[]): Promise<number> {
+  const args = argv[0] === stage ? argv.slice(1) : argv;
+  const { options, positionals } = parseOptions(
+    'train',
+    args,
+    { preset: { type: 'string' }, config: { type: 'string' }, t2i: { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' } },
+    TrainOptions,
+  );
+  if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
+  const cfg = loadGuidanceConfigArg(options.preset, options.config);
+  const runs = options.runs ?? defaultRunsDir();
+  const t2iFile = options.t2i ?? defaultT2IFile(cfg, runs);
+  if (!fs.existsSync(t2iFile)) throw new UserError(`${t2iFile}: no text-to-image checkpoint; train it with 'tdr train t2i --preset ${cfg.t2iPreset}'${options.runs ? ` --runs ${options.runs}` : ''} or give --t2i FILE`);
+  const backend = await initBackend();
+  const workers = defaultWorkers(backend.name, os.cpus().length);
+  if (workers > 1) process.stderr.write(`tdr: data-parallel training on ${workers} workers (TDR_WORKERS to change)\n`);
+  const t2i = TextToImage.load(t2iFile);
+  const runDir = path.join(runs, cfg.preset);
+  const out = options.out ?? guidanceOutput(cfg.preset, runs);
+  try {
+    const opts = { t2iFile, maxStepsThisCall: options['max-steps'], workers };
+    const r = stage === 'i2t' ? await trainImageToText(cfg, t2i, runDir, opts) : await trainCleanMapper(cfg, t2i, runDir, opts);
+    if (!r.model) {
+      const total = stage === 'i2t' ? cfg.i2tTrain.steps : cfg.cleanTrain.steps;
+      process.stderr.write(`stopped at step ${r.result.step}/${total}; checkpoint in ${path.join(runDir, stage)} — run the same command to resume\n`);
+      return options['max-steps'] ? 0 : 130;
+    }
+    r.model.save(out, { float16: true, meta: { rebuild: `tdr train i2t --preset ${cfg.preset} && tdr train clean --preset ${cfg.preset}`, steps: { [stage]: r.result.step } } });
+    r.model.dispose();
+    process.stdout.write(`guidance model (${stage === 'i2t' ? 'M_i2t + k/v copies; M_clean untrained until `tdr train clean`' : 'M_i2t + k/v copies + M_clean'}, EMA weights, float16) → ${out}\n`);
+    return 0;
+  } finally {
+    t2i.dispose();
+  }
+}

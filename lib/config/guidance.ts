@@ -1,0 +1,183 @@
+/**
+ * Presets for degradation-free guidance (stages 1–2 of DESIGN §1): the image-to-text mapper M_i2t
+ * (Eq. 2) with its ELITE-style k/v copies, the textual restoration module M_clean (Eq. 3), their
+ * training data and loops, and guidance sampling. One zod schema, three presets (ci / demo / paper);
+ * keys are the constructors' own option names (STYLE §7.6); a preset overrides only what differs.
+ *
+ * Sizes that come from the text-to-image model (text width D, image size, context length) are not
+ * repeated here: they are read from the T2I model the guidance model is built on (`t2iPreset` names
+ * its preset; the checkpoint file is given at training time). `checkGuidanceAgainstT2I` verifies
+ * that the N pseudo-words fit the T2I's context: "a photo of a" + N words + EOS ≤ contextLength.
+ */
+import * as path from 'node:path';
+import { z } from 'zod';
+import { TrainConfigSchema } from '../train/loop';
+import { shippedCheckpoint, t2iCheckpoint } from './paths';
+
+const posInt = z.number().int().positive();
+
+/** One MLP family: `layers` × (Linear → LayerNorm → LeakyReLU) then Linear to the output width. */
+const MlpSchema = z.strictObject({
+  hidden: posInt.describe('width of the hidden Linear layers (official M_i2t: 1280, M_clean: 1280)'),
+  layers: z.number().int().min(1).max(8).describe('k: Linear-LayerNorm-LeakyReLU blocks before the output Linear (official: 3; ELITE: 2)'),
+});
+
+export const MapperConfigSchema = MlpSchema.extend({
+  numWords: z.number().int().min(5).max(40).default(20).describe('N: pseudo-words per image (paper: 20; 5–40)'),
+  tokenPool: z.number().int().min(1).max(7).default(1).describe('average-pool the encoder token grid by this factor before the token MLPs (1 = all tokens; 2 = 14×14 → 7×7 for block10), a CPU saving'),
+});
+
+/** M_clean variants: the official per-word MLP, or a small transformer that mixes the N words. */
+export const CleanConfigSchema = z.discriminatedUnion('type', [
+  MlpSchema.extend({
+    type: z.literal('perWord').describe('official CleanMapper: word i → MLP_i(word i), no mixing across words'),
+    residual: z.boolean().default(false).describe("E' = E + MLP(E) with the last layer zero-initialised (starts as identity); official: false"),
+  }),
+  z.strictObject({
+    type: z.literal('mixer').describe('ablation the official code lacks: words → Linear(D,h) + word position → pre-LN transformer blocks (self-attention across the N words) → Linear(h,D)'),
+    hidden: posInt.describe('transformer width h'),
+    layers: z.number().int().min(1).max(8).describe('transformer blocks'),
+    heads: posInt.default(4).describe('attention heads; must divide hidden'),
+    residual: z.boolean().default(true).describe("E' = E + f(E), output Linear zero-initialised"),
+  }),
+]);
+
+const EncoderSchema = z.strictObject({
+  cut: z.enum(['out_relu', 'block10']).describe('τi cut: out_relu 7×7×1280 (fine-tuned top blocks) or block_10_project_BN 14×14×96 (pure ImageNet weights)'),
+  range: z.enum(['unit', 'symmetric']).default('unit').describe('input range fed to MobileNetV2 (lib/models/image_encoder.ts)'),
+});
+
+const Train = TrainConfigSchema.extend({ batch: posInt.describe('images per step') });
+
+export const GuidanceConfigSchema = z
+  .strictObject({
+    preset: z.string(),
+    t2iPreset: z.enum(['ci', 'demo', 'paper']).describe('the text-to-image preset the guidance model builds on (its checkpoint is given at training time)'),
+    encoder: EncoderSchema,
+    mapper: MapperConfigSchema,
+    clean: CleanConfigSchema,
+    data: z.strictObject({
+      cropsPerPhoto: posInt.describe('random crops (the T2I imageSize) per training photo'),
+      degradedPerCrop: z.number().int().min(1).describe('degraded versions per crop, the tasks in turn (noise, rain, haze, motion, defocus), random strength'),
+      maxPhotos: posInt.optional().describe('use only the first photos of the training split (tests)'),
+      identityProb: z.number().min(0).max(1).default(0).describe('stage 2: probability that a pair is (clean, clean), so M_clean also learns to keep clean words; paper: 0'),
+      seed: z.number().int().nonnegative().default(11),
+    }),
+    i2tTrain: Train.describe('stage 1: M_i2t + k/v copies (official: lr 1e-6 scaled ×64 = 6.4e-5, constant, AdamW wd 1e-2, clip 1, 200k steps, batch 64)'),
+    cleanTrain: Train.describe('stage 2: M_clean (same recipe as stage 1 in the official code)'),
+    sample: z.strictObject({
+      steps: posInt.describe('DDIM steps (paper: 100)'),
+      cfgScale: z.number().min(0).describe('classifier-free guidance scale (paper: 5)'),
+      seed: z.number().int().nonnegative().default(42).describe('default seed (official: 42)'),
+    }),
+  })
+  .superRefine((c, ctx) => {
+    if (c.clean.type === 'mixer' && c.clean.hidden % c.clean.heads !== 0) ctx.addIssue({ code: 'custom', path: ['clean', 'heads'], message: `clean.hidden ${c.clean.hidden} must be divisible by clean.heads ${c.clean.heads}` });
+    const grid = c.encoder.cut === 'block10' ? 14 : 7;
+    if (grid % c.mapper.tokenPool !== 0) ctx.addIssue({ code: 'custom', path: ['mapper', 'tokenPool'], message: `mapper.tokenPool ${c.mapper.tokenPool} must divide the ${c.encoder.cut} grid ${grid}` });
+  });
+export type GuidanceConfig = z.infer<typeof GuidanceConfigSchema>;
+export type GuidanceConfigInput = z.input<typeof GuidanceConfigSchema>;
+export type MapperConfig = z.infer<typeof MapperConfigSchema>;
+export type CleanConfig = z.infer<typeof CleanConfigSchema>;
+
+const demo: GuidanceConfigInput = {
+  preset: 'demo',
+  t2iPreset: 'demo',
+  // block10: pure ImageNet weights; retrieval of crops of the same photo 21/25 vs 13/25 for out_relu
+  // (test/models/image_encoder.test.ts), and a 96-wide input makes the 2N MLPs 13× cheaper.
+  encoder: { cut: 'block10', range: 'unit' },
+  // N = 16, not 20: the demo T2I's context is 24 tokens; BOS + "a photo of a" + N + EOS must fit,
+  // and positions past ≈ 22 were never trained (longest caption + phrase ≈ 22 tokens).
+  mapper: { numWords: 16, hidden: 128, layers: 2, tokenPool: 2 },
+  clean: { type: 'perWord', hidden: 128, layers: 2, residual: true }, // residual: starts as identity, trainable on a CPU budget
+  data: { cropsPerPhoto: 4, degradedPerCrop: 3, identityProb: 0.1, seed: 11 },
+  i2tTrain: { steps: 1500, batch: 16, lr: 3e-4, warmup: 50, schedule: 'cosine', minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1, emaDecay: 0.99, checkpointEvery: 100, logEvery: 10, seed: 3 },
+  cleanTrain: { steps: 1000, batch: 16, lr: 3e-4, warmup: 50, schedule: 'cosine', minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1, emaDecay: 0.99, checkpointEvery: 100, logEvery: 10, seed: 4 },
+  sample: { steps: 50, cfgScale: 3, seed: 42 },
+};
+
+const ci: GuidanceConfigInput = {
+  ...demo,
+  preset: 'ci',
+  t2iPreset: 'ci',
+  mapper: { numWords: 5, hidden: 16, layers: 1, tokenPool: 2 }, // the ci T2I's context (24) holds up to 18 words
+  clean: { type: 'perWord', hidden: 16, layers: 1, residual: true },
+  data: { cropsPerPhoto: 1, degradedPerCrop: 1, maxPhotos: 6, identityProb: 0.1, seed: 11 },
+  i2tTrain: { ...demo.i2tTrain, steps: 4, batch: 4, warmup: 1, checkpointEvery: 2, logEvery: 1 },
+  cleanTrain: { ...demo.cleanTrain, steps: 4, batch: 4, warmup: 1, checkpointEvery: 2, logEvery: 1 },
+  sample: { steps: 4, cfgScale: 3, seed: 42 },
+};
+
+const paper: GuidanceConfigInput = {
+  ...demo,
+  preset: 'paper',
+  t2iPreset: 'paper',
+  encoder: { cut: 'out_relu', range: 'unit' }, // the widest features, as CLIP ViT-H's 1280
+  mapper: { numWords: 20, hidden: 1280, layers: 3, tokenPool: 1 }, // official Mapper(1280 → 1024, 20 words)
+  clean: { type: 'perWord', hidden: 1280, layers: 3, residual: false }, // official CleanMapper
+  data: { cropsPerPhoto: 64, degradedPerCrop: 5, identityProb: 0, seed: 11 },
+  // official: lr 1e-6 × (batch 4 · accum 4 · 4 GPUs) = 6.4e-5, constant, 200k steps
+  i2tTrain: { steps: 200000, batch: 64, lr: 6.4e-5, warmup: 0, schedule: 'constant', weightDecay: 0.01, clipNorm: 1, emaDecay: 0, checkpointEvery: 200, logEvery: 10, seed: 3 },
+  cleanTrain: { steps: 200000, batch: 64, lr: 6.4e-5, warmup: 0, schedule: 'constant', weightDecay: 0.01, clipNorm: 1, emaDecay: 0, checkpointEvery: 200, logEvery: 10, seed: 4 },
+  sample: { steps: 100, cfgScale: 5, seed: 42 }, // REFERENCE §1: DDIM 100, CFG 5, seed 42
+};
+
+export const GUIDANCE_PRESETS = { ci, demo, paper } as const;
+export type GuidancePresetName = keyof typeof GUIDANCE_PRESETS;
+export const GUIDANCE_PRESET_NAMES = Object.keys(GUIDANCE_PRESETS) as GuidancePresetName[];
+
+/** Validate a guidance config; errors name `label` and the field path (userFacing: one CLI line). */
+export function parseGuidanceConfig(raw: unknown, label: string): GuidanceConfig {
+  const r = GuidanceConfigSchema.safeParse(raw);
+  if (!r.success) throw Object.assign(new Error(`${label}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`), { userFacing: true });
+  return r.data;
+}
+
+/** A guidance preset by name, validated; unknown names list the known ones. */
+export function guidancePreset(name: string, overrides: Partial<GuidanceConfigInput> = {}): GuidanceConfig {
+  if (!(name in GUIDANCE_PRESETS)) throw Object.assign(new Error(`unknown guidance preset '${name}'; presets: ${GUIDANCE_PRESET_NAMES.join(', ')}`), { userFacing: true });
+  return parseGuidanceConfig({ ...GUIDANCE_PRESETS[name as GuidancePresetName], ...overrides }, `guidance preset ${name}`);
+}
+
+/** Tokens of the template before and after the placeholder: BOS "a photo of a" S EOS → 5 before, 1 after. */
+export const TEMPLATE_TOKENS_AROUND_PLACEHOLDER = 6;
+
+/**
+ * Check that a guidance config fits a T2I model: the N words plus the template's other tokens
+ * (BOS, "a photo of a", EOS) must fit the text encoder's context.
+ * @throws userFacing, naming mapper.numWords and both numbers
+ */
+export function checkGuidanceAgainstT2I(cfg: GuidanceConfig, t2i: { contextLength: number }, label = 'guidance config'): void {
+  const need = cfg.mapper.numWords + TEMPLATE_TOKENS_AROUND_PLACEHOLDER;
+  if (need > t2i.contextLength) {
+    throw Object.assign(
+      new Error(`${label}: mapper.numWords ${cfg.mapper.numWords} does not fit the text-to-image model's context: "a photo of a" + ${cfg.mapper.numWords} words + BOS/EOS need ${need} tokens, contextLength is ${t2i.contextLength} (at most ${t2i.contextLength - TEMPLATE_TOKENS_AROUND_PLACEHOLDER} words)`),
+      { userFacing: true },
+    );
+  }
+}
+
+/**
+ * The guidance checkpoint commands and notebooks use by default: $TDR_GUIDANCE_CHECKPOINT if set,
+ * else the shipped demo model data/checkpoints/guidance-demo.tdrc.
+ */
+export function guidanceCheckpoint(): string {
+  return process.env.TDR_GUIDANCE_CHECKPOINT || shippedCheckpoint('guidance-demo');
+}
+
+/**
+ * Where `tdr train i2t|clean` writes the guidance model: the shipped file for demo, else
+ * <runs>/<preset>/guidance-<preset>.tdrc.
+ */
+export function guidanceOutput(preset: string, runs: string): string {
+  return preset === 'demo' ? shippedCheckpoint('guidance-demo') : path.join(runs, preset, `guidance-${preset}.tdrc`);
+}
+
+/**
+ * The T2I checkpoint a guidance preset builds on by default: for demo, $TDR_T2I_CHECKPOINT or the
+ * shipped t2i-demo; otherwise where `tdr train t2i --preset <p>` writes it, <runs>/<p>/t2i-<p>.tdrc.
+ */
+export function defaultT2IFile(cfg: GuidanceConfig, runs: string): string {
+  return cfg.t2iPreset === 'demo' ? t2iCheckpoint() : path.join(runs, cfg.t2iPreset, `t2i-${cfg.t2iPreset}.tdrc`);
+}

@@ -1,0 +1,177 @@
+/**
+ * Degradation-free guidance generation (paper Sec. 3.2, Fig. 2a; official
+ * scripts/generate/main_generate_reference.py, REFERENCE §1):
+ *
+ *   X ─τi─▶ E_img ─M_i2t─▶ E_txt ─M_clean (unless raw)─▶ E'_txt ─splice into "a photo of a S"─▶ τt
+ *     ─▶ context ─DDIM + CFG (uncond = empty prompt; UNet with the k/v copies)─▶ z0 ─D─▶ G
+ *
+ * Input preprocessing as the official script: the largest centred square, resized for τi (224).
+ * Deterministic: same input, settings and seed → same bytes (x_T from the seed; η = 0).
+ * `guidanceCached` stores G as PNG under outputs/guidance/ keyed by the input's content hash and
+ * every setting (checkpoint hashes included), written atomically.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { TextToImage } from '../models/t2i';
+import { sampleLatents } from '../models/diffusion';
+import { RGBImage } from '../data/image';
+import { fromBatch } from '../data/patches';
+import { encodeImage, readImage } from '../data/io';
+import { projectRoot, writeFileAtomic } from '../util/fsx';
+import { CheckpointError } from '../train/checkpoint';
+import { GuidanceModel, wordsToContext, resolveStoredPath, t2iWeightsHash } from './model';
+import { mapperFeatures } from './m_i2t';
+
+export interface GuidanceOptions {
+  /** seed of x_T (default: the config's sample.seed, official 42) */
+  seed?: number;
+  /** true: G(E_txt), no textual restoration; false (default): G(E'_txt) */
+  raw?: boolean;
+  /** DDIM steps (default: the guidance config's sample.steps) */
+  steps?: number;
+  /** CFG scale (default: the guidance config's sample.cfgScale) */
+  cfgScale?: number;
+  onStep?: (step: number, total: number) => void | Promise<void>;
+}
+
+/**
+ * τi + M_i2t (+ M_clean): the pseudo-words of each image.
+ * @param imgs RGB in [0,1], any sizes (centre square, resized for τi)
+ * @returns {raw: E_txt, clean: E'_txt}, each [B,N,D]; the caller disposes
+ */
+export async function imageWords(model: GuidanceModel, imgs: RGBImage[]): Promise<{ raw: tf.Tensor3D; clean: tf.Tensor3D }> {
+  const f = await mapperFeatures(imgs, model.cfg.encoder, model.cfg.mapper.tokenPool, 'centerCrop');
+  try {
+    return tf.tidy(() => {
+      const raw = model.mapper.call(f);
+      return { raw, clean: model.clean.call(raw) };
+    });
+  } finally {
+    tf.dispose([f.global, f.tokens]);
+  }
+}
+
+/**
+ * Pseudo-words → guidance images: context of "a photo of a S", DDIM + CFG with the k/v copies, decoder.
+ * @param words [B,N,D] (E_txt, E'_txt or anything in between); not disposed
+ * @returns B images of the T2I's imageSize, RGB in [0,1]
+ */
+export async function generateFromWords(model: GuidanceModel, t2i: TextToImage, words: tf.Tensor3D, opts: GuidanceOptions = {}): Promise<RGBImage[]> {
+  const steps = opts.steps ?? model.cfg.sample.steps;
+  const cfgScale = opts.cfgScale ?? model.cfg.sample.cfgScale;
+  const seed = opts.seed ?? model.cfg.sample.seed;
+  const b = words.shape[0];
+  const ctx = wordsToContext(t2i, words);
+  const uncond = cfgScale === 1 ? null : t2i.context(['']);
+  try {
+    const s = t2i.latentSize;
+    const z = await sampleLatents(t2i.unet, t2i.scheduler, ctx, uncond, {
+      steps,
+      cfgScale,
+      eta: 0,
+      seed,
+      shape: [b, s, s, t2i.cfg.unet.latentChannels],
+      kvOverride: model.kv.map,
+      onStep: opts.onStep ? ({ step }) => opts.onStep!(step, steps) : undefined,
+    });
+    const x = t2i.decodeLatents(z);
+    z.dispose();
+    const imgs = fromBatch(x);
+    x.dispose();
+    return imgs;
+  } finally {
+    ctx.dispose();
+    uncond?.dispose();
+  }
+}
+
+/** G for each degraded image X: G(E'_txt), or G(E_txt) with `raw`. */
+export async function generateGuidance(model: GuidanceModel, t2i: TextToImage, imgs: RGBImage[], opts: GuidanceOptions = {}): Promise<RGBImage[]> {
+  const w = await imageWords(model, imgs);
+  try {
+    return await generateFromWords(model, t2i, opts.raw ? w.raw : w.clean, opts);
+  } finally {
+    tf.dispose([w.raw, w.clean]);
+  }
+}
+
+/** SHA-256 of an image's pixels (size + float32 values): the same picture in any file format hashes alike. */
+export function imageContentHash(img: RGBImage): string {
+  return crypto
+    .createHash('sha256')
+    .update(`${img.height}x${img.width};`)
+    .update(new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength))
+    .digest('hex');
+}
+
+/** SHA-256 of a guidance model's weights (for cache keys). */
+export function guidanceWeightsHash(model: GuidanceModel): string {
+  const h = crypto.createHash('sha256');
+  for (const [name, v] of [...model.params.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const d = v.dataSync() as Float32Array;
+    h.update(`${name}:${v.shape.join('x')};`).update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  }
+  return h.digest('hex');
+}
+
+/** Default folder of cached guidance images: outputs/guidance. */
+export function defaultGuidanceCacheDir(): string {
+  return path.join(projectRoot(), 'outputs', 'guidance');
+}
+
+/** Cache key: input content, every setting, and both models' weights. */
+export function guidanceCacheKey(model: GuidanceModel, t2i: TextToImage, img: RGBImage, opts: GuidanceOptions & { hashes?: { guidance: string; t2i: string } } = {}): string {
+  const settings = {
+    seed: opts.seed ?? model.cfg.sample.seed,
+    raw: !!opts.raw,
+    steps: opts.steps ?? model.cfg.sample.steps,
+    cfgScale: opts.cfgScale ?? model.cfg.sample.cfgScale,
+    guidance: opts.hashes?.guidance ?? guidanceWeightsHash(model),
+    t2i: opts.hashes?.t2i ?? t2iWeightsHash(t2i),
+    backend: tf.getBackend(),
+  };
+  return crypto.createHash('sha256').update(imageContentHash(img)).update(JSON.stringify(settings)).digest('hex').slice(0, 32);
+}
+
+/**
+ * G for one image, cached as `<cacheDir>/<key>.png` (atomic write). Returns the PNG bytes, the
+ * file and whether it came from the cache.
+ */
+export async function guidanceCached(
+  model: GuidanceModel,
+  t2i: TextToImage,
+  img: RGBImage,
+  opts: GuidanceOptions & { cacheDir?: string; hashes?: { guidance: string; t2i: string } } = {},
+): Promise<{ png: Buffer; file: string; cached: boolean; image: RGBImage }> {
+  const dir = opts.cacheDir ?? defaultGuidanceCacheDir();
+  const file = path.join(dir, `${guidanceCacheKey(model, t2i, img, opts)}.png`);
+  if (fs.existsSync(file)) {
+    const png = fs.readFileSync(file);
+    return { png, file, cached: true, image: await readImage(png, {}, file) };
+  }
+  const [g] = await generateGuidance(model, t2i, [img], opts);
+  const png = await encodeImage(g, 'png');
+  writeFileAtomic(file, png);
+  return { png, file, cached: false, image: g };
+}
+
+/**
+ * Load a guidance checkpoint and the T2I model it was trained on (`t2iFile`, default: the path
+ * stored in the checkpoint). A T2I with other weights is refused (hash mismatch).
+ */
+export function loadGuidancePair(file: string, opts: { t2iFile?: string } = {}): { guidance: GuidanceModel; t2i: TextToImage; t2iFile: string } {
+  const h = GuidanceModel.readHeader(file);
+  const t2iFile = opts.t2iFile ?? resolveStoredPath(h.t2i.path);
+  if (!fs.existsSync(t2iFile)) {
+    throw new CheckpointError(`${file}: its text-to-image checkpoint ${t2iFile} does not exist; give the one it was trained on (sha256 ${h.t2i.sha256.slice(0, 12)}…)`);
+  }
+  const t2i = TextToImage.load(t2iFile);
+  try {
+    return { guidance: GuidanceModel.load(file, t2i, { t2iLabel: t2iFile }), t2i, t2iFile };
+  } catch (e) {
+    t2i.dispose();
+    throw e;
+  }
+}
