@@ -158,7 +158,7 @@ export function loadRestorer(file: string, expect: { backbone?: string; guidance
   const type = cfg.model.backbone.type;
   if (expect.backbone !== undefined && expect.backbone !== type) throw new CheckpointError(`${file}: a ${type} checkpoint, but backbone ${expect.backbone} was asked for`);
   if (expect.guidance !== undefined && expect.guidance !== cfg.model.guidance) {
-    throw new CheckpointError(`${file}: a ${cfg.model.guidance ? 'guided' : 'unguided'} checkpoint, but ${expect.guidance ? 'a guided' : 'an unguided'} model was asked for${expect.guidance ? '' : ' (--no-guidance)'}`);
+    throw new CheckpointError(`${file}: ${cfg.model.guidance ? 'a guided' : 'an unguided'} checkpoint, but ${expect.guidance ? 'a guided' : 'an unguided'} model was asked for${expect.guidance ? '' : ' (--no-guidance)'}`);
   }
   let values: Named = tensors;
   if (meta.kind !== 'restorer') {

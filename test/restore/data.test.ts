@@ -1,0 +1,122 @@
+/**
+ * Training data of guided restoration: the guidance crop chosen by best feature match (a synthetic
+ * case with a known answer), the stand-in sources, task sets, deterministic sampling and batch shapes.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../lib/backend';
+import { makeImage, RGBImage } from '../../lib/data/image';
+import { crop, LoadedPhoto } from '../../lib/data/patches';
+import { degradeWithSpec, ALL_IN_ONE_TASKS } from '../../lib/data/degrade';
+import { Rng } from '../../lib/util/rng';
+import {
+  guidanceCandidates, selectGuidanceCrop, patchFeature, cleanOracleGuidance, noGuidance, taskSpecs,
+  buildGuidanceCache, makeRestoreData, sampleRestore, restoreBatch, guidanceKey, CLEAN_ORACLE_NOTE,
+} from '../../lib/restore/data';
+
+/** A textured random image: smooth blobs + per-pixel detail, values in [0,1]. */
+function texture(seed: number, h: number, w: number): RGBImage {
+  const rng = new Rng(seed);
+  const blobs = Array.from({ length: 12 }, () => ({ y: rng.uniform(0, h), x: rng.uniform(0, w), r: rng.uniform(4, 14), c: [rng.random(), rng.random(), rng.random()] }));
+  const d = new Float32Array(h * w * 3);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      for (let c = 0; c < 3; c++) {
+        let v = 0.2;
+        for (const b of blobs) v += 0.6 * b.c[c] * Math.exp(-((y - b.y) ** 2 + (x - b.x) ** 2) / (2 * b.r * b.r));
+        d[(y * w + x) * 3 + c] = Math.min(1, v);
+      }
+  return makeImage(h, w, d);
+}
+
+function photo(id: string, img: RGBImage): LoadedPhoto {
+  return { entry: { id } as LoadedPhoto['entry'], image: img };
+}
+
+test('setup backend', async () => {
+  await initBackend({ quiet: true });
+});
+
+test('guidanceCandidates: G=[96,80] size 32 → stride 8 unfold grid 9×7, positions that fit only', () => {
+  const g = texture(1, 96, 80);
+  const c = guidanceCandidates(g, 32);
+  assert.equal(c.positions.length, 9 * 7);
+  assert.deepEqual(c.positions[0], [0, 0]);
+  assert.deepEqual(c.positions[c.positions.length - 1], [64, 48]);
+  assert.equal(c.features[0].length, 192);
+  const n = Math.hypot(...c.features[5]);
+  assert.ok(Math.abs(n - 1) < 1e-5, 'features are L2-normalised');
+  assert.throws(() => guidanceCandidates(g, 100), /smaller than the patch 100/);
+});
+
+test('selectGuidanceCrop: a degraded copy of the G window at (48,24) picks exactly that candidate (noise σ25, haze, rain)', () => {
+  const g = texture(2, 96, 96);
+  const cands = guidanceCandidates(g, 32);
+  const want = cands.positions.findIndex(([y, x]) => y === 48 && x === 24);
+  assert.ok(want >= 0);
+  for (const spec of ALL_IN_ONE_TASKS.filter((t) => ['noise25', 'haze', 'rain'].includes(t.name))) {
+    const lq = degradeWithSpec(crop(g, 48, 24, 32, 32), spec, 7).image;
+    const m = selectGuidanceCrop(lq, cands);
+    assert.equal(m.index, want, `${spec.name}: picked ${m.y0},${m.x0} (score ${m.score.toFixed(3)})`);
+    assert.deepEqual([m.y0, m.x0], [48, 24]);
+  }
+  // a patch whose content is nowhere in G scores lower than the true match
+  const other = selectGuidanceCrop(crop(texture(99, 32, 32), 0, 0, 32, 32), cands);
+  const self = selectGuidanceCrop(crop(g, 48, 24, 32, 32), cands);
+  assert.ok(self.score > 0.999 && other.score < self.score);
+  assert.throws(() => selectGuidanceCrop(crop(g, 0, 0, 16, 16), cands), /must be 32x32/);
+});
+
+test('patchFeature: flat window → zero vector; out-of-range window throws', () => {
+  const flat = makeImage(16, 16, new Float32Array(16 * 16 * 3).fill(0.5));
+  assert.ok(patchFeature(flat, 0, 0, 16).every((v) => v === 0));
+  assert.throws(() => patchFeature(flat, 4, 4, 16), /exceeds the image 16x16/);
+});
+
+test('stand-ins: clean-oracle gives a DIFFERENT crop/rescale of the clean image, labelled as a stand-in; none refuses', async () => {
+  const clean = texture(3, 40, 48);
+  const o = cleanOracleGuidance();
+  assert.equal(o.standIn, CLEAN_ORACLE_NOTE);
+  const g = await o.get(clean, 'val:a:haze', { clean });
+  assert.equal(g.height, 40);
+  assert.equal(g.width, 48);
+  let diff = 0;
+  for (let i = 0; i < g.data.length; i++) diff += Math.abs(g.data[i] - clean.data[i]);
+  assert.ok(diff / g.data.length > 0.01, 'not the clean image itself');
+  const again = await o.get(clean, 'val:a:haze', { clean });
+  assert.deepEqual(again.data, g.data, 'seeded by the key');
+  await assert.rejects(o.get(clean, 'k'), /no clean image offered/);
+  await assert.rejects(noGuidance.get(clean, 'k'), /takes none/);
+});
+
+test('taskSpecs: all-in-one = noise15/25/50, rain, haze; a family = its default ranges', () => {
+  assert.deepEqual(taskSpecs('all-in-one').map((s) => s.name), ['noise15', 'noise25', 'noise50', 'rain', 'haze']);
+  assert.deepEqual(taskSpecs('motion'), [{ name: 'motion', task: 'motion', params: {} }]);
+});
+
+test('sampling: guided batch x,y,g=[4,32,32,3]; same rng → same batch; the G crop is the matched candidate; no leak', async () => {
+  const photos = [photo('p0', texture(10, 48, 64)), photo('p1', texture(11, 56, 48))];
+  const specs = taskSpecs('all-in-one');
+  const cache = await buildGuidanceCache(photos, specs, cleanOracleGuidance(), 32, undefined, { quiet: true });
+  assert.equal(cache.size, 10);
+  assert.ok(cache.has(guidanceKey('train', 'p0', 'rain')));
+  const data = makeRestoreData(photos, specs, 32, cache);
+  const s1 = sampleRestore(data, new Rng(5));
+  const s2 = sampleRestore(data, new Rng(5));
+  assert.deepEqual(s1.x.data, s2.x.data);
+  assert.deepEqual(s1.g!.data, s2.g!.data);
+  assert.ok(s1.match && s1.match.score > 0.5, `the matched candidate is similar (score ${s1.match?.score})`);
+  const before = tf.memory().numTensors;
+  const b = restoreBatch(data, 4, new Rng(6));
+  assert.deepEqual(b.x.shape, [4, 32, 32, 3]);
+  assert.deepEqual(b.y.shape, [4, 32, 32, 3]);
+  assert.deepEqual(b.g!.shape, [4, 32, 32, 3]);
+  assert.equal(b.tasks.length, 4);
+  tf.dispose([b.x, b.y, b.g!]);
+  assert.equal(tf.memory().numTensors, before);
+  const plain = restoreBatch(makeRestoreData(photos, specs, 32), 2, new Rng(6));
+  assert.equal(plain.g, undefined);
+  tf.dispose([plain.x, plain.y]);
+  assert.throws(() => makeRestoreData(photos, specs, 64), /smaller than the patch 64/);
+});

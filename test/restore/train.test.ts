@@ -1,0 +1,123 @@
+/**
+ * Restorer training with the shared loop (ci preset, 2 training photos): one training step leaks no
+ * tensors, exact resume (3 steps at once = 2 + 1 after a restart), save/load of a trained model and
+ * the refusal of a checkpoint of another backbone or shape. The matcher freeze through the loop is
+ * tested in guided.test.ts (GuidedRestorer.lrScale, which restoreStage passes on unchanged).
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../lib/backend';
+import { restorePreset, RestoreConfig } from '../../lib/config/restore';
+import { buildRestorer, restoreStage, trainRestorer, saveRestorer, loadRestorer, l1Loss, GUIDANCE_CACHE_FILE } from '../../lib/restore/train';
+import { RestoreBatch, cleanOracleGuidance, noGuidance, makeRestoreData, taskSpecs, buildGuidanceCache } from '../../lib/restore/data';
+import { loadPhotos } from '../../lib/data/patches';
+import { stepRng } from '../../lib/train/loop';
+import { Params } from '../../lib/models/params';
+import { tmpDir } from '../helpers/fixtures';
+
+const dir = tmpDir('tdr-restore-train-');
+test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function ci(guidance: boolean, backbone: 'promptir' | 'nafnet' | 'restormer' = 'nafnet'): RestoreConfig {
+  return restorePreset('ci', { backbone, guidance, tasks: 'all-in-one' });
+}
+
+test('setup backend', async () => {
+  await initBackend({ quiet: true });
+});
+
+test('presets ci/demo/paper parse for every backbone; paper keeps the official options', () => {
+  for (const preset of ['ci', 'demo', 'paper'])
+    for (const b of ['promptir', 'nafnet', 'restormer'] as const) restorePreset(preset, { backbone: b, guidance: true, tasks: 'all-in-one' });
+  const p = restorePreset('paper', { backbone: 'promptir', guidance: true, tasks: 'all-in-one' });
+  assert.equal(p.patchSize, 384);
+  assert.equal(p.refLr, 1e-4);
+  assert.equal(p.train.lr, 2e-4);
+  assert.equal(p.paramFixIterations, 20000);
+  assert.throws(() => restorePreset('huge', { backbone: 'nafnet', guidance: true, tasks: 'noise' }), /unknown preset 'huge'; presets: ci, demo, paper/);
+  assert.throws(() => restorePreset('ci', { backbone: 'unet' as never, guidance: true, tasks: 'noise' }), /unknown backbone 'unet'/);
+});
+
+test('l1Loss is Eq. (5): mean |ŷ − y|', () => {
+  const a = tf.tensor4d([0, 1, 2, 3, 4, 5], [1, 1, 2, 3]);
+  const b = tf.tensor4d([1, 1, 1, 1, 1, 1], [1, 1, 2, 3]);
+  const l = l1Loss(a, b);
+  assert.ok(Math.abs(l.dataSync()[0] - (1 + 0 + 1 + 2 + 3 + 4) / 6) < 1e-6);
+  tf.dispose([a, b, l]);
+});
+
+for (const backbone of ['nafnet', 'promptir'] as const) {
+  test(`${backbone} guided ci: one training step (batch → loss → grads) leaks no tensors; lrScale freezes masa at step 0`, async () => {
+    const cfg = ci(true, backbone);
+    const photos = await loadPhotos('train', cfg.photoShortSide, 2);
+    const specs = taskSpecs(cfg.tasks);
+    const cache = await buildGuidanceCache(photos, specs, cleanOracleGuidance(), cfg.patchSize, undefined, { quiet: true });
+    const { params, net } = buildRestorer(cfg);
+    const stage = restoreStage(cfg, params, net, makeRestoreData(photos, specs, cfg.patchSize, cache));
+    const vars = params.trainable().map(([, v]) => v);
+    const step = () => {
+      const b = stage.getBatch(0, stepRng(0, 0, 'batch')) as RestoreBatch;
+      assert.deepEqual(b.g!.shape, [cfg.train.batch, cfg.patchSize, cfg.patchSize, 3]);
+      const { value, grads } = tf.variableGrads(() => stage.loss(b, 0, stepRng(0, 0, 'loss')).total, vars);
+      tf.dispose([value, ...Object.values(grads)]);
+      stage.disposeBatch!(b);
+    };
+    step(); // warm-up (kernels, caches)
+    const before = tf.memory().numTensors;
+    step();
+    assert.equal(tf.memory().numTensors, before, 'a training step leaks no tensors');
+    assert.equal(stage.lrScale!('restorer.masa.enc.conv0.w', 0), 0, 'matcher frozen during paramFixIterations');
+    assert.equal(stage.lrScale!('restorer.masa.enc.conv0.w', cfg.paramFixIterations), cfg.refLr / cfg.train.lr);
+    assert.equal(stage.lrScale!('restorer.net.intro.w', 0), 1);
+    params.dispose();
+  });
+}
+
+test('exact resume: 3 steps in one call = 2 steps, restart, 1 step (guided, clean-oracle stand-in); model save/load', async () => {
+  const cfg = ci(true);
+  const oracle = cleanOracleGuidance();
+  const a = await trainRestorer(cfg, path.join(dir, 'a'), { guidance: oracle, quiet: true, photoLimit: 2 });
+  assert.equal(a.result.step, 3);
+  assert.ok(fs.existsSync(path.join(dir, 'a', GUIDANCE_CACHE_FILE)));
+  const b1 = await trainRestorer(cfg, path.join(dir, 'b'), { guidance: oracle, quiet: true, photoLimit: 2, maxStepsThisCall: 2 });
+  assert.equal(b1.result.interrupted, true);
+  b1.params.dispose();
+  const b = await trainRestorer(cfg, path.join(dir, 'b'), { guidance: oracle, quiet: true, photoLimit: 2 });
+  assert.equal(b.result.resumedFrom, 2);
+  const sa = a.params.snapshot();
+  for (const [n, v] of b.params.snapshot()) assert.deepEqual(v.data, sa.get(n)!.data, `parameter ${n} after resume`);
+  // the trained model round-trips (float32 here, to compare exactly)
+  const file = path.join(dir, 'model.tdrc');
+  saveRestorer(file, a.params, cfg, { guidance: a.guidance }, { float16: false });
+  const l = loadRestorer(file, { backbone: 'nafnet', guidance: true });
+  for (const [n, v] of l.params.snapshot()) assert.deepEqual(v.data, sa.get(n)!.data, n);
+  assert.equal(l.meta.guidance, 'clean-oracle');
+  // a training run's checkpoint loads too
+  loadRestorer(path.join(dir, 'a', 'checkpoint.tdrc')).params.dispose();
+  l.params.dispose();
+  a.params.dispose();
+  b.params.dispose();
+});
+
+test('loadRestorer refuses another backbone, another guidance setting, and another shape (naming file and parameter)', async () => {
+  const cfg = ci(false);
+  const { params } = buildRestorer(cfg);
+  const file = path.join(dir, 'plain.tdrc');
+  saveRestorer(file, params, cfg);
+  params.dispose();
+  assert.throws(() => loadRestorer(file, { backbone: 'promptir' }), (e: Error) => e.message.includes(file) && /a nafnet checkpoint, but backbone promptir was asked for/.test(e.message));
+  assert.throws(() => loadRestorer(file, { guidance: true }), /an unguided checkpoint, but a guided model was asked for/);
+  // same config label, but a weight of another shape
+  const p2 = new Params();
+  const wide = { ...cfg, model: { ...cfg.model, backbone: { ...cfg.model.backbone, width: 6 } as typeof cfg.model.backbone } };
+  buildRestorer(wide, p2);
+  const bad = path.join(dir, 'bad.tdrc');
+  saveRestorer(bad, p2, cfg);
+  p2.dispose();
+  assert.throws(() => loadRestorer(bad), (e: Error) => e.message.startsWith(bad) && /parameter 'restorer\.net\.[\w.]+' has shape \[/.test(e.message) && (e as { userFacing?: boolean }).userFacing === true);
+  await assert.rejects(trainRestorer(ci(true), path.join(dir, 'x'), { guidance: noGuidance }), /needs a guidance source/);
+  await assert.rejects(trainRestorer(ci(false), path.join(dir, 'y'), { guidance: cleanOracleGuidance() }), /unguided .* but a guidance source 'clean-oracle' was given/);
+});
