@@ -1,0 +1,161 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../lib/backend';
+import { GuidanceModel } from '../../lib/guidance/model';
+import { guidanceCache, i2tStage, trainImageToText, FEATURE_CACHE_FILE } from '../../lib/train/stages/i2t';
+import { cleanStage, trainCleanMapper } from '../../lib/train/stages/clean';
+import { stepRng, readLog, Stage } from '../../lib/train/loop';
+import { TextToImage } from '../../lib/models/t2i';
+import { tmpDir } from '../helpers/fixtures';
+import { tinyT2I, tinyGuidanceConfig } from './helpers';
+
+test('before: backend', async () => {
+  await initBackend({ quiet: true });
+});
+
+type Snap = Map<string, Float32Array>;
+const snap = (entries: Array<[string, tf.Variable]>): Snap => new Map(entries.map(([n, v]) => [n, (v.dataSync() as Float32Array).slice()]));
+const same = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+/** names (by prefix) whose values differ between two snapshots */
+function changed(a: Snap, b: Snap, prefix: string): { changed: number; total: number } {
+  let c = 0;
+  let t = 0;
+  for (const [n, v] of a) {
+    if (!n.startsWith(prefix)) continue;
+    t++;
+    if (!same(v, b.get(n)!)) c++;
+  }
+  return { changed: c, total: t };
+}
+
+test('feature cache: clean + degraded crops of 2 photos, τi block10 features pooled 7×7, latents; deterministic and reused', async () => {
+  const t2i = tinyT2I();
+  const cfg = tinyGuidanceConfig();
+  const dir = tmpDir();
+  const file = path.join(dir, FEATURE_CACHE_FILE);
+  const a = await guidanceCache(cfg, t2i, file, { quiet: true });
+  assert.equal(a.items.length, 2 * cfg.data.cropsPerPhoto * (1 + cfg.data.degradedPerCrop));
+  assert.deepEqual([a.dim, a.numTokens, a.zShape], [96, 49, [16, 16, 4]]);
+  assert.ok(a.items.some((i) => i.task === 'clean') && a.items.some((i) => i.task !== 'clean'));
+  assert.ok(a.items.every((i) => a.items[i.clean].task === 'clean' && a.items[i.clean].photoId === i.photoId));
+  const mtime = fs.statSync(file).mtimeMs;
+  const b = await guidanceCache(cfg, t2i, file, { quiet: true });
+  assert.equal(fs.statSync(file).mtimeMs, mtime, 'second call reads the file');
+  assert.ok(same(a.tokens, b.tokens) && same(a.z, b.z));
+  t2i.dispose();
+});
+
+test('stage 1 trains M_i2t + k/v copies only; stage 2 trains M_clean only (not the frozen M_i2t, as the official script did); T2I untouched', async () => {
+  const t2i = tinyT2I();
+  const cfg = tinyGuidanceConfig();
+  const runs = tmpDir();
+  const t2iBefore = snap(t2i.params.entries());
+  const r1 = await trainImageToText(cfg, t2i, runs, { quiet: true });
+  assert.ok(r1.model);
+  const init = new GuidanceModel(cfg, t2i);
+  const s0 = snap(init.params.entries());
+  const s1 = snap(r1.model.params.entries());
+  const m1 = changed(s0, s1, 'mi2t.');
+  const k1 = changed(s0, s1, 'kv.');
+  assert.ok(m1.changed > m1.total / 2, `stage 1 changes M_i2t (${m1.changed}/${m1.total})`);
+  assert.ok(k1.changed > 0, `stage 1 changes the k/v copies (${k1.changed}/${k1.total})`);
+  assert.equal(changed(s0, s1, 'mclean.').changed, 0, 'stage 1 leaves M_clean at init');
+
+  const r2 = await trainCleanMapper(cfg, t2i, runs, { quiet: true });
+  assert.ok(r2.model);
+  const s2 = snap(r2.model.params.entries());
+  const c2 = changed(s1, s2, 'mclean.');
+  assert.ok(c2.changed > c2.total / 2, `stage 2 changes M_clean (${c2.changed}/${c2.total})`);
+  assert.equal(changed(s1, s2, 'mi2t.').changed, 0, 'stage 2 leaves M_i2t untouched');
+  assert.equal(changed(s1, s2, 'kv.').changed, 0, 'stage 2 leaves the k/v copies untouched');
+  const t2iAfter = snap(t2i.params.entries());
+  assert.equal(changed(t2iBefore, t2iAfter, '').changed, 0, 'the T2I model is untouched by both stages');
+  assert.deepEqual(r2.model.trainedStages, ['i2t', 'clean']);
+  assert.equal(readLog(path.join(runs, 'clean')).length, cfg.cleanTrain.steps);
+  // stage 2 refuses to run on another T2I model than its run was started with
+  const other = tinyT2I({ seed: 99 });
+  await assert.rejects(trainCleanMapper(cfg, other, runs, { quiet: true }), /trained on another text-to-image model/);
+  other.dispose();
+  init.dispose();
+  r1.model.dispose();
+  r2.model.dispose();
+  t2i.dispose();
+});
+
+test('stage 2 before stage 1 says what to run', async () => {
+  const t2i = tinyT2I();
+  await assert.rejects(trainCleanMapper(tinyGuidanceConfig(), t2i, tmpDir(), { quiet: true }), /no stage-1 checkpoint; run 'tdr train i2t --preset ci' first/);
+  t2i.dispose();
+});
+
+test('no tensor leaks in a training step of either stage (getBatch, loss + gradients, disposeBatch)', async () => {
+  const t2i = tinyT2I();
+  const cfg = tinyGuidanceConfig();
+  const cache = await guidanceCache(cfg, t2i, path.join(tmpDir(), FEATURE_CACHE_FILE), { quiet: true });
+  const model = new GuidanceModel(cfg, t2i);
+  const builders: Array<() => Stage<unknown>> = [() => i2tStage(model, t2i, cfg, cache) as Stage<unknown>, () => cleanStage(model, t2i, cfg, cache) as Stage<unknown>];
+  for (const build of builders) {
+    const stage = build(); // sets the stage's trainable split
+    const vars = stage.params.trainable().map(([, v]) => v);
+    const before = tf.memory().numTensors;
+    const batch = await stage.getBatch(0, stepRng(0, 0, 'batch'));
+    const { value, grads } = tf.variableGrads(() => stage.loss(batch, 0, stepRng(0, 0, 'loss')).total, vars);
+    assert.ok(Number.isFinite(value.dataSync()[0]));
+    assert.ok(Object.values(grads).some((g) => tf.tidy(() => tf.abs(g).max().dataSync()[0]) > 0), 'some gradient is non-zero');
+    tf.dispose([value, ...Object.values(grads)]);
+    const half = stage.sliceBatch!(batch, 0, 1);
+    assert.equal(stage.batchSize!(half), 1);
+    stage.disposeBatch!(half);
+    stage.disposeBatch!(batch);
+    assert.equal(tf.memory().numTensors, before, 'tensors after one step');
+  }
+  model.dispose();
+  t2i.dispose();
+});
+
+test('exact resume: stage 1 for 2 steps in one call = 1 step + resume 1 step (weights and log)', async () => {
+  const t2i = tinyT2I();
+  const cfg = tinyGuidanceConfig();
+  const a = tmpDir();
+  const b = tmpDir();
+  const ra = await trainImageToText(cfg, t2i, a, { quiet: true });
+  const rb1 = await trainImageToText(cfg, t2i, b, { quiet: true, maxStepsThisCall: 1 });
+  assert.equal(rb1.model, null);
+  assert.equal(rb1.result.step, 1);
+  const rb = await trainImageToText(cfg, t2i, b, { quiet: true });
+  assert.equal(rb.result.resumedFrom, 1);
+  const sa = snap(ra.model!.params.entries());
+  const sb = snap(rb.model!.params.entries());
+  assert.equal(changed(sa, sb, '').changed, 0, 'same weights');
+  assert.deepEqual(readLog(path.join(a, 'i2t')).map((r) => r.l_total), readLog(path.join(b, 'i2t')).map((r) => r.l_total));
+  ra.model!.dispose();
+  rb.model!.dispose();
+  t2i.dispose();
+});
+
+test('data-parallel factory: a worker replica of stage 1 gives the same loss as the main stage for the same batch', async () => {
+  const t2i = tinyT2I();
+  const cfg = tinyGuidanceConfig();
+  const dir = tmpDir();
+  const t2iFile = path.join(dir, 't2i.tdrc');
+  t2i.save(t2iFile);
+  const cacheFile = path.join(dir, FEATURE_CACHE_FILE);
+  const cache = await guidanceCache(cfg, t2i, cacheFile, { quiet: true });
+  const main = i2tStage(new GuidanceModel(cfg, t2i), t2i, cfg, cache);
+  const { i2tStageForWorker } = await import('../../lib/train/stages/i2t');
+  const worker = await i2tStageForWorker({ config: cfg, t2iFile, cacheFile });
+  const losses = [];
+  for (const st of [main, worker]) {
+    const batch = await st.getBatch(3, stepRng(0, 3, 'batch'));
+    losses.push(tf.tidy(() => st.loss(batch, 3, stepRng(0, 3, 'loss')).total.dataSync()[0]));
+    st.disposeBatch!(batch);
+  }
+  assert.equal(losses[0], losses[1]);
+  main.params.dispose();
+  worker.params.dispose();
+  t2i.dispose();
+  void TextToImage;
+});
