@@ -1,0 +1,99 @@
+/**
+ * Evaluation harness on 2 tiny images with untrained ci restorers: table structure (models × tasks
+ * + average), Y-channel metrics for derain, per-image deltas = guided − unguided, mean ± std of
+ * those deltas, the stand-in warning, and the Markdown/HTML/JSON files.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { initBackend } from '../../lib/backend';
+import { makeImage } from '../../lib/data/image';
+import { restorePreset } from '../../lib/config/restore';
+import { buildRestorer } from '../../lib/restore/train';
+import { cleanOracleGuidance, GuidanceSource } from '../../lib/restore/data';
+import { table1, table9, singleTaskTable, writeTables, EvalImage, degradeForEval, TABLE1_TASKS } from '../../lib/restore/eval';
+import { meanStd } from '../../lib/eval/stats';
+import { tmpDir } from '../helpers/fixtures';
+import { Rng } from '../../lib/util/rng';
+
+function image(id: string, seed: number): EvalImage {
+  const rng = new Rng(seed);
+  const h = 32, w = 32;
+  const d = new Float32Array(h * w * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) d[(y * w + x) * 3 + c] = 0.3 + 0.3 * Math.sin((x + 3 * c) / 5 + y / 7) + 0.1 * rng.random();
+  return { id, clean: makeImage(h, w, d) };
+}
+
+const dir = tmpDir('tdr-restore-eval-');
+test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const images = [image('a', 1), image('b', 2)];
+
+test('setup backend', async () => {
+  await initBackend({ quiet: true });
+});
+
+test('degradeForEval: fixed seed per (image, task): same input twice, different images differ', () => {
+  const spec = TABLE1_TASKS[2];
+  assert.deepEqual(degradeForEval(images[0], spec).data, degradeForEval(images[0], spec).data);
+  assert.notDeepEqual(degradeForEval(images[0], spec).data, degradeForEval(images[1], spec).data);
+});
+
+test('Table 1 on 2 images [32,32,3]: 3 models × (5 tasks + average), per-image deltas guided − unguided with mean ± std; files written', async () => {
+  const unguided = buildRestorer(restorePreset('ci', { backbone: 'nafnet', guidance: false, tasks: 'all-in-one' })).net;
+  const g = buildRestorer(restorePreset('ci', { backbone: 'nafnet', guidance: true, tasks: 'all-in-one' }));
+  // open the fusion so that guidance changes the output (untrained α = 0 would give zero deltas)
+  for (const [n, v] of g.params.entries()) if (/\.masa\.fuse\d\.block\.(beta|gamma)$/.test(n)) v.assign(v.add(0.5));
+  const r = await table1({ unguided, guided: g.net, guidance: cleanOracleGuidance(), images });
+  assert.deepEqual(r.tasks, ['haze', 'rain', 'noise15', 'noise25', 'noise50', 'average']);
+  assert.deepEqual(r.models, ['input (degraded)', 'nafnet', 'nafnet + guidance']);
+  assert.equal(r.baseline, 'nafnet');
+  assert.equal(r.records.length, 3 * 5 * 2);
+  assert.ok(r.records.filter((x) => x.task === 'rain').every((x) => x.channel === 'y'));
+  assert.ok(r.records.filter((x) => x.task !== 'rain').every((x) => x.channel === 'rgb'));
+  // deltas: per image and task, guided − unguided; 'average' = mean over tasks per image
+  for (const d of r.deltas.filter((x) => x.model === 'nafnet + guidance' && x.task !== 'average')) {
+    const a = r.records.find((x) => x.model === 'nafnet + guidance' && x.image === d.image && x.task === d.task)!;
+    const b = r.records.find((x) => x.model === 'nafnet' && x.image === d.image && x.task === d.task)!;
+    assert.equal(d.dPsnr, a.psnr - b.psnr);
+  }
+  assert.equal(r.deltas.filter((x) => x.model === 'input (degraded)').length, 2 * 6, 'the input row has deltas too');
+  const dg = r.deltas.filter((x) => x.model === 'nafnet + guidance');
+  assert.equal(dg.length, 2 * 6);
+  const haze = dg.filter((x) => x.task === 'haze').map((x) => x.dPsnr);
+  const st = r.deltaStats['nafnet + guidance'].haze.psnr;
+  assert.equal(st.n, 2);
+  assert.ok(Math.abs(st.mean - meanStd(haze).mean) < 1e-12 && Math.abs(st.std - meanStd(haze).std) < 1e-12);
+  assert.ok(dg.some((x) => x.dPsnr !== 0), 'the guidance changes the result');
+  const avgA = dg.filter((x) => x.image === 'a' && x.task !== 'average').map((x) => x.dPsnr);
+  assert.ok(Math.abs(dg.find((x) => x.image === 'a' && x.task === 'average')!.dPsnr - avgA.reduce((p, q) => p + q) / 5) < 1e-9);
+  assert.ok(Math.abs(r.means.nafnet.average.psnr - ['haze', 'rain', 'noise15', 'noise25', 'noise50'].reduce((s, t) => s + r.means.nafnet[t].psnr, 0) / 5) < 1e-9);
+  assert.match(r.notes[0], /STAND-IN 'clean-oracle'/);
+  assert.match(r.markdown, /\| method \| guidance \| haze \| rain \| noise15 \| noise25 \| noise50 \| average \|/);
+  assert.match(r.markdown, /nafnet \+ guidance \| clean-oracle \|/);
+  assert.match(r.markdown, /± /);
+  const files = writeTables(path.join(dir, 'out'), 'table1', r);
+  for (const f of Object.values(files)) assert.ok(fs.statSync(f).size > 0, f);
+  const j = JSON.parse(fs.readFileSync(files.json, 'utf8'));
+  assert.equal(j.records.length, 30);
+  assert.equal(j.markdown, undefined);
+  assert.match(fs.readFileSync(files.html, 'utf8'), /<table/);
+  g.params.dispose();
+});
+
+test('single-task rain table (Y channel) and Table 9 with an N-dependent source: structure', async () => {
+  const unguided = buildRestorer(restorePreset('ci', { backbone: 'nafnet', guidance: false, tasks: 'rain' })).net;
+  const guided = buildRestorer(restorePreset('ci', { backbone: 'nafnet', guidance: true, tasks: 'rain' })).net;
+  const s = await singleTaskTable({ task: 'rain', unguided, guided, guidance: cleanOracleGuidance(), images });
+  assert.deepEqual(s.tasks, ['rain', 'average']);
+  assert.ok(s.records.every((x) => x.channel === 'y'));
+  const noise = await singleTaskTable({ task: 'noise', unguided, images: images.slice(0, 1) });
+  assert.deepEqual(noise.tasks, ['noise15', 'noise25', 'noise50', 'average']);
+  assert.deepEqual(noise.models, ['input (degraded)', 'nafnet']);
+  const asked: number[] = [];
+  const byN = (n: number): GuidanceSource => ({ name: `fake-N${n}`, standIn: 'test source', get: async (x) => (asked.push(n), x) });
+  const t9 = await table9({ unguided, guidedFor: (n) => ({ net: guided, guidance: byN(n) }), specs: [TABLE1_TASKS[1]], images });
+  assert.deepEqual(t9.models, ['baseline', 'N=5', 'N=10', 'N=20', 'N=30', 'N=40']);
+  assert.deepEqual([...new Set(asked)], [5, 10, 20, 30, 40]);
+  assert.equal(Object.keys(t9.deltaStats).length, 5);
+});
