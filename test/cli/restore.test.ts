@@ -1,0 +1,125 @@
+/**
+ * `tdr restore`, `tdr eval` and `tdr train restore` (trainRestoreCommandRun), run in-process.
+ * Bad inputs → exit 2 with one line naming the problem, and no output file; good runs with tiny
+ * (untrained, ci-preset) checkpoints.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EXIT, UserError } from '../../lib/cli/command';
+import { restoreCommand, trainRestoreCommandRun } from '../../lib/cli/commands/restore';
+import { evalCommand } from '../../lib/cli/commands/eval';
+import { makeImage } from '../../lib/data/image';
+import { readImage, writeImage, ImageError } from '../../lib/data/io';
+import { initBackend } from '../../lib/backend';
+import { restorePreset } from '../../lib/config/restore';
+import { buildRestorer, saveRestorer } from '../../lib/restore/train';
+import { tmpDir } from '../helpers/fixtures';
+
+/** exit code + message as main.ts would produce them (user-facing errors → 2, one line). */
+async function run(fn: () => Promise<number>): Promise<{ code: number; error?: string }> {
+  const orig = process.stdout.write.bind(process.stdout);
+  (process.stdout as unknown as { write: (c: unknown, ...r: unknown[]) => boolean }).write = (c: unknown, ...r: unknown[]) =>
+    typeof c === 'string' ? true : (orig as (c: unknown, ...r: unknown[]) => boolean)(c, ...r);
+  try {
+    return { code: await fn() };
+  } catch (e) {
+    const userFacing = e instanceof UserError || e instanceof ImageError || (e as { userFacing?: boolean }).userFacing === true;
+    return { code: userFacing ? EXIT.usage : EXIT.internal, error: (e as Error).message };
+  } finally {
+    process.stdout.write = orig;
+  }
+}
+
+const dir = tmpDir('tdr-cli-restore-');
+const input = path.join(dir, 'in.png');
+const textPng = path.join(dir, 'text.png');
+const plainCk = path.join(dir, 'plain.tdrc');
+const guidedCk = path.join(dir, 'guided.tdrc');
+test.before(async () => {
+  await initBackend({ quiet: true });
+  const h = 24, w = 20;
+  const d = new Float32Array(h * w * 3);
+  for (let i = 0; i < d.length; i++) d[i] = ((i * 37) % 200) / 255 + 0.1;
+  await writeImage(input, makeImage(h, w, d));
+  fs.writeFileSync(textPng, 'this is not a png\n');
+  for (const [file, guidance] of [[plainCk, false], [guidedCk, true]] as const) {
+    const cfg = restorePreset('ci', { backbone: 'nafnet', guidance, tasks: 'all-in-one' });
+    const { params } = buildRestorer(cfg);
+    saveRestorer(file, params, cfg);
+    params.dispose();
+  }
+});
+test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const bad: Array<[string, string[], RegExp]> = [
+  ['missing input file', ['nope.png', '--backbone', 'nafnet', '--no-guidance', '--checkpoint', plainCk], /nope\.png: no such file/],
+  ['a text file named .png', [textPng, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', plainCk], /text\.png: not a readable image/],
+  ['bad backbone', [input, '--backbone', 'unet', '--no-guidance', '--checkpoint', plainCk], /--backbone: .*promptir.*nafnet.*restormer/i],
+  ['missing checkpoint', [input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', path.join(dir, 'none.tdrc')], /none\.tdrc: no such checkpoint/],
+  ['checkpoint of another backbone', [input, '--backbone', 'promptir', '--no-guidance', '--checkpoint', plainCk], /plain\.tdrc: a nafnet checkpoint, but backbone promptir was asked for/],
+  ['guided checkpoint with --no-guidance', [input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', guidedCk], /guided\.tdrc: a guided checkpoint, but an unguided model was asked for/],
+  ['bad output extension', [input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', plainCk, '--out', path.join(dir, 'out.gif')], /unsupported output extension '\.gif'/],
+  ['clean-oracle has no clean image here', [input, '--backbone', 'nafnet', '--guidance', 'clean-oracle', '--checkpoint', guidedCk], /needs the clean image/],
+  ['no registered text source yet', [input, '--backbone', 'nafnet', '--checkpoint', guidedCk], /no 'text' guidance source is registered yet/],
+];
+for (const [what, args, msg] of bad) {
+  test(`restore: ${what} → exit 2, one line, no output file`, async () => {
+    const out = path.join(dir, `bad-${what.replace(/\W+/g, '_')}.png`);
+    const argv = args.includes('--out') ? args : [...args, '--out', out];
+    const r = await run(() => restoreCommand.run(argv));
+    assert.equal(r.code, EXIT.usage, r.error);
+    assert.match(r.error!, msg);
+    assert.equal(r.error!.split('\n').length, 1, 'one line');
+    assert.ok(!fs.existsSync(out) && !fs.existsSync(path.join(dir, 'out.gif')), 'no output file');
+  });
+}
+
+test('restore: unguided and guided (--guidance-image) runs write an image of the input size', async () => {
+  const out = path.join(dir, 'plain.png');
+  assert.deepEqual(await run(() => restoreCommand.run([input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', plainCk, '--out', out])), { code: 0 });
+  const img = await readImage(out);
+  assert.deepEqual([img.height, img.width], [24, 20]);
+  const out2 = path.join(dir, 'guided.png');
+  assert.deepEqual(await run(() => restoreCommand.run([input, '--backbone', 'nafnet', '--guidance-image', input, '--checkpoint', guidedCk, '--out', out2])), { code: 0 });
+  assert.ok(fs.existsSync(out2));
+});
+
+test('eval: bad inputs → exit 2 one line; Table 1 with the clean-oracle stand-in writes md/html/json', async () => {
+  const outDir = path.join(dir, 'tables');
+  for (const [args, msg] of [
+    [['--out-dir', outDir], /--checkpoint: give at least one --checkpoint/],
+    [['--checkpoint', path.join(dir, 'x.tdrc'), '--out-dir', outDir], /x\.tdrc: no such checkpoint/],
+    [['--checkpoint', textPng, '--out-dir', outDir], /text\.png: not a tdr checkpoint/],
+    [['--checkpoint', plainCk, '--out-dir', outDir], /Table 1 needs a guided checkpoint too/],
+    [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', '7'], /--table/],
+    [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', '9', '--guidance', 'clean-oracle'], /does not depend on N/],
+  ] as Array<[string[], RegExp]>) {
+    const r = await run(() => evalCommand.run(args));
+    assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.error}`);
+    assert.match(r.error!, msg);
+    assert.equal(r.error!.split('\n').length, 1);
+  }
+  assert.ok(!fs.existsSync(outDir), 'no output on errors');
+  const r = await run(() => evalCommand.run(['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--guidance', 'clean-oracle', '--limit', '1']));
+  assert.equal(r.code, 0, r.error);
+  for (const ext of ['md', 'html', 'json']) assert.ok(fs.existsSync(path.join(outDir, `table1-nafnet.${ext}`)));
+  assert.match(fs.readFileSync(path.join(outDir, 'table1-nafnet.md'), 'utf8'), /STAND-IN 'clean-oracle'/);
+});
+
+test('train restore: bad backbone / tasks / preset → exit 2 one line (nothing trained)', async () => {
+  for (const [args, msg] of [
+    [['restore', '--backbone', 'unet'], /--backbone/],
+    [['--backbone', 'nafnet', '--tasks', 'snow'], /--tasks/],
+    [['--backbone', 'nafnet', '--preset', 'huge'], /--preset/],
+    [['--backbone', 'nafnet', '--no-guidance', '--guidance', 'clean-oracle'], /--no-guidance takes no --guidance/],
+    [['--backbone', 'nafnet', '--preset', 'ci', '--runs', dir], /no 'text' guidance source is registered yet/],
+  ] as Array<[string[], RegExp]>) {
+    const r = await run(() => trainRestoreCommandRun(args));
+    assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.error}`);
+    assert.match(r.error!, msg);
+    assert.equal(r.error!.split('\n').length, 1);
+  }
+  assert.ok(!fs.readdirSync(dir).some((f) => f.startsWith('restore-')), 'no run folder');
+});
