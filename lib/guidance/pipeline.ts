@@ -116,9 +116,9 @@ export function guidanceWeightsHash(model: GuidanceModel): string {
   return h.digest('hex');
 }
 
-/** Default folder of cached guidance images: outputs/guidance. */
+/** Default folder of cached guidance images: $TDR_GUIDANCE_CACHE, else outputs/guidance. */
 export function defaultGuidanceCacheDir(): string {
-  return path.join(projectRoot(), 'outputs', 'guidance');
+  return process.env.TDR_GUIDANCE_CACHE || path.join(projectRoot(), 'outputs', 'guidance');
 }
 
 /** Cache key: input content, every setting, and both models' weights. */
