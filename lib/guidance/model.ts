@@ -73,6 +73,8 @@ export class GuidanceModel {
   readonly clean: CleanMapper;
   /** stages whose weights this model holds trained (M_clean is at init after stage 1 only) */
   trainedStages: GuidanceStageName[] = [];
+  /** side of the training crops (the T2I's imageSize): inputs are viewed at this size, as in training */
+  readonly imageSize: number;
 
   /**
    * @param t2i the frozen T2I model (text width, cross-attentions to copy, embedding scale)
@@ -80,6 +82,7 @@ export class GuidanceModel {
    */
   constructor(readonly cfg: GuidanceConfig, t2i: TextToImage, public t2iRef: T2IReference = { path: '(in memory)', sha256: t2iWeightsHash(t2i) }, readonly params: Params = new Params()) {
     checkGuidanceAgainstT2I(cfg, t2i.cfg.text, `guidance preset ${cfg.preset}`);
+    this.imageSize = t2i.cfg.imageSize;
     const d = t2i.cfg.text.width;
     const rms = tokenEmbeddingRms(t2i);
     const dim = CUTS[cfg.encoder.cut].dim;

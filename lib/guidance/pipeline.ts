@@ -5,7 +5,9 @@
  *   X ─τi─▶ E_img ─M_i2t─▶ E_txt ─M_clean (unless raw)─▶ E'_txt ─splice into "a photo of a S"─▶ τt
  *     ─▶ context ─DDIM + CFG (uncond = empty prompt; UNet with the k/v copies)─▶ z0 ─D─▶ G
  *
- * Input preprocessing as the official script: the largest centred square, resized for τi (224).
+ * Input view as the official script (the largest centred square) and as the training crops here:
+ * resized to the T2I's imageSize (so noise and rain are seen at the scale they were trained at),
+ * then τi's own resize to 224.
  * Deterministic: same input, settings and seed → same bytes (x_T from the seed; η = 0).
  * `guidanceCached` stores G as PNG under outputs/guidance/ keyed by the input's content hash and
  * every setting (checkpoint hashes included), written atomically.
@@ -17,8 +19,8 @@ import * as tf from '@tensorflow/tfjs';
 import { TextToImage } from '../models/t2i';
 import { sampleLatents } from '../models/diffusion';
 import { RGBImage } from '../data/image';
-import { fromBatch } from '../data/patches';
-import { encodeImage, readImage } from '../data/io';
+import { fromBatch, crop } from '../data/patches';
+import { encodeImage, readImage, resizeImage } from '../data/io';
 import { projectRoot, writeFileAtomic } from '../util/fsx';
 import { CheckpointError } from '../train/checkpoint';
 import { GuidanceModel, wordsToContext, resolveStoredPath, t2iWeightsHash } from './model';
@@ -37,12 +39,23 @@ export interface GuidanceOptions {
 }
 
 /**
- * τi + M_i2t (+ M_clean): the pseudo-words of each image.
+ * The view of an input that matches the training crops: the largest centred square, resized
+ * (Lanczos) to `size` (the T2I's imageSize) unless it already is that size.
+ */
+export async function trainingView(img: RGBImage, size: number): Promise<RGBImage> {
+  const s = Math.min(img.height, img.width);
+  const sq = img.height === img.width ? img : crop(img, Math.floor((img.height - s) / 2), Math.floor((img.width - s) / 2), s, s);
+  return s === size ? sq : resizeImage(sq, size, size, 'lanczos3');
+}
+
+/**
+ * τi + M_i2t (+ M_clean): the pseudo-words of each image (viewed as `trainingView`).
  * @param imgs RGB in [0,1], any sizes (centre square, resized for τi)
  * @returns {raw: E_txt, clean: E'_txt}, each [B,N,D]; the caller disposes
  */
 export async function imageWords(model: GuidanceModel, imgs: RGBImage[]): Promise<{ raw: tf.Tensor3D; clean: tf.Tensor3D }> {
-  const f = await mapperFeatures(imgs, model.cfg.encoder, model.cfg.mapper.tokenPool, 'centerCrop');
+  const views = await Promise.all(imgs.map((im) => trainingView(im, model.imageSize)));
+  const f = await mapperFeatures(views, model.cfg.encoder, model.cfg.mapper.tokenPool);
   try {
     return tf.tidy(() => {
       const raw = model.mapper.call(f);
