@@ -110,14 +110,11 @@ test('tdr guide: same seed → same bytes (cached or not), --raw differs, errors
   await writePattern(input, 40, 48);
   const out = (n: string) => path.join(dir, n);
   const quiet = async (args: string[]) => {
-    const w = process.stdout.write;
-    const e = process.stderr.write;
-    process.stdout.write = (() => true) as typeof process.stdout.write;
+    const e = process.stderr.write; // progress bars; stdout is left alone (the test reporter writes there)
     process.stderr.write = (() => true) as typeof process.stderr.write;
     try {
       return await guideCommand.run(args);
     } finally {
-      process.stdout.write = w;
       process.stderr.write = e;
     }
   };

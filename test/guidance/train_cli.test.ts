@@ -1,0 +1,82 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../lib/backend';
+import { trainGuidanceCommandRun } from '../../lib/cli/commands/guide';
+import { GuidanceModel } from '../../lib/guidance/model';
+import { FEATURE_CACHE_FILE, guidanceCache } from '../../lib/train/stages/i2t';
+import { cleanStage, cleanStageForWorker } from '../../lib/train/stages/clean';
+import { stepRng } from '../../lib/train/loop';
+import { tmpDir } from '../helpers/fixtures';
+import { tinyT2I, tinyGuidanceConfig } from './helpers';
+
+test('before: backend', async () => {
+  await initBackend({ quiet: true });
+});
+
+async function quietly<T>(f: () => Promise<T>): Promise<T> {
+  const e = process.stderr.write; // progress bars; stdout is left alone (the test reporter writes there)
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    return await f();
+  } finally {
+    process.stderr.write = e;
+  }
+}
+
+test('tdr train i2t|clean --preset ci: stage 1 then stage 2 write <runs>/ci/{i2t,clean} and one guidance checkpoint that names its T2I', async () => {
+  const runs = tmpDir();
+  const t2iFile = path.join(runs, 't2i.tdrc');
+  const t2i = tinyT2I();
+  t2i.save(t2iFile, { float16: true });
+  t2i.dispose();
+  const prev = process.env.TDR_WORKERS;
+  process.env.TDR_WORKERS = '1';
+  try {
+    await assert.rejects(trainGuidanceCommandRun('clean', ['--preset', 'ci', '--runs', runs, '--t2i', t2iFile]), /no stage-1 checkpoint; run 'tdr train i2t --preset ci' first/);
+    assert.equal(await quietly(() => trainGuidanceCommandRun('i2t', ['--preset', 'ci', '--runs', runs, '--t2i', t2iFile, '--max-steps', '1'])), 0);
+    assert.ok(!fs.existsSync(path.join(runs, 'ci', 'guidance-ci.tdrc')), 'no model file before the stage is complete');
+    await assert.rejects(trainGuidanceCommandRun('clean', ['--preset', 'ci', '--runs', runs, '--t2i', t2iFile]), /stage 1 stopped at step 1\/4/);
+    assert.equal(await quietly(() => trainGuidanceCommandRun('i2t', ['i2t', '--preset', 'ci', '--runs', runs, '--t2i', t2iFile])), 0);
+    const out = path.join(runs, 'ci', 'guidance-ci.tdrc');
+    assert.deepEqual(GuidanceModel.readHeader(out).trainedStages, ['i2t']);
+    assert.equal(await quietly(() => trainGuidanceCommandRun('clean', ['--preset', 'ci', '--runs', runs, '--t2i', t2iFile])), 0);
+    const h = GuidanceModel.readHeader(out);
+    assert.deepEqual(h.trainedStages, ['i2t', 'clean']);
+    assert.equal(path.resolve(h.t2i.path), path.resolve(t2iFile));
+    for (const f of ['i2t/checkpoint.tdrc', 'i2t/features.tdrc', 'clean/checkpoint.tdrc', 'clean/log.jsonl']) assert.ok(fs.existsSync(path.join(runs, 'ci', f)), f);
+  } finally {
+    if (prev === undefined) delete process.env.TDR_WORKERS;
+    else process.env.TDR_WORKERS = prev;
+  }
+  await assert.rejects(trainGuidanceCommandRun('i2t', ['--preset', 'huge']), /--preset/);
+  await assert.rejects(trainGuidanceCommandRun('i2t', ['--preset', 'ci', '--runs', runs, '--t2i', path.join(runs, 'none.tdrc')]), /none\.tdrc: no text-to-image checkpoint; train it with 'tdr train t2i --preset ci'/);
+});
+
+test('data-parallel factory: a worker replica of stage 2 gives the same loss as the main stage for the same batch', async () => {
+  const t2i = tinyT2I();
+  const cfg = tinyGuidanceConfig();
+  const dir = tmpDir();
+  const t2iFile = path.join(dir, 't2i.tdrc');
+  t2i.save(t2iFile);
+  const cacheFile = path.join(dir, FEATURE_CACHE_FILE);
+  const cache = await guidanceCache(cfg, t2i, cacheFile, { quiet: true });
+  const g = new GuidanceModel(cfg, t2i);
+  for (const [n, v] of g.params.entries()) if (n.startsWith('mi2t.') && n.endsWith('out.w')) tf.tidy(() => v.assign(tf.mul(v, 1.5))); // "trained" stage-1 weights
+  const i2tFile = path.join(dir, 'g.tdrc');
+  g.save(i2tFile);
+  const main = cleanStage(g, t2i, cfg, cache);
+  const worker = await cleanStageForWorker({ config: cfg, t2iFile, cacheFile, i2tFile });
+  const losses: number[] = [];
+  for (const st of [main, worker]) {
+    const batch = await st.getBatch(2, stepRng(0, 2, 'batch'));
+    losses.push(tf.tidy(() => st.loss(batch, 2, stepRng(0, 2, 'loss')).total.dataSync()[0]));
+    st.disposeBatch!(batch);
+  }
+  assert.equal(losses[0], losses[1]);
+  g.dispose();
+  worker.params.dispose();
+  t2i.dispose();
+});
