@@ -9,6 +9,7 @@ export * from './model';
 export * from './pipeline';
 export * from './analysis';
 export * from './bench';
+export * from './eval';
 export * from '../config/guidance';
 export * from '../train/stages/i2t';
 export * from '../train/stages/clean';

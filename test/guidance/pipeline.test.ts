@@ -10,6 +10,7 @@ import { GuidanceModel, t2iWeightsHash } from '../../lib/guidance/model';
 import { generateGuidance, guidanceCached, loadGuidancePair, imageWords } from '../../lib/guidance/pipeline';
 import { decodeWords, tokenShift, degradationWordScores, fitPca, projectPca, embeddingPca, embeddingScatterFigure, interpolateGuidance, wordsToArrays } from '../../lib/guidance/analysis';
 import { guideCommand } from '../../lib/cli/commands/guide';
+import { guidanceDegradationEffect } from '../../lib/guidance/eval';
 import { UserError } from '../../lib/cli/command';
 import { encodeImage, readImage } from '../../lib/data/io';
 import { degrade } from '../../lib/data/degrade';
@@ -203,6 +204,18 @@ test('analysis: nearest tokens, token shift, degradation-word scores, PCA and sc
   const [gc] = await generateGuidance(g, t2i, [xd], { seed: 9 });
   assert.deepEqual(Array.from(path2[0].image.data), Array.from(gr.data));
   assert.deepEqual(Array.from(path2[2].image.data), Array.from(gc.data));
+  g.dispose();
+  t2i.dispose();
+});
+
+test('guidanceDegradationEffect: rows per (photo, task), ratios and task accuracies are finite', async () => {
+  const { t2i, g } = setup();
+  const r = await guidanceDegradationEffect(g, t2i, { tasks: ['noise', 'haze'], limit: 2, steps: 2, seed: 1 });
+  assert.equal(r.rows.length, 4);
+  assert.ok(r.rows.every((x) => (x.task === 'noise' ? x.statistic === 'hfEnergy' : x.statistic === 'darkChannel')));
+  assert.ok(r.rows.filter((x) => x.task === 'noise').every((x) => x.input > x.clean), 'noise raises HF energy of the input');
+  assert.ok(Number.isFinite(r.ratio.noise!) && Number.isFinite(r.ratio.haze!));
+  assert.ok(r.taskAccuracy.raw >= 0 && r.taskAccuracy.raw <= 1 && r.taskAccuracy.restored >= 0);
   g.dispose();
   t2i.dispose();
 });

@@ -1,0 +1,103 @@
+/**
+ * Does textual restoration remove the degradation from the guidance? (issue "Done when"; the
+ * paper's Fig. 1): for validation photos degraded by each task, generate G(E_txt) and G(E'_txt)
+ * with the same seed and measure the degradation statistic of each task —
+ *   noise, rain → high-frequency energy (Laplacian, lib/eval/stats.ts), haze → dark channel,
+ *   motion, defocus → high-frequency energy (blur LOWERS it: there the ratio should rise towards clean).
+ * Also a nearest-centroid task classifier (leave-one-photo-out) on the statistics of the guidance:
+ * if G(E'_txt) is degradation-free, the task is harder to tell from it than from G(E_txt).
+ */
+import { TextToImage } from '../models/t2i';
+import { loadPhotos, centerCrop } from '../data/patches';
+import { degrade, Task, DegradeOptions } from '../data/degrade';
+import { clip01, RGBImage } from '../data/image';
+import { darkChannel, highFrequencyEnergy } from '../eval/stats';
+import { GuidanceModel } from './model';
+import { generateGuidance, GuidanceOptions } from './pipeline';
+
+/** The statistic that measures each task's degradation. */
+export const TASK_STATISTIC: Record<Task, { name: 'hfEnergy' | 'darkChannel'; f: (img: RGBImage) => number }> = {
+  noise: { name: 'hfEnergy', f: highFrequencyEnergy },
+  rain: { name: 'hfEnergy', f: highFrequencyEnergy },
+  haze: { name: 'darkChannel', f: (img) => darkChannel(img, 7) },
+  motion: { name: 'hfEnergy', f: highFrequencyEnergy },
+  defocus: { name: 'hfEnergy', f: highFrequencyEnergy },
+};
+
+export interface GuidanceEffectRow {
+  photoId: string;
+  task: Task;
+  statistic: 'hfEnergy' | 'darkChannel';
+  /** statistic of the clean crop Y, the degraded input X, G(E_txt), G(E'_txt) */
+  clean: number;
+  input: number;
+  raw: number;
+  restored: number;
+  /** [log HF energy, dark channel] of G(E_txt) and G(E'_txt), for the task classifier */
+  featRaw: [number, number];
+  featRestored: [number, number];
+}
+
+export interface GuidanceEffect {
+  rows: GuidanceEffectRow[];
+  /** per task: mean over photos of stat(G(E'_txt)) / stat(G(E_txt)) (goal for noise, haze: ≤ 0.8) */
+  ratio: Partial<Record<Task, number>>;
+  /** leave-one-photo-out nearest-centroid task accuracy from G(E_txt) and from G(E'_txt) */
+  taskAccuracy: { raw: number; restored: number };
+}
+
+/**
+ * @param opts.tasks default noise, rain, haze; @param opts.limit val photos (default all)
+ * @param opts.noiseSigma σ of the noise task (default 25)
+ */
+export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextToImage, opts: GuidanceOptions & { tasks?: Task[]; limit?: number; noiseSigma?: number; onImage?: (i: number, n: number) => void } = {}): Promise<GuidanceEffect> {
+  const tasks = opts.tasks ?? ['noise', 'rain', 'haze'];
+  const photos = await loadPhotos('val', t2i.cfg.photoShortSide, opts.limit);
+  const rows: GuidanceEffectRow[] = [];
+  const feat = (g: RGBImage): [number, number] => [Math.log(1 + highFrequencyEnergy(g)), darkChannel(g, 7)];
+  let k = 0;
+  for (const [pi, p] of photos.entries()) {
+    const y = centerCrop(p.image, t2i.cfg.imageSize);
+    for (const task of tasks) {
+      const o = { task, seed: 5000 + pi * 17 + tasks.indexOf(task), ...(task === 'noise' ? { sigma: opts.noiseSigma ?? 25 } : {}) } as DegradeOptions;
+      const x = clip01(degrade(y, o).image);
+      const [raw] = await generateGuidance(model, t2i, [x], { ...opts, raw: true });
+      const [restored] = await generateGuidance(model, t2i, [x], { ...opts, raw: false });
+      const st = TASK_STATISTIC[task];
+      rows.push({ photoId: p.entry.id, task, statistic: st.name, clean: st.f(y), input: st.f(x), raw: st.f(raw), restored: st.f(restored), featRaw: feat(raw), featRestored: feat(restored) });
+      opts.onImage?.(++k, photos.length * tasks.length);
+    }
+  }
+  const ratio: Partial<Record<Task, number>> = {};
+  for (const t of tasks) {
+    const r = rows.filter((x) => x.task === t && x.raw > 0);
+    ratio[t] = r.reduce((s, x) => s + x.restored / x.raw, 0) / Math.max(1, r.length);
+  }
+  return { rows, ratio, taskAccuracy: { raw: nearestCentroidAccuracy(rows, 'featRaw'), restored: nearestCentroidAccuracy(rows, 'featRestored') } };
+}
+
+/** Leave-one-photo-out nearest-centroid classification of the task from 2-D features (standardised). */
+export function nearestCentroidAccuracy(rows: readonly GuidanceEffectRow[], key: 'featRaw' | 'featRestored'): number {
+  if (rows.length === 0) return NaN;
+  const dims = rows[0][key].length;
+  const mean = Array.from({ length: dims }, (_, j) => rows.reduce((s, r) => s + r[key][j], 0) / rows.length);
+  const sd = Array.from({ length: dims }, (_, j) => Math.sqrt(rows.reduce((s, r) => s + (r[key][j] - mean[j]) ** 2, 0) / rows.length) || 1);
+  const z = (r: GuidanceEffectRow) => r[key].map((v, j) => (v - mean[j]) / sd[j]);
+  let hit = 0;
+  for (const r of rows) {
+    const train = rows.filter((q) => q.photoId !== r.photoId);
+    let best = '';
+    let bd = Infinity;
+    for (const t of new Set(train.map((q) => q.task))) {
+      const qs = train.filter((q) => q.task === t).map(z);
+      const c = Array.from({ length: dims }, (_, j) => qs.reduce((s, q) => s + q[j], 0) / qs.length);
+      const d = z(r).reduce((s, v, j) => s + (v - c[j]) ** 2, 0);
+      if (d < bd) {
+        bd = d;
+        best = t;
+      }
+    }
+    if (best === r.task) hit++;
+  }
+  return hit / rows.length;
+}
