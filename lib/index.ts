@@ -34,3 +34,5 @@ export * from './train/loop';
 export * from './train/checkpoint';
 export * from './train/stages/autoencoder';
 export * from './train/stages/t2i';
+export * from './guidance';
+export * from './guidance/source';

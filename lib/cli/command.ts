@@ -19,6 +19,8 @@ export interface Command {
   readonly summary: string;
   /** full help text for `tdr <name> --help` (usage line + options) */
   readonly help: string;
+  /** help for a sub-form (e.g. `tdr train restore --help`); default `help` */
+  helpFor?(argv: string[]): string;
   run(argv: string[]): Promise<number>;
 }
 

@@ -44,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   if (wantsHelp(rest)) {
-    process.stdout.write(cmd.help.trimEnd() + '\n');
+    process.stdout.write((cmd.helpFor?.(rest) ?? cmd.help).trimEnd() + '\n');
     return EXIT.ok;
   }
   try {

@@ -167,7 +167,8 @@ export async function guidanceCached(
   const [g] = await generateGuidance(model, t2i, [img], opts);
   const png = await encodeImage(g, 'png');
   writeFileAtomic(file, png);
-  return { png, file, cached: false, image: g };
+  // return what the cache will return next time (8-bit), so a cached and a fresh call agree
+  return { png, file, cached: false, image: await readImage(png, {}, file) };
 }
 
 /**

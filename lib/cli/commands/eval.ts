@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { Command, parseOptions, UserError } from '../command';
 import { initBackend } from '../../backend';
+import '../../guidance/source'; // registers the 'text' guidance source
 import { loadRestorer } from '../../restore/train';
 import { TableResult, singleTaskTable, table1, table9, validationImages, writeTables, singleTaskSpecs, TABLE1_TASKS } from '../../restore/eval';
 import { guidanceSourceByName } from '../../restore/data';

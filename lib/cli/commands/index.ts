@@ -6,5 +6,8 @@ import { metricsCommand } from './metrics';
 import { benchCommand } from './bench';
 import { trainCommand } from './train';
 import { sampleCommand } from './sample';
+import { restoreCommand } from './restore';
+import { evalCommand } from './eval';
+import { guideCommand } from './guide';
 
-export const COMMANDS: Command[] = [reportCommand, degradeCommand, metricsCommand, trainCommand, sampleCommand, benchCommand];
+export const COMMANDS: Command[] = [reportCommand, degradeCommand, metricsCommand, trainCommand, sampleCommand, guideCommand, restoreCommand, evalCommand, benchCommand];

@@ -8,11 +8,13 @@ import { initBackend } from '../../backend';
 import { defaultWorkers } from '../../train/parallel';
 import { trainAutoencoder, evaluateAutoencoder } from '../../train/stages/autoencoder';
 import { trainTextToImage } from '../../train/stages/t2i';
+import { trainRestoreCommandRun, TRAIN_RESTORE_HELP } from './restore';
+import { trainGuidanceCommandRun, TRAIN_GUIDANCE_HELP } from './guide';
 import { shippedCheckpoint, shippedLog, defaultRunsDir } from '../../config/paths';
 import { writeFileAtomic } from '../../util/fsx';
 import { readLog } from '../../train/loop';
 
-const STAGES = ['ae', 't2i'] as const;
+const STAGES = ['ae', 't2i', 'i2t', 'clean', 'restore'] as const;
 
 const HELP = `usage: tdr train <stage> [--preset ci|demo|paper] [--config FILE.json] [--runs DIR] [--max-steps N]
 
@@ -20,8 +22,11 @@ Train one stage with the shared loop; resumes from the last checkpoint in the ru
 Ctrl-C finishes the current step, writes a checkpoint and exits (130); run the same command to go on.
 
 stages:
-  ae     the autoencoder of the text-to-image model (stage 0a)
-  t2i    the whole text-to-image model: autoencoder (if not done), then text encoder + UNet (stage 0)
+  ae       the autoencoder of the text-to-image model (stage 0a)
+  t2i      the whole text-to-image model: autoencoder (if not done), then text encoder + UNet (stage 0)
+  i2t      M_i2t, image → pseudo-words, on a trained t2i model (stage 1): tdr train i2t --help
+  clean    M_clean, textual degradation removal (stage 2): tdr train clean --help
+  restore  a restoration backbone with or without guidance (stage 3): tdr train restore --help
 
 options:
   --preset NAME    ${PRESET_NAMES.join(' | ')} (default demo)
@@ -60,9 +65,12 @@ function stopped(step: number, total: number, dir: string, maxSteps?: number): n
 
 export const trainCommand: Command = {
   name: 'train',
-  summary: 'train a stage (ae, t2i) with a preset; resumable',
+  summary: 'train a stage (ae, t2i, i2t, clean, restore) with a preset; resumable',
   help: HELP,
+  helpFor: (argv) => (argv[0] === 'restore' ? TRAIN_RESTORE_HELP : argv[0] === 'i2t' || argv[0] === 'clean' ? TRAIN_GUIDANCE_HELP : HELP),
   async run(argv) {
+    if (argv[0] === 'restore') return trainRestoreCommandRun(argv.slice(1));
+    if (argv[0] === 'i2t' || argv[0] === 'clean') return trainGuidanceCommandRun(argv[0], argv.slice(1));
     const { options, positionals } = parseOptions('train', argv, { preset: { type: 'string' }, config: { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' } }, Options);
     const stage = positionals[0];
     if (!stage || !(STAGES as readonly string[]).includes(stage)) throw new UserError(`stage must be one of ${STAGES.join(', ')}, got ${stage ? `'${stage}'` : 'nothing'}`);

@@ -1,0 +1,60 @@
+/**
+ * The paper's guidance as a `GuidanceSource` for guided restoration (lib/restore): G = the
+ * text-to-image model's image from E'_txt = M_clean(M_i2t(τi(X))) (Sec. 3.2), generated once per
+ * input and cached (outputs/guidance). Registered as 'text', the default of guided commands.
+ *
+ * Checkpoint: $TDR_GUIDANCE_CHECKPOINT, else data/checkpoints/guidance-demo.tdrc; for Table 9's
+ * other N, data/checkpoints/guidance-demo-n<N>.tdrc (trained with `tdr train i2t|clean` and
+ * mapper.numWords = N). The official generation uses one fixed seed (42) for every input; so does this.
+ */
+import * as fs from 'node:fs';
+import { registerGuidanceSource, GuidanceSource } from '../restore/data';
+import { guidanceCheckpoint } from '../config/guidance';
+import { shippedCheckpoint } from '../config/paths';
+import { loadGuidancePair, guidanceCached } from './pipeline';
+import type { GuidanceModel } from './model';
+import type { TextToImage } from '../models/t2i';
+
+/** The checkpoint for N words (undefined N: the default one). */
+export function guidanceCheckpointForWords(words?: number): string {
+  if (words === undefined) return guidanceCheckpoint();
+  const file = shippedCheckpoint(`guidance-demo-n${words}`);
+  if (fs.existsSync(file)) return file;
+  const def = guidanceCheckpoint();
+  if (fs.existsSync(def)) {
+    const h = loadGuidancePair(def);
+    const n = h.guidance.cfg.mapper.numWords;
+    h.guidance.dispose();
+    h.t2i.dispose();
+    if (n === words) return def;
+  }
+  throw Object.assign(new Error(`no guidance checkpoint with N = ${words} words: expected ${file} (train one with 'tdr train i2t' and 'tdr train clean' using mapper.numWords = ${words})`), { userFacing: true });
+}
+
+/** G(E'_txt) from the trained text side, cached per input. */
+export function textGuidance(opts: { words?: number; raw?: boolean } = {}): GuidanceSource {
+  let pair: { guidance: GuidanceModel; t2i: TextToImage } | null = null;
+  return {
+    name: opts.raw ? 'text-raw' : 'text',
+    async get(degraded) {
+      if (!pair) {
+        const file = guidanceCheckpointForWords(opts.words);
+        if (!fs.existsSync(file)) throw Object.assign(new Error(`${file}: no guidance checkpoint (train one with 'tdr train i2t --preset demo' then 'tdr train clean --preset demo')`), { userFacing: true });
+        pair = loadGuidancePair(file);
+      }
+      const r = await guidanceCached(pair.guidance, pair.t2i, degraded, { raw: opts.raw });
+      return r.image;
+    },
+  };
+}
+
+registerGuidanceSource('text', {
+  description: "the paper's guidance G(E'_txt): degraded image → M_i2t → M_clean → text-to-image (cached)",
+  dependsOnN: true,
+  create: ({ words }) => textGuidance({ words }),
+});
+registerGuidanceSource('text-raw', {
+  description: 'guidance without textual restoration, G(E_txt) (ablation)',
+  dependsOnN: true,
+  create: ({ words }) => textGuidance({ words, raw: true }),
+});
