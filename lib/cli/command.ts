@@ -9,6 +9,7 @@
  * Exit codes: 0 ok, 1 internal error (a bug: stack trace printed only with TDR_DEBUG=1),
  * 2 bad usage / bad value / bad input file, 130 interrupted (Ctrl-C).
  */
+import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
@@ -72,4 +73,13 @@ export function formatZodIssues(err: z.ZodError, where: (path: string) => string
 /** True when argv asks for help. */
 export function wantsHelp(argv: string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');
+}
+
+/** Parse a JSON file given on the command line; a missing file or bad JSON is a UserError naming it. */
+export function readJsonFile(file: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(e as Error).message})`}`);
+  }
 }

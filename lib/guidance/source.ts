@@ -33,15 +33,14 @@ export function guidanceCheckpointForWords(words?: number): string {
 
 /** G(E'_txt) from the trained text side, cached per input. */
 export function textGuidance(opts: { words?: number; raw?: boolean } = {}): GuidanceSource {
+  // fail before any training or evaluation starts when there is no checkpoint
+  const file = guidanceCheckpointForWords(opts.words);
+  if (!fs.existsSync(file)) throw Object.assign(new Error(`${file}: no guidance checkpoint (train one with 'tdr train i2t --preset demo' then 'tdr train clean --preset demo')`), { userFacing: true });
   let pair: { guidance: GuidanceModel; t2i: TextToImage } | null = null;
   return {
     name: opts.raw ? 'text-raw' : 'text',
     async get(degraded) {
-      if (!pair) {
-        const file = guidanceCheckpointForWords(opts.words);
-        if (!fs.existsSync(file)) throw Object.assign(new Error(`${file}: no guidance checkpoint (train one with 'tdr train i2t --preset demo' then 'tdr train clean --preset demo')`), { userFacing: true });
-        pair = loadGuidancePair(file);
-      }
+      if (!pair) pair = loadGuidancePair(file);
       const r = await guidanceCached(pair.guidance, pair.t2i, degraded, { raw: opts.raw });
       return r.image;
     },

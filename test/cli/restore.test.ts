@@ -33,6 +33,8 @@ async function run(fn: () => Promise<number>): Promise<{ code: number; error?: s
 }
 
 const dir = tmpDir('tdr-cli-restore-');
+// the 'text' guidance source must find no checkpoint here, whether or not one is shipped
+process.env.TDR_GUIDANCE_CHECKPOINT = path.join(dir, 'absent', 'guidance-demo.tdrc');
 const input = path.join(dir, 'in.png');
 const textPng = path.join(dir, 'text.png');
 const plainCk = path.join(dir, 'plain.tdrc');
@@ -62,7 +64,7 @@ const bad: Array<[string, string[], RegExp]> = [
   ['guided checkpoint with --no-guidance', [input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', guidedCk], /guided\.tdrc: a guided checkpoint, but an unguided model was asked for/],
   ['bad output extension', [input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', plainCk, '--out', path.join(dir, 'out.gif')], /unsupported output extension '\.gif'/],
   ['clean-oracle has no clean image here', [input, '--backbone', 'nafnet', '--guidance', 'clean-oracle', '--checkpoint', guidedCk], /needs the clean image/],
-  ['no registered text source yet', [input, '--backbone', 'nafnet', '--checkpoint', guidedCk], /no 'text' guidance source is registered yet/],
+  ['no guidance checkpoint for the text source', [input, '--backbone', 'nafnet', '--checkpoint', guidedCk], /guidance-demo\.tdrc: no guidance checkpoint/],
 ];
 for (const [what, args, msg] of bad) {
   test(`restore: ${what} → exit 2, one line, no output file`, async () => {
@@ -114,7 +116,7 @@ test('train restore: bad backbone / tasks / preset → exit 2 one line (nothing 
     [['--backbone', 'nafnet', '--tasks', 'snow'], /--tasks/],
     [['--backbone', 'nafnet', '--preset', 'huge'], /--preset/],
     [['--backbone', 'nafnet', '--no-guidance', '--guidance', 'clean-oracle'], /--no-guidance takes no --guidance/],
-    [['--backbone', 'nafnet', '--preset', 'ci', '--runs', dir], /no 'text' guidance source is registered yet/],
+    [['--backbone', 'nafnet', '--preset', 'ci', '--runs', dir], /guidance-demo\.tdrc: no guidance checkpoint/],
   ] as Array<[string[], RegExp]>) {
     const r = await run(() => trainRestoreCommandRun(args));
     assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.error}`);

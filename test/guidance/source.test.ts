@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { initBackend } from '../../lib/backend';
 import { GuidanceModel, t2iWeightsHash } from '../../lib/guidance/model';
 import { textGuidance, guidanceCheckpointForWords } from '../../lib/guidance/source';
-import { guidanceSourceByName } from '../../lib/restore/data';
+import { guidanceSourceByName, guidanceSourceNames } from '../../lib/restore/data';
 import { makeImage } from '../../lib/data/image';
 import { tinyT2I, tinyGuidanceConfig } from './helpers';
 import { tmpDir } from '../helpers/fixtures';
@@ -14,10 +14,14 @@ test('before: backend', async () => {
   await initBackend({ quiet: true });
 });
 
-test("the 'text' guidance source is registered for restoration and depends on N", () => {
-  const { entry } = guidanceSourceByName('text');
-  assert.equal(entry.dependsOnN, true);
-  assert.equal(guidanceSourceByName('text-raw').entry.dependsOnN, true);
+test("the 'text' guidance source is registered for restoration; without a checkpoint it refuses at once, naming the file", () => {
+  assert.ok(guidanceSourceNames().includes('text') && guidanceSourceNames().includes('text-raw'));
+  process.env.TDR_GUIDANCE_CHECKPOINT = '/nonexistent/guidance.tdrc';
+  try {
+    assert.throws(() => guidanceSourceByName('text'), /\/nonexistent\/guidance\.tdrc: no guidance checkpoint/);
+  } finally {
+    delete process.env.TDR_GUIDANCE_CHECKPOINT;
+  }
 });
 
 test('text guidance: a checkpoint pair → G for a degraded image, deterministic and cached; raw and cleaned cached apart', async () => {

@@ -48,19 +48,6 @@ const Schema = z.strictObject({
   json: z.boolean().optional(),
 });
 
-/**
- * node:util parseArgs messages can span several lines ("… is ambiguous.\nDid you forget …"); keep
- * the first line so the CLI error stays one line.
- */
-function oneLine<T>(f: () => T, command: string): T {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof UserError && e.message.includes('\n')) throw new UserError(`${e.message.split('\n')[0]} (use --option=value for values starting with '-'); see 'tdr ${command} --help'`);
-    throw e;
-  }
-}
-
 export const degradeCommand: Command = {
   name: 'degrade',
   summary: 'apply a synthetic degradation (noise, rain, haze, motion, defocus) to an image',
@@ -70,7 +57,7 @@ export const degradeCommand: Command = {
       process.stdout.write(HELP + '\n');
       return 0;
     }
-    const { options, positionals } = oneLine(() => parseOptions(
+    const { options, positionals } = parseOptions(
       'degrade',
       argv,
       {
@@ -82,7 +69,7 @@ export const degradeCommand: Command = {
         json: { type: 'boolean' },
       },
       Schema.partial({ task: true, seed: true, out: true }),
-    ), 'degrade');
+    );
     for (const req of ['task', 'seed', 'out'] as const) {
       if (options[req] === undefined) throw new UserError(`--${req} is required; see 'tdr degrade --help'`);
     }

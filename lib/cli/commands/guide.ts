@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { Command, parseOptions, UserError } from '../command';
+import { Command, parseOptions, UserError, readJsonFile } from '../command';
 import { initBackend } from '../../backend';
 import { readImage, formatFromPath, ImageError } from '../../data/io';
 import { writeFileAtomic } from '../../util/fsx';
@@ -161,13 +161,7 @@ const TrainOptions = z.strictObject({
 function loadGuidanceConfigArg(preset: string | undefined, config: string | undefined): GuidanceConfig {
   if (preset && config) throw new UserError('give --preset or --config, not both');
   if (!config) return guidancePreset(preset ?? 'demo');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(config, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${config}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(e as Error).message})`}`);
-  }
-  return parseGuidanceConfig(raw, config);
+  return parseGuidanceConfig(readJsonFile(config), config);
 }
 
 /**

@@ -36,19 +36,6 @@ const Schema = z.strictObject({
   json: z.boolean().optional(),
 });
 
-/**
- * node:util parseArgs messages can span several lines ("… is ambiguous.\nDid you forget …"); keep
- * the first line so the CLI error stays one line.
- */
-function oneLine<T>(f: () => T, command: string): T {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof UserError && e.message.includes('\n')) throw new UserError(`${e.message.split('\n')[0]} (use --option=value for values starting with '-'); see 'tdr ${command} --help'`);
-    throw e;
-  }
-}
-
 export const metricsCommand: Command = {
   name: 'metrics',
   summary: 'PSNR / SSIM (RGB, Y, 3-D SSIM) of a test image against a clean one',
@@ -58,7 +45,7 @@ export const metricsCommand: Command = {
       process.stdout.write(HELP + '\n');
       return 0;
     }
-    const { options, positionals } = oneLine(() => parseOptions('metrics', argv, { 'crop-border': { type: 'string' }, json: { type: 'boolean' } }, Schema), 'metrics');
+    const { options, positionals } = parseOptions('metrics', argv, { 'crop-border': { type: 'string' }, json: { type: 'boolean' } }, Schema);
     if (positionals.length !== 2) throw new UserError(`expected two images <clean> <test>, got ${positionals.length}; see 'tdr metrics --help'`);
     const [cleanPath, testPath] = positionals;
     const imgs = [];

@@ -1,7 +1,6 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { Command, parseOptions, UserError } from '../command';
+import { Command, parseOptions, UserError, readJsonFile } from '../command';
 import { PRESET_NAMES, t2iPreset, parseT2IConfig, T2IConfig } from '../../config/presets';
 import * as os from 'node:os';
 import { initBackend } from '../../backend';
@@ -49,13 +48,7 @@ const Options = z.strictObject({
 export function loadConfigArg(preset: string | undefined, config: string | undefined): T2IConfig {
   if (preset && config) throw new UserError('give --preset or --config, not both');
   if (!config) return t2iPreset(preset ?? 'demo');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(config, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${config}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(e as Error).message})`}`);
-  }
-  return parseT2IConfig(raw, config);
+  return parseT2IConfig(readJsonFile(config), config);
 }
 
 function stopped(step: number, total: number, dir: string, maxSteps?: number): number {
