@@ -19,7 +19,7 @@ if (require.main === module) {
     process.exit(2);
   }
   const jupyterPath = installKernelSpec(root);
-  const args = ['notebook', `--notebook-dir=${root}`, ...process.argv.slice(2)];
+  const args = ['notebook', `--notebook-dir=${root}`, ...(process.getuid?.() === 0 ? ['--allow-root'] : []), ...process.argv.slice(2)];
   process.stdout.write(`JUPYTER_PATH=${jupyterPath} ${jupyter} ${args.join(' ')}\nopen notebooks/ in the browser tab; the kernel is "TypeScript (tdr, tslab)"\n`);
   const child = spawn(jupyter, args, { stdio: 'inherit', cwd: path.join(root), env: { ...process.env, JUPYTER_PATH: jupyterPath } });
   child.on('exit', (code) => process.exit(code ?? 0));
