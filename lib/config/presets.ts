@@ -69,7 +69,7 @@ const demo: z.input<typeof T2IConfigSchema> = {
   condDropProb: 0.1, // SD / CFG paper
   cropsPerPhoto: 8,
   degradedPerCrop: 4,
-  unetTrain: { steps: 4000, batch: 16, lr: 5e-4, warmup: 200, minLrRatio: 0.1, weightDecay: 0.01, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 2 },
+  unetTrain: { steps: 2500, batch: 16, lr: 5e-4, warmup: 200, minLrRatio: 0.1, weightDecay: 0.01, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 2 },
   sample: { steps: 50, cfgScale: 3, eta: 0 },
 };
 
