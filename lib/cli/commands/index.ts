@@ -6,8 +6,9 @@ import { metricsCommand } from './metrics';
 import { benchCommand } from './bench';
 import { trainCommand } from './train';
 import { sampleCommand } from './sample';
+import { t2iCheckCommand } from './t2i_check';
 import { restoreCommand } from './restore';
 import { evalCommand } from './eval';
 import { guideCommand } from './guide';
 
-export const COMMANDS: Command[] = [reportCommand, degradeCommand, metricsCommand, trainCommand, sampleCommand, guideCommand, restoreCommand, evalCommand, benchCommand];
+export const COMMANDS: Command[] = [reportCommand, degradeCommand, metricsCommand, trainCommand, sampleCommand, t2iCheckCommand, guideCommand, restoreCommand, evalCommand, benchCommand];

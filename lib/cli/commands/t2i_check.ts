@@ -1,0 +1,89 @@
+import * as fs from 'node:fs';
+import { z } from 'zod';
+import { Command, parseOptions, UserError } from '../command';
+import { initBackend } from '../../backend';
+import { TextToImage } from '../../models/t2i';
+import { t2iCheckpoint } from '../../config/paths';
+import { listEntries } from '../../data/corpus';
+import { trainingCaption } from '../../data/captions';
+import { aeReconstructions, degradationWordEffect, copyCheck } from '../../eval/t2i_eval';
+
+const HELP = `usage: tdr t2i-check [--checkpoint FILE.tdrc] [--seeds N] [--captions N] [--photos N] [--json]
+
+Measures the text-to-image model (issue #3's acceptance):
+  1. autoencoder reconstruction PSNR on validation photos (centre crops, clean and noisy σ25);
+  2. for captions × seeds: ", hazy" vs the plain caption (mean dark channel) and ", noisy" vs plain
+     (high-frequency energy), with the share of pairs where the word raised the statistic;
+  3. copy check: each plain sample's nearest clean training crop vs the autoencoder's own
+     reconstruction error on training crops.
+
+options:
+  --checkpoint FILE   default $TDR_T2I_CHECKPOINT, else data/checkpoints/t2i-demo.tdrc
+  --seeds N           seeds per caption (default 8)
+  --captions N        training captions used (default 4)
+  --photos N          validation photos for the AE PSNR (default all)
+  --json              one line of JSON`;
+
+const Options = z.strictObject({
+  checkpoint: z.string().optional(),
+  seeds: z.coerce.number().int().min(1).max(64).default(8),
+  captions: z.coerce.number().int().min(1).max(38).default(4),
+  photos: z.coerce.number().int().min(1).optional(),
+  json: z.boolean().optional(),
+});
+
+export const t2iCheckCommand: Command = {
+  name: 't2i-check',
+  summary: 'measure the text-to-image model: AE PSNR, degradation-word effect, copy check',
+  help: HELP,
+  async run(argv) {
+    const { options, positionals } = parseOptions(
+      't2i-check',
+      argv,
+      { checkpoint: { type: 'string' }, seeds: { type: 'string' }, captions: { type: 'string' }, photos: { type: 'string' }, json: { type: 'boolean' } },
+      Options,
+    );
+    if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
+    const ckpt = options.checkpoint ?? t2iCheckpoint();
+    if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint`);
+    await initBackend({ quiet: options.json });
+    const model = TextToImage.load(ckpt);
+    try {
+      const recs = await aeReconstructions(model, options.photos ?? Infinity);
+      const ae = { photos: recs.length, psnrClean: recs.reduce((a, r) => a + r.psnr, 0) / recs.length, psnrNoisy: recs.reduce((a, r) => a + r.psnrNoisy, 0) / recs.length };
+      // every 9th training photo, so the captions cover different scenes
+      const entries = listEntries('train').filter((_, i) => i % 9 === 0).slice(0, options.captions);
+      const captions = entries.map((e) => trainingCaption(e));
+      const seeds = Array.from({ length: options.seeds }, (_, i) => 1000 + i);
+      const plain: Awaited<ReturnType<TextToImage['generate']>> = [];
+      const effect = await degradationWordEffect(model, captions, seeds, {
+        onImage: (_c, seed, imgs) => {
+          if (seed === seeds[0]) plain.push(imgs[0]);
+        },
+      });
+      const copies = await copyCheck(model, plain);
+      const result = {
+        checkpoint: ckpt,
+        autoencoder: ae,
+        words: { captions: captions.length, seeds: seeds.length, dark: effect.dark, hf: effect.hf },
+        copy: { nearestMse: copies.samples.map((s) => s.distance), nearest: copies.samples.map((s) => s.nearest.photoId), aeReconstructionMse: copies.aeReconstruction },
+      };
+      if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
+      else {
+        const f = (x: number, d = 2) => x.toFixed(d);
+        process.stdout.write(
+          [
+            `checkpoint ${ckpt}`,
+            `autoencoder, ${ae.photos} validation photos: PSNR clean ${f(ae.psnrClean)} dB, noisy σ25 ${f(ae.psnrNoisy)} dB`,
+            `", hazy" vs plain, mean dark channel: ${f(effect.dark.plain, 4)} → ${f(effect.dark.hazy, 4)} (×${f(effect.dark.ratio)}), raised in ${f(100 * effect.dark.raisedFraction, 0)} % of ${effect.rows.length} pairs`,
+            `", noisy" vs plain, HF energy: ${f(effect.hf.plain, 1)} → ${f(effect.hf.noisy, 1)} (×${f(effect.hf.ratio)}), raised in ${f(100 * effect.hf.raisedFraction, 0)} % of ${effect.rows.length} pairs`,
+            `copy check: nearest training crop MSE ${copies.samples.map((s) => f(s.distance, 0)).join(', ')} vs AE reconstruction MSE mean ${f(copies.aeReconstruction.mean, 0)} (max ${f(copies.aeReconstruction.max, 0)})`,
+          ].join('\n') + '\n',
+        );
+      }
+    } finally {
+      model.dispose();
+    }
+    return 0;
+  },
+};
