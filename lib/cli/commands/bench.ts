@@ -7,6 +7,7 @@ import { Command, EXIT, UserError, parseOptions, wantsHelp } from '../command';
 import * as fs from 'node:fs';
 import { BenchResult, runBench } from '../../bench/unet';
 import { benchSample, SampleBench } from '../../bench/sample';
+import { runPeerBench, PeerResult } from '../../bench/peer';
 import { t2iCheckpoint } from '../../config/paths';
 
 const Options = z.strictObject({
@@ -14,9 +15,10 @@ const Options = z.strictObject({
   steps: z.coerce.number().int().min(1).max(1000).default(5).describe('timed train steps (median reported)'),
   warmup: z.coerce.number().int().min(0).max(100).default(1).describe('untimed train steps first'),
   sample: z.string().endsWith('.tdrc', { message: 'expected a .tdrc checkpoint' }).optional().describe('t2i checkpoint to time sampling with'),
+  peer: z.boolean().optional().describe('also run the PyTorch CPU peer at the same thread count and print the ratio'),
 });
 
-const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N] [--sample FILE.tdrc]
+const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N] [--sample FILE.tdrc] [--peer]
 
 Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
 L1 loss, Adam) and a 3x3 64->64 conv2d forward/backward on [8,64,64,64], on the backend tdr
@@ -28,12 +30,14 @@ options:
   --warmup N   untimed train steps first (default 1)
   --sample F   also time text-to-image sampling with checkpoint F (default: the shipped
                data/checkpoints/t2i-demo.tdrc when it exists); target ≤ 10 s per image
+  --peer       also time the same U-Net step in PyTorch CPU (python3-torch) at the same thread
+               count and report the ratio project / PyTorch (goal ≤ 1.5)
   -h, --help   this help`;
 
 const f1 = (v: number): string => v.toFixed(1);
 
 /** The human-readable report: one "name  value" row per line. */
-export function formatBench(r: BenchResult & { sample?: SampleBench }): string {
+export function formatBench(r: BenchResult & { sample?: SampleBench; peer?: PeerResult & { ratio: number } }): string {
   const rows: Array<[string, string]> = [
     ['backend', `${r.backend} (${r.backendDetail})`],
     ['tfjs', r.tfjsVersion],
@@ -50,6 +54,12 @@ export function formatBench(r: BenchResult & { sample?: SampleBench }): string {
       ['  forward', `${f1(c.forwardMs)} ms  ${f1(c.forwardGflops)} GFLOP/s`],
       ['  backprop filter', `${f1(c.backpropFilterMs)} ms  ${f1(c.backpropFilterGflops)} GFLOP/s`],
       ['  backprop input', `${f1(c.backpropInputMs)} ms  ${f1(c.backpropInputGflops)} GFLOP/s`],
+    );
+  }
+  if (r.peer) {
+    rows.push(
+      [`peer: ${r.peer.framework}`, `${f1(r.peer.unetStepMs)} ms median at ${r.peer.threads} thread(s)`],
+      ['  ratio tdr / peer', `${r.peer.ratio.toFixed(2)} (goal ≤ 1.5)`],
     );
   }
   if (r.sample) {
@@ -79,7 +89,7 @@ export const benchCommand: Command = {
     const { options, positionals } = parseOptions(
       'bench',
       argv,
-      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' }, sample: { type: 'string' } },
+      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' }, sample: { type: 'string' }, peer: { type: 'boolean' } },
       Options,
     );
     if (positionals.length > 0) {
@@ -87,7 +97,11 @@ export const benchCommand: Command = {
     }
     const ckpt = options.sample ?? (fs.existsSync(t2iCheckpoint()) ? t2iCheckpoint() : undefined);
     if (options.sample && !fs.existsSync(options.sample)) throw new UserError(`${options.sample}: no such checkpoint`);
-    const r: BenchResult & { sample?: SampleBench } = await runBench({ steps: options.steps, warmup: options.warmup });
+    const r: BenchResult & { sample?: SampleBench; peer?: PeerResult & { ratio: number } } = await runBench({ steps: options.steps, warmup: options.warmup });
+    if (options.peer) {
+      const p = runPeerBench({ threads: r.threads, steps: options.steps, warmup: options.warmup });
+      r.peer = { ...p, ratio: r.unetStepMs / p.unetStepMs };
+    }
     if (ckpt) r.sample = await benchSample(ckpt);
     process.stdout.write((options.json ? JSON.stringify(r) : formatBench(r)) + '\n');
     return EXIT.ok;
