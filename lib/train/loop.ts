@@ -35,6 +35,7 @@ export const TrainConfigSchema = z.strictObject({
   weightDecay: z.number().min(0).default(0.01).describe('AdamW decoupled weight decay'),
   clipNorm: z.number().min(0).default(1).describe('global gradient-norm clip; 0 = off'),
   emaDecay: z.number().min(0).lt(1).default(0.999).describe('EMA of weights; 0 = off'),
+  emaWarmup: z.boolean().default(true).describe('decay at step t = min(emaDecay, (1+t)/(10+t)), so that a short run\'s EMA is not dominated by the initial weights (as diffusers/timm EMA warm-up)'),
   checkpointEvery: z.number().int().positive().default(200),
   logEvery: z.number().int().positive().default(10),
   seed: z.number().int().nonnegative().default(0),
@@ -97,6 +98,11 @@ export interface TrainResult {
   interrupted: boolean;
   resumedFrom: number;
   log: LogRecord[];
+}
+
+/** EMA decay used after step `step` (0-based): the configured decay, warmed up unless emaWarmup is false. */
+export function emaDecayAt(step: number, cfg: { emaDecay: number; emaWarmup: boolean }): number {
+  return cfg.emaWarmup ? Math.min(cfg.emaDecay, (1 + step) / (10 + step)) : cfg.emaDecay;
 }
 
 /** The RNG for step `step` of a run seeded `seed` (salted per use, e.g. 'batch' / 'loss'). */
@@ -280,7 +286,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
       const gradNorm = opt.apply(paramMap, named, lr, scale);
       tf.dispose([...named.values()]);
       if (cfg.emaDecay > 0) {
-        const d = cfg.emaDecay;
+        const d = emaDecayAt(step, cfg);
         tf.tidy(() => {
           for (const [n, e] of ema) {
             const p = paramMap.get(n);

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { Params, init } from '../../lib/models/params';
-import { train, Stage, readLog, CHECKPOINT_FILE, loadWeights } from '../../lib/train/loop';
+import { train, Stage, readLog, CHECKPOINT_FILE, loadWeights, emaDecayAt } from '../../lib/train/loop';
 import { lrAt } from '../../lib/train/schedule';
 import { saveCheckpoint, loadCheckpoint, toFloat16, fromFloat16 } from '../../lib/train/checkpoint';
 import { Rng } from '../../lib/util/rng';
@@ -149,4 +149,11 @@ test('errors name the file and the parameter: wrong shape, not a checkpoint, tru
   assert.throws(() => loadCheckpoint(bad), /bad\.tdrc: truncated checkpoint/);
   assert.throws(() => loadCheckpoint(path.join(dir, 'none.tdrc')), /none\.tdrc: no such checkpoint file/);
   stage.params.dispose();
+});
+
+test('EMA warm-up: decay (1+t)/(10+t) capped at emaDecay; off keeps the constant', () => {
+  assert.equal(emaDecayAt(0, { emaDecay: 0.999, emaWarmup: true }), 0.1);
+  assert.equal(emaDecayAt(90, { emaDecay: 0.999, emaWarmup: true }), 0.91);
+  assert.equal(emaDecayAt(100000, { emaDecay: 0.999, emaWarmup: true }), 0.999);
+  assert.equal(emaDecayAt(0, { emaDecay: 0.999, emaWarmup: false }), 0.999);
 });
