@@ -163,7 +163,12 @@ function filterValid(x: Float64Array, h: number, w: number): Float64Array {
 
 /** SSIM of one channel pair (BasicSR `_ssim`): mean of the valid SSIM map. */
 function ssimChannel(x: Float64Array, y: Float64Array, h: number, w: number): number {
-  const n = h * w;
+  return ssimWith(x, y, (v) => filterValid(v, h, w));
+}
+
+/** SSIM of x and y with the local-mean filter `f`: filters x, y, x², y², xy and averages the map. */
+function ssimWith(x: Float64Array, y: Float64Array, f: (v: Float64Array) => Float64Array): number {
+  const n = x.length;
   const xx = new Float64Array(n);
   const yy = new Float64Array(n);
   const xy = new Float64Array(n);
@@ -172,7 +177,7 @@ function ssimChannel(x: Float64Array, y: Float64Array, h: number, w: number): nu
     yy[i] = y[i] * y[i];
     xy[i] = x[i] * y[i];
   }
-  return ssimMapMean(filterValid(x, h, w), filterValid(y, h, w), filterValid(xx, h, w), filterValid(yy, h, w), filterValid(xy, h, w));
+  return ssimMapMean(f(x), f(y), f(xx), f(yy), f(xy));
 }
 
 /** mean over the map of ((2μxμy + C1)(2σxy + C2)) / ((μx² + μy² + C1)(σx² + σy² + C2)). */
@@ -267,15 +272,7 @@ export function ssim3d(a: RGBImage, b: RGBImage, opts: Omit<MetricOptions, 'yCha
       y[p * 3 + c] = pb.channels[c][p];
     }
   }
-  const xx = new Float64Array(n);
-  const yy = new Float64Array(n);
-  const xy = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    xx[i] = x[i] * x[i];
-    yy[i] = y[i] * y[i];
-    xy[i] = x[i] * y[i];
-  }
-  return ssimMapMean(filter3d(x, h, w, 3), filter3d(y, h, w, 3), filter3d(xx, h, w, 3), filter3d(yy, h, w, 3), filter3d(xy, h, w, 3));
+  return ssimWith(x, y, (v) => filter3d(v, h, w, 3));
 }
 
 export interface Metrics {
