@@ -11,19 +11,9 @@ import { DDIMScheduler } from '../../lib/models/ddim';
 import { diffusionLoss, cfgEps, sampleLatents } from '../../lib/models/diffusion';
 import { Params } from '../../lib/models/params';
 import { Rng } from '../../lib/util/rng';
+import { randomizeZeroInit } from '../helpers/unet';
 
 const TINY = { channels: [8, 16], resBlocks: 1, attentionLevels: [1], heads: 2, ctxDim: 32, timeDim: 16, groups: 4, ffMult: 2 };
-
-// Copied from test/models/unet.test.ts
-function randomizeZeroInit(p: Params, seed: number): void {
-  const rng = new Rng(seed);
-  for (const [name, v] of p.entries()) {
-    if (/(convOut|\.o)\.w$/.test(name)) {
-      const a = new Float32Array(v.size).map(() => rng.normal() * 0.1);
-      tf.tidy(() => v.assign(tf.tensor(a, v.shape)));
-    }
-  }
-}
 
 function randn(shape: number[], seed: number): tf.Tensor {
   const rng = new Rng(seed);

@@ -10,20 +10,10 @@ import { UNet, UNetConfigSchema, UNET_DEMO, unetFlops } from '../../lib/models/u
 import { Linear } from '../../lib/models/nn';
 import { Params } from '../../lib/models/params';
 import { Rng } from '../../lib/util/rng';
+import { randomizeZeroInit } from '../helpers/unet';
 
 /** Tiny config: 2 levels (8, 16 channels), attention at level 1 and in the middle. */
 const TINY = { channels: [8, 16], resBlocks: 1, attentionLevels: [1], heads: 2, ctxDim: 32, timeDim: 16, groups: 4, ffMult: 2 };
-
-/** Give every zero-initialised weight (convOut, attention outputs) small random values so gradients reach every layer. */
-function randomizeZeroInit(p: Params, seed: number): void {
-  const rng = new Rng(seed);
-  for (const [name, v] of p.entries()) {
-    if (/(convOut|\.o)\.w$/.test(name)) {
-      const a = new Float32Array(v.size).map(() => rng.normal() * 0.1);
-      tf.tidy(() => v.assign(tf.tensor(a, v.shape)));
-    }
-  }
-}
 
 function inputs(b: number, h: number, w: number, tokens: number, ctxDim: number, seed = 1) {
   const rng = new Rng(seed);
