@@ -90,9 +90,9 @@ const demo: GuidanceConfigInput = {
   //   task from the feature shift (leave-one-photo-out):     block10 95/125, out_relu 89/125 (chance 25/125)
   //   crops of one photo retrieve each other (image_encoder.test.ts): block10 21/25, out_relu 13/25
   encoder: { cut: 'block10', range: 'unit' },
-  // N = 16, not 20: the demo T2I's context is 24 tokens; BOS + "a photo of a" + N + EOS must fit,
-  // and positions past ≈ 22 were never trained (longest caption + phrase ≈ 22 tokens).
-  mapper: { numWords: 16, hidden: 128, layers: 2, tokenPool: 2 },
+  // N = 20 as the paper: the demo T2I's context is 32 tokens, BOS + "a photo of a" + 20 + EOS = 26 fit.
+  // Positions past ≈ 22 only ever held PAD while the T2I trained (longest caption + phrase ≈ 22 tokens).
+  mapper: { numWords: 20, hidden: 128, layers: 2, tokenPool: 2 },
   clean: { type: 'perWord', hidden: 128, layers: 2, residual: true }, // residual: starts as identity, trainable on a CPU budget
   data: { cropsPerPhoto: 4, degradedPerCrop: 3, identityProb: 0.1, seed: 11 },
   i2tTrain: { steps: 1500, batch: 16, lr: 3e-4, warmup: 50, schedule: 'cosine', minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1, emaDecay: 0.99, checkpointEvery: 100, logEvery: 10, seed: 3 },

@@ -63,13 +63,13 @@ const demo: z.input<typeof T2IConfigSchema> = {
   aeScales: [160, 320], // also finer detail, so that noise and rain streaks are reconstructed
   aeDegradeProb: 0.5,
   aeTrain: { steps: 2000, batch: 8, lr: 1e-3, warmup: 100, minLrRatio: 0.05, weightDecay: 0, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 1 },
-  text: { width: 128, layers: 2, heads: 4, contextLength: 24 }, // longest caption + phrase ≈ 22 tokens
-  unet: { latentChannels: 4, channels: [32, 64, 64], resBlocks: 1, attentionLevels: [1, 2], midAttention: true, heads: 4, ctxDim: 128, timeDim: 128, groups: 8, ffMult: 2 },
+  text: { width: 128, layers: 2, heads: 4, contextLength: 32 }, // longest caption + phrase ≈ 22 tokens; "a photo of a" + N = 20 pseudo-words + BOS/EOS = 26
+  unet: { latentChannels: 4, channels: [32, 64, 64], resBlocks: 1, attentionLevels: [1, 2], midAttention: true, heads: 4, ctxDim: 128, timeDim: 128, groups: 8, ffMult: 2, pooledText: true },
   numTrainSteps: 1000,
   condDropProb: 0.1, // SD / CFG paper
   cropsPerPhoto: 8,
   degradedPerCrop: 4,
-  unetTrain: { steps: 2500, batch: 16, lr: 5e-4, warmup: 200, minLrRatio: 0.1, weightDecay: 0.01, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 2 },
+  unetTrain: { steps: 3000, batch: 16, lr: 5e-4, warmup: 200, minLrRatio: 0.1, weightDecay: 0.01, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 2 },
   sample: { steps: 50, cfgScale: 3, eta: 0 },
 };
 
@@ -83,7 +83,7 @@ const ci: z.input<typeof T2IConfigSchema> = {
   aeScales: [40],
   aeTrain: { ...demo.aeTrain, steps: 4, batch: 2, warmup: 1, checkpointEvery: 2, logEvery: 1 },
   text: { width: 32, layers: 1, heads: 2, contextLength: 24 },
-  unet: { latentChannels: 4, channels: [16, 32], resBlocks: 1, attentionLevels: [1], midAttention: true, heads: 2, ctxDim: 32, timeDim: 32, groups: 4, ffMult: 2 },
+  unet: { latentChannels: 4, channels: [16, 32], resBlocks: 1, attentionLevels: [1], midAttention: true, heads: 2, ctxDim: 32, timeDim: 32, groups: 4, ffMult: 2, pooledText: true },
   cropsPerPhoto: 1,
   degradedPerCrop: 1,
   unetTrain: { ...demo.unetTrain, steps: 4, batch: 4, warmup: 1, checkpointEvery: 2, logEvery: 1 },

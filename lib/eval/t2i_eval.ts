@@ -103,3 +103,88 @@ export async function aeReconstructions(model: TextToImage, n: number): Promise<
   }
   return out;
 }
+
+export interface ContentRetrievalRow {
+  photoId: string;
+  seed: number;
+  /** 1 = the sample's nearest training photo (frozen-encoder cosine similarity) is its caption's photo */
+  rank: number;
+  nearestId: string;
+}
+
+export interface ContentRetrieval {
+  rows: ContentRetrievalRow[];
+  /** the same statistic for samples of the empty prompt, scored against the same photos (the chance level) */
+  unconditional: ContentRetrievalRow[];
+  photos: number;
+  top1: number;
+  top5: number;
+  meanRank: number;
+  uncondTop1: number;
+  uncondTop5: number;
+  uncondMeanRank: number;
+}
+
+/**
+ * Do CONTENT words steer the model? For each training photo's caption and seed, the sample is
+ * encoded by the frozen image encoder (MobileNetV2 global vector, DESIGN §2 — not trained on this
+ * corpus, so it is an independent judge) and ranked against every training photo (mean feature of
+ * five imageSize crops: centre and corners). Rank 1 = the sample looks most like its own caption's
+ * photo. Chance: top-1 = 1/photos, top-5 = 5/photos; the empty prompt's samples measure it empirically
+ * (each unconditional sample is scored against the photo of the caption it replaces).
+ */
+export async function contentRetrieval(
+  model: TextToImage,
+  captionsOf: Array<{ id: string; caption: string }>,
+  seeds: readonly number[],
+  opts: { steps?: number; cfgScale?: number; onImage?: (id: string, seed: number, img: RGBImage, uncond: RGBImage) => void | Promise<void> } = {},
+): Promise<ContentRetrieval> {
+  const { encodeImages } = await import('../models/image_encoder');
+  const { crop } = await import('../data/patches');
+  const photos = await import('../data/patches').then((m) => m.loadPhotos('train', model.cfg.photoShortSide));
+  const s = model.cfg.imageSize;
+  const feature = async (imgs: RGBImage[]): Promise<Float32Array[]> => {
+    const f = await encodeImages(imgs);
+    const g = tf.tidy(() => tf.div(f.global, tf.norm(f.global, 'euclidean', 1, true)));
+    const data = g.dataSync() as Float32Array;
+    const dim = g.shape[1] as number;
+    f.global.dispose();
+    f.tokens.dispose();
+    g.dispose();
+    return imgs.map((_, i) => data.slice(i * dim, (i + 1) * dim));
+  };
+  const refs: Array<{ id: string; v: Float32Array }> = [];
+  for (const p of photos) {
+    const { width: w, height: h } = p.image;
+    const at = [[(h - s) >> 1, (w - s) >> 1], [0, 0], [0, w - s], [h - s, 0], [h - s, w - s]];
+    const vs = await feature(at.map(([y, x]) => crop(p.image, y, x, s, s)));
+    const v = new Float32Array(vs[0].length);
+    for (const u of vs) for (let i = 0; i < v.length; i++) v[i] += u[i] / vs.length;
+    refs.push({ id: p.entry.id, v });
+  }
+  const rankOf = (q: Float32Array, id: string): ContentRetrievalRow & { seed: number } => {
+    const sims = refs.map((r) => ({ id: r.id, sim: r.v.reduce((a, x, i) => a + x * q[i], 0) })).sort((a, b) => b.sim - a.sim);
+    const rank = sims.findIndex((x) => x.id === id) + 1;
+    if (rank === 0) throw new Error(`contentRetrieval: '${id}' is not a training photo`);
+    return { photoId: id, seed: 0, rank, nearestId: sims[0].id };
+  };
+  const rows: ContentRetrievalRow[] = [];
+  const unconditional: ContentRetrievalRow[] = [];
+  for (const { id, caption } of captionsOf) {
+    for (const seed of seeds) {
+      const [img, un] = await model.generate([caption, ''], { seed, steps: opts.steps, cfgScale: opts.cfgScale });
+      await opts.onImage?.(id, seed, img, un);
+      const [q, qu] = await feature([img, un]);
+      rows.push({ ...rankOf(q, id), seed });
+      unconditional.push({ ...rankOf(qu, id), seed });
+    }
+  }
+  const stat = (rs: ContentRetrievalRow[]) => ({
+    top1: rs.filter((r) => r.rank === 1).length / rs.length,
+    top5: rs.filter((r) => r.rank <= 5).length / rs.length,
+    meanRank: meanStd(rs.map((r) => r.rank)).mean,
+  });
+  const c = stat(rows);
+  const u = stat(unconditional);
+  return { rows, unconditional, photos: refs.length, ...c, uncondTop1: u.top1, uncondTop5: u.top5, uncondMeanRank: u.meanRank };
+}

@@ -23,6 +23,10 @@
  *   out:    GroupNorm → SiLU → convOut 3×3 ch0→C (zero-init)
  * Timestep: sinusoidal(t, ch0) → Linear(ch0, timeDim) → SiLU → Linear(timeDim, timeDim); each ResBlock
  *   adds Linear(SiLU(emb)) to its features after the first conv.
+ * Pooled text (`pooledText`, beyond SD): emb += Linear(mean_T ctx), as GLIDE (Nichol et al. 2022, final
+ *   token) and Imagen (Saharia et al. 2022, pooled embedding) add text to the timestep embedding. SD
+ *   conditions through cross-attention only; a small UNet trained from scratch on CPU learns the
+ *   content of a caption much faster with this global path (measured: `tdr t2i-check`, content retrieval).
  *
  * ELITE-style k/v copies (REFERENCE §1): `crossAttentionKV()` lists every cross-attention ("attn2")
  * with its key/value Linear layers by name; `call(…, {kvOverride})` uses replacement layers for the
@@ -49,6 +53,10 @@ export const UNetConfigSchema = z
     heads: z.number().int().positive().default(4).describe('attention heads (head width = channels / heads)'),
     ctxDim: z.number().int().positive().default(128).describe('Dctx: width of the text context tokens [B,T,Dctx]'),
     timeDim: z.number().int().positive().default(256).describe('width of the timestep embedding MLP (SD: 4·ch0)'),
+    pooledText: z
+      .boolean()
+      .default(false)
+      .describe('also add Linear(mean over tokens of ctx) to the timestep embedding (GLIDE/Imagen pooled text conditioning): a global path for content into every ResBlock'),
     groups: z.number().int().positive().default(8).describe('GroupNorm groups (SD: 32); must divide every channel count'),
     ffMult: z.number().int().positive().default(4).describe('hidden width of the transformer MLP = ffMult · channels'),
   })
@@ -176,6 +184,8 @@ export class UNet {
   readonly convIn: Conv2d;
   readonly time1: Linear;
   readonly time2: Linear;
+  /** pooled text → timestep embedding (only when cfg.pooledText) */
+  readonly textToTime?: Linear;
   readonly down: Array<{ layers: Layer[]; downsample?: Conv2d }> = [];
   readonly mid: { res0: ResBlock; attn?: SpatialTransformer; res1: ResBlock };
   readonly up: Array<{ level: number; layers: Layer[]; upsample?: Conv2d }> = [];
@@ -205,6 +215,7 @@ export class UNet {
     this.convIn = new Conv2d(params, `${P}.convIn`, c.latentChannels, ch[0], rng);
     this.time1 = new Linear(params, `${P}.time1`, ch[0], c.timeDim, rng);
     this.time2 = new Linear(params, `${P}.time2`, c.timeDim, c.timeDim, rng);
+    if (c.pooledText) this.textToTime = new Linear(params, `${P}.textToTime`, c.ctxDim, c.timeDim, rng);
 
     // down path; skipCh records the channels of every skip in push order
     const skipCh = [ch[0]];
@@ -272,7 +283,8 @@ export class UNet {
         const r = l.res.call(h, e);
         return l.attn ? l.attn.call(r, ctx, kvFor(l.attn)) : r;
       };
-      const emb = this.time2.call(silu(this.time1.call(timestepEmbedding(t, this.cfg.channels[0])))); // [B,timeDim]
+      let emb = this.time2.call(silu(this.time1.call(timestepEmbedding(t, this.cfg.channels[0])))); // [B,timeDim]
+      if (this.textToTime) emb = tf.add(emb, this.textToTime.call(tf.mean(ctx, 1) as tf.Tensor2D)); // pooled text
       const e = silu(emb);
 
       let h = this.convIn.call(x); // [B,h,w,ch0]

@@ -25,12 +25,13 @@ test('every guidance preset parses; bad fields are named', () => {
   assert.throws(() => parseGuidanceConfig({ ...GUIDANCE_PRESETS.demo, typo: 1 }, 'g.json'), /g\.json: .*typo/);
 });
 
-test('N words must fit the T2I context: demo N=16 fits the demo T2I (24 tokens), N=20 does not and says so', () => {
+test('N words must fit the T2I context: demo N=20 fits the demo T2I (32 tokens), N=30 does not and says so', () => {
   const demoT2I = t2iPreset('demo');
+  assert.equal(guidancePreset('demo').mapper.numWords, 20);
   checkGuidanceAgainstT2I(guidancePreset('demo'), demoT2I.text);
-  const n20 = guidancePreset('demo', { mapper: { ...guidancePreset('demo').mapper, numWords: 20 } });
-  assert.throws(() => checkGuidanceAgainstT2I(n20, demoT2I.text), /mapper\.numWords 20 does not fit .* need 26 tokens, contextLength is 24 \(at most 18 words\)/);
-  checkGuidanceAgainstT2I(n20, t2iPreset('paper').text);
+  const n30 = guidancePreset('demo', { mapper: { ...guidancePreset('demo').mapper, numWords: 30 } });
+  assert.throws(() => checkGuidanceAgainstT2I(n30, demoT2I.text), /mapper\.numWords 30 does not fit .* need 36 tokens, contextLength is 32 \(at most 26 words\)/);
+  checkGuidanceAgainstT2I(n30, t2iPreset('paper').text);
 });
 
 for (const n of [5, 20, 40]) {

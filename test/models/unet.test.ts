@@ -184,3 +184,23 @@ test('unetFlops: one level, no attention, counted by hand; demo config ≈ 0.65 
   p.dispose();
   assert.ok(UNetConfigSchema.safeParse(UNET_DEMO).success);
 });
+
+test('pooledText: without any attention the text still reaches the output through the time embedding; off, it does not', () => {
+  const noAttn = { ...TINY, attentionLevels: [], midAttention: false };
+  const diffFor = (pooledText: boolean) => {
+    const p = new Params();
+    const unet = new UNet(p, 'unet', { ...noAttn, pooledText }, new Rng(0));
+    randomizeZeroInit(p, 5);
+    const a = inputs(1, 8, 8, 4, 32, 1);
+    const b = inputs(1, 8, 8, 4, 32, 2); // only its ctx is used
+    const ya = unet.call(a.x, a.t, a.ctx);
+    const yb = unet.call(a.x, a.t, b.ctx);
+    const d = tf.tidy(() => tf.max(tf.abs(tf.sub(ya, yb))).dataSync()[0]);
+    assert.equal(unet.textToTime !== undefined, pooledText);
+    tf.dispose([a.x, a.t, a.ctx, b.x, b.t, b.ctx, ya, yb]);
+    p.dispose();
+    return d;
+  };
+  assert.ok(diffFor(true) > 1e-4, 'pooled text changes the output');
+  assert.equal(diffFor(false), 0, 'without attention and pooling the text cannot change the output');
+});
