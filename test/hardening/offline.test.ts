@@ -40,7 +40,7 @@ test('degrade, metrics, report, train (ci), sample and t2i-check run with the ne
     ['report', '--limit', '1', '--max-side', '64', '--out', path.join(dir, 'report.html')],
     ['train', 't2i', '--preset', 'ci', '--runs', path.join(dir, 'runs')],
     ['sample', '--prompt', 'a photo of a kite', '--seed', '1', '--checkpoint', path.join(dir, 'runs', 'ci', 't2i-ci.tdrc'), '--out', path.join(dir, 'kite.png')],
-    ['t2i-check', '--checkpoint', path.join(dir, 'runs', 'ci', 't2i-ci.tdrc'), '--seeds', '1', '--captions', '1', '--photos', '1', '--json'],
+    ['t2i-check', '--checkpoint', path.join(dir, 'runs', 'ci', 't2i-ci.tdrc'), '--seeds', '1', '--captions', '1', '--content', '1', '--photos', '1', '--json'],
   ];
   for (const args of steps) {
     const r = run(args);

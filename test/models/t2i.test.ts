@@ -79,3 +79,35 @@ test('a t2i checkpoint of another kind or shape is refused naming the file', () 
   fs.writeFileSync(f, 'nope');
   assert.throws(() => TextToImage.load(f), /bad\.tdrc: not a tdr checkpoint/);
 });
+
+test('contentRetrieval: a "model" that returns its caption\'s own photo ranks it first; the empty prompt (a grey image) does not', async () => {
+  const { contentRetrieval } = await import('../../lib/eval/t2i_eval');
+  const { loadPhotos, centerCrop } = await import('../../lib/data/patches');
+  const { makeImage } = await import('../../lib/data/image');
+  const cfg = t2iPreset('ci');
+  const photos = await loadPhotos('train', cfg.photoShortSide);
+  const byCaption = new Map(photos.map((p) => [`cap:${p.entry.id}`, p]));
+  const seen: string[] = [];
+  const fake = {
+    cfg,
+    async generate(prompts: readonly string[]) {
+      return prompts.map((c) => {
+        seen.push(c);
+        if (c === '') return makeImage(cfg.imageSize, cfg.imageSize, new Float32Array(cfg.imageSize * cfg.imageSize * 3).fill(0.5));
+        const p = byCaption.get(c);
+        if (!p) throw new Error(`unexpected caption ${c}`);
+        return centerCrop(p.image, cfg.imageSize);
+      });
+    },
+  } as unknown as TextToImage;
+  const pick = photos.filter((_, i) => i % 6 === 0);
+  const r = await contentRetrieval(fake, pick.map((p) => ({ id: p.entry.id, caption: `cap:${p.entry.id}` })), [1]);
+  assert.equal(r.photos, photos.length);
+  assert.equal(r.rows.length, pick.length);
+  assert.deepEqual(r.rows.map((x) => x.photoId), pick.map((p) => p.entry.id));
+  assert.ok(r.top1 >= 0.8, `own photo first in ${r.top1}`);
+  assert.equal(r.top5, 1);
+  // a grey image is the same query for every photo: at most one of them can be its nearest
+  assert.ok(r.uncondTop1 <= 1 / pick.length + 1e-9, `grey image top-1 ${r.uncondTop1}`);
+  assert.ok(seen.includes(''), 'the empty prompt was sampled');
+});

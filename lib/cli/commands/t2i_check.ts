@@ -6,21 +6,26 @@ import { TextToImage } from '../../models/t2i';
 import { t2iCheckpoint } from '../../config/paths';
 import { listEntries } from '../../data/corpus';
 import { trainingCaption } from '../../data/captions';
-import { aeReconstructions, degradationWordEffect, copyCheck } from '../../eval/t2i_eval';
+import { aeReconstructions, degradationWordEffect, copyCheck, contentRetrieval } from '../../eval/t2i_eval';
 
-const HELP = `usage: tdr t2i-check [--checkpoint FILE.tdrc] [--seeds N] [--captions N] [--photos N] [--json]
+const HELP = `usage: tdr t2i-check [--checkpoint FILE.tdrc] [--seeds N] [--captions N] [--content N] [--cfg S] [--photos N] [--json]
 
 Measures the text-to-image model (issue #3's acceptance):
   1. autoencoder reconstruction PSNR on validation photos (centre crops, clean and noisy σ25);
   2. for captions × seeds: ", hazy" vs the plain caption (mean dark channel) and ", noisy" vs plain
      (high-frequency energy), with the share of pairs where the word raised the statistic;
   3. copy check: each plain sample's nearest clean training crop vs the autoencoder's own
-     reconstruction error on training crops.
+     reconstruction error on training crops;
+  4. content: samples of N training captions (2 seeds each) ranked by the frozen image encoder
+     against all training photos — how often the caption's own photo comes first / in the top 5,
+     against samples of the empty prompt (the chance level).
 
 options:
   --checkpoint FILE   default $TDR_T2I_CHECKPOINT, else data/checkpoints/t2i-demo.tdrc
   --seeds N           seeds per caption (default 8)
   --captions N        training captions used (default 4)
+  --content N         training captions for the content check (default 13: every 3rd photo; 0 skips it)
+  --cfg S             classifier-free guidance scale (default: the checkpoint's sample.cfgScale)
   --photos N          validation photos for the AE PSNR (default all)
   --json              one line of JSON`;
 
@@ -28,6 +33,8 @@ const Options = z.strictObject({
   checkpoint: z.string().optional(),
   seeds: z.coerce.number().int().min(1).max(64).default(8),
   captions: z.coerce.number().int().min(1).max(38).default(4),
+  content: z.coerce.number().int().min(0).max(38).default(13),
+  cfg: z.coerce.number().min(0).max(50).optional(),
   photos: z.coerce.number().int().min(1).optional(),
   json: z.boolean().optional(),
 });
@@ -40,7 +47,7 @@ export const t2iCheckCommand: Command = {
     const { options, positionals } = parseOptions(
       't2i-check',
       argv,
-      { checkpoint: { type: 'string' }, seeds: { type: 'string' }, captions: { type: 'string' }, photos: { type: 'string' }, json: { type: 'boolean' } },
+      { checkpoint: { type: 'string' }, seeds: { type: 'string' }, captions: { type: 'string' }, content: { type: 'string' }, cfg: { type: 'string' }, photos: { type: 'string' }, json: { type: 'boolean' } },
       Options,
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
@@ -57,15 +64,22 @@ export const t2iCheckCommand: Command = {
       const seeds = Array.from({ length: options.seeds }, (_, i) => 1000 + i);
       const plain: Awaited<ReturnType<TextToImage['generate']>> = [];
       const effect = await degradationWordEffect(model, captions, seeds, {
+        cfgScale: options.cfg,
         onImage: (_c, seed, imgs) => {
           if (seed === seeds[0]) plain.push(imgs[0]);
         },
       });
       const copies = await copyCheck(model, plain);
+      const contentEntries = listEntries('train').filter((_, i) => i % 3 === 0).slice(0, options.content);
+      const content = contentEntries.length
+        ? await contentRetrieval(model, contentEntries.map((e) => ({ id: e.id, caption: trainingCaption(e) })), [1, 2], { cfgScale: options.cfg })
+        : null;
       const result = {
         checkpoint: ckpt,
         autoencoder: ae,
         words: { captions: captions.length, seeds: seeds.length, dark: effect.dark, hf: effect.hf },
+        cfgScale: options.cfg ?? model.cfg.sample.cfgScale,
+        content: content && { samples: content.rows.length, photos: content.photos, top1: content.top1, top5: content.top5, meanRank: content.meanRank, uncondTop1: content.uncondTop1, uncondTop5: content.uncondTop5, uncondMeanRank: content.uncondMeanRank },
         copy: { nearestMse: copies.samples.map((s) => s.distance), nearest: copies.samples.map((s) => s.nearest.photoId), aeReconstructionMse: copies.aeReconstruction },
       };
       if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
@@ -77,6 +91,11 @@ export const t2iCheckCommand: Command = {
             `autoencoder, ${ae.photos} validation photos: PSNR clean ${f(ae.psnrClean)} dB, noisy σ25 ${f(ae.psnrNoisy)} dB`,
             `", hazy" vs plain, mean dark channel: ${f(effect.dark.plain, 4)} → ${f(effect.dark.hazy, 4)} (×${f(effect.dark.ratio)}), raised in ${f(100 * effect.dark.raisedFraction, 0)} % of ${effect.rows.length} pairs`,
             `", noisy" vs plain, HF energy: ${f(effect.hf.plain, 1)} → ${f(effect.hf.noisy, 1)} (×${f(effect.hf.ratio)}), raised in ${f(100 * effect.hf.raisedFraction, 0)} % of ${effect.rows.length} pairs`,
+            ...(content
+              ? [
+                  `content (CFG ${result.cfgScale}), ${content.rows.length} samples of ${contentEntries.length} training captions: the frozen encoder ranks the caption's own photo first in ${f(100 * content.top1, 0)} %, in the top 5 in ${f(100 * content.top5, 0)} % (mean rank ${f(content.meanRank, 1)} of ${content.photos}); empty prompt: ${f(100 * content.uncondTop1, 0)} % / ${f(100 * content.uncondTop5, 0)} % (mean rank ${f(content.uncondMeanRank, 1)}; chance ${f(100 / content.photos, 1)} % / ${f(500 / content.photos, 1)} %)`,
+                ]
+              : []),
             `copy check: nearest training crop MSE ${copies.samples.map((s) => f(s.distance, 0)).join(', ')} vs AE reconstruction MSE mean ${f(copies.aeReconstruction.mean, 0)} (max ${f(copies.aeReconstruction.max, 0)})`,
           ].join('\n') + '\n',
         );
