@@ -2,7 +2,9 @@
  * The main job (`npm start` = `tdr report`): every degradation family at every strength on the
  * bundled validation photos; mean PSNR/SSIM per (family, strength); a table on stdout and
  * outputs/report.html with an image grid, the table and a plotly chart of PSNR vs strength.
- * Later stages (guidance, guided restoration) add their sections here.
+ * Then the whole method (./method.ts) on a few of the photos with the shipped checkpoints: degrade →
+ * guidance G(E_txt) and G(E'_txt) → restoration without and with guidance → PSNR/SSIM; when a
+ * checkpoint is missing the report says which and how to build it, and the degradation part stands.
  */
 import * as path from 'node:path';
 import { listEntries, loadCorpusImage } from '../data/corpus';
@@ -11,9 +13,10 @@ import { fitLongSide } from '../data/io';
 import { sweep, STRENGTHS, SweepRow } from './sweep';
 import { htmlTable, markdownTable, Row } from '../viz/table';
 import { imageGridHtml } from '../viz/grid';
-import { plotlyHtml, lineFigure, htmlPage, resetPlotlyBundle } from '../viz/plotly';
+import { plotlyHtml, lineFigure, barFigure, htmlPage, resetPlotlyBundle } from '../viz/plotly';
 import { writeFileAtomic, projectRoot } from '../util/fsx';
 import { Progress } from '../train/progress';
+import { MethodOptions, MethodResult, METHOD_DIGITS, methodRow, runMethod, shortPath } from './method';
 
 export interface ReportOptions {
   /** how many validation photos (default all) */
@@ -22,12 +25,18 @@ export interface ReportOptions {
   maxSide?: number;
   out?: string;
   quiet?: boolean;
+  /** photos for the whole-method section (default 3; 0 skips it) */
+  methodPhotos?: number;
+  /** checkpoints of the whole-method section (default: the shipped ones) */
+  method?: Omit<MethodOptions, 'limit' | 'onProgress'>;
 }
 
 export interface ReportResult {
   rows: Array<Row & { task: Task; value: number; psnr: number; ssim: number; n: number }>;
   file: string;
   photos: number;
+  /** the whole-method section's result (null when skipped) */
+  method: MethodResult | null;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -79,15 +88,52 @@ export async function runReport(opts: ReportOptions = {}): Promise<ReportResult>
   const series = TASKS.map((t) => ({ name: t, x: [0, 1, 2, 3], y: rows.filter((r) => r.task === t).map((r) => r.psnr) }));
   resetPlotlyBundle();
   const chart = plotlyHtml(lineFigure(series, { title: 'PSNR vs degradation strength (level 0 = weakest)', xTitle: 'strength level (see table for values)', yTitle: 'PSNR (dB)' }));
+  if (!opts.quiet) process.stdout.write('\n' + markdownTable(rows, { columns, digits, caption }) + '\n');
+
+  // the whole method (degrade → guidance → guided restoration → metrics)
+  let method: MethodResult | null = null;
+  const methodHtml: string[] = ['<h2>The whole method</h2>'];
+  if ((opts.methodPhotos ?? 3) > 0) {
+    let mp: Progress | null = null;
+    const onProgress = (d: number, t: number) => (mp ??= new Progress('method', t, { quiet: opts.quiet })).update(d);
+    method = await runMethod({ ...opts.method, limit: opts.methodPhotos ?? 3, onProgress });
+    if (method.missing.length) {
+      const lines = method.missing.map((m) => `${m.what}: ${shortPath(m.file)} is missing (build it: ${m.command})`);
+      methodHtml.push(`<p>Skipped: a checkpoint is missing.</p><ul>${lines.map((l) => `<li>${l.replace(/</g, '&lt;')}</li>`).join('')}</ul>`);
+      if (!opts.quiet) process.stdout.write(`\nwhole method skipped:\n${lines.map((l) => `  ${l}`).join('\n')}\n`);
+    } else {
+      const mcols = ['task', 'channel', ...Object.keys(METHOD_DIGITS)];
+      const mcap = `Restoration with and without guidance (${method.samples.length / method.rows.length} validation photos per task; PSNR dB, SSIM; Y channel for rain). Checkpoints: ${[method.checkpoints.guidance, method.checkpoints.plain, method.checkpoints.guided].map(shortPath).join(', ')}`;
+      methodHtml.push(
+        '<p>X → τi → M_i2t → E_txt → G(E_txt); E_txt → M_clean → E\'_txt → G(E\'_txt) (Sec. 3.2); X and G(E\'_txt) → guided restorer (Sec. 3.3), beside the same backbone trained without guidance.</p>',
+        htmlTable(method.rows, { columns: mcols, digits: METHOD_DIGITS, caption: mcap }),
+        plotlyHtml(
+          barFigure(
+            [
+              { name: 'input', x: method.rows.map((r) => String(r.task)), y: method.rows.map((r) => Number(r['PSNR input'])) },
+              { name: 'unguided', x: method.rows.map((r) => String(r.task)), y: method.rows.map((r) => Number(r['PSNR unguided'])) },
+              { name: 'guided', x: method.rows.map((r) => String(r.task)), y: method.rows.map((r) => Number(r['PSNR guided'])) },
+            ],
+            { title: 'PSNR per task', yTitle: 'PSNR (dB)' },
+          ),
+        ),
+      );
+      for (const s of method.samples) methodHtml.push(await imageGridHtml(methodRow(s), { height: 150 }));
+      if (!opts.quiet) process.stdout.write('\n' + markdownTable(method.rows, { columns: mcols, digits: METHOD_DIGITS, caption: mcap }) + '\n');
+    }
+  }
+
   const file = opts.out ?? path.join(root, 'outputs', 'report.html');
   const html = htmlPage('tdr report', [
     '<h1>tdr report</h1>',
     `<p>Produced by <code>npm start</code> (<code>tdr report</code>) on ${new Date().toISOString()}.</p>`,
+    '<h2>Degradations</h2>',
     gallery,
     htmlTable(rows, { columns, digits, caption }),
     chart,
+    ...(method ? methodHtml : []),
   ]);
   writeFileAtomic(file, html);
-  if (!opts.quiet) process.stdout.write('\n' + markdownTable(rows, { columns, digits, caption }) + '\n\nwrote ' + path.relative(process.cwd(), file) + '\n');
-  return { rows, file, photos: entries.length };
+  if (!opts.quiet) process.stdout.write('\nwrote ' + path.relative(process.cwd(), file) + '\n');
+  return { rows, file, photos: entries.length, method };
 }

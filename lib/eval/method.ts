@@ -1,0 +1,174 @@
+/**
+ * The whole method on a few validation photos, with trained checkpoints — the second half of the main
+ * job (`npm start`) and of notebook 00:
+ *   clean Y → degrade (seeded, as the evaluation) → X
+ *   X → τi → M_i2t → E_txt → text-to-image → G(E_txt)           (Sec. 3.2, no textual restoration)
+ *   X → τi → M_i2t → M_clean → E'_txt → text-to-image → G(E'_txt) (Sec. 3.2, Eq. 2–3; the guidance)
+ *   X → restorer without guidance → Ŷ_plain;  (X, G(E'_txt)) → guided restorer → Ŷ_guided (Sec. 3.3, Eq. 4)
+ *   PSNR / SSIM of X, Ŷ_plain, Ŷ_guided against Y (Y channel for rain, as the evaluation harness)
+ * Checkpoints: the guidance model (+ the text-to-image model it references) and the all-in-one
+ * restorers with and without guidance. A missing one is reported with the command that builds it;
+ * the caller decides whether that is an error (`npm start` prints it and still writes the
+ * degradation report).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RGBImage } from '../data/image';
+import { ALL_IN_ONE_TASKS, TaskSpec } from '../data/degrade';
+import { psnr, ssim } from './metrics';
+import { guidanceCheckpoint } from '../config/guidance';
+import { shippedCheckpoint } from '../config/paths';
+import { loadGuidancePair, guidanceCached } from '../guidance/pipeline';
+import { loadRestorer } from '../restore/train';
+import { degradeForEval, restoreImage, usesY, validationImages } from '../restore/eval';
+import { Row } from '../viz/table';
+
+/** The shipped demo restorer (all-in-one) of a backbone, with or without guidance. */
+export function restoreCheckpoint(backbone: string, guided: boolean): string {
+  return shippedCheckpoint(`restore-${backbone}-all-in-one-${guided ? 'guided' : 'plain'}-demo`);
+}
+
+export interface MethodOptions {
+  /** validation photos (default 3) */
+  limit?: number;
+  /** evaluation task names of ALL_IN_ONE_TASKS (default noise25, rain, haze) */
+  tasks?: string[];
+  backbone?: 'promptir' | 'nafnet' | 'restormer';
+  guidanceCheckpoint?: string;
+  guidedCheckpoint?: string;
+  plainCheckpoint?: string;
+  /** generation seed of the guidance (default: the guidance config's, as `tdr guide`) */
+  seed?: number;
+  /** after each (photo, task) */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface MethodSample {
+  id: string;
+  task: string;
+  clean: RGBImage;
+  degraded: RGBImage;
+  /** G(E_txt): guidance without textual restoration */
+  guidanceRaw: RGBImage;
+  /** G(E'_txt): the paper's guidance */
+  guidance: RGBImage;
+  plain: RGBImage;
+  guided: RGBImage;
+  channel: 'rgb' | 'y';
+  psnr: { input: number; plain: number; guided: number };
+  ssim: { input: number; plain: number; guided: number };
+}
+
+export interface MethodResult {
+  /** checkpoints that were not found, each with the command that makes it; samples is empty then */
+  missing: Array<{ what: string; file: string; command: string }>;
+  samples: MethodSample[];
+  /** per task: mean PSNR/SSIM of input, unguided and guided restoration, and the guided − unguided gain */
+  rows: Row[];
+  checkpoints: { guidance: string; guided: string; plain: string };
+}
+
+const DEFAULT_TASKS = ['noise25', 'rain', 'haze'];
+
+/** Which checkpoints the method needs and which of them are missing. */
+export function methodCheckpoints(opts: Pick<MethodOptions, 'backbone' | 'guidanceCheckpoint' | 'guidedCheckpoint' | 'plainCheckpoint'> = {}): { files: MethodResult['checkpoints']; missing: MethodResult['missing'] } {
+  const b = opts.backbone ?? 'promptir';
+  const files = {
+    guidance: opts.guidanceCheckpoint ?? guidanceCheckpoint(),
+    guided: opts.guidedCheckpoint ?? restoreCheckpoint(b, true),
+    plain: opts.plainCheckpoint ?? restoreCheckpoint(b, false),
+  };
+  const need = [
+    { what: 'guidance model (M_i2t + M_clean)', file: files.guidance, command: 'npx tdr train i2t --preset demo && npx tdr train clean --preset demo' },
+    { what: `${b} restorer with guidance`, file: files.guided, command: `npx tdr train restore --backbone ${b} --tasks all-in-one --preset demo` },
+    { what: `${b} restorer without guidance`, file: files.plain, command: `npx tdr train restore --backbone ${b} --tasks all-in-one --no-guidance --preset demo` },
+  ];
+  return { files, missing: need.filter((n) => !fs.existsSync(n.file)) };
+}
+
+/** Run degrade → guidance → restoration (with and without guidance) → metrics. */
+export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult> {
+  const { files, missing } = methodCheckpoints(opts);
+  if (missing.length) return { missing, samples: [], rows: [], checkpoints: files };
+  const specs: TaskSpec[] = (opts.tasks ?? DEFAULT_TASKS).map((name) => {
+    const s = ALL_IN_ONE_TASKS.find((t) => t.name === name);
+    if (!s) throw Object.assign(new Error(`unknown task '${name}'; expected one of ${ALL_IN_ONE_TASKS.map((t) => t.name).join(', ')}`), { userFacing: true });
+    return s;
+  });
+  const guided = loadRestorer(files.guided, { backbone: opts.backbone, guidance: true });
+  const plain = loadRestorer(files.plain, { backbone: opts.backbone, guidance: false });
+  const pair = loadGuidancePair(files.guidance);
+  try {
+    const images = await validationImages(guided.cfg.eval, opts.limit ?? 3);
+    const samples: MethodSample[] = [];
+    const total = images.length * specs.length;
+    for (const img of images) {
+      for (const spec of specs) {
+        const x = degradeForEval(img, spec);
+        const gOpts = opts.seed === undefined ? {} : { seed: opts.seed };
+        const raw = (await guidanceCached(pair.guidance, pair.t2i, x, { ...gOpts, raw: true })).image;
+        const g = (await guidanceCached(pair.guidance, pair.t2i, x, gOpts)).image;
+        const yp = restoreImage(plain.net, x);
+        const yg = restoreImage(guided.net, x, g);
+        const mo = { quantize: true, yChannel: usesY(spec) };
+        samples.push({
+          id: img.id,
+          task: spec.name,
+          clean: img.clean,
+          degraded: x,
+          guidanceRaw: raw,
+          guidance: g,
+          plain: yp,
+          guided: yg,
+          channel: usesY(spec) ? 'y' : 'rgb',
+          psnr: { input: psnr(img.clean, x, mo), plain: psnr(img.clean, yp, mo), guided: psnr(img.clean, yg, mo) },
+          ssim: { input: ssim(img.clean, x, mo), plain: ssim(img.clean, yp, mo), guided: ssim(img.clean, yg, mo) },
+        });
+        opts.onProgress?.(samples.length, total);
+      }
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const rows: Row[] = specs.map((spec) => {
+      const s = samples.filter((x) => x.task === spec.name);
+      return {
+        task: spec.name,
+        channel: s[0].channel,
+        images: s.length,
+        'PSNR input': mean(s.map((x) => x.psnr.input)),
+        'PSNR unguided': mean(s.map((x) => x.psnr.plain)),
+        'PSNR guided': mean(s.map((x) => x.psnr.guided)),
+        'gain (dB)': mean(s.map((x) => x.psnr.guided - x.psnr.plain)),
+        'SSIM unguided': mean(s.map((x) => x.ssim.plain)),
+        'SSIM guided': mean(s.map((x) => x.ssim.guided)),
+      };
+    });
+    return { missing: [], samples, rows, checkpoints: files };
+  } finally {
+    guided.params.dispose();
+    plain.params.dispose();
+    pair.guidance.dispose();
+    pair.t2i.dispose();
+  }
+}
+
+/** Table digits of `MethodResult.rows`. */
+export const METHOD_DIGITS = { images: 0, 'PSNR input': 2, 'PSNR unguided': 2, 'PSNR guided': 2, 'gain (dB)': 2, 'SSIM unguided': 4, 'SSIM guided': 4 };
+
+/** Labelled images of one sample, in the paper's Fig. 1 / Fig. 3 order. */
+export function methodRow(s: MethodSample): Array<{ image: RGBImage; label: string }> {
+  const unit = s.channel === 'y' ? 'dB (Y)' : 'dB';
+  return [
+    { image: s.degraded, label: `X: ${s.task} ${s.psnr.input.toFixed(2)} ${unit}` },
+    { image: s.guidanceRaw, label: 'G(E_txt)' },
+    { image: s.guidance, label: "G(E'_txt)" },
+    { image: s.plain, label: `unguided ${s.psnr.plain.toFixed(2)}` },
+    { image: s.guided, label: `guided ${s.psnr.guided.toFixed(2)}` },
+    { image: s.clean, label: `Y (${s.id})` },
+  ];
+}
+
+/** Relative path for messages. */
+export function shortPath(file: string): string {
+  const r = path.relative(process.cwd(), file);
+  return r.startsWith('..') ? file : r;
+}

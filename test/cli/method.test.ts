@@ -1,0 +1,76 @@
+/**
+ * The whole method from the command line, as a user runs it (`npm start` = `tdr report`), on
+ * checkpoints trained here with the ci presets: T2I → M_i2t → M_clean → restorers with and without
+ * guidance → `tdr report` with its whole-method part. The network is blocked throughout.
+ * Also: a missing checkpoint skips part 2 with a message naming the file and the command.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { projectRoot } from '../../lib/util/fsx';
+import { tmpDir } from '../helpers/fixtures';
+
+const root = projectRoot();
+const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
+const blocker = path.join(root, 'test', 'helpers', 'no_network.js');
+const dir = tmpDir('tdr-method-');
+const runs = path.join(dir, 'runs');
+
+function run(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['--require', blocker, cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, TDR_NETLOG: path.join(dir, 'net.log'), TDR_QUIET: '1', TDR_WORKERS: '1', TDR_GUIDANCE_CACHE: path.join(dir, 'gcache'), ...env },
+    timeout: 10 * 60_000,
+  });
+  assert.equal(r.status, 0, `tdr ${args.join(' ')} exited ${r.status}\n${r.stderr}`);
+  return r;
+}
+
+const guidance = path.join(runs, 'ci', 'guidance-ci.tdrc');
+const guided = path.join(runs, 'restore-promptir-all-in-one-guided-ci', 'restore-promptir-all-in-one-guided-ci.tdrc');
+const plain = path.join(runs, 'restore-promptir-all-in-one-plain-ci', 'restore-promptir-all-in-one-plain-ci.tdrc');
+
+test('ci checkpoints of every stage, then tdr report runs degrade → guidance → restoration with and without guidance → metrics', () => {
+  run(['train', 't2i', '--preset', 'ci', '--runs', runs]);
+  run(['train', 'i2t', '--preset', 'ci', '--runs', runs]);
+  run(['train', 'clean', '--preset', 'ci', '--runs', runs]);
+  run(['train', 'restore', '--backbone', 'promptir', '--preset', 'ci', '--runs', runs], { TDR_GUIDANCE_CHECKPOINT: guidance });
+  run(['train', 'restore', '--backbone', 'promptir', '--no-guidance', '--preset', 'ci', '--runs', runs]);
+  for (const f of [guidance, guided, plain]) assert.ok(fs.existsSync(f), f);
+
+  const html = path.join(dir, 'report.html');
+  const r = run(['report', '--limit', '1', '--max-side', '64', '--method-photos', '1', '--guidance-checkpoint', guidance, '--guided-checkpoint', guided, '--plain-checkpoint', plain, '--out', html]);
+  // part 2's table: one row per task with finite numbers
+  for (const task of ['noise25', 'rain', 'haze']) {
+    const line = r.stdout.split('\n').find((l) => l.startsWith(`| ${task} `));
+    assert.ok(line, `a table row for ${task} in\n${r.stdout}`);
+    const nums = line.split('|').slice(3, -1).map((c) => Number(c.trim()));
+    assert.equal(nums.length, 7, line); // images, PSNR input/unguided/guided, gain, SSIM unguided/guided
+    assert.ok(nums.every(Number.isFinite), line);
+  }
+  assert.match(r.stdout, /gain \(dB\)/);
+  const page = fs.readFileSync(html, 'utf8');
+  assert.match(page, /<h2>The whole method<\/h2>/);
+  assert.match(page, /G\(E'_txt\)/);
+  // 3 tasks × 6 images (X, G(E_txt), G(E'_txt), unguided, guided, Y) + the degradation gallery
+  assert.ok((page.match(/<img /g) ?? []).length >= 18, 'images of the whole method');
+  assert.equal(fs.readdirSync(path.join(dir, 'gcache')).filter((f) => f.endsWith('.png')).length, 6, 'G(E_txt) and G(E\'_txt) cached for 3 inputs');
+  assert.ok(!fs.existsSync(path.join(dir, 'net.log')) || fs.readFileSync(path.join(dir, 'net.log'), 'utf8') === '', 'no network access');
+});
+
+test('tdr report with a missing restorer checkpoint: part 2 is skipped, naming the file and the command that builds it', () => {
+  const html = path.join(dir, 'report2.html');
+  const missing = path.join(dir, 'nope', 'restore-guided.tdrc');
+  const r = run(['report', '--limit', '1', '--max-side', '64', '--guidance-checkpoint', guidance, '--guided-checkpoint', missing, '--plain-checkpoint', plain, '--out', html]);
+  assert.match(r.stdout, /whole method skipped/);
+  assert.ok(r.stdout.includes(`restore-guided.tdrc is missing (build it: npx tdr train restore --backbone promptir --tasks all-in-one --preset demo)`), r.stdout);
+  assert.match(fs.readFileSync(html, 'utf8'), /Skipped: a checkpoint is missing/);
+});
+
+test('tdr report refuses a bad option value naming it', () => {
+  const r = spawnSync(process.execPath, [cli, 'report', '--backbone', 'unet'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /backbone/);
+});
