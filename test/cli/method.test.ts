@@ -41,7 +41,7 @@ test('ci checkpoints of every stage, then tdr report runs degrade â†’ guidance â
   for (const f of [guidance, guided, plain]) assert.ok(fs.existsSync(f), f);
 
   const html = path.join(dir, 'report.html');
-  const r = run(['report', '--limit', '1', '--max-side', '64', '--method-photos', '1', '--guidance-checkpoint', guidance, '--guided-checkpoint', guided, '--plain-checkpoint', plain, '--out', html]);
+  const r = run(['report', '--limit', '1', '--max-side', '64', '--method-photos', '1', '--guidance-checkpoint', guidance, '--guided-checkpoint', guided, '--plain-checkpoint', plain, '--out', html], { TDR_GUIDANCE_CACHE: path.join(dir, 'gcache-report') });
   // part 2's table: one row per task with finite numbers
   for (const task of ['noise25', 'rain', 'haze']) {
     const line = r.stdout.split('\n').find((l) => l.startsWith(`| ${task} `));
@@ -56,7 +56,7 @@ test('ci checkpoints of every stage, then tdr report runs degrade â†’ guidance â
   assert.match(page, /G\(E'_txt\)/);
   // 3 tasks Ã— 6 images (X, G(E_txt), G(E'_txt), unguided, guided, Y) + the degradation gallery
   assert.ok((page.match(/<img /g) ?? []).length >= 18, 'images of the whole method');
-  assert.equal(fs.readdirSync(path.join(dir, 'gcache')).filter((f) => f.endsWith('.png')).length, 6, 'G(E_txt) and G(E\'_txt) cached for 3 inputs');
+  assert.equal(fs.readdirSync(path.join(dir, 'gcache-report')).filter((f) => f.endsWith('.png')).length, 6, 'G(E_txt) and G(E\'_txt) cached for 3 inputs');
   assert.ok(!fs.existsSync(path.join(dir, 'net.log')) || fs.readFileSync(path.join(dir, 'net.log'), 'utf8') === '', 'no network access');
 });
 
