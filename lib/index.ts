@@ -36,3 +36,5 @@ export * from './train/stages/autoencoder';
 export * from './train/stages/t2i';
 export * from './guidance';
 export * from './guidance/source';
+export * as restore from './restore';
+export * from './eval/method';

@@ -1,0 +1,13 @@
+/** Guided restoration (paper Sec. 3.3), imported in notebooks as `tdr.restore.…`. */
+export * from './aggregation';
+export * from './guided';
+export * from './layers';
+export * from './nafnet';
+export * from './restormer';
+export * from './promptir';
+export * from './data';
+export * from './train';
+export * from './eval';
+export * from './inspect';
+export * from './bench';
+export * from '../config/restore';
