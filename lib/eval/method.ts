@@ -23,9 +23,13 @@ import { loadRestorer } from '../restore/train';
 import { degradeForEval, restoreImage, usesY, validationImages } from '../restore/eval';
 import { Row } from '../viz/table';
 
-/** The shipped demo restorer (all-in-one) of a backbone, with or without guidance. */
+/**
+ * The restorer notebooks and the main job use: $TDR_RESTORE_GUIDED_CHECKPOINT /
+ * $TDR_RESTORE_PLAIN_CHECKPOINT if set, else the shipped demo restorer (all-in-one) of the backbone.
+ */
 export function restoreCheckpoint(backbone: string, guided: boolean): string {
-  return shippedCheckpoint(`restore-${backbone}-all-in-one-${guided ? 'guided' : 'plain'}-demo`);
+  const env = process.env[guided ? 'TDR_RESTORE_GUIDED_CHECKPOINT' : 'TDR_RESTORE_PLAIN_CHECKPOINT'];
+  return env || shippedCheckpoint(`restore-${backbone}-all-in-one-${guided ? 'guided' : 'plain'}-demo`);
 }
 
 export interface MethodOptions {

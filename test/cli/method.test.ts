@@ -39,6 +39,12 @@ test('ci checkpoints of every stage, then tdr report runs degrade â†’ guidance â
   run(['train', 'restore', '--backbone', 'promptir', '--preset', 'ci', '--runs', runs], { TDR_GUIDANCE_CHECKPOINT: guidance });
   run(['train', 'restore', '--backbone', 'promptir', '--no-guidance', '--preset', 'ci', '--runs', runs]);
   for (const f of [guidance, guided, plain]) assert.ok(fs.existsSync(f), f);
+  // each trained model ships with its loss log beside it
+  for (const f of [guidance, guided, plain]) {
+    const log = f.replace(/\.tdrc$/, '.log.jsonl');
+    const recs = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(recs.length >= 3 && recs.every((r) => Number.isFinite(r.l_total)), log);
+  }
 
   const html = path.join(dir, 'report.html');
   const r = run(['report', '--limit', '1', '--max-side', '64', '--method-photos', '1', '--guidance-checkpoint', guidance, '--guided-checkpoint', guided, '--plain-checkpoint', plain, '--out', html], { TDR_GUIDANCE_CACHE: path.join(dir, 'gcache-report') });

@@ -14,6 +14,8 @@ import { readImage, writeImage, formatFromPath } from '../../data/io';
 import { defaultRunsDir, shippedCheckpoint } from '../../config/paths';
 import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restoreRunName } from '../../config/restore';
 import { defaultWorkers } from '../../train/parallel';
+import { readLog } from '../../train/loop';
+import { writeFileAtomic } from '../../util/fsx';
 import { loadRestorer, saveRestorer, trainRestorer } from '../../restore/train';
 import { restoreImage } from '../../restore/eval';
 import { GuidanceSource, guidanceKey, guidanceSourceByName, guidanceSourceNames, noGuidance } from '../../restore/data';
@@ -169,6 +171,8 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     const out = options.out ?? (ship ? shippedCheckpoint(name) : path.join(runDir, `${name}.tdrc`));
     const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} --preset ${options.preset}${options.guidance ? ` --guidance ${options.guidance}` : ''}`;
     saveRestorer(out, r.params, cfg, { rebuild, steps: r.result.step, guidance: r.guidance, guidanceStandIn: source.standIn ?? null });
+    // the loss log beside the checkpoint (<out>.log.jsonl; notebook 07 plots it)
+    writeFileAtomic(out.replace(/\.tdrc$/, '') + '.log.jsonl', readLog(runDir).map((l) => JSON.stringify(l)).join('\n') + '\n');
     process.stdout.write(`restorer ${name} (EMA weights, float16) → ${out}\n`);
   } finally {
     r.params.dispose();
