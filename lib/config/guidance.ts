@@ -90,7 +90,7 @@ const demo: GuidanceConfigInput = {
   //   task from the feature shift (leave-one-photo-out):     block10 95/125, out_relu 89/125 (chance 25/125)
   //   crops of one photo retrieve each other (image_encoder.test.ts): block10 21/25, out_relu 13/25
   encoder: { cut: 'block10', range: 'unit' },
-  // N = 20 as the paper: the demo T2I's context is 32 tokens, BOS + "a photo of a" + 20 + EOS = 26 fit.
+  // N = 20 as the paper: the demo T2I's context is 48 tokens, BOS + "a photo of a" + N + EOS fits up to N = 42.
   // Positions past ≈ 22 only ever held PAD while the T2I trained (longest caption + phrase ≈ 22 tokens).
   mapper: { numWords: 20, hidden: 128, layers: 2, tokenPool: 2 },
   clean: { type: 'perWord', hidden: 128, layers: 2, residual: true }, // residual: starts as identity, trainable on a CPU budget

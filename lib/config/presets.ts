@@ -63,7 +63,7 @@ const demo: z.input<typeof T2IConfigSchema> = {
   aeScales: [160, 320], // also finer detail, so that noise and rain streaks are reconstructed
   aeDegradeProb: 0.5,
   aeTrain: { steps: 2000, batch: 8, lr: 1e-3, warmup: 100, minLrRatio: 0.05, weightDecay: 0, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 1 },
-  text: { width: 128, layers: 2, heads: 4, contextLength: 32 }, // longest caption + phrase ≈ 22 tokens; "a photo of a" + N = 20 pseudo-words + BOS/EOS = 26
+  text: { width: 128, layers: 2, heads: 4, contextLength: 48 }, // longest caption + phrase ≈ 22 tokens; BOS + "a photo of a" + N pseudo-words + EOS = N + 6 ≤ 48 holds Table 9's N = 40
   unet: { latentChannels: 4, channels: [32, 64, 64], resBlocks: 1, attentionLevels: [1, 2], midAttention: true, heads: 4, ctxDim: 128, timeDim: 128, groups: 8, ffMult: 2, pooledText: true },
   numTrainSteps: 1000,
   condDropProb: 0.1, // SD / CFG paper

@@ -25,13 +25,14 @@ test('every guidance preset parses; bad fields are named', () => {
   assert.throws(() => parseGuidanceConfig({ ...GUIDANCE_PRESETS.demo, typo: 1 }, 'g.json'), /g\.json: .*typo/);
 });
 
-test('N words must fit the T2I context: demo N=20 fits the demo T2I (32 tokens), N=30 does not and says so', () => {
+test('N words must fit the T2I context: demo N=20 and Table 9\'s N=40 fit the demo T2I (48 tokens); N=30 does not fit 32 and says so', () => {
   const demoT2I = t2iPreset('demo');
   assert.equal(guidancePreset('demo').mapper.numWords, 20);
   checkGuidanceAgainstT2I(guidancePreset('demo'), demoT2I.text);
-  const n30 = guidancePreset('demo', { mapper: { ...guidancePreset('demo').mapper, numWords: 30 } });
-  assert.throws(() => checkGuidanceAgainstT2I(n30, demoT2I.text), /mapper\.numWords 30 does not fit .* need 36 tokens, contextLength is 32 \(at most 26 words\)/);
-  checkGuidanceAgainstT2I(n30, t2iPreset('paper').text);
+  const withN = (n: number) => guidancePreset('demo', { mapper: { ...guidancePreset('demo').mapper, numWords: n } });
+  checkGuidanceAgainstT2I(withN(40), demoT2I.text);
+  assert.throws(() => checkGuidanceAgainstT2I(withN(30), { ...demoT2I.text, contextLength: 32 }), /mapper\.numWords 30 does not fit .* need 36 tokens, contextLength is 32 \(at most 26 words\)/);
+  checkGuidanceAgainstT2I(withN(40), t2iPreset('paper').text);
 });
 
 for (const n of [5, 20, 40]) {
