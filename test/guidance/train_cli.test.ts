@@ -51,6 +51,20 @@ test('tdr train i2t|clean --preset ci: stage 1 then stage 2 write <runs>/ci/{i2t
     if (prev === undefined) delete process.env.TDR_WORKERS;
     else process.env.TDR_WORKERS = prev;
   }
+  // Table 9: another N trains in its own folder and names its checkpoint after N
+  process.env.TDR_WORKERS = '1';
+  try {
+    assert.equal(await quietly(() => trainGuidanceCommandRun('i2t', ['--preset', 'ci', '--runs', runs, '--t2i', t2iFile, '--words', '7'])), 0);
+    assert.equal(await quietly(() => trainGuidanceCommandRun('clean', ['--preset', 'ci', '--runs', runs, '--t2i', t2iFile, '--words', '7'])), 0);
+    const out7 = path.join(runs, 'ci-n7', 'guidance-ci-n7.tdrc');
+    const h7 = GuidanceModel.readHeader(out7);
+    assert.equal(h7.cfg.mapper.numWords, 7);
+    assert.deepEqual(h7.trainedStages, ['i2t', 'clean']);
+    assert.equal(GuidanceModel.readHeader(path.join(runs, 'ci', 'guidance-ci.tdrc')).cfg.mapper.numWords, 5, 'the default-N model is untouched');
+  } finally {
+    delete process.env.TDR_WORKERS;
+  }
+  await assert.rejects(trainGuidanceCommandRun('i2t', ['--preset', 'ci', '--words', '50']), /--words/);
   await assert.rejects(trainGuidanceCommandRun('i2t', ['--preset', 'huge']), /--preset/);
   await assert.rejects(trainGuidanceCommandRun('i2t', ['--preset', 'ci', '--runs', runs, '--t2i', path.join(runs, 'none.tdrc')]), /none\.tdrc: no text-to-image checkpoint; train it with 'tdr train t2i --preset ci'/);
 });

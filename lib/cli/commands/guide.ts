@@ -23,7 +23,7 @@ import { writeFileAtomic } from '../../util/fsx';
 import { readLog } from '../../train/loop';
 import { Progress } from '../../train/progress';
 import { defaultWorkers } from '../../train/parallel';
-import { defaultRunsDir } from '../../config/paths';
+import { defaultRunsDir, shippedCheckpoint } from '../../config/paths';
 import { TextToImage } from '../../models/t2i';
 import { GUIDANCE_PRESET_NAMES, guidancePreset, parseGuidanceConfig, guidanceCheckpoint, guidanceOutput, defaultT2IFile, GuidanceConfig } from '../../config/guidance';
 import { loadGuidancePair, guidanceCached, generateGuidance } from '../../guidance/pipeline';
@@ -147,6 +147,8 @@ options:
   --t2i FILE       the text-to-image checkpoint to build on (default: demo → $TDR_T2I_CHECKPOINT or the shipped
                    t2i-demo; ci/paper → <runs>/<t2iPreset>/t2i-<t2iPreset>.tdrc)
   --runs DIR       runs folder (default $TDR_RUNS or outputs/runs); runs go to <runs>/<preset>/i2t and /clean
+  --words N        N pseudo-words instead of the preset's (Table 9: 5, 10, 20, 30, 40); runs go to <runs>/<preset>-n<N>
+                   and the model to data/checkpoints/guidance-demo-n<N>.tdrc (demo), which Table 9 reads
   --max-steps N    stop after N steps in this call (the run stays resumable)
   --out FILE       guidance checkpoint (default: data/checkpoints/guidance-demo.tdrc for demo, else <runs>/<preset>/guidance-<preset>.tdrc)`;
 
@@ -155,6 +157,7 @@ const TrainOptions = z.strictObject({
   config: z.string().optional(),
   t2i: z.string().optional(),
   runs: z.string().optional(),
+  words: z.coerce.number().int().min(5).max(40).optional(),
   'max-steps': z.coerce.number().int().positive().optional(),
   out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
 });
@@ -175,11 +178,14 @@ export async function trainGuidanceCommandRun(stage: 'i2t' | 'clean', argv: stri
   const { options, positionals } = parseOptions(
     'train',
     args,
-    { preset: { type: 'string' }, config: { type: 'string' }, t2i: { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' } },
+    { preset: { type: 'string' }, config: { type: 'string' }, t2i: { type: 'string' }, runs: { type: 'string' }, words: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' } },
     TrainOptions,
   );
   if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
-  const cfg = loadGuidanceConfigArg(options.preset, options.config);
+  let cfg = loadGuidanceConfigArg(options.preset, options.config);
+  // Table 9: another N gets its own runs folder and checkpoint name
+  const nTag = options.words !== undefined && options.words !== cfg.mapper.numWords ? `-n${options.words}` : '';
+  if (nTag) cfg = parseGuidanceConfig({ ...cfg, mapper: { ...cfg.mapper, numWords: options.words } }, `--words ${options.words}`);
   const runs = options.runs ?? defaultRunsDir();
   const t2iFile = options.t2i ?? defaultT2IFile(cfg, runs);
   if (!fs.existsSync(t2iFile)) throw new UserError(`${t2iFile}: no text-to-image checkpoint; train it with 'tdr train t2i --preset ${cfg.t2iPreset}'${options.runs ? ` --runs ${options.runs}` : ''} or give --t2i FILE`);
@@ -187,8 +193,8 @@ export async function trainGuidanceCommandRun(stage: 'i2t' | 'clean', argv: stri
   const workers = defaultWorkers(backend.name, os.cpus().length);
   if (workers > 1) process.stderr.write(`tdr: data-parallel training on ${workers} workers (TDR_WORKERS to change)\n`);
   const t2i = TextToImage.load(t2iFile);
-  const runDir = path.join(runs, cfg.preset);
-  const out = options.out ?? guidanceOutput(cfg.preset, runs);
+  const runDir = path.join(runs, cfg.preset + nTag);
+  const out = options.out ?? (nTag ? (cfg.preset === 'demo' ? shippedCheckpoint(`guidance-demo${nTag}`) : path.join(runDir, `guidance-${cfg.preset}${nTag}.tdrc`)) : guidanceOutput(cfg.preset, runs));
   try {
     const opts = { t2iFile, maxStepsThisCall: options['max-steps'], workers };
     const r = stage === 'i2t' ? await trainImageToText(cfg, t2i, runDir, opts) : await trainCleanMapper(cfg, t2i, runDir, opts);
@@ -197,7 +203,8 @@ export async function trainGuidanceCommandRun(stage: 'i2t' | 'clean', argv: stri
       process.stderr.write(`stopped at step ${r.result.step}/${total}; checkpoint in ${path.join(runDir, stage)} — run the same command to resume\n`);
       return options['max-steps'] ? 0 : 130;
     }
-    r.model.save(out, { float16: true, meta: { rebuild: `tdr train i2t --preset ${cfg.preset} && tdr train clean --preset ${cfg.preset}`, steps: { [stage]: r.result.step } } });
+    const w = nTag ? ` --words ${cfg.mapper.numWords}` : '';
+    r.model.save(out, { float16: true, meta: { rebuild: `tdr train i2t --preset ${cfg.preset}${w} && tdr train clean --preset ${cfg.preset}${w}`, steps: { [stage]: r.result.step } } });
     r.model.dispose();
     // the loss logs of both stages beside the checkpoint (<out>.log.jsonl; notebooks plot them)
     const lines = (['i2t', 'clean'] as const).flatMap((s) => (fs.existsSync(path.join(runDir, s)) ? readLog(path.join(runDir, s)).map((x) => ({ stage: s, ...x })) : []));
