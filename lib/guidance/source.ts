@@ -28,7 +28,7 @@ export function guidanceCheckpointForWords(words?: number): string {
     h.t2i.dispose();
     if (n === words) return def;
   }
-  throw Object.assign(new Error(`no guidance checkpoint with N = ${words} words: expected ${file} (train one with 'tdr train i2t' and 'tdr train clean' using mapper.numWords = ${words})`), { userFacing: true });
+  throw Object.assign(new Error(`no guidance checkpoint with N = ${words} words: expected ${file} (train it with 'tdr train i2t --preset demo --words ${words}' then 'tdr train clean --preset demo --words ${words}')`), { userFacing: true });
 }
 
 /** G(E'_txt) from the trained text side, cached per input. */
