@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels } from './kernels';
+import { registerNativeKernels } from './native';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -68,6 +69,7 @@ async function useTensorflow(): Promise<BackendInfo | string> {
 
 async function useWasm(): Promise<BackendInfo | string> {
   registerWasmKernels();
+  const native = registerNativeKernels(); // optional OpenBLAS kernels on top (./native.ts)
   let ok = false;
   try {
     ok = await tf.setBackend('wasm');
@@ -81,7 +83,7 @@ async function useWasm(): Promise<BackendInfo | string> {
     name: 'wasm',
     threads,
     simd,
-    detail: `tfjs-backend-wasm ${tfwasm.version_wasm} (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}, tdr gradient kernels)`,
+    detail: `tfjs-backend-wasm ${tfwasm.version_wasm} (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}, tdr gradient kernels${native ? `, native kernels: ${native.split(' ').slice(0, 2).join(' ')}` : ''})`,
   };
 }
 
