@@ -1,13 +1,23 @@
 /*
  * tdr-native: conv2d (forward, backprop filter, backprop input) and matmul on NHWC float32 buffers
  * through OpenBLAS sgemm, for tdr's wasm backend (the buffers are views of the wasm heap; nothing is
- * copied in or out). im2col per image into a grow-only scratch buffer; one thread per call
- * (tdr's data-parallel workers use the other cores).
+ * copied in or out). im2col per image into a grow-only thread-local scratch buffer; one OpenBLAS
+ * thread per call (tdr's data-parallel workers use the other cores).
+ *
+ * sgemm calls are serialised by one process-wide lock: concurrent cblas_sgemm from two Node worker
+ * threads gave wrong results with Debian's OpenBLAS 0.3.21 (pthread build) — the demo T2I's gradient
+ * norm went from 0.6 to 1e6 with two workers, and was right with the lock or with one worker —
+ * although the same concurrent calls from plain pthreads in C were right. im2col/col2im and every
+ * non-GEMM op still run in parallel.
  */
 #include <node_api.h>
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+static pthread_mutex_t gemm_lock = PTHREAD_MUTEX_INITIALIZER;
+/* see the header: one sgemm at a time per process */
+#define SGEMM(...) do { pthread_mutex_lock(&gemm_lock); cblas_sgemm(__VA_ARGS__); pthread_mutex_unlock(&gemm_lock); } while (0)
 
 static _Thread_local float *scratch = NULL;
 static _Thread_local size_t scratch_len = 0;
@@ -121,14 +131,14 @@ static napi_value Conv2dForward(napi_env env, napi_callback_info info) {
   const int m = ho * wo;
   const int direct = fh == 1 && fw == 1 && sy == 1 && sx == 1 && pt == 0 && pl == 0 && ho == h && wo == w;
   if (direct) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n * m, co, ci, 1.0f, x, ci, f, co, 0.0f, out, co);
+    SGEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, n * m, co, ci, 1.0f, x, ci, f, co, 0.0f, out, co);
     return NULL;
   }
   float *col = need_scratch((size_t)m * k);
   CHECK(env, col, "tdr-native: out of memory");
   for (int i = 0; i < n; i++) {
     im2col(x + (size_t)i * h * w * ci, h, w, ci, fh, fw, sy, sx, pt, pl, ho, wo, col);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, co, k, 1.0f, col, k, f, co, 0.0f, out + (size_t)i * m * co, co);
+    SGEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, co, k, 1.0f, col, k, f, co, 0.0f, out + (size_t)i * m * co, co);
   }
   return NULL;
 }
@@ -148,14 +158,14 @@ static napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
   CHECK(env, lx >= (size_t)n * h * w * ci && ldy >= (size_t)n * m * co && ldw >= (size_t)k * co, "tdr-native conv2dBackpropFilter: a buffer is too small");
   const int direct = fh == 1 && fw == 1 && sy == 1 && sx == 1 && pt == 0 && pl == 0 && ho == h && wo == w;
   if (direct) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ci, co, n * m, 1.0f, x, ci, dy, co, 0.0f, dw, co);
+    SGEMM(CblasRowMajor, CblasTrans, CblasNoTrans, ci, co, n * m, 1.0f, x, ci, dy, co, 0.0f, dw, co);
     return NULL;
   }
   float *col = need_scratch((size_t)m * k);
   CHECK(env, col, "tdr-native: out of memory");
   for (int i = 0; i < n; i++) {
     im2col(x + (size_t)i * h * w * ci, h, w, ci, fh, fw, sy, sx, pt, pl, ho, wo, col);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, co, m, 1.0f, col, k, dy + (size_t)i * m * co, co, i == 0 ? 0.0f : 1.0f, dw, co);
+    SGEMM(CblasRowMajor, CblasTrans, CblasNoTrans, k, co, m, 1.0f, col, k, dy + (size_t)i * m * co, co, i == 0 ? 0.0f : 1.0f, dw, co);
   }
   return NULL;
 }
@@ -175,14 +185,14 @@ static napi_value Conv2dBackpropInput(napi_env env, napi_callback_info info) {
   CHECK(env, ldy >= (size_t)n * m * co && lf >= (size_t)k * co && ldx >= (size_t)n * h * w * ci, "tdr-native conv2dBackpropInput: a buffer is too small");
   const int direct = fh == 1 && fw == 1 && sy == 1 && sx == 1 && pt == 0 && pl == 0 && ho == h && wo == w;
   if (direct) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * m, ci, co, 1.0f, dy, co, f, co, 0.0f, dx, ci);
+    SGEMM(CblasRowMajor, CblasNoTrans, CblasTrans, n * m, ci, co, 1.0f, dy, co, f, co, 0.0f, dx, ci);
     return NULL;
   }
   float *col = need_scratch((size_t)m * k);
   CHECK(env, col, "tdr-native: out of memory");
   memset(dx, 0, (size_t)n * h * w * ci * sizeof(float));
   for (int i = 0; i < n; i++) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, co, 1.0f, dy + (size_t)i * m * co, co, f, co, 0.0f, col, k);
+    SGEMM(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, co, 1.0f, dy + (size_t)i * m * co, co, f, co, 0.0f, col, k);
     col2im(col, h, w, ci, fh, fw, sy, sx, pt, pl, ho, wo, dx + (size_t)i * h * w * ci);
   }
   return NULL;
@@ -207,7 +217,7 @@ static napi_value MatMul(napi_env env, napi_callback_info info) {
   for (int i = 0; i < batch; i++) {
     const float *ai = A + (size_t)(ba == 1 ? 0 : i) * m * k;
     const float *bi = B + (size_t)(bb == 1 ? 0 : i) * k * n;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, ai, ta ? m : k, bi, tb ? k : n, 0.0f, C + (size_t)i * m * n, n);
+    SGEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, ai, ta ? m : k, bi, tb ? k : n, 0.0f, C + (size_t)i * m * n, n);
   }
   return NULL;
 }

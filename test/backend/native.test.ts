@@ -1,0 +1,89 @@
+/**
+ * The optional native kernels (lib/backend/native.ts, native/): loaded where they built (always in
+ * CI: .ci/run installs libopenblas-dev), each served kernel against the cpu oracle (values and
+ * gradients), no tensor leak, a fallback for what they do not serve, and the whole gradient suite
+ * once more with TDR_NATIVE=0 so that the pure-wasm kernels stay tested too.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../lib/backend';
+import { loadNative, NATIVE_KERNELS } from '../../lib/backend/native';
+import { setupWasmAndOracle, values, wasmVsCpu } from './helpers';
+
+const TOL = 1e-4;
+before(setupWasmAndOracle);
+
+test('the native kernels load where they built (required in CI) and the backend says so', async () => {
+  const n = loadNative();
+  if (process.env.CI) assert.ok(n.addon, `CI must build tdr-native: ${n.reason}`);
+  const info = await initBackend({ quiet: true });
+  assert.equal(info.detail.includes('native kernels: OpenBLAS'), n.addon !== null, info.detail);
+  if (!n.addon) return;
+  for (const k of NATIVE_KERNELS) assert.ok(tf.getKernel(k, 'wasm'), k);
+});
+
+type Shape4 = [number, number, number, number];
+const t4 = (s: Shape4, seed: number) => tf.tensor4d(values(s, seed), s);
+const grads = (f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[]) => {
+  const y = f(...xs);
+  const g = tf.grads((...zs: tf.Tensor[]) => tf.sum(tf.mul(f(...zs), f(...zs).add(0.5))))(xs);
+  return [y, ...g];
+};
+
+const CONV: Array<{ x: Shape4; f: Shape4; s: number; p: 'same' | 'valid' | tf.backend_util.ExplicitPadding; bias?: boolean; act?: 'relu' | 'linear' | 'elu' }> = [
+  { x: [2, 9, 11, 3], f: [3, 3, 3, 5], s: 1, p: 'same' },
+  { x: [2, 9, 11, 3], f: [3, 3, 3, 5], s: 2, p: 'same' },
+  { x: [2, 9, 11, 3], f: [3, 3, 3, 5], s: 2, p: 'valid' },
+  { x: [1, 10, 9, 4], f: [5, 3, 4, 2], s: 3, p: [[0, 0], [1, 2], [2, 1], [0, 0]] },
+  { x: [2, 6, 7, 4], f: [1, 1, 4, 6], s: 1, p: 'same' },
+  { x: [2, 8, 8, 3], f: [3, 3, 3, 4], s: 1, p: 'same', bias: true, act: 'relu' },
+  { x: [2, 8, 8, 3], f: [3, 3, 3, 4], s: 2, p: 'same', bias: true, act: 'elu' }, // not served: falls back
+];
+
+for (const c of CONV) {
+  test(`conv2d x[${c.x}] f[${c.f}] stride ${c.s} pad ${typeof c.p === 'string' ? c.p : 'explicit'}${c.bias ? ` bias ${c.act}` : ''}: values and gradients match cpu, no leak`, async () => {
+    const before = tf.memory().numTensors;
+    const { errors } = await wasmVsCpu(() => {
+      const xs = [t4(c.x, 1), t4(c.f, 2), ...(c.bias ? [tf.tensor1d(values([c.f[3]], 3))] : [])];
+      const f = (x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor) =>
+        c.bias ? tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: c.s, pad: c.p, bias: b, activation: c.act }) : tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.s, c.p);
+      return grads(f as (...xs: tf.Tensor[]) => tf.Tensor, xs);
+    });
+    errors.forEach((e, i) => assert.ok(e <= TOL, `output ${i}: relative error ${e.toExponential(2)}`));
+    assert.equal(tf.memory().numTensors, before, 'tensor count unchanged');
+  });
+}
+
+const MM: Array<{ a: number[]; b: number[]; ta?: boolean; tb?: boolean; bias?: boolean }> = [
+  { a: [5, 7], b: [7, 3] },
+  { a: [2, 3, 7, 5], b: [2, 3, 4, 7], ta: true, tb: true },
+  { a: [6, 5], b: [5, 4], bias: true },
+];
+for (const c of MM) {
+  test(`matMul a[${c.a}]${c.ta ? 'ᵀ' : ''} b[${c.b}]${c.tb ? 'ᵀ' : ''}${c.bias ? ' + bias, relu' : ''}: values and gradients match cpu`, async () => {
+    const { errors } = await wasmVsCpu(() => {
+      const xs = [tf.tensor(values(c.a, 4), c.a), tf.tensor(values(c.b, 5), c.b), ...(c.bias ? [tf.tensor1d(values([c.b[c.b.length - 1]], 6))] : [])];
+      const f = (a: tf.Tensor, b: tf.Tensor, bias?: tf.Tensor) =>
+        c.bias ? tf.fused.matMul({ a, b, bias, activation: 'relu' }) : tf.matMul(a, b, c.ta, c.tb);
+      return grads(f as (...xs: tf.Tensor[]) => tf.Tensor, xs);
+    });
+    errors.forEach((e, i) => assert.ok(e <= TOL, `output ${i}: relative error ${e.toExponential(2)}`));
+  });
+}
+
+test('matMul a[4,6,5] b[1,5,3] (b broadcast over the batch): values match cpu (tfjs has no gradient for this broadcast on any backend)', async () => {
+  const { errors } = await wasmVsCpu(() => [tf.matMul(tf.tensor3d(values([4, 6, 5], 7), [4, 6, 5]), tf.tensor3d(values([1, 5, 3], 8), [1, 5, 3]))]);
+  assert.ok(errors[0] <= TOL, `relative error ${errors[0].toExponential(2)}`);
+});
+
+test('the gradient suite passes with TDR_NATIVE=0 too (the pure-wasm kernels)', { skip: loadNative().addon ? false : 'native kernels not built: the suite above already ran on wasm' }, () => {
+  const file = path.join(__dirname, 'gradients.test.js');
+  const env: NodeJS.ProcessEnv = { ...process.env, TDR_NATIVE: '0' };
+  delete env.NODE_TEST_CONTEXT; // a plain run with its own TAP output, not a subtest stream
+  const r = spawnSync(process.execPath, ['--test', file], { encoding: 'utf8', env, timeout: 15 * 60_000 });
+  assert.equal(r.status, 0, r.stdout.split('\n').filter((l) => l.startsWith('not ok') || l.includes('error')).slice(0, 20).join('\n'));
+  assert.match(r.stdout, /# fail 0/);
+});
