@@ -79,6 +79,28 @@ test('matMul a[4,6,5] b[1,5,3] (b broadcast over the batch): values match cpu (t
   assert.ok(errors[0] <= TOL, `relative error ${errors[0].toExponential(2)}`);
 });
 
+test('data-parallel training of a demo-sized text encoder + UNet on native kernels: 2 workers give the 1-worker loss and gradient norm', { skip: loadNative().addon ? false : 'native kernels not built' }, async () => {
+  // Note: this did NOT reproduce the wrong gradients that two workers gave on the real demo T2I stage
+  // without the sgemm lock (native/src/tdr_native.c); it guards the parallel path on native kernels.
+  const { train, readLog } = await import('../../lib/train/loop');
+  const { buildUnetStage } = await import('../helpers/unet_stage');
+  const { tmpDir } = await import('../helpers/fixtures');
+  const cfg = { steps: 2, lr: 1e-4, warmup: 1, logEvery: 1, checkpointEvery: 100, emaDecay: 0.9, seed: 3 };
+  const logs = [];
+  for (const workers of [1, 2]) {
+    const st = await buildUnetStage({ seed: 1, batch: 8 });
+    const dir = tmpDir();
+    const factory = { module: path.join(__dirname, '..', 'helpers', 'unet_stage.js'), fn: 'buildUnetStage', args: { seed: 1, batch: 8 } };
+    await train(st, cfg, { runDir: dir, meta: {}, quiet: true, parallel: workers > 1 ? { workers, factory } : undefined });
+    logs.push(readLog(dir));
+    st.params.dispose();
+  }
+  logs[0].forEach((r, i) => {
+    assert.ok(Math.abs(r.l_total - logs[1][i].l_total) <= 1e-4 * Math.abs(r.l_total), `loss at step ${r.step}: ${r.l_total} vs ${logs[1][i].l_total}`);
+    assert.ok(Math.abs(r.gradNorm - logs[1][i].gradNorm) <= 1e-3 * r.gradNorm, `grad norm at step ${r.step}: ${r.gradNorm} vs ${logs[1][i].gradNorm}`);
+  });
+});
+
 test('the gradient suite passes with TDR_NATIVE=0 too (the pure-wasm kernels)', { skip: loadNative().addon ? false : 'native kernels not built: the suite above already ran on wasm' }, () => {
   const file = path.join(__dirname, 'gradients.test.js');
   const env: NodeJS.ProcessEnv = { ...process.env, TDR_NATIVE: '0' };
