@@ -86,7 +86,7 @@ test('data-parallel training of a demo-sized text encoder + UNet on native kerne
   const { buildUnetStage } = await import('../helpers/unet_stage');
   const { tmpDir } = await import('../helpers/fixtures');
   const cfg = { steps: 2, lr: 1e-4, warmup: 1, logEvery: 1, checkpointEvery: 100, emaDecay: 0.9, seed: 3 };
-  const logs = [];
+  const logs: Array<ReturnType<typeof readLog>> = [];
   for (const workers of [1, 2]) {
     const st = await buildUnetStage({ seed: 1, batch: 8 });
     const dir = tmpDir();
