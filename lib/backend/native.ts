@@ -1,7 +1,7 @@
 /**
- * Optional native CPU kernels for the wasm backend (issue #7 item 4): `native/` (package
- * `tdr-native`, an optional dependency) is a Node-API addon built by node-gyp at install against
- * Debian's OpenBLAS (`libopenblas-dev`). When it loaded, the GEMM-shaped kernels run there:
+ * Optional native CPU kernels for the wasm backend (issue #7 item 4): `native/` is a Node-API addon
+ * built by `npm install`'s postinstall (scripts/build_native.js, npm's own node-gyp) against
+ * Debian's OpenBLAS (`libopenblas-dev`); when it does not build, nothing fails. When it loaded, the GEMM-shaped kernels run there:
  *   Conv2D, FusedConv2D (bias + linear/relu), Conv2DBackpropFilter, Conv2DBackpropInput (im2col /
  *   col2im + sgemm, NHWC, any stride and explicit padding, dilation 1),
  *   BatchMatMul, _FusedMatMul (one sgemm per matrix, transposes as sgemm flags).
@@ -12,6 +12,7 @@
  * thread per call: the data-parallel workers use the cores.
  * Off with TDR_NATIVE=0. Gradient-checked against the cpu backend in test/backend/native.test.ts.
  */
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -33,12 +34,13 @@ export function loadNative(): { addon: NativeAddon | null; reason: string } {
   if (process.env.TDR_NATIVE === '0') return (loaded = { addon: null, reason: 'TDR_NATIVE=0' });
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const addon = require('tdr-native') as NativeAddon;
+    // dist/lib/backend/native.js → <project>/native/build/Release/tdr_native.node
+    const addon = require(path.join(__dirname, '..', '..', '..', 'native', 'build', 'Release', 'tdr_native.node')) as NativeAddon;
     addon.setThreads(1);
     return (loaded = { addon, reason: addon.config() });
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    return (loaded = { addon: null, reason: `tdr-native not available (${msg})` });
+    return (loaded = { addon: null, reason: `native kernels not built (${msg}); run npm install with libopenblas-dev and a C compiler present` });
   }
 }
 
