@@ -42,6 +42,8 @@ export interface BenchResult {
   threads: number;
   simd?: boolean;
   backendDetail: string;
+  /** 'native' when the OpenBLAS kernels (lib/backend/native.ts) served conv/matmul, else 'wasm' (or the backend's own) */
+  kernels: 'native' | 'wasm' | 'backend';
   tfjsVersion: string;
   batch: number;
   size: number;
@@ -248,6 +250,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     threads: info.threads,
     ...(info.simd != null ? { simd: info.simd } : {}),
     backendDetail: info.detail,
+    kernels: info.name !== 'wasm' ? 'backend' : info.detail.includes('native kernels') ? 'native' : 'wasm',
     tfjsVersion: tf.version.tfjs,
     batch: BATCH,
     size: SIZE,

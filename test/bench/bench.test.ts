@@ -2,6 +2,7 @@
  * lib/bench/unet.ts: one untimed-for-assertion run (steps=1, warmup=0): result fields and a flat
  * tensor count. Not a timing test: only that the times are positive numbers.
  */
+import { loadNative } from '../../lib/backend/native';
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -24,6 +25,7 @@ test('runBench steps=1 warmup=0: fields, finite loss, tensor count flat', async 
   assert.equal(r.tensorsPerStepDrift, 0);
   assert.equal(r.backend, tf.getBackend());
   assert.ok(r.threads >= 1);
+  assert.equal(r.kernels, loadNative().addon ? 'native' : 'wasm');
   assert.equal(r.batch, 8);
   assert.equal(r.size, 64);
   assert.equal(r.steps, 1);
