@@ -41,6 +41,8 @@ export const WASM_KERNELS = [
   'FusedConv2D',
   'DepthwiseConv2dNative',
   'FusedDepthwiseConv2D',
+  'SplitV',
+  'ResizeNearestNeighborGrad',
 ] as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -624,6 +626,71 @@ function explicitSamePad(kernelName: 'Conv2D' | 'FusedConv2D' | 'DepthwiseConv2d
   };
 }
 
+/**
+ * SplitV (the gradient of Concat) through the registered Slice kernel: the stock one calls wasm's
+ * own slice, which copies all of x for every piece (20 ms of a 500-ms U-Net step).
+ */
+function splitVBySlice(): tf.KernelConfig {
+  return {
+    kernelName: 'SplitV',
+    backendName: 'wasm',
+    kernelFunc: (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const a = args.attrs as unknown as tf.SplitVAttrs;
+      const axis = tf.util.parseAxisParam(a.axis, x.shape)[0];
+      const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, a.numOrSizeSplits, axis);
+      const slice = tf.getKernel('Slice', 'wasm')!.kernelFunc;
+      const begin = new Array<number>(x.shape.length).fill(0);
+      return sizes.map((n) => {
+        const size = [...x.shape];
+        size[axis] = n;
+        const out = slice({ inputs: { x }, attrs: { begin: [...begin], size } as never, backend: args.backend }) as tf.TensorInfo;
+        begin[axis] += n;
+        return out;
+      });
+    },
+  };
+}
+
+/**
+ * ResizeNearestNeighborGrad for an integer up-scaling factor (alignCorners and halfPixelCenters
+ * false: output pixel y reads input floor(y/s)), as a sum over each s×s block on heap views;
+ * anything else goes to the stock kernel (26 ms → ≈ 2 ms of a 500-ms U-Net step).
+ */
+function resizeNearestGrad(): tf.KernelConfig {
+  const stock = tf.getKernel('ResizeNearestNeighborGrad', 'wasm');
+  if (stock == null) throw new Error('tdr: wasm backend has no stock ResizeNearestNeighborGrad kernel to wrap');
+  return {
+    ...stock,
+    kernelFunc: (args) => {
+      const images = args.inputs.images as tf.TensorInfo;
+      const dy = args.inputs.dy as tf.TensorInfo;
+      const a = args.attrs as unknown as tf.ResizeNearestNeighborGradAttrs;
+      const [n, h, w, c] = images.shape;
+      const [, hy, wy] = dy.shape;
+      const sy = hy / h;
+      const sx = wy / w;
+      if (a.alignCorners || dy.dtype !== 'float32' || !Number.isInteger(sy) || !Number.isInteger(sx) || sy < 1 || sx < 1) return stock.kernelFunc(args);
+      const heap = args.backend as unknown as WasmHeap;
+      const out = heap.makeOutput([n, h, w, c], 'float32');
+      const o = heap.typedArrayFromHeap(out) as Float32Array;
+      const d = heap.typedArrayFromHeap(dy) as Float32Array;
+      o.fill(0);
+      for (let b = 0; b < n; b++)
+        for (let y = 0; y < hy; y++) {
+          const orow = ((b * h + Math.floor(y / sy)) * w) * c;
+          const drow = ((b * hy + y) * wy) * c;
+          for (let x = 0; x < wy; x++) {
+            const oi = orow + Math.floor(x / sx) * c;
+            const di = drow + x * c;
+            for (let k = 0; k < c; k++) o[oi + k] += d[di + k];
+          }
+        }
+      return out;
+    },
+  };
+}
+
 function replace(config: tf.KernelConfig): void {
   if (tf.getKernel(config.kernelName, config.backendName) != null) {
     tf.unregisterKernel(config.kernelName, config.backendName);
@@ -740,6 +807,8 @@ export function registerWasmKernels(): readonly string[] {
   replace(fusedMatMul);
   replace(fastSlice());
   replace(maxPoolGrad());
+  replace(splitVBySlice());
+  replace(resizeNearestGrad());
   for (const name of ['Conv2D', 'FusedConv2D', 'DepthwiseConv2dNative', 'FusedDepthwiseConv2D'] as const) {
     replace(explicitSamePad(name));
   }

@@ -209,6 +209,26 @@ describe('pooling, resize and attention gradients a U-Net / transformer step use
     });
     check(['ResizeNearestNeighborGrad'], errors);
   });
+  test('resizeNearestNeighbor x3 x=[2,4,5,3] (integer factor: block sums) and 5x4 -> 7x9 (stock path)', async () => {
+    for (const [x, to] of [[[2, 4, 5, 3], [12, 15]], [[2, 5, 4, 3], [7, 9]]] as Array<[number[], [number, number]]>) {
+      const { errors } = await wasmVsCpu(() => {
+        const w = tf.tensor(values([x[0], to[0], to[1], x[3]], 23), [x[0], to[0], to[1], x[3]]);
+        return tf.grads((t: tf.Tensor) => tf.image.resizeNearestNeighbor(t as tf.Tensor4D, to).mul(w).sum())([tf.tensor(values(x, 24), x)]);
+      });
+      check(['ResizeNearestNeighborGrad'], errors);
+    }
+  });
+  test('concat gradient = SplitV: channels 3 + 5 + 2 and rows 2 + 4', async () => {
+    const { errors } = await wasmVsCpu(() => {
+      const a = tf.tensor(values([2, 6, 4, 3], 25), [2, 6, 4, 3]);
+      const b = tf.tensor(values([2, 6, 4, 5], 26), [2, 6, 4, 5]);
+      const c = tf.tensor(values([2, 6, 4, 2], 27), [2, 6, 4, 2]);
+      const w = tf.tensor(values([2, 6, 4, 10], 28), [2, 6, 4, 10]);
+      const g = tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => tf.concat([p, q, r], 3).mul(w).sum())([a, b, c]);
+      return [...g, ...tf.split(tf.tensor(values([2, 6, 4, 3], 29), [2, 6, 4, 3]), [2, 4], 1)];
+    });
+    check(['SplitV', 'SplitV', 'SplitV', 'SplitV', 'SplitV'], errors);
+  });
   test('resizeBilinear 5x4 -> 9x11 x=[2,5,4,3]', async () => {
     const { errors } = await wasmVsCpu(() => {
       const w = tf.tensor(values([2, 9, 11, 3], 21), [2, 9, 11, 3]);
@@ -298,6 +318,11 @@ describe('no leaks', () => {
     FusedDepthwiseConv2D: () =>
       run('FusedDepthwiseConv2D', { x: x(), filter: tf.ones([1, 3, 4, 1]), bias: tf.ones([4]) }, { strides: 2, pad: 'same', dataFormat: 'NHWC', dilations: 1, activation: 'relu' }),
     Slice: () => run('Slice', { x: x() }, { begin: [1, 2, 0, 1], size: [1, 5, 7, 2] }),
+    SplitV: () => {
+      const xs = { x: x() };
+      return [...(tf.engine().runKernel('SplitV', xs, { numOrSizeSplits: [1, 3], axis: 3 } as never) as unknown as tf.Tensor[]), xs.x];
+    },
+    ResizeNearestNeighborGrad: () => run('ResizeNearestNeighborGrad', { images: x(), dy: tf.ones([2, 18, 14, 4]) }, { alignCorners: false, halfPixelCenters: false }),
   };
   for (const name of WASM_KERNELS) {
     test(`${name}: numTensors and wasm data ids flat`, () => {
