@@ -83,6 +83,30 @@ export interface TrainOptions {
   shouldStop?: () => boolean;
   /** data-parallel: `workers` replicas in total (the main thread is one of them); needs stage.sliceBatch */
   parallel?: { workers: number; factory: WorkerFactory };
+  /**
+   * What must not change for a run to resume (stored in the checkpoint; a resume with a different
+   * key is refused, naming the fields). Default: `meta.config` without bookkeeping (steps,
+   * checkpointEvery, logEvery, sample) — so a run can be extended, never silently mixed.
+   */
+  resumeKey?: unknown;
+}
+
+const BOOKKEEPING = new Set(['steps', 'checkpointEvery', 'logEvery', 'sample']);
+
+/** A copy of `v` without bookkeeping keys at any depth (see TrainOptions.resumeKey). */
+export function withoutBookkeeping(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutBookkeeping);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([k]) => !BOOKKEEPING.has(k)).map(([k, x]) => [k, withoutBookkeeping(x)]));
+  return v;
+}
+
+/** Paths where two JSON values differ, e.g. ['text.contextLength: 32 → 48']. */
+export function jsonDiff(a: unknown, b: unknown, at = ''): string[] {
+  if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => jsonDiff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], at ? `${at}.${k}` : k));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [`${at || '(root)'}: ${JSON.stringify(a)} → ${JSON.stringify(b)}`];
 }
 
 export interface LogRecord {
@@ -158,6 +182,7 @@ export function splitState(tensors: Named): { params: Named; ema: Named; adam: N
  */
 export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfigSchema>, opts: TrainOptions): Promise<TrainResult> {
   const cfg = TrainConfigSchema.parse(cfgIn);
+  const resumeKey = opts.resumeKey ?? withoutBookkeeping(opts.meta.config ?? opts.meta);
   fs.mkdirSync(opts.runDir, { recursive: true });
   const ckptFile = path.join(opts.runDir, CHECKPOINT_FILE);
   const logFile = path.join(opts.runDir, LOG_FILE);
@@ -168,6 +193,15 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
   // --- resume
   if (fs.existsSync(ckptFile)) {
     const { meta, tensors } = loadCheckpoint(ckptFile);
+    if (meta.resumeKey !== undefined) {
+      const diff = jsonDiff(meta.resumeKey, JSON.parse(JSON.stringify(resumeKey)));
+      if (diff.length) {
+        throw new CheckpointError(
+          `${ckptFile}: this run was started with another configuration (${diff.slice(0, 5).join('; ')}${diff.length > 5 ? '; …' : ''}); ` +
+            'resume it with its own configuration, or train into another --runs folder',
+        );
+      }
+    }
     const s = splitState(tensors);
     stage.params.assign(s.params, { source: ckptFile });
     opt.load(s.adam, Number(meta.adamT ?? 0));
@@ -305,7 +339,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
         await opts.onLog?.(rec);
       }
       if (step % cfg.checkpointEvery === 0 || step === endStep || stopRequested || opts.shouldStop?.()) {
-        saveState(ckptFile, stage.params, opt, ema, step, opts.meta);
+        saveState(ckptFile, stage.params, opt, ema, step, { ...opts.meta, resumeKey });
       }
       progress.update(step, lastLoss);
       if (stopRequested || opts.shouldStop?.()) break;

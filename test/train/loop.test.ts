@@ -93,6 +93,33 @@ test('exact resume: 3 steps + resume to 8 equals 8 uninterrupted steps (log and 
   b2.params.dispose();
 });
 
+test('resume refuses a run started with another configuration, naming the field; more steps is fine', async () => {
+  const dir = tmpDir();
+  const config = { text: { contextLength: 32, width: 16 }, unetTrain: { steps: 8, lr: 0.01, logEvery: 1 }, sample: { steps: 50 } };
+  const s1 = makeStage();
+  await train(s1, cfg, { runDir: dir, meta: { config }, quiet: true, maxStepsThisCall: 3 });
+  s1.params.dispose();
+  const s2 = makeStage();
+  const changed = { ...config, text: { ...config.text, contextLength: 48 } };
+  await assert.rejects(train(s2, cfg, { runDir: dir, meta: { config: changed }, quiet: true }), (e: Error) => {
+    assert.match(e.message, /checkpoint\.tdrc: this run was started with another configuration \(text\.contextLength: 32 → 48\); resume it with its own configuration, or train into another --runs folder/);
+    return true;
+  });
+  // bookkeeping may change: more steps, other log interval, other sampling settings
+  const extended = { ...config, unetTrain: { ...config.unetTrain, steps: 20, logEvery: 5 }, sample: { steps: 10 } };
+  const r = await train(s2, { ...cfg, steps: 10 }, { runDir: dir, meta: { config: extended }, quiet: true });
+  assert.equal(r.resumedFrom, 3);
+  assert.equal(r.step, 10);
+  s2.params.dispose();
+  // an explicit resumeKey narrows the check (the autoencoder stage ignores the text settings)
+  const dir2 = tmpDir();
+  const s3 = makeStage();
+  await train(s3, cfg, { runDir: dir2, meta: { config }, resumeKey: { ae: 1 }, quiet: true, maxStepsThisCall: 2 });
+  const r3 = await train(s3, cfg, { runDir: dir2, meta: { config: changed }, resumeKey: { ae: 1 }, quiet: true });
+  assert.equal(r3.resumedFrom, 2);
+  s3.params.dispose();
+});
+
 test('a training step leaks no tensors', async () => {
   const stage = makeStage();
   const dir = tmpDir();

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Params } from '../../models/params';
 import { Autoencoder } from '../../models/autoencoder';
 import { T2IConfig } from '../../config/presets';
-import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE } from '../loop';
+import { withoutBookkeeping, train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE } from '../loop';
 import { loadPhotos, randomCrop, centerCrop, toBatch, fromBatch, LoadedPhoto } from '../../data/patches';
 import { degrade, TASKS, DegradeOptions } from '../../data/degrade';
 import { psnr } from '../../eval/metrics';
@@ -105,6 +105,8 @@ export async function trainAutoencoder(cfg: T2IConfig, runDir: string, opts: { q
   const result = await train(autoencoderStage(cfg, params, ae, photosByScale), trainCfg, {
     runDir,
     meta: { stage: 'autoencoder', config: cfg },
+    // only what the autoencoder depends on: the text/UNet parts of the preset may change meanwhile
+    resumeKey: withoutBookkeeping({ autoencoder: cfg.autoencoder, aeCrop: cfg.aeCrop, aeScales: cfg.aeScales, aeDegradeProb: cfg.aeDegradeProb, aeTrain: cfg.aeTrain }),
     label: 'autoencoder',
     quiet: opts.quiet,
     maxStepsThisCall: opts.maxStepsThisCall,
