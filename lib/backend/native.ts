@@ -4,7 +4,8 @@
  * Debian's OpenBLAS (`libopenblas-dev`); when it does not build, nothing fails. When it loaded, the GEMM-shaped kernels run there:
  *   Conv2D, FusedConv2D (bias + linear/relu), Conv2DBackpropFilter, Conv2DBackpropInput (im2col /
  *   col2im + sgemm, NHWC, any stride and explicit padding, dilation 1),
- *   BatchMatMul, _FusedMatMul (one sgemm per matrix, transposes as sgemm flags).
+ *   BatchMatMul, _FusedMatMul (one sgemm per matrix, transposes as sgemm flags),
+ *   DepthwiseConv2dNative, FusedDepthwiseConv2D and both depthwise gradients (direct C loops).
  * They read and write the wasm heap in place (typed-array views; no copies). Anything else
  * (dilations, other activations, broadcasting beyond one side, non-float32) goes to the kernel
  * that was registered before (the tdr wasm kernels). Each worker thread loads its own instance
@@ -22,6 +23,9 @@ export interface NativeAddon {
   conv2dBackpropFilter(x: Float32Array, n: number, h: number, w: number, ci: number, dy: Float32Array, fh: number, fw: number, co: number, sy: number, sx: number, pt: number, pl: number, ho: number, wo: number, dw: Float32Array): void;
   conv2dBackpropInput(dy: Float32Array, n: number, h: number, w: number, ci: number, f: Float32Array, fh: number, fw: number, co: number, sy: number, sx: number, pt: number, pl: number, ho: number, wo: number, dx: Float32Array): void;
   matmul(a: Float32Array, b: Float32Array, out: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, batchA: number, batchB: number): void;
+  depthwiseForward(x: Float32Array, n: number, h: number, w: number, c: number, f: Float32Array, fh: number, fw: number, m: number, sy: number, sx: number, pt: number, pl: number, ho: number, wo: number, out: Float32Array): void;
+  depthwiseBackpropFilter(x: Float32Array, n: number, h: number, w: number, c: number, dy: Float32Array, fh: number, fw: number, m: number, sy: number, sx: number, pt: number, pl: number, ho: number, wo: number, dw: Float32Array): void;
+  depthwiseBackpropInput(dy: Float32Array, n: number, h: number, w: number, c: number, f: Float32Array, fh: number, fw: number, m: number, sy: number, sx: number, pt: number, pl: number, ho: number, wo: number, dx: Float32Array): void;
   setThreads(n: number): void;
   config(): string;
 }
@@ -72,7 +76,18 @@ function applyBiasActivation(out: Float32Array, bias: Float32Array | null, chann
 let registered = false;
 
 /** The kernel names the native path serves (when loaded). */
-export const NATIVE_KERNELS = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul'] as const;
+export const NATIVE_KERNELS = [
+  'Conv2D',
+  'FusedConv2D',
+  'Conv2DBackpropFilter',
+  'Conv2DBackpropInput',
+  'BatchMatMul',
+  '_FusedMatMul',
+  'DepthwiseConv2dNative',
+  'FusedDepthwiseConv2D',
+  'DepthwiseConv2dNativeBackpropFilter',
+  'DepthwiseConv2dNativeBackpropInput',
+] as const;
 
 /**
  * Register the native kernels on top of the current wasm kernels (call after registerWasmKernels,
@@ -176,6 +191,63 @@ export function registerNativeKernels(): string | null {
   };
   wrap('BatchMatMul', (args) => matmul(args, false));
   wrap('_FusedMatMul', (args) => matmul(args, true));
+
+  // depthwise (NAFNet, Restormer, PromptIR): direct loops, filter [fh,fw,C,M]
+  const depthwise = (args: KernelArgs, fused: boolean): tf.TensorInfo | null => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const filter = args.inputs.filter as tf.TensorInfo;
+    const bias = args.inputs.bias as tf.TensorInfo | undefined;
+    const a = args.attrs as { strides?: number | number[]; pad?: unknown; dilations?: number | number[]; dataFormat?: string; dimRoundingMode?: 'floor' | 'round' | 'ceil'; activation?: string };
+    const activation = fused ? (a.activation ?? 'linear') : 'linear';
+    if (!f32(x, filter, bias) || x.shape.length !== 4 || (a.dataFormat != null && a.dataFormat !== 'NHWC')) return null;
+    if ((activation !== 'linear' && activation !== 'relu') || args.inputs.preluActivationWeights != null) return null;
+    const [dh, dw] = pair(a.dilations, 1);
+    if (dh !== 1 || dw !== 1) return null;
+    const [fh, fw, c, m] = filter.shape;
+    if (x.shape[3] !== c || (bias && bias.shape.reduce((p, v) => p * v, 1) !== c * m)) return null;
+    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], pair(a.strides, 1), 1, a.pad as 'same', a.dimRoundingMode, true);
+    const [n, h, w] = x.shape;
+    const heap = args.backend as WasmHeap;
+    const out = heap.makeOutput([n, info.outHeight, info.outWidth, c * m], 'float32');
+    const ov = heap.typedArrayFromHeap(out) as Float32Array;
+    nat.depthwiseForward(heap.typedArrayFromHeap(x) as Float32Array, n, h, w, c, heap.typedArrayFromHeap(filter) as Float32Array, fh, fw, m, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, ov);
+    if (bias || activation !== 'linear') applyBiasActivation(ov, bias ? (heap.typedArrayFromHeap(bias) as Float32Array) : null, c * m, activation);
+    return out;
+  };
+  wrap('DepthwiseConv2dNative', (args) => depthwise(args, false));
+  wrap('FusedDepthwiseConv2D', (args) => depthwise(args, true));
+
+  wrap('DepthwiseConv2dNativeBackpropFilter', (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const dy = args.inputs.dy as tf.TensorInfo;
+    const a = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
+    const [dh, dw] = pair(a.dilations as number | number[], 1);
+    if (!f32(x, dy) || x.shape.length !== 4 || dh !== 1 || dw !== 1) return null;
+    const fs = a.filterShape;
+    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], fs, a.strides, 1, a.pad, a.dimRoundingMode, true);
+    const [n, h, w, c] = x.shape;
+    if (fs[2] !== c || dy.shape[1] !== info.outHeight || dy.shape[2] !== info.outWidth || dy.shape[3] !== c * fs[3]) return null;
+    const heap = args.backend as WasmHeap;
+    const out = heap.makeOutput([...fs], 'float32');
+    nat.depthwiseBackpropFilter(heap.typedArrayFromHeap(x) as Float32Array, n, h, w, c, heap.typedArrayFromHeap(dy) as Float32Array, fs[0], fs[1], fs[3], info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, heap.typedArrayFromHeap(out) as Float32Array);
+    return out;
+  });
+
+  wrap('DepthwiseConv2dNativeBackpropInput', (args) => {
+    const dy = args.inputs.dy as tf.TensorInfo;
+    const filter = args.inputs.filter as tf.TensorInfo;
+    const a = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
+    const [dh, dw] = pair(a.dilations as number | number[], 1);
+    if (!f32(dy, filter) || dy.shape.length !== 4 || dh !== 1 || dw !== 1) return null;
+    const is = a.inputShape;
+    const [fh, fw, c, m] = filter.shape;
+    const info = tf.backend_util.computeConv2DInfo(is, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, true);
+    if (is[3] !== c || dy.shape[1] !== info.outHeight || dy.shape[2] !== info.outWidth || dy.shape[3] !== c * m) return null;
+    const heap = args.backend as WasmHeap;
+    const out = heap.makeOutput([...is], 'float32');
+    nat.depthwiseBackpropInput(heap.typedArrayFromHeap(dy) as Float32Array, is[0], is[1], is[2], c, heap.typedArrayFromHeap(filter) as Float32Array, fh, fw, m, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, heap.typedArrayFromHeap(out) as Float32Array);
+    return out;
+  });
   registered = true;
   return reason;
 }

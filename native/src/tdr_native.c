@@ -222,6 +222,112 @@ static napi_value MatMul(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+/* ---------------------------------------------------------------------------------------------
+ * Depthwise convolution, NHWC, filter [fh,fw,C,M], output channel c·M+m; direct loops (no GEMM).
+ * args: x|dy, n,h,w,c, filter|dy|x, fh,fw,mult, sy,sx, pt,pl, ho,wo, out
+ */
+static int dw_args(napi_env env, napi_callback_info info, napi_value *a, int *d, float **p0, size_t *l0, float **p1, size_t *l1, float **p2, size_t *l2) {
+  size_t argc = 16;
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  if (argc != 16) return 0;
+  if (!conv_dims(env, a, d)) return 0;
+  return get_f32(env, a[0], p0, l0) && get_f32(env, a[5], p1, l1) && get_f32(env, a[15], p2, l2);
+}
+
+/* depthwiseForward(x, n,h,w,c, filter, fh,fw,M, sy,sx, pt,pl, ho,wo, out[n,ho,wo,c·M]) */
+static napi_value DepthwiseForward(napi_env env, napi_callback_info info) {
+  napi_value a[16];
+  int d[13];
+  float *x, *f, *out;
+  size_t lx, lf, lo;
+  CHECK(env, dw_args(env, info, a, d, &x, &lx, &f, &lf, &out, &lo), "tdr-native depthwiseForward: bad arguments");
+  const int n = d[0], h = d[1], w = d[2], c = d[3], fh = d[4], fw = d[5], M = d[6], sy = d[7], sx = d[8], pt = d[9], pl = d[10], ho = d[11], wo = d[12];
+  const int cm = c * M;
+  CHECK(env, lx >= (size_t)n * h * w * c && lf >= (size_t)fh * fw * cm && lo >= (size_t)n * ho * wo * cm, "tdr-native depthwiseForward: a buffer is too small");
+  memset(out, 0, (size_t)n * ho * wo * cm * sizeof(float));
+  for (int b = 0; b < n; b++)
+    for (int oy = 0; oy < ho; oy++)
+      for (int ox = 0; ox < wo; ox++) {
+        float *o = out + (((size_t)b * ho + oy) * wo + ox) * cm;
+        for (int ky = 0; ky < fh; ky++) {
+          const int iy = sy * oy + ky - pt;
+          if (iy < 0 || iy >= h) continue;
+          for (int kx = 0; kx < fw; kx++) {
+            const int ix = sx * ox + kx - pl;
+            if (ix < 0 || ix >= w) continue;
+            const float *xi = x + (((size_t)b * h + iy) * w + ix) * c;
+            const float *fk = f + ((size_t)ky * fw + kx) * cm;
+            if (M == 1) for (int k = 0; k < c; k++) o[k] += xi[k] * fk[k];
+            else for (int k = 0; k < c; k++) for (int m = 0; m < M; m++) o[k * M + m] += xi[k] * fk[k * M + m];
+          }
+        }
+      }
+  return NULL;
+}
+
+/* depthwiseBackpropFilter(x, n,h,w,c, dy, fh,fw,M, sy,sx, pt,pl, ho,wo, dw[fh,fw,c,M]) */
+static napi_value DepthwiseBackpropFilter(napi_env env, napi_callback_info info) {
+  napi_value a[16];
+  int d[13];
+  float *x, *dy, *dw;
+  size_t lx, ldy, ldw;
+  CHECK(env, dw_args(env, info, a, d, &x, &lx, &dy, &ldy, &dw, &ldw), "tdr-native depthwiseBackpropFilter: bad arguments");
+  const int n = d[0], h = d[1], w = d[2], c = d[3], fh = d[4], fw = d[5], M = d[6], sy = d[7], sx = d[8], pt = d[9], pl = d[10], ho = d[11], wo = d[12];
+  const int cm = c * M;
+  CHECK(env, lx >= (size_t)n * h * w * c && ldy >= (size_t)n * ho * wo * cm && ldw >= (size_t)fh * fw * cm, "tdr-native depthwiseBackpropFilter: a buffer is too small");
+  memset(dw, 0, (size_t)fh * fw * cm * sizeof(float));
+  for (int b = 0; b < n; b++)
+    for (int oy = 0; oy < ho; oy++)
+      for (int ox = 0; ox < wo; ox++) {
+        const float *g = dy + (((size_t)b * ho + oy) * wo + ox) * cm;
+        for (int ky = 0; ky < fh; ky++) {
+          const int iy = sy * oy + ky - pt;
+          if (iy < 0 || iy >= h) continue;
+          for (int kx = 0; kx < fw; kx++) {
+            const int ix = sx * ox + kx - pl;
+            if (ix < 0 || ix >= w) continue;
+            const float *xi = x + (((size_t)b * h + iy) * w + ix) * c;
+            float *dk = dw + ((size_t)ky * fw + kx) * cm;
+            if (M == 1) for (int k = 0; k < c; k++) dk[k] += xi[k] * g[k];
+            else for (int k = 0; k < c; k++) for (int m = 0; m < M; m++) dk[k * M + m] += xi[k] * g[k * M + m];
+          }
+        }
+      }
+  return NULL;
+}
+
+/* depthwiseBackpropInput(dy, n,h,w,c, filter, fh,fw,M, sy,sx, pt,pl, ho,wo, dx[n,h,w,c]) */
+static napi_value DepthwiseBackpropInput(napi_env env, napi_callback_info info) {
+  napi_value a[16];
+  int d[13];
+  float *dy, *f, *dx;
+  size_t ldy, lf, ldx;
+  CHECK(env, dw_args(env, info, a, d, &dy, &ldy, &f, &lf, &dx, &ldx), "tdr-native depthwiseBackpropInput: bad arguments");
+  const int n = d[0], h = d[1], w = d[2], c = d[3], fh = d[4], fw = d[5], M = d[6], sy = d[7], sx = d[8], pt = d[9], pl = d[10], ho = d[11], wo = d[12];
+  const int cm = c * M;
+  CHECK(env, ldy >= (size_t)n * ho * wo * cm && lf >= (size_t)fh * fw * cm && ldx >= (size_t)n * h * w * c, "tdr-native depthwiseBackpropInput: a buffer is too small");
+  memset(dx, 0, (size_t)n * h * w * c * sizeof(float));
+  for (int b = 0; b < n; b++)
+    for (int oy = 0; oy < ho; oy++)
+      for (int ox = 0; ox < wo; ox++) {
+        const float *g = dy + (((size_t)b * ho + oy) * wo + ox) * cm;
+        for (int ky = 0; ky < fh; ky++) {
+          const int iy = sy * oy + ky - pt;
+          if (iy < 0 || iy >= h) continue;
+          for (int kx = 0; kx < fw; kx++) {
+            const int ix = sx * ox + kx - pl;
+            if (ix < 0 || ix >= w) continue;
+            float *xi = dx + (((size_t)b * h + iy) * w + ix) * c;
+            const float *fk = f + ((size_t)ky * fw + kx) * cm;
+            if (M == 1) for (int k = 0; k < c; k++) xi[k] += g[k] * fk[k];
+            else for (int k = 0; k < c; k++) for (int m = 0; m < M; m++) xi[k] += g[k * M + m] * fk[k * M + m];
+          }
+        }
+      }
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value a[1];
@@ -245,6 +351,9 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"conv2dBackpropFilter", NULL, Conv2dBackpropFilter, NULL, NULL, NULL, napi_default, NULL},
       {"conv2dBackpropInput", NULL, Conv2dBackpropInput, NULL, NULL, NULL, napi_default, NULL},
       {"matmul", NULL, MatMul, NULL, NULL, NULL, napi_default, NULL},
+      {"depthwiseForward", NULL, DepthwiseForward, NULL, NULL, NULL, napi_default, NULL},
+      {"depthwiseBackpropFilter", NULL, DepthwiseBackpropFilter, NULL, NULL, NULL, napi_default, NULL},
+      {"depthwiseBackpropInput", NULL, DepthwiseBackpropInput, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, Config, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -57,6 +57,24 @@ for (const c of CONV) {
   });
 }
 
+const DW: Array<{ x: Shape4; f: Shape4; s: number; p: 'same' | 'valid'; bias?: boolean }> = [
+  { x: [2, 9, 8, 6], f: [3, 3, 6, 1], s: 1, p: 'same' },
+  { x: [2, 9, 8, 3], f: [3, 3, 3, 2], s: 2, p: 'same' },
+  { x: [1, 7, 10, 4], f: [5, 3, 4, 1], s: 2, p: 'valid' },
+  { x: [2, 8, 8, 4], f: [3, 3, 4, 1], s: 1, p: 'same', bias: true },
+];
+for (const c of DW) {
+  test(`depthwiseConv2d x[${c.x}] f[${c.f}] stride ${c.s} pad ${c.p}${c.bias ? ' bias relu' : ''}: values and gradients match cpu`, async () => {
+    const { errors } = await wasmVsCpu(() => {
+      const xs = [t4(c.x, 11), t4(c.f, 12), ...(c.bias ? [tf.tensor1d(values([c.f[2] * c.f[3]], 13))] : [])];
+      const f = (x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor) =>
+        c.bias ? tf.fused.depthwiseConv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: c.s, pad: c.p, bias: b, activation: 'relu' }) : tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.s, c.p);
+      return grads(f as (...xs: tf.Tensor[]) => tf.Tensor, xs);
+    });
+    errors.forEach((e, i) => assert.ok(e <= TOL, `output ${i}: relative error ${e.toExponential(2)}`));
+  });
+}
+
 const MM: Array<{ a: number[]; b: number[]; ta?: boolean; tb?: boolean; bias?: boolean }> = [
   { a: [5, 7], b: [7, 3] },
   { a: [2, 3, 7, 5], b: [2, 3, 4, 7], ta: true, tb: true },
