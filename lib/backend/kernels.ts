@@ -43,6 +43,7 @@ export const WASM_KERNELS = [
   'FusedDepthwiseConv2D',
   'SplitV',
   'ResizeNearestNeighborGrad',
+  'Concat',
 ] as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -532,7 +533,8 @@ function fastSlice(): tf.KernelConfig {
       for (;;) {
         let off = begin[axis] * stride(axis);
         for (let i = 0; i < axis; i++) off += (begin[i] + idx[i]) * stride(i);
-        ov.set(xv.subarray(off, off + run), o);
+        if (run >= 64) ov.set(xv.subarray(off, off + run), o);
+        else for (let k = 0; k < run; k++) ov[o + k] = xv[off + k]; // short runs: no subarray object per run
         o += run;
         let i = axis - 1;
         while (i >= 0 && ++idx[i] === size[i]) idx[i--] = 0;
@@ -691,6 +693,40 @@ function resizeNearestGrad(): tf.KernelConfig {
   };
 }
 
+/**
+ * Concat on heap views; short inner runs (a channel concat of NHWC maps) are copied element-wise
+ * instead of through one subarray object per run (the stock kernel's cost on [8,64,64,C] maps).
+ */
+function fastConcat(): tf.KernelConfig {
+  const stock = tf.getKernel('Concat', 'wasm');
+  if (stock == null) throw new Error('tdr: wasm backend has no stock Concat kernel to wrap');
+  return {
+    ...stock,
+    kernelFunc: (args) => {
+      const inputs = (args.inputs as unknown as tf.TensorInfo[]).filter((t) => t.shape.reduce((p, v) => p * v, 1) > 0);
+      if (inputs.length < 2 || inputs.some((t) => t.dtype === 'string')) return stock.kernelFunc(args);
+      const all = args.inputs as unknown as tf.TensorInfo[];
+      const axis = tf.util.parseAxisParam((args.attrs as unknown as tf.ConcatAttrs).axis, all[0].shape)[0];
+      const outShape = tf.backend_util.computeOutShape(all.map((t) => t.shape), axis);
+      const heap = args.backend as unknown as WasmHeap;
+      const out = heap.makeOutput(outShape, all[0].dtype);
+      const ov = heap.typedArrayFromHeap(out);
+      const outer = inputs[0].shape.slice(0, axis).reduce((p, v) => p * v, 1);
+      const inner = inputs.map((t) => t.shape.slice(axis).reduce((p, v) => p * v, 1));
+      const views = inputs.map((t) => heap.typedArrayFromHeap(t));
+      const total = inner.reduce((p, v) => p + v, 0);
+      for (let i = 0; i < inputs.length; i++) {
+        const v = views[i];
+        const n = inner[i];
+        let o = inner.slice(0, i).reduce((p, q) => p + q, 0);
+        if (n >= 64) for (let b = 0; b < outer; b++, o += total) ov.set(v.subarray(b * n, b * n + n), o);
+        else for (let b = 0, src = 0; b < outer; b++, o += total) for (let k = 0; k < n; k++) ov[o + k] = v[src++];
+      }
+      return out;
+    },
+  };
+}
+
 function replace(config: tf.KernelConfig): void {
   if (tf.getKernel(config.kernelName, config.backendName) != null) {
     tf.unregisterKernel(config.kernelName, config.backendName);
@@ -808,6 +844,7 @@ export function registerWasmKernels(): readonly string[] {
   replace(fastSlice());
   replace(maxPoolGrad());
   replace(splitVBySlice());
+  replace(fastConcat());
   replace(resizeNearestGrad());
   for (const name of ['Conv2D', 'FusedConv2D', 'DepthwiseConv2dNative', 'FusedDepthwiseConv2D'] as const) {
     replace(explicitSamePad(name));

@@ -218,6 +218,19 @@ describe('pooling, resize and attention gradients a U-Net / transformer step use
       check(['ResizeNearestNeighborGrad'], errors);
     }
   });
+  test('concat along every axis, short and long inner runs (values)', async () => {
+    const { errors } = await wasmVsCpu(() => {
+      const outs: tf.Tensor[] = [];
+      for (const axis of [0, 1, 2, 3]) {
+        const a = tf.tensor(values([2, 3, 4, 5], 30 + axis), [2, 3, 4, 5]);
+        const shapeB = [2, 3, 4, 5];
+        shapeB[axis] = axis === 3 ? 70 : 2;
+        outs.push(tf.concat([a, tf.tensor(values(shapeB, 40 + axis), shapeB), a], axis));
+      }
+      return outs;
+    });
+    check(['Concat', 'Concat', 'Concat', 'Concat'], errors);
+  });
   test('concat gradient = SplitV: channels 3 + 5 + 2 and rows 2 + 4', async () => {
     const { errors } = await wasmVsCpu(() => {
       const a = tf.tensor(values([2, 6, 4, 3], 25), [2, 6, 4, 3]);
@@ -321,6 +334,10 @@ describe('no leaks', () => {
     SplitV: () => {
       const xs = { x: x() };
       return [...(tf.engine().runKernel('SplitV', xs, { numOrSizeSplits: [1, 3], axis: 3 } as never) as unknown as tf.Tensor[]), xs.x];
+    },
+    Concat: () => {
+      const xs = [x(), tf.ones([2, 9, 7, 2]), tf.ones([2, 9, 7, 100])];
+      return [tf.engine().runKernel('Concat', xs as never, { axis: 3 } as never) as tf.Tensor, ...xs];
     },
     ResizeNearestNeighborGrad: () => run('ResizeNearestNeighborGrad', { images: x(), dy: tf.ones([2, 18, 14, 4]) }, { alignCorners: false, halfPixelCenters: false }),
   };
