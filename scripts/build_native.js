@@ -20,7 +20,12 @@ if (!gyp) {
   console.log('tdr: native kernels not built (node-gyp not found); using the wasm kernels');
   process.exit(0);
 }
-const r = spawnSync(process.execPath, [gyp, 'rebuild'], { cwd: dir, encoding: 'utf8', env: process.env });
+// build against this Node's own headers when they are installed (Debian's nodejs, nvm, …): node-gyp
+// would otherwise try to download them, and there may be no network
+const args = [gyp, 'rebuild'];
+const localRoot = path.resolve(path.dirname(process.execPath), '..');
+if (!process.env.npm_config_nodedir && fs.existsSync(path.join(localRoot, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${localRoot}`);
+const r = spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', env: process.env });
 if (r.status === 0 && fs.existsSync(path.join(dir, 'build', 'Release', 'tdr_native.node'))) {
   console.log('tdr: native kernels built (native/build/Release/tdr_native.node, OpenBLAS)');
 } else {
