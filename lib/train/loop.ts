@@ -338,6 +338,9 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
         lastLoss = `l_total ${total.toFixed(4)}`;
         await opts.onLog?.(rec);
       }
+      // let the event loop run: signal events (Ctrl-C, SIGTERM) are macrotasks, and a single-worker
+      // step that only awaits resolved promises would otherwise never let them in
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (step % cfg.checkpointEvery === 0 || step === endStep || stopRequested || opts.shouldStop?.()) {
         saveState(ckptFile, stage.params, opt, ema, step, { ...opts.meta, resumeKey });
       }
