@@ -99,60 +99,73 @@ export function registerNativeKernels(): string | null {
   if (registered) return reason;
   const nat = addon;
 
-  const conv = (args: KernelArgs, fused: boolean): tf.TensorInfo | null => {
+  // Conv2D and depthwise (NAFNet, Restormer, PromptIR) share one shape logic: filter [fh,fw,C,K]
+  // gives K output channels for a conv, C·K for a depthwise conv; the addon's calls take the same arguments.
+  type Attrs = { strides?: number | number[]; pad?: unknown; dilations?: number | number[]; dataFormat?: string; dimRoundingMode?: 'floor' | 'round' | 'ceil'; activation?: string };
+  const outChannels = (fs: readonly number[], depthwise: boolean) => (depthwise ? fs[2] * fs[3] : fs[3]);
+  const plainNHWC = (a: Attrs) => (a.dataFormat == null || a.dataFormat === 'NHWC') && pair(a.dilations, 1).every((v) => v === 1);
+  const info4 = (xs: readonly number[], fs: readonly number[], a: Attrs, depthwise: boolean) =>
+    tf.backend_util.computeConv2DInfo(xs as [number, number, number, number], fs as [number, number, number, number], pair(a.strides, 1), 1, a.pad as 'same', a.dimRoundingMode, depthwise);
+
+  const forward = (args: KernelArgs, fused: boolean, depthwise: boolean): tf.TensorInfo | null => {
     const x = args.inputs.x as tf.TensorInfo;
     const filter = args.inputs.filter as tf.TensorInfo;
     const bias = args.inputs.bias as tf.TensorInfo | undefined;
-    const a = args.attrs as { strides?: number | number[]; pad?: unknown; dilations?: number | number[]; dataFormat?: string; dimRoundingMode?: 'floor' | 'round' | 'ceil'; activation?: string };
+    const a = args.attrs as Attrs;
     const activation = fused ? (a.activation ?? 'linear') : 'linear';
-    if (!f32(x, filter, bias) || x.shape.length !== 4 || (a.dataFormat != null && a.dataFormat !== 'NHWC')) return null;
-    if (activation !== 'linear' && activation !== 'relu') return null;
-    if (args.inputs.preluActivationWeights != null) return null;
-    const [dh, dw] = pair(a.dilations, 1);
-    if (dh !== 1 || dw !== 1) return null;
-    const [fh, fw, ci, co] = filter.shape;
-    if (bias && bias.shape.reduce((p, v) => p * v, 1) !== co) return null;
-    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], pair(a.strides, 1), 1, a.pad as 'same', a.dimRoundingMode);
+    if (!f32(x, filter, bias) || x.shape.length !== 4 || !plainNHWC(a)) return null;
+    if ((activation !== 'linear' && activation !== 'relu') || args.inputs.preluActivationWeights != null) return null;
+    const [fh, fw, ci, k] = filter.shape;
+    const co = outChannels(filter.shape, depthwise);
+    if (x.shape[3] !== ci || (bias && bias.shape.reduce((p, v) => p * v, 1) !== co)) return null;
+    const info = info4(x.shape, filter.shape, a, depthwise);
     const [n, h, w] = x.shape;
     const heap = args.backend as WasmHeap;
     const out = heap.makeOutput([n, info.outHeight, info.outWidth, co], 'float32'); // first: growing the heap detaches views
     const ov = heap.typedArrayFromHeap(out) as Float32Array;
-    nat.conv2dForward(heap.typedArrayFromHeap(x) as Float32Array, n, h, w, ci, heap.typedArrayFromHeap(filter) as Float32Array, fh, fw, co, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, ov);
+    (depthwise ? nat.depthwiseForward : nat.conv2dForward)(heap.typedArrayFromHeap(x) as Float32Array, n, h, w, ci, heap.typedArrayFromHeap(filter) as Float32Array, fh, fw, k, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, ov);
     if (bias || activation !== 'linear') applyBiasActivation(ov, bias ? (heap.typedArrayFromHeap(bias) as Float32Array) : null, co, activation);
     return out;
   };
-  wrap('Conv2D', (args) => conv(args, false));
-  wrap('FusedConv2D', (args) => conv(args, true));
 
-  wrap('Conv2DBackpropFilter', (args) => {
+  const backpropFilter = (args: KernelArgs, depthwise: boolean): tf.TensorInfo | null => {
     const x = args.inputs.x as tf.TensorInfo;
     const dy = args.inputs.dy as tf.TensorInfo;
-    const a = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
-    if (!f32(x, dy) || x.shape.length !== 4 || (a.dataFormat != null && a.dataFormat !== 'NHWC')) return null;
+    const a = args.attrs as Attrs & { filterShape: [number, number, number, number] };
+    if (!f32(x, dy) || x.shape.length !== 4 || !plainNHWC(a)) return null;
     const fs = a.filterShape;
-    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], fs, a.strides, 1, a.pad, a.dimRoundingMode);
+    const info = info4(x.shape, fs, a, depthwise);
     const [n, h, w, ci] = x.shape;
-    if (dy.shape[1] !== info.outHeight || dy.shape[2] !== info.outWidth || dy.shape[3] !== fs[3] || fs[2] !== ci) return null;
+    if (fs[2] !== ci || dy.shape[1] !== info.outHeight || dy.shape[2] !== info.outWidth || dy.shape[3] !== outChannels(fs, depthwise)) return null;
     const heap = args.backend as WasmHeap;
     const out = heap.makeOutput([...fs], 'float32');
-    nat.conv2dBackpropFilter(heap.typedArrayFromHeap(x) as Float32Array, n, h, w, ci, heap.typedArrayFromHeap(dy) as Float32Array, fs[0], fs[1], fs[3], info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, heap.typedArrayFromHeap(out) as Float32Array);
+    (depthwise ? nat.depthwiseBackpropFilter : nat.conv2dBackpropFilter)(heap.typedArrayFromHeap(x) as Float32Array, n, h, w, ci, heap.typedArrayFromHeap(dy) as Float32Array, fs[0], fs[1], fs[3], info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, heap.typedArrayFromHeap(out) as Float32Array);
     return out;
-  });
+  };
 
-  wrap('Conv2DBackpropInput', (args) => {
+  const backpropInput = (args: KernelArgs, depthwise: boolean): tf.TensorInfo | null => {
     const dy = args.inputs.dy as tf.TensorInfo;
     const filter = args.inputs.filter as tf.TensorInfo;
-    const a = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
-    if (!f32(dy, filter) || dy.shape.length !== 4 || (a.dataFormat != null && a.dataFormat !== 'NHWC')) return null;
+    const a = args.attrs as Attrs & { inputShape: [number, number, number, number] };
+    if (!f32(dy, filter) || dy.shape.length !== 4 || !plainNHWC(a)) return null;
     const is = a.inputShape;
-    const [fh, fw, ci, co] = filter.shape;
-    const info = tf.backend_util.computeConv2DInfo(is, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode);
-    if (dy.shape[1] !== info.outHeight || dy.shape[2] !== info.outWidth || dy.shape[3] !== co || is[3] !== ci) return null;
+    const [fh, fw, ci, k] = filter.shape;
+    const info = info4(is, filter.shape, a, depthwise);
+    if (is[3] !== ci || dy.shape[1] !== info.outHeight || dy.shape[2] !== info.outWidth || dy.shape[3] !== outChannels(filter.shape, depthwise)) return null;
     const heap = args.backend as WasmHeap;
     const out = heap.makeOutput([...is], 'float32');
-    nat.conv2dBackpropInput(heap.typedArrayFromHeap(dy) as Float32Array, is[0], is[1], is[2], ci, heap.typedArrayFromHeap(filter) as Float32Array, fh, fw, co, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, heap.typedArrayFromHeap(out) as Float32Array);
+    (depthwise ? nat.depthwiseBackpropInput : nat.conv2dBackpropInput)(heap.typedArrayFromHeap(dy) as Float32Array, is[0], is[1], is[2], ci, heap.typedArrayFromHeap(filter) as Float32Array, fh, fw, k, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, heap.typedArrayFromHeap(out) as Float32Array);
     return out;
-  });
+  };
+
+  wrap('Conv2D', (args) => forward(args, false, false));
+  wrap('FusedConv2D', (args) => forward(args, true, false));
+  wrap('Conv2DBackpropFilter', (args) => backpropFilter(args, false));
+  wrap('Conv2DBackpropInput', (args) => backpropInput(args, false));
+  wrap('DepthwiseConv2dNative', (args) => forward(args, false, true));
+  wrap('FusedDepthwiseConv2D', (args) => forward(args, true, true));
+  wrap('DepthwiseConv2dNativeBackpropFilter', (args) => backpropFilter(args, true));
+  wrap('DepthwiseConv2dNativeBackpropInput', (args) => backpropInput(args, true));
 
   const matmul = (args: KernelArgs, fused: boolean): tf.TensorInfo | null => {
     const A = args.inputs.a as tf.TensorInfo;
@@ -192,62 +205,6 @@ export function registerNativeKernels(): string | null {
   wrap('BatchMatMul', (args) => matmul(args, false));
   wrap('_FusedMatMul', (args) => matmul(args, true));
 
-  // depthwise (NAFNet, Restormer, PromptIR): direct loops, filter [fh,fw,C,M]
-  const depthwise = (args: KernelArgs, fused: boolean): tf.TensorInfo | null => {
-    const x = args.inputs.x as tf.TensorInfo;
-    const filter = args.inputs.filter as tf.TensorInfo;
-    const bias = args.inputs.bias as tf.TensorInfo | undefined;
-    const a = args.attrs as { strides?: number | number[]; pad?: unknown; dilations?: number | number[]; dataFormat?: string; dimRoundingMode?: 'floor' | 'round' | 'ceil'; activation?: string };
-    const activation = fused ? (a.activation ?? 'linear') : 'linear';
-    if (!f32(x, filter, bias) || x.shape.length !== 4 || (a.dataFormat != null && a.dataFormat !== 'NHWC')) return null;
-    if ((activation !== 'linear' && activation !== 'relu') || args.inputs.preluActivationWeights != null) return null;
-    const [dh, dw] = pair(a.dilations, 1);
-    if (dh !== 1 || dw !== 1) return null;
-    const [fh, fw, c, m] = filter.shape;
-    if (x.shape[3] !== c || (bias && bias.shape.reduce((p, v) => p * v, 1) !== c * m)) return null;
-    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], pair(a.strides, 1), 1, a.pad as 'same', a.dimRoundingMode, true);
-    const [n, h, w] = x.shape;
-    const heap = args.backend as WasmHeap;
-    const out = heap.makeOutput([n, info.outHeight, info.outWidth, c * m], 'float32');
-    const ov = heap.typedArrayFromHeap(out) as Float32Array;
-    nat.depthwiseForward(heap.typedArrayFromHeap(x) as Float32Array, n, h, w, c, heap.typedArrayFromHeap(filter) as Float32Array, fh, fw, m, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, ov);
-    if (bias || activation !== 'linear') applyBiasActivation(ov, bias ? (heap.typedArrayFromHeap(bias) as Float32Array) : null, c * m, activation);
-    return out;
-  };
-  wrap('DepthwiseConv2dNative', (args) => depthwise(args, false));
-  wrap('FusedDepthwiseConv2D', (args) => depthwise(args, true));
-
-  wrap('DepthwiseConv2dNativeBackpropFilter', (args) => {
-    const x = args.inputs.x as tf.TensorInfo;
-    const dy = args.inputs.dy as tf.TensorInfo;
-    const a = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
-    const [dh, dw] = pair(a.dilations as number | number[], 1);
-    if (!f32(x, dy) || x.shape.length !== 4 || dh !== 1 || dw !== 1) return null;
-    const fs = a.filterShape;
-    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], fs, a.strides, 1, a.pad, a.dimRoundingMode, true);
-    const [n, h, w, c] = x.shape;
-    if (fs[2] !== c || dy.shape[1] !== info.outHeight || dy.shape[2] !== info.outWidth || dy.shape[3] !== c * fs[3]) return null;
-    const heap = args.backend as WasmHeap;
-    const out = heap.makeOutput([...fs], 'float32');
-    nat.depthwiseBackpropFilter(heap.typedArrayFromHeap(x) as Float32Array, n, h, w, c, heap.typedArrayFromHeap(dy) as Float32Array, fs[0], fs[1], fs[3], info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, heap.typedArrayFromHeap(out) as Float32Array);
-    return out;
-  });
-
-  wrap('DepthwiseConv2dNativeBackpropInput', (args) => {
-    const dy = args.inputs.dy as tf.TensorInfo;
-    const filter = args.inputs.filter as tf.TensorInfo;
-    const a = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
-    const [dh, dw] = pair(a.dilations as number | number[], 1);
-    if (!f32(dy, filter) || dy.shape.length !== 4 || dh !== 1 || dw !== 1) return null;
-    const is = a.inputShape;
-    const [fh, fw, c, m] = filter.shape;
-    const info = tf.backend_util.computeConv2DInfo(is, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, true);
-    if (is[3] !== c || dy.shape[1] !== info.outHeight || dy.shape[2] !== info.outWidth || dy.shape[3] !== c * m) return null;
-    const heap = args.backend as WasmHeap;
-    const out = heap.makeOutput([...is], 'float32');
-    nat.depthwiseBackpropInput(heap.typedArrayFromHeap(dy) as Float32Array, is[0], is[1], is[2], c, heap.typedArrayFromHeap(filter) as Float32Array, fh, fw, m, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth, heap.typedArrayFromHeap(out) as Float32Array);
-    return out;
-  });
   registered = true;
   return reason;
 }
