@@ -9,11 +9,11 @@
  */
 import { TextToImage } from '../models/t2i';
 import { loadPhotos, centerCrop } from '../data/patches';
-import { degrade, Task, DegradeOptions } from '../data/degrade';
+import { degrade, Task, DegradeOptions, TASKS } from '../data/degrade';
 import { clip01, RGBImage } from '../data/image';
 import { darkChannel, highFrequencyEnergy } from '../eval/stats';
 import { GuidanceModel } from './model';
-import { generateGuidance, GuidanceOptions } from './pipeline';
+import { generateGuidance, GuidanceOptions, imageWords } from './pipeline';
 
 /** The statistic that measures each task's degradation. */
 export const TASK_STATISTIC: Record<Task, { name: 'hfEnergy' | 'darkChannel'; f: (img: RGBImage) => number }> = {
@@ -100,4 +100,52 @@ export function nearestCentroidAccuracy(rows: readonly GuidanceEffectRow[], key:
     if (best === r.task) hit++;
   }
   return hit / rows.length;
+}
+
+export interface WordDistanceRow {
+  task: Task;
+  /** mean over photos of RMS(E_txt(X) − E_txt(Y)): the degraded image's words vs the clean image's */
+  before: number;
+  /** mean over photos of RMS(E'_txt(X) − E_txt(Y)): after textual restoration (Eq. 3) */
+  after: number;
+  /** after / before: < 1 = M_clean moved the words towards the clean image's */
+  ratio: number;
+  photos: number;
+}
+
+/**
+ * Textual restoration measured in text space (Sec. 3.2, Eq. 3): for clean crops Y and their degraded
+ * versions X of each task, how far E_txt(X) and E'_txt(X) lie from E_txt(Y) (RMS over the N×D
+ * pseudo-word values). Degradation seeds are 40 + photo index, σ = `noiseSigma` (25) for noise.
+ * @param ys clean images, RGB in [0,1]
+ */
+export async function wordDistances(model: GuidanceModel, ys: RGBImage[], opts: { tasks?: readonly Task[]; noiseSigma?: number } = {}): Promise<WordDistanceRow[]> {
+  if (ys.length === 0) throw new Error('wordDistances: no clean images given');
+  const rms = (a: Float32Array, b: Float32Array, off: number, n: number) => {
+    let s = 0;
+    for (let j = 0; j < n; j++) s += (a[off + j] - b[off + j]) ** 2;
+    return Math.sqrt(s / n);
+  };
+  const clean = await imageWords(model, ys);
+  const eY = clean.raw.dataSync() as Float32Array;
+  const n = clean.raw.shape[1] * clean.raw.shape[2];
+  clean.raw.dispose();
+  clean.clean.dispose();
+  const rows: WordDistanceRow[] = [];
+  for (const task of opts.tasks ?? TASKS) {
+    const xs = ys.map((y, i) => clip01(degrade(y, { task, seed: 40 + i, ...(task === 'noise' ? { sigma: opts.noiseSigma ?? 25 } : {}) } as DegradeOptions).image));
+    const w = await imageWords(model, xs);
+    const eX = w.raw.dataSync() as Float32Array;
+    const eXc = w.clean.dataSync() as Float32Array;
+    w.raw.dispose();
+    w.clean.dispose();
+    let before = 0;
+    let after = 0;
+    for (let i = 0; i < xs.length; i++) {
+      before += rms(eX, eY, i * n, n);
+      after += rms(eXc, eY, i * n, n);
+    }
+    rows.push({ task, before: before / xs.length, after: after / xs.length, ratio: after / before, photos: xs.length });
+  }
+  return rows;
 }

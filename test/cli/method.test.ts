@@ -66,6 +66,25 @@ test('ci checkpoints of every stage, then tdr report runs degrade â†’ guidance â
   assert.ok(!fs.existsSync(path.join(dir, 'net.log')) || fs.readFileSync(path.join(dir, 'net.log'), 'utf8') === '', 'no network access');
 });
 
+test('tdr guide-check measures the ci guidance model: word distances for every task, guidance statistics, task accuracy', () => {
+  const r = run(['guide-check', '--checkpoint', guidance, '--photos', '2', '--steps', '2', '--tasks', 'noise,haze', '--json']);
+  const j = JSON.parse(r.stdout);
+  assert.deepEqual(j.words.map((w: { task: string }) => w.task), ['noise', 'rain', 'haze', 'motion', 'defocus']);
+  for (const w of j.words) {
+    assert.ok(w.before > 0 && w.after > 0 && Math.abs(w.ratio - w.after / w.before) < 1e-9, JSON.stringify(w));
+    assert.equal(w.photos, 2);
+  }
+  assert.deepEqual(j.guidance.map((g: { task: string; statistic: string }) => [g.task, g.statistic]), [['noise', 'hfEnergy'], ['haze', 'darkChannel']]);
+  for (const g of j.guidance) assert.ok([g.clean, g.input, g.raw, g.restored, g.ratio].every(Number.isFinite) && g.photos === 2, JSON.stringify(g));
+  // degradation raises each statistic of the input over the clean photo
+  for (const g of j.guidance) assert.ok(g.input > g.clean, JSON.stringify(g));
+  assert.ok(j.taskAccuracy.raw >= 0 && j.taskAccuracy.raw <= 1 && j.taskAccuracy.restored >= 0 && j.taskAccuracy.restored <= 1);
+  assert.equal(j.chance, 0.5);
+  const bad = spawnSync(process.execPath, [cli, 'guide-check', '--tasks', 'noise,fog'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--tasks/);
+});
+
 test('tdr report with a missing restorer checkpoint: part 2 is skipped, naming the file and the command that builds it', () => {
   const html = path.join(dir, 'report2.html');
   const missing = path.join(dir, 'nope', 'restore-guided.tdrc');

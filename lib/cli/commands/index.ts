@@ -10,5 +10,6 @@ import { t2iCheckCommand } from './t2i_check';
 import { restoreCommand } from './restore';
 import { evalCommand } from './eval';
 import { guideCommand } from './guide';
+import { guideCheckCommand } from './guide_check';
 
-export const COMMANDS: Command[] = [reportCommand, degradeCommand, metricsCommand, trainCommand, sampleCommand, t2iCheckCommand, guideCommand, restoreCommand, evalCommand, benchCommand];
+export const COMMANDS: Command[] = [reportCommand, degradeCommand, metricsCommand, trainCommand, sampleCommand, t2iCheckCommand, guideCommand, guideCheckCommand, restoreCommand, evalCommand, benchCommand];

@@ -1,0 +1,113 @@
+/**
+ * `tdr guide-check`: measures a guidance model against the acceptance of the degradation-free
+ * guidance (Sec. 3.2, Fig. 1): word distances in text space before/after M_clean (Eq. 3), the
+ * degradation statistic of G(E_txt) vs G(E'_txt) per task, and how well a nearest-centroid
+ * classifier tells the task from each guidance. Everything is computed here, on the validation photos.
+ */
+import * as fs from 'node:fs';
+import { z } from 'zod';
+import { Command, parseOptions, UserError } from '../command';
+import { initBackend } from '../../backend';
+import { guidanceCheckpoint } from '../../config/guidance';
+import { loadGuidancePair } from '../../guidance/pipeline';
+import { guidanceDegradationEffect, wordDistances } from '../../guidance/eval';
+import { loadPhotos, centerCrop } from '../../data/patches';
+import { TASKS, Task } from '../../data/degrade';
+import { Progress } from '../../train/progress';
+import { markdownTable } from '../../viz/table';
+
+const HELP = `usage: tdr guide-check [--checkpoint FILE.tdrc] [--t2i FILE.tdrc] [--photos N] [--tasks LIST] [--steps N] [--cfg S] [--seed N] [--json]
+
+Measures a guidance model on the validation photos (the degradation-free guidance acceptance):
+  1. text space: RMS distance of E_txt(X) and of E'_txt(X) to E_txt(Y) per task (X degraded, Y clean);
+  2. guidance: the task's degradation statistic of G(E_txt) and G(E'_txt), same seed — high-frequency
+     energy for noise/rain/motion/defocus, dark channel for haze; ratio E'/E (goal for noise and haze ≤ 0.8);
+  3. task accuracy of a leave-one-photo-out nearest-centroid classifier on [log HF energy, dark
+     channel] of G(E_txt) vs of G(E'_txt) (lower from G(E'_txt) = less degradation left to see).
+
+options:
+  --checkpoint FILE  guidance checkpoint (default $TDR_GUIDANCE_CHECKPOINT, else data/checkpoints/guidance-demo.tdrc)
+  --t2i FILE         the text-to-image checkpoint (default: the one the guidance checkpoint names)
+  --photos N         validation photos (default all)
+  --tasks LIST       comma-separated tasks for the guidance statistics (default noise,rain,haze)
+  --steps N          DDIM steps (default: the checkpoint's preset)
+  --cfg S            classifier-free guidance scale (default: the checkpoint's preset)
+  --seed N           seed of the initial noise (default: the checkpoint's)
+  --json             one line of JSON`;
+
+const Options = z.strictObject({
+  checkpoint: z.string().optional(),
+  t2i: z.string().optional(),
+  photos: z.coerce.number().int().min(2).optional(),
+  tasks: z
+    .string()
+    .transform((s) => s.split(',').map((t) => t.trim()))
+    .pipe(z.array(z.enum(TASKS as [Task, ...Task[]])).min(1))
+    .optional(),
+  steps: z.coerce.number().int().min(1).max(1000).optional(),
+  cfg: z.coerce.number().min(0).max(50).optional(),
+  seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).optional(),
+  json: z.boolean().optional(),
+});
+
+export const guideCheckCommand: Command = {
+  name: 'guide-check',
+  summary: "measure a guidance model: word distances, degradation left in G(E_txt) vs G(E'_txt), task accuracy",
+  help: HELP,
+  async run(argv) {
+    const { options, positionals } = parseOptions(
+      'guide-check',
+      argv,
+      { checkpoint: { type: 'string' }, t2i: { type: 'string' }, photos: { type: 'string' }, tasks: { type: 'string' }, steps: { type: 'string' }, cfg: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' } },
+      Options,
+    );
+    if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr guide-check --help'`);
+    const ckpt = options.checkpoint ?? guidanceCheckpoint();
+    if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such guidance checkpoint (train one with 'tdr train i2t --preset demo' then 'tdr train clean --preset demo')`);
+    if (options.t2i !== undefined && !fs.existsSync(options.t2i)) throw new UserError(`--t2i ${options.t2i}: no such checkpoint`);
+    await initBackend({ quiet: options.json });
+    const { guidance, t2i } = loadGuidancePair(ckpt, { t2iFile: options.t2i });
+    try {
+      if (!guidance.trainedStages.includes('clean')) process.stderr.write(`tdr guide-check: warning: ${ckpt} holds an untrained M_clean (stage 2 not run)\n`);
+      const tasks = options.tasks ?? (['noise', 'rain', 'haze'] as Task[]);
+      const photos = await loadPhotos('val', t2i.cfg.photoShortSide, options.photos);
+      const words = await wordDistances(
+        guidance,
+        photos.map((p) => centerCrop(p.image, t2i.cfg.imageSize)),
+        {},
+      );
+      const steps = options.steps ?? guidance.cfg.sample.steps;
+      const cfgScale = options.cfg ?? guidance.cfg.sample.cfgScale;
+      const bar = new Progress('guidance', photos.length * tasks.length, { quiet: options.json });
+      const eff = await guidanceDegradationEffect(guidance, t2i, { tasks, limit: options.photos, steps, cfgScale, seed: options.seed, onImage: (i) => bar.update(i) });
+      const perTask = tasks.map((task) => {
+        const rs = eff.rows.filter((r) => r.task === task);
+        const mean = (k: 'clean' | 'input' | 'raw' | 'restored') => rs.reduce((a, r) => a + r[k], 0) / rs.length;
+        const lower = rs.filter((r) => r.restored < r.raw).length / rs.length;
+        return { task, statistic: rs[0].statistic, clean: mean('clean'), input: mean('input'), raw: mean('raw'), restored: mean('restored'), ratio: eff.ratio[task] ?? NaN, lowerFraction: lower, photos: rs.length };
+      });
+      const result = { checkpoint: ckpt, photos: photos.length, steps, cfgScale, seed: options.seed ?? guidance.cfg.sample.seed, words, guidance: perTask, taskAccuracy: eff.taskAccuracy, chance: 1 / tasks.length };
+      if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
+      else {
+        const f = (x: number, d = 3) => x.toFixed(d);
+        process.stdout.write(
+          [
+            `checkpoint ${ckpt}; ${photos.length} validation photos; ${steps} DDIM steps, CFG ${cfgScale}, seed ${result.seed}`,
+            '',
+            "text space: RMS distance to E_txt(Y) of the clean photo",
+            markdownTable(words.map((w) => ({ task: w.task, "E_txt(X)": f(w.before, 4), "E'_txt(X)": f(w.after, 4), "ratio E'/E": f(w.ratio, 2) }))),
+            '',
+            "guidance: the task's degradation statistic (same seed for G(E_txt) and G(E'_txt))",
+            markdownTable(perTask.map((r) => ({ task: r.task, statistic: r.statistic, 'clean Y': f(r.clean), 'input X': f(r.input), 'G(E_txt)': f(r.raw), "G(E'_txt)": f(r.restored), "ratio E'/E": f(r.ratio, 2), "lower in G(E'_txt)": `${f(100 * r.lowerFraction, 0)} %` }))),
+            '',
+            `task from the guidance (nearest centroid, leave one photo out): G(E_txt) ${f(100 * eff.taskAccuracy.raw, 0)} %, G(E'_txt) ${f(100 * eff.taskAccuracy.restored, 0)} % (chance ${f(100 / tasks.length, 0)} %)`,
+          ].join('\n') + '\n',
+        );
+      }
+    } finally {
+      guidance.dispose();
+      t2i.dispose();
+    }
+    return 0;
+  },
+};
