@@ -7,7 +7,9 @@
  * Also a nearest-centroid task classifier (leave-one-photo-out) on the statistics of the guidance:
  * if G(E'_txt) is degradation-free, the task is harder to tell from it than from G(E_txt).
  */
+import * as tf from '@tensorflow/tfjs';
 import { TextToImage } from '../models/t2i';
+import { encodeImages } from '../models/image_encoder';
 import { loadPhotos, centerCrop } from '../data/patches';
 import { degrade, Task, DegradeOptions, TASKS } from '../data/degrade';
 import { clip01, RGBImage } from '../data/image';
@@ -36,6 +38,11 @@ export interface GuidanceEffectRow {
   /** [log HF energy, dark channel] of G(E_txt) and G(E'_txt), for the task classifier */
   featRaw: [number, number];
   featRestored: [number, number];
+  /** content: rank of the photo's own clean crop among all validation crops, by the frozen image
+   * encoder's global feature (cosine) of G(E_txt) / G(E'_txt); 1 = the guidance looks most like its
+   * own photo */
+  rankRaw: number;
+  rankRestored: number;
 }
 
 export interface GuidanceEffect {
@@ -44,6 +51,8 @@ export interface GuidanceEffect {
   ratio: Partial<Record<Task, number>>;
   /** leave-one-photo-out nearest-centroid task accuracy from G(E_txt) and from G(E'_txt) */
   taskAccuracy: { raw: number; restored: number };
+  /** content retrieval over all rows: share of rank 1, mean rank, among `photos` candidates */
+  content: { photos: number; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number } };
 }
 
 /**
@@ -55,16 +64,35 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
   const photos = await loadPhotos('val', t2i.cfg.photoShortSide, opts.limit);
   const rows: GuidanceEffectRow[] = [];
   const feat = (g: RGBImage): [number, number] => [Math.log(1 + highFrequencyEnergy(g)), darkChannel(g, 7)];
+  const ys = photos.map((p) => centerCrop(p.image, t2i.cfg.imageSize));
+  const refs = await unitFeatures(ys);
+  const rankOf = (g: Float32Array, own: number) => {
+    const sims = refs.map((r) => r.reduce((a, x, i) => a + x * g[i], 0));
+    return 1 + sims.filter((v, i) => i !== own && v > sims[own]).length;
+  };
   let k = 0;
   for (const [pi, p] of photos.entries()) {
-    const y = centerCrop(p.image, t2i.cfg.imageSize);
+    const y = ys[pi];
     for (const task of tasks) {
       const o = { task, seed: 5000 + pi * 17 + tasks.indexOf(task), ...(task === 'noise' ? { sigma: opts.noiseSigma ?? 25 } : {}) } as DegradeOptions;
       const x = clip01(degrade(y, o).image);
       const [raw] = await generateGuidance(model, t2i, [x], { ...opts, raw: true });
       const [restored] = await generateGuidance(model, t2i, [x], { ...opts, raw: false });
       const st = TASK_STATISTIC[task];
-      rows.push({ photoId: p.entry.id, task, statistic: st.name, clean: st.f(y), input: st.f(x), raw: st.f(raw), restored: st.f(restored), featRaw: feat(raw), featRestored: feat(restored) });
+      const [fr, fc] = await unitFeatures([raw, restored]);
+      rows.push({
+        photoId: p.entry.id,
+        task,
+        statistic: st.name,
+        clean: st.f(y),
+        input: st.f(x),
+        raw: st.f(raw),
+        restored: st.f(restored),
+        featRaw: feat(raw),
+        featRestored: feat(restored),
+        rankRaw: rankOf(fr, pi),
+        rankRestored: rankOf(fc, pi),
+      });
       opts.onImage?.(++k, photos.length * tasks.length);
     }
   }
@@ -73,7 +101,23 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     const r = rows.filter((x) => x.task === t && x.raw > 0);
     ratio[t] = r.reduce((s, x) => s + x.restored / x.raw, 0) / Math.max(1, r.length);
   }
-  return { rows, ratio, taskAccuracy: { raw: nearestCentroidAccuracy(rows, 'featRaw'), restored: nearestCentroidAccuracy(rows, 'featRestored') } };
+  const content = (key: 'rankRaw' | 'rankRestored') => ({ top1: rows.filter((r) => r[key] === 1).length / rows.length, meanRank: rows.reduce((a, r) => a + r[key], 0) / rows.length });
+  return {
+    rows,
+    ratio,
+    taskAccuracy: { raw: nearestCentroidAccuracy(rows, 'featRaw'), restored: nearestCentroidAccuracy(rows, 'featRestored') },
+    content: { photos: photos.length, raw: content('rankRaw'), restored: content('rankRestored') },
+  };
+}
+
+/** The frozen image encoder's global feature of each image, L2-normalised. */
+async function unitFeatures(imgs: RGBImage[]): Promise<Float32Array[]> {
+  const f = await encodeImages(imgs);
+  const g = tf.tidy(() => tf.div(f.global, tf.norm(f.global, 'euclidean', 1, true)));
+  const data = g.dataSync() as Float32Array;
+  const dim = g.shape[1] as number;
+  tf.dispose([f.global, f.tokens, g]);
+  return imgs.map((_, i) => data.slice(i * dim, (i + 1) * dim));
 }
 
 /** Leave-one-photo-out nearest-centroid classification of the task from 2-D features (standardised). */

@@ -80,6 +80,8 @@ test('tdr guide-check measures the ci guidance model: word distances for every t
   for (const g of j.guidance) assert.ok(g.input > g.clean, JSON.stringify(g));
   assert.ok(j.taskAccuracy.raw >= 0 && j.taskAccuracy.raw <= 1 && j.taskAccuracy.restored >= 0 && j.taskAccuracy.restored <= 1);
   assert.equal(j.chance, 0.5);
+  assert.equal(j.content.photos, 2);
+  for (const k of ['raw', 'restored']) assert.ok(j.content[k].meanRank >= 1 && j.content[k].meanRank <= 2 && j.content[k].top1 >= 0 && j.content[k].top1 <= 1, JSON.stringify(j.content));
   const bad = spawnSync(process.execPath, [cli, 'guide-check', '--tasks', 'noise,fog'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--tasks/);

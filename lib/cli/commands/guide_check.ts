@@ -23,7 +23,9 @@ Measures a guidance model on the validation photos (the degradation-free guidanc
   2. guidance: the task's degradation statistic of G(E_txt) and G(E'_txt), same seed — high-frequency
      energy for noise/rain/motion/defocus, dark channel for haze; ratio E'/E (goal for noise and haze ≤ 0.8);
   3. task accuracy of a leave-one-photo-out nearest-centroid classifier on [log HF energy, dark
-     channel] of G(E_txt) vs of G(E'_txt) (lower from G(E'_txt) = less degradation left to see).
+     channel] of G(E_txt) vs of G(E'_txt) (lower from G(E'_txt) = less degradation left to see);
+  4. content: the frozen image encoder ranks each guidance against the clean crops of all validation
+     photos — how often its own photo comes first, and the mean rank (does G show X's scene?).
 
 options:
   --checkpoint FILE  guidance checkpoint (default $TDR_GUIDANCE_CHECKPOINT, else data/checkpoints/guidance-demo.tdrc)
@@ -86,7 +88,7 @@ export const guideCheckCommand: Command = {
         const lower = rs.filter((r) => r.restored < r.raw).length / rs.length;
         return { task, statistic: rs[0].statistic, clean: mean('clean'), input: mean('input'), raw: mean('raw'), restored: mean('restored'), ratio: eff.ratio[task] ?? NaN, lowerFraction: lower, photos: rs.length };
       });
-      const result = { checkpoint: ckpt, photos: photos.length, steps, cfgScale, seed: options.seed ?? guidance.cfg.sample.seed, words, guidance: perTask, taskAccuracy: eff.taskAccuracy, chance: 1 / tasks.length };
+      const result = { checkpoint: ckpt, photos: photos.length, steps, cfgScale, seed: options.seed ?? guidance.cfg.sample.seed, words, guidance: perTask, taskAccuracy: eff.taskAccuracy, chance: 1 / tasks.length, content: eff.content };
       if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
       else {
         const f = (x: number, d = 3) => x.toFixed(d);
@@ -101,6 +103,7 @@ export const guideCheckCommand: Command = {
             markdownTable(perTask.map((r) => ({ task: r.task, statistic: r.statistic, 'clean Y': f(r.clean), 'input X': f(r.input), 'G(E_txt)': f(r.raw), "G(E'_txt)": f(r.restored), "ratio E'/E": f(r.ratio, 2), "lower in G(E'_txt)": `${f(100 * r.lowerFraction, 0)} %` }))),
             '',
             `task from the guidance (nearest centroid, leave one photo out): G(E_txt) ${f(100 * eff.taskAccuracy.raw, 0)} %, G(E'_txt) ${f(100 * eff.taskAccuracy.restored, 0)} % (chance ${f(100 / tasks.length, 0)} %)`,
+            `content (own photo's rank among ${eff.content.photos} validation crops): G(E_txt) first in ${f(100 * eff.content.raw.top1, 0)} %, mean rank ${f(eff.content.raw.meanRank, 1)}; G(E'_txt) first in ${f(100 * eff.content.restored.top1, 0)} %, mean rank ${f(eff.content.restored.meanRank, 1)} (chance ${f(100 / eff.content.photos, 0)} %, ${f((eff.content.photos + 1) / 2, 1)})`,
           ].join('\n') + '\n',
         );
       }
