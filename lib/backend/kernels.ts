@@ -427,6 +427,22 @@ function kernelTensor(inputs: tf.NamedTensorInfoMap, name: string, kernel: strin
   return asTensor(t);
 }
 
+/** The stock wasm kernel a tdr kernel wraps or falls back to (registered by tfjs-backend-wasm). */
+function stockKernel(kernelName: string): tf.KernelConfig {
+  const stock = tf.getKernel(kernelName, 'wasm');
+  if (stock == null) throw new Error(`tdr: wasm backend has no stock ${kernelName} kernel to wrap`);
+  return stock;
+}
+
+/**
+ * dst[d..d+n) = src[s..s+n): `set` on a subarray for long runs, element-wise for short ones (no
+ * subarray object per run — the cost of channel-sized runs on NHWC maps).
+ */
+function copyRun(dst: tf.TypedArray, d: number, src: tf.TypedArray, s: number, n: number): void {
+  if (n >= 64) dst.set(src.subarray(s, s + n), d);
+  else for (let k = 0; k < n; k++) dst[d + k] = src[s + k];
+}
+
 /** Smallest per-matrix work M·K·N for which a loop of 2-D matMuls beats wasm's batched loop. */
 const LOOP_MIN_WORK = 65536;
 
@@ -436,8 +452,7 @@ const LOOP_MIN_WORK = 65536;
  * big-enough matrices becomes a loop of 2-D matMuls (≈8× faster than the stock batched loop).
  */
 function wrapMatMul(kernelName: 'BatchMatMul' | '_FusedMatMul'): tf.KernelConfig {
-  const stock = tf.getKernel(kernelName, 'wasm');
-  if (stock == null) throw new Error(`tdr: wasm backend has no stock ${kernelName} kernel to wrap`);
+  const stock = stockKernel(kernelName);
   const stockFunc = stock.kernelFunc;
   const lastTwo = (t: tf.Tensor): tf.Tensor => {
     const perm = t.shape.map((_, i) => i);
@@ -504,8 +519,7 @@ interface WasmHeap {
  * cost is O(size of the slice): contiguous runs of the last axes are copied with `set`.
  */
 function fastSlice(): tf.KernelConfig {
-  const stock = tf.getKernel('Slice', 'wasm');
-  if (stock == null) throw new Error('tdr: wasm backend has no stock Slice kernel to wrap');
+  const stock = stockKernel('Slice');
   return {
     kernelName: 'Slice',
     backendName: 'wasm',
@@ -533,8 +547,7 @@ function fastSlice(): tf.KernelConfig {
       for (;;) {
         let off = begin[axis] * stride(axis);
         for (let i = 0; i < axis; i++) off += (begin[i] + idx[i]) * stride(i);
-        if (run >= 64) ov.set(xv.subarray(off, off + run), o);
-        else for (let k = 0; k < run; k++) ov[o + k] = xv[off + k]; // short runs: no subarray object per run
+        copyRun(ov, o, xv, off, run);
         o += run;
         let i = axis - 1;
         while (i >= 0 && ++idx[i] === size[i]) idx[i--] = 0;
@@ -598,8 +611,7 @@ function maxPoolGrad(): tf.KernelConfig {
 
 /** A stock forward conv with pad 'same' and stride > 1 rerouted to explicit padding. */
 function explicitSamePad(kernelName: 'Conv2D' | 'FusedConv2D' | 'DepthwiseConv2dNative' | 'FusedDepthwiseConv2D'): tf.KernelConfig {
-  const stock = tf.getKernel(kernelName, 'wasm');
-  if (stock == null) throw new Error(`tdr: wasm backend has no stock ${kernelName} kernel to wrap`);
+  const stock = stockKernel(kernelName);
   const depthwise = kernelName.includes('Depthwise');
   return {
     kernelName,
@@ -660,8 +672,7 @@ function splitVBySlice(): tf.KernelConfig {
  * anything else goes to the stock kernel (26 ms → ≈ 2 ms of a 500-ms U-Net step).
  */
 function resizeNearestGrad(): tf.KernelConfig {
-  const stock = tf.getKernel('ResizeNearestNeighborGrad', 'wasm');
-  if (stock == null) throw new Error('tdr: wasm backend has no stock ResizeNearestNeighborGrad kernel to wrap');
+  const stock = stockKernel('ResizeNearestNeighborGrad');
   return {
     ...stock,
     kernelFunc: (args) => {
@@ -698,8 +709,7 @@ function resizeNearestGrad(): tf.KernelConfig {
  * instead of through one subarray object per run (the stock kernel's cost on [8,64,64,C] maps).
  */
 function fastConcat(): tf.KernelConfig {
-  const stock = tf.getKernel('Concat', 'wasm');
-  if (stock == null) throw new Error('tdr: wasm backend has no stock Concat kernel to wrap');
+  const stock = stockKernel('Concat');
   return {
     ...stock,
     kernelFunc: (args) => {
@@ -719,8 +729,7 @@ function fastConcat(): tf.KernelConfig {
         const v = views[i];
         const n = inner[i];
         let o = inner.slice(0, i).reduce((p, q) => p + q, 0);
-        if (n >= 64) for (let b = 0; b < outer; b++, o += total) ov.set(v.subarray(b * n, b * n + n), o);
-        else for (let b = 0, src = 0; b < outer; b++, o += total) for (let k = 0; k < n; k++) ov[o + k] = v[src++];
+        for (let b = 0; b < outer; b++, o += total) copyRun(ov, o, v, b * n, n);
       }
       return out;
     },
