@@ -14,6 +14,7 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <pthread.h>
 static pthread_mutex_t gemm_lock = PTHREAD_MUTEX_INITIALIZER;
 /* see the header: one sgemm at a time per process */
@@ -97,47 +98,77 @@ static void col2im(const float *col, int h, int w, int ci, int fh, int fw, int s
     }
 }
 
-/* args: x, n,h,w,ci, filter, fh,fw,co, sy,sx, pt,pl, ho,wo, out  (16) */
-static napi_value conv_args(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
-  size_t argc = want;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != want) {
-    napi_throw_error(env, NULL, "tdr-native: wrong number of arguments");
-    return NULL;
+/*
+ * Every conv entry point takes 16 arguments:
+ *   (buf0, n,h,w,ci, buf1, fh,fw,co, sy,sx, pt,pl, ho,wo, buf2)
+ * and each buffer plays one of three roles, which fixes the size it must have:
+ *   IN     [n,h,w,ci]        x or dx
+ *   FILTER [fh,fw,ci,co]     the filter or its gradient (depthwise: co = channel multiplier M)
+ *   OUT    [n,ho,wo,oc]      y or dy, oc = co (conv2d) or ci·co (depthwise)
+ */
+enum role { IN, FILTER, OUT };
+
+typedef struct {
+  float *p[3];
+  int n, h, w, ci, fh, fw, co, sy, sx, pt, pl, ho, wo;
+} conv_call;
+
+static size_t role_size(const conv_call *c, enum role r, int depthwise) {
+  switch (r) {
+    case IN: return (size_t)c->n * c->h * c->w * c->ci;
+    case FILTER: return (size_t)c->fh * c->fw * c->ci * c->co;
+    default: return (size_t)c->n * c->ho * c->wo * (depthwise ? c->ci * c->co : c->co);
   }
-  return argv[0];
 }
 
-static int conv_dims(napi_env env, napi_value *a, int *d) {
-  /* d: n,h,w,ci at a[1..4]; fh,fw,co at a[6..8]; sy,sx,pt,pl,ho,wo at a[9..14] */
-  const int idx[] = {1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14};
-  for (int i = 0; i < 13; i++)
-    if (!get_i(env, a[idx[i]], &d[i])) return 0;
-  return 1;
+/* Parse and check one call; on failure throws a JS error naming `fn` and returns 0. */
+static int parse_conv(napi_env env, napi_callback_info info, const char *fn, const enum role roles[3], int depthwise, conv_call *c) {
+  char msg[160];
+  napi_value a[16];
+  size_t argc = 16;
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  const char *err = NULL;
+  int *dims[13] = {&c->n, &c->h, &c->w, &c->ci, &c->fh, &c->fw, &c->co, &c->sy, &c->sx, &c->pt, &c->pl, &c->ho, &c->wo};
+  const int at[13] = {1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+  const int bufAt[3] = {0, 5, 15};
+  if (argc != 16) err = "16 arguments expected";
+  for (int i = 0; !err && i < 13; i++)
+    if (!get_i(env, a[at[i]], dims[i])) err = "integer arguments expected";
+  for (int i = 0; !err && i < 3; i++) {
+    size_t len;
+    if (!get_f32(env, a[bufAt[i]], &c->p[i], &len)) err = "Float32Array buffers expected";
+    else if (len < role_size(c, roles[i], depthwise)) err = "a buffer is too small";
+  }
+  if (!err) return 1;
+  snprintf(msg, sizeof msg, "tdr-native %s: %s", fn, err);
+  napi_throw_error(env, NULL, msg);
+  return 0;
 }
+
+/* a 1×1 stride-1 unpadded conv is one GEMM over all pixels, no im2col */
+static int is_pointwise(const conv_call *c) {
+  return c->fh == 1 && c->fw == 1 && c->sy == 1 && c->sx == 1 && c->pt == 0 && c->pl == 0 && c->ho == c->h && c->wo == c->w;
+}
+
+#define IM2COL(c, x, col) im2col((x), (c)->h, (c)->w, (c)->ci, (c)->fh, (c)->fw, (c)->sy, (c)->sx, (c)->pt, (c)->pl, (c)->ho, (c)->wo, (col))
+#define COL2IM(c, col, dx) col2im((col), (c)->h, (c)->w, (c)->ci, (c)->fh, (c)->fw, (c)->sy, (c)->sx, (c)->pt, (c)->pl, (c)->ho, (c)->wo, (dx))
 
 /* conv2dForward(x, n,h,w,ci, filter[fh,fw,ci,co], fh,fw,co, sy,sx, pt,pl, ho,wo, out[n,ho,wo,co]) */
 static napi_value Conv2dForward(napi_env env, napi_callback_info info) {
-  napi_value a[16];
-  if (!conv_args(env, info, a, 16)) return NULL;
-  int d[13];
-  CHECK(env, conv_dims(env, a, d), "tdr-native conv2dForward: integer arguments expected");
-  const int n = d[0], h = d[1], w = d[2], ci = d[3], fh = d[4], fw = d[5], co = d[6], sy = d[7], sx = d[8], pt = d[9], pl = d[10], ho = d[11], wo = d[12];
-  float *x, *f, *out;
-  size_t lx, lf, lo;
-  CHECK(env, get_f32(env, a[0], &x, &lx) && get_f32(env, a[5], &f, &lf) && get_f32(env, a[15], &out, &lo), "tdr-native conv2dForward: Float32Array buffers expected");
-  const int k = fh * fw * ci;
-  CHECK(env, lx >= (size_t)n * h * w * ci && lf >= (size_t)k * co && lo >= (size_t)n * ho * wo * co, "tdr-native conv2dForward: a buffer is too small");
-  const int m = ho * wo;
-  const int direct = fh == 1 && fw == 1 && sy == 1 && sx == 1 && pt == 0 && pl == 0 && ho == h && wo == w;
-  if (direct) {
-    SGEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, n * m, co, ci, 1.0f, x, ci, f, co, 0.0f, out, co);
+  static const enum role roles[3] = {IN, FILTER, OUT};
+  conv_call c;
+  if (!parse_conv(env, info, "conv2dForward", roles, 0, &c)) return NULL;
+  const float *x = c.p[0], *f = c.p[1];
+  float *out = c.p[2];
+  const int k = c.fh * c.fw * c.ci, m = c.ho * c.wo, co = c.co;
+  if (is_pointwise(&c)) {
+    SGEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, c.n * m, co, c.ci, 1.0f, x, c.ci, f, co, 0.0f, out, co);
     return NULL;
   }
   float *col = need_scratch((size_t)m * k);
   CHECK(env, col, "tdr-native: out of memory");
-  for (int i = 0; i < n; i++) {
-    im2col(x + (size_t)i * h * w * ci, h, w, ci, fh, fw, sy, sx, pt, pl, ho, wo, col);
+  for (int i = 0; i < c.n; i++) {
+    IM2COL(&c, x + (size_t)i * c.h * c.w * c.ci, col);
     SGEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, co, k, 1.0f, col, k, f, co, 0.0f, out + (size_t)i * m * co, co);
   }
   return NULL;
@@ -145,26 +176,20 @@ static napi_value Conv2dForward(napi_env env, napi_callback_info info) {
 
 /* conv2dBackpropFilter(x, n,h,w,ci, dy[n,ho,wo,co], fh,fw,co, sy,sx, pt,pl, ho,wo, dw[fh,fw,ci,co]) */
 static napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
-  napi_value a[16];
-  if (!conv_args(env, info, a, 16)) return NULL;
-  int d[13];
-  CHECK(env, conv_dims(env, a, d), "tdr-native conv2dBackpropFilter: integer arguments expected");
-  const int n = d[0], h = d[1], w = d[2], ci = d[3], fh = d[4], fw = d[5], co = d[6], sy = d[7], sx = d[8], pt = d[9], pl = d[10], ho = d[11], wo = d[12];
-  float *x, *dy, *dw;
-  size_t lx, ldy, ldw;
-  CHECK(env, get_f32(env, a[0], &x, &lx) && get_f32(env, a[5], &dy, &ldy) && get_f32(env, a[15], &dw, &ldw), "tdr-native conv2dBackpropFilter: Float32Array buffers expected");
-  const int k = fh * fw * ci;
-  const int m = ho * wo;
-  CHECK(env, lx >= (size_t)n * h * w * ci && ldy >= (size_t)n * m * co && ldw >= (size_t)k * co, "tdr-native conv2dBackpropFilter: a buffer is too small");
-  const int direct = fh == 1 && fw == 1 && sy == 1 && sx == 1 && pt == 0 && pl == 0 && ho == h && wo == w;
-  if (direct) {
-    SGEMM(CblasRowMajor, CblasTrans, CblasNoTrans, ci, co, n * m, 1.0f, x, ci, dy, co, 0.0f, dw, co);
+  static const enum role roles[3] = {IN, OUT, FILTER};
+  conv_call c;
+  if (!parse_conv(env, info, "conv2dBackpropFilter", roles, 0, &c)) return NULL;
+  const float *x = c.p[0], *dy = c.p[1];
+  float *dw = c.p[2];
+  const int k = c.fh * c.fw * c.ci, m = c.ho * c.wo, co = c.co;
+  if (is_pointwise(&c)) {
+    SGEMM(CblasRowMajor, CblasTrans, CblasNoTrans, c.ci, co, c.n * m, 1.0f, x, c.ci, dy, co, 0.0f, dw, co);
     return NULL;
   }
   float *col = need_scratch((size_t)m * k);
   CHECK(env, col, "tdr-native: out of memory");
-  for (int i = 0; i < n; i++) {
-    im2col(x + (size_t)i * h * w * ci, h, w, ci, fh, fw, sy, sx, pt, pl, ho, wo, col);
+  for (int i = 0; i < c.n; i++) {
+    IM2COL(&c, x + (size_t)i * c.h * c.w * c.ci, col);
     SGEMM(CblasRowMajor, CblasTrans, CblasNoTrans, k, co, m, 1.0f, col, k, dy + (size_t)i * m * co, co, i == 0 ? 0.0f : 1.0f, dw, co);
   }
   return NULL;
@@ -172,28 +197,22 @@ static napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
 
 /* conv2dBackpropInput(dy, n,h,w,ci, filter[fh,fw,ci,co], fh,fw,co, sy,sx, pt,pl, ho,wo, dx[n,h,w,ci]) */
 static napi_value Conv2dBackpropInput(napi_env env, napi_callback_info info) {
-  napi_value a[16];
-  if (!conv_args(env, info, a, 16)) return NULL;
-  int d[13];
-  CHECK(env, conv_dims(env, a, d), "tdr-native conv2dBackpropInput: integer arguments expected");
-  const int n = d[0], h = d[1], w = d[2], ci = d[3], fh = d[4], fw = d[5], co = d[6], sy = d[7], sx = d[8], pt = d[9], pl = d[10], ho = d[11], wo = d[12];
-  float *dy, *f, *dx;
-  size_t ldy, lf, ldx;
-  CHECK(env, get_f32(env, a[0], &dy, &ldy) && get_f32(env, a[5], &f, &lf) && get_f32(env, a[15], &dx, &ldx), "tdr-native conv2dBackpropInput: Float32Array buffers expected");
-  const int k = fh * fw * ci;
-  const int m = ho * wo;
-  CHECK(env, ldy >= (size_t)n * m * co && lf >= (size_t)k * co && ldx >= (size_t)n * h * w * ci, "tdr-native conv2dBackpropInput: a buffer is too small");
-  const int direct = fh == 1 && fw == 1 && sy == 1 && sx == 1 && pt == 0 && pl == 0 && ho == h && wo == w;
-  if (direct) {
-    SGEMM(CblasRowMajor, CblasNoTrans, CblasTrans, n * m, ci, co, 1.0f, dy, co, f, co, 0.0f, dx, ci);
+  static const enum role roles[3] = {OUT, FILTER, IN};
+  conv_call c;
+  if (!parse_conv(env, info, "conv2dBackpropInput", roles, 0, &c)) return NULL;
+  const float *dy = c.p[0], *f = c.p[1];
+  float *dx = c.p[2];
+  const int k = c.fh * c.fw * c.ci, m = c.ho * c.wo, co = c.co;
+  if (is_pointwise(&c)) {
+    SGEMM(CblasRowMajor, CblasNoTrans, CblasTrans, c.n * m, c.ci, co, 1.0f, dy, co, f, co, 0.0f, dx, c.ci);
     return NULL;
   }
   float *col = need_scratch((size_t)m * k);
   CHECK(env, col, "tdr-native: out of memory");
-  memset(dx, 0, (size_t)n * h * w * ci * sizeof(float));
-  for (int i = 0; i < n; i++) {
+  memset(dx, 0, role_size(&c, IN, 0) * sizeof(float));
+  for (int i = 0; i < c.n; i++) {
     SGEMM(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, co, 1.0f, dy + (size_t)i * m * co, co, f, co, 0.0f, col, k);
-    col2im(col, h, w, ci, fh, fw, sy, sx, pt, pl, ho, wo, dx + (size_t)i * h * w * ci);
+    COL2IM(&c, col, dx + (size_t)i * c.h * c.w * c.ci);
   }
   return NULL;
 }
@@ -225,106 +244,70 @@ static napi_value MatMul(napi_env env, napi_callback_info info) {
 
 /* ---------------------------------------------------------------------------------------------
  * Depthwise convolution, NHWC, filter [fh,fw,C,M], output channel c·M+m; direct loops (no GEMM).
- * args: x|dy, n,h,w,c, filter|dy|x, fh,fw,mult, sy,sx, pt,pl, ho,wo, out
+ * One walker over every (image, output pixel, filter tap inside the input) serves all three:
+ *   forward          out[o] += x[i]  · f[t]     (accumulate per output channel)
+ *   backprop filter  dw[t]  += x[i]  · dy[o]    (the same form)
+ *   backprop input   dx[i]  += Σ_m dy[o] · f[t] (accumulate per input channel)
+ * with o, i, t the output-pixel, input-pixel and tap offsets.
  */
-static int dw_args(napi_env env, napi_callback_info info, napi_value *a, int *d, float **p0, size_t *l0, float **p1, size_t *l1, float **p2, size_t *l2) {
-  size_t argc = 16;
-  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  if (argc != 16) return 0;
-  if (!conv_dims(env, a, d)) return 0;
-  return get_f32(env, a[0], p0, l0) && get_f32(env, a[5], p1, l1) && get_f32(env, a[15], p2, l2);
+enum dw_mode { DW_FORWARD, DW_FILTER, DW_INPUT };
+
+static void dw_walk(enum dw_mode mode, const conv_call *c) {
+  const int h = c->h, w = c->w, C = c->ci, M = c->co, fw = c->fw, ho = c->ho, wo = c->wo;
+  const int cm = C * M;
+  float *acc0 = c->p[2];
+  memset(acc0, 0, role_size(c, mode == DW_FORWARD ? OUT : mode == DW_FILTER ? FILTER : IN, 1) * sizeof(float));
+  for (int b = 0; b < c->n; b++)
+    for (int oy = 0; oy < ho; oy++)
+      for (int ox = 0; ox < wo; ox++) {
+        const size_t o = (((size_t)b * ho + oy) * wo + ox) * cm;
+        for (int ky = 0; ky < c->fh; ky++) {
+          const int iy = c->sy * oy + ky - c->pt;
+          if (iy < 0 || iy >= h) continue;
+          for (int kx = 0; kx < fw; kx++) {
+            const int ix = c->sx * ox + kx - c->pl;
+            if (ix < 0 || ix >= w) continue;
+            const size_t i = (((size_t)b * h + iy) * w + ix) * C;
+            const size_t t = ((size_t)ky * fw + kx) * cm;
+            if (mode == DW_INPUT) {
+              /* p0 = dy, p1 = filter */
+              float *acc = acc0 + i;
+              const float *g = c->p[0] + o, *f = c->p[1] + t;
+              if (M == 1) for (int k = 0; k < C; k++) acc[k] += g[k] * f[k];
+              else for (int k = 0; k < C; k++) for (int m = 0; m < M; m++) acc[k] += g[k * M + m] * f[k * M + m];
+            } else {
+              /* forward: p0 = x, p1 = filter → out[o]; filter: p0 = x, p1 = dy → dw[t] */
+              float *acc = acc0 + (mode == DW_FORWARD ? o : t);
+              const float *xi = c->p[0] + i, *v = c->p[1] + (mode == DW_FORWARD ? t : o);
+              if (M == 1) for (int k = 0; k < C; k++) acc[k] += xi[k] * v[k];
+              else for (int k = 0; k < C; k++) for (int m = 0; m < M; m++) acc[k * M + m] += xi[k] * v[k * M + m];
+            }
+          }
+        }
+      }
 }
 
 /* depthwiseForward(x, n,h,w,c, filter, fh,fw,M, sy,sx, pt,pl, ho,wo, out[n,ho,wo,c·M]) */
 static napi_value DepthwiseForward(napi_env env, napi_callback_info info) {
-  napi_value a[16];
-  int d[13];
-  float *x, *f, *out;
-  size_t lx, lf, lo;
-  CHECK(env, dw_args(env, info, a, d, &x, &lx, &f, &lf, &out, &lo), "tdr-native depthwiseForward: bad arguments");
-  const int n = d[0], h = d[1], w = d[2], c = d[3], fh = d[4], fw = d[5], M = d[6], sy = d[7], sx = d[8], pt = d[9], pl = d[10], ho = d[11], wo = d[12];
-  const int cm = c * M;
-  CHECK(env, lx >= (size_t)n * h * w * c && lf >= (size_t)fh * fw * cm && lo >= (size_t)n * ho * wo * cm, "tdr-native depthwiseForward: a buffer is too small");
-  memset(out, 0, (size_t)n * ho * wo * cm * sizeof(float));
-  for (int b = 0; b < n; b++)
-    for (int oy = 0; oy < ho; oy++)
-      for (int ox = 0; ox < wo; ox++) {
-        float *o = out + (((size_t)b * ho + oy) * wo + ox) * cm;
-        for (int ky = 0; ky < fh; ky++) {
-          const int iy = sy * oy + ky - pt;
-          if (iy < 0 || iy >= h) continue;
-          for (int kx = 0; kx < fw; kx++) {
-            const int ix = sx * ox + kx - pl;
-            if (ix < 0 || ix >= w) continue;
-            const float *xi = x + (((size_t)b * h + iy) * w + ix) * c;
-            const float *fk = f + ((size_t)ky * fw + kx) * cm;
-            if (M == 1) for (int k = 0; k < c; k++) o[k] += xi[k] * fk[k];
-            else for (int k = 0; k < c; k++) for (int m = 0; m < M; m++) o[k * M + m] += xi[k] * fk[k * M + m];
-          }
-        }
-      }
+  static const enum role roles[3] = {IN, FILTER, OUT};
+  conv_call c;
+  if (parse_conv(env, info, "depthwiseForward", roles, 1, &c)) dw_walk(DW_FORWARD, &c);
   return NULL;
 }
 
 /* depthwiseBackpropFilter(x, n,h,w,c, dy, fh,fw,M, sy,sx, pt,pl, ho,wo, dw[fh,fw,c,M]) */
 static napi_value DepthwiseBackpropFilter(napi_env env, napi_callback_info info) {
-  napi_value a[16];
-  int d[13];
-  float *x, *dy, *dw;
-  size_t lx, ldy, ldw;
-  CHECK(env, dw_args(env, info, a, d, &x, &lx, &dy, &ldy, &dw, &ldw), "tdr-native depthwiseBackpropFilter: bad arguments");
-  const int n = d[0], h = d[1], w = d[2], c = d[3], fh = d[4], fw = d[5], M = d[6], sy = d[7], sx = d[8], pt = d[9], pl = d[10], ho = d[11], wo = d[12];
-  const int cm = c * M;
-  CHECK(env, lx >= (size_t)n * h * w * c && ldy >= (size_t)n * ho * wo * cm && ldw >= (size_t)fh * fw * cm, "tdr-native depthwiseBackpropFilter: a buffer is too small");
-  memset(dw, 0, (size_t)fh * fw * cm * sizeof(float));
-  for (int b = 0; b < n; b++)
-    for (int oy = 0; oy < ho; oy++)
-      for (int ox = 0; ox < wo; ox++) {
-        const float *g = dy + (((size_t)b * ho + oy) * wo + ox) * cm;
-        for (int ky = 0; ky < fh; ky++) {
-          const int iy = sy * oy + ky - pt;
-          if (iy < 0 || iy >= h) continue;
-          for (int kx = 0; kx < fw; kx++) {
-            const int ix = sx * ox + kx - pl;
-            if (ix < 0 || ix >= w) continue;
-            const float *xi = x + (((size_t)b * h + iy) * w + ix) * c;
-            float *dk = dw + ((size_t)ky * fw + kx) * cm;
-            if (M == 1) for (int k = 0; k < c; k++) dk[k] += xi[k] * g[k];
-            else for (int k = 0; k < c; k++) for (int m = 0; m < M; m++) dk[k * M + m] += xi[k] * g[k * M + m];
-          }
-        }
-      }
+  static const enum role roles[3] = {IN, OUT, FILTER};
+  conv_call c;
+  if (parse_conv(env, info, "depthwiseBackpropFilter", roles, 1, &c)) dw_walk(DW_FILTER, &c);
   return NULL;
 }
 
 /* depthwiseBackpropInput(dy, n,h,w,c, filter, fh,fw,M, sy,sx, pt,pl, ho,wo, dx[n,h,w,c]) */
 static napi_value DepthwiseBackpropInput(napi_env env, napi_callback_info info) {
-  napi_value a[16];
-  int d[13];
-  float *dy, *f, *dx;
-  size_t ldy, lf, ldx;
-  CHECK(env, dw_args(env, info, a, d, &dy, &ldy, &f, &lf, &dx, &ldx), "tdr-native depthwiseBackpropInput: bad arguments");
-  const int n = d[0], h = d[1], w = d[2], c = d[3], fh = d[4], fw = d[5], M = d[6], sy = d[7], sx = d[8], pt = d[9], pl = d[10], ho = d[11], wo = d[12];
-  const int cm = c * M;
-  CHECK(env, ldy >= (size_t)n * ho * wo * cm && lf >= (size_t)fh * fw * cm && ldx >= (size_t)n * h * w * c, "tdr-native depthwiseBackpropInput: a buffer is too small");
-  memset(dx, 0, (size_t)n * h * w * c * sizeof(float));
-  for (int b = 0; b < n; b++)
-    for (int oy = 0; oy < ho; oy++)
-      for (int ox = 0; ox < wo; ox++) {
-        const float *g = dy + (((size_t)b * ho + oy) * wo + ox) * cm;
-        for (int ky = 0; ky < fh; ky++) {
-          const int iy = sy * oy + ky - pt;
-          if (iy < 0 || iy >= h) continue;
-          for (int kx = 0; kx < fw; kx++) {
-            const int ix = sx * ox + kx - pl;
-            if (ix < 0 || ix >= w) continue;
-            float *xi = dx + (((size_t)b * h + iy) * w + ix) * c;
-            const float *fk = f + ((size_t)ky * fw + kx) * cm;
-            if (M == 1) for (int k = 0; k < c; k++) xi[k] += g[k] * fk[k];
-            else for (int k = 0; k < c; k++) for (int m = 0; m < M; m++) xi[k] += g[k * M + m] * fk[k * M + m];
-          }
-        }
-      }
+  static const enum role roles[3] = {OUT, FILTER, IN};
+  conv_call c;
+  if (parse_conv(env, info, "depthwiseBackpropInput", roles, 1, &c)) dw_walk(DW_INPUT, &c);
   return NULL;
 }
 

@@ -127,3 +127,22 @@ test('the gradient suite passes with TDR_NATIVE=0 too (the pure-wasm kernels)', 
   assert.equal(r.status, 0, r.stdout.split('\n').filter((l) => l.startsWith('not ok') || l.includes('error')).slice(0, 20).join('\n'));
   assert.match(r.stdout, /# fail 0/);
 });
+
+test('the addon refuses bad calls with an error naming the function and the fault (no out-of-bounds write)', (t) => {
+  const { addon } = loadNative();
+  if (!addon) return t.skip('native kernels not built here');
+  const f32 = (n: number) => new Float32Array(n);
+  // x [1,4,4,2], filter [3,3,2,3], stride 1, pad 1 → out [1,4,4,3]
+  const call = (fn: string, bufs: [Float32Array, Float32Array, Float32Array]) => () =>
+    (addon as unknown as Record<string, (...a: unknown[]) => void>)[fn](bufs[0], 1, 4, 4, 2, bufs[1], 3, 3, 3, 1, 1, 1, 1, 4, 4, bufs[2]);
+  // the right sizes work
+  call('conv2dForward', [f32(32), f32(54), f32(48)])();
+  call('depthwiseForward', [f32(32), f32(54), f32(96)])(); // depthwise out channels 2·3
+  assert.throws(call('conv2dForward', [f32(32), f32(54), f32(47)]), /tdr-native conv2dForward: a buffer is too small/);
+  assert.throws(call('conv2dBackpropFilter', [f32(32), f32(48), f32(53)]), /tdr-native conv2dBackpropFilter: a buffer is too small/);
+  assert.throws(call('conv2dBackpropInput', [f32(47), f32(54), f32(32)]), /tdr-native conv2dBackpropInput: a buffer is too small/);
+  assert.throws(call('depthwiseForward', [f32(32), f32(54), f32(48)]), /tdr-native depthwiseForward: a buffer is too small/);
+  assert.throws(call('depthwiseBackpropInput', [f32(96), f32(54), f32(31)]), /tdr-native depthwiseBackpropInput: a buffer is too small/);
+  assert.throws(call('depthwiseBackpropFilter', [f32(32), new Float64Array(96) as unknown as Float32Array, f32(54)]), /depthwiseBackpropFilter: Float32Array buffers expected/);
+  assert.throws(() => (addon as unknown as Record<string, (...a: unknown[]) => void>).conv2dForward(f32(1)), /conv2dForward: 16 arguments expected/);
+});
