@@ -252,33 +252,37 @@ static napi_value MatMul(napi_env env, napi_callback_info info) {
  */
 enum dw_mode { DW_FORWARD, DW_FILTER, DW_INPUT };
 
-static void dw_walk(enum dw_mode mode, const conv_call *c) {
-  const int h = c->h, w = c->w, C = c->ci, M = c->co, fw = c->fw, ho = c->ho, wo = c->wo;
+static inline __attribute__((always_inline)) void dw_walk(const enum dw_mode mode, const conv_call *c) {
+  /* everything in locals: node-gyp builds with -fno-strict-aliasing, so a float store would
+   * otherwise force reloading every field of *c inside the loops */
+  const int n = c->n, h = c->h, w = c->w, C = c->ci, M = c->co, fh = c->fh, fw = c->fw;
+  const int sy = c->sy, sx = c->sx, pt = c->pt, pl = c->pl, ho = c->ho, wo = c->wo;
   const int cm = C * M;
+  const float *p0 = c->p[0], *p1 = c->p[1];
   float *acc0 = c->p[2];
   memset(acc0, 0, role_size(c, mode == DW_FORWARD ? OUT : mode == DW_FILTER ? FILTER : IN, 1) * sizeof(float));
-  for (int b = 0; b < c->n; b++)
+  for (int b = 0; b < n; b++)
     for (int oy = 0; oy < ho; oy++)
       for (int ox = 0; ox < wo; ox++) {
         const size_t o = (((size_t)b * ho + oy) * wo + ox) * cm;
-        for (int ky = 0; ky < c->fh; ky++) {
-          const int iy = c->sy * oy + ky - c->pt;
+        for (int ky = 0; ky < fh; ky++) {
+          const int iy = sy * oy + ky - pt;
           if (iy < 0 || iy >= h) continue;
           for (int kx = 0; kx < fw; kx++) {
-            const int ix = c->sx * ox + kx - c->pl;
+            const int ix = sx * ox + kx - pl;
             if (ix < 0 || ix >= w) continue;
             const size_t i = (((size_t)b * h + iy) * w + ix) * C;
             const size_t t = ((size_t)ky * fw + kx) * cm;
             if (mode == DW_INPUT) {
               /* p0 = dy, p1 = filter */
-              float *acc = acc0 + i;
-              const float *g = c->p[0] + o, *f = c->p[1] + t;
+              float *restrict acc = acc0 + i;
+              const float *restrict g = p0 + o, *restrict f = p1 + t;
               if (M == 1) for (int k = 0; k < C; k++) acc[k] += g[k] * f[k];
               else for (int k = 0; k < C; k++) for (int m = 0; m < M; m++) acc[k] += g[k * M + m] * f[k * M + m];
             } else {
               /* forward: p0 = x, p1 = filter → out[o]; filter: p0 = x, p1 = dy → dw[t] */
-              float *acc = acc0 + (mode == DW_FORWARD ? o : t);
-              const float *xi = c->p[0] + i, *v = c->p[1] + (mode == DW_FORWARD ? t : o);
+              float *restrict acc = acc0 + (mode == DW_FORWARD ? o : t);
+              const float *restrict xi = p0 + i, *restrict v = p1 + (mode == DW_FORWARD ? t : o);
               if (M == 1) for (int k = 0; k < C; k++) acc[k] += xi[k] * v[k];
               else for (int k = 0; k < C; k++) for (int m = 0; m < M; m++) acc[k * M + m] += xi[k] * v[k * M + m];
             }
