@@ -4,6 +4,8 @@
  * with the same seed and measure the degradation statistic of each task —
  *   noise, rain → high-frequency energy (Laplacian, lib/eval/stats.ts), haze → dark channel,
  *   motion, defocus → high-frequency energy (blur LOWERS it: there the ratio should rise towards clean).
+ * G(E_txt(Y)) of the clean photo (same seed) is the reference: the level of each statistic this
+ * text-to-image model produces without any degradation.
  * Also a nearest-centroid task classifier (leave-one-photo-out) on the statistics of the guidance:
  * if G(E'_txt) is degradation-free, the task is harder to tell from it than from G(E_txt).
  */
@@ -35,6 +37,9 @@ export interface GuidanceEffectRow {
   input: number;
   raw: number;
   restored: number;
+  /** statistic of G(E_txt(Y)), the guidance of the CLEAN photo: what degradation-free guidance looks
+   * like for this text-to-image model (its own haze / texture level), the floor for `restored` */
+  cleanGuidance: number;
   /** [log HF energy, dark channel] of G(E_txt) and G(E'_txt), for the task classifier */
   featRaw: [number, number];
   featRestored: [number, number];
@@ -73,6 +78,7 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
   let k = 0;
   for (const [pi, p] of photos.entries()) {
     const y = ys[pi];
+    const [gy] = await generateGuidance(model, t2i, [y], { ...opts, raw: true });
     for (const task of tasks) {
       const o = { task, seed: 5000 + pi * 17 + tasks.indexOf(task), ...(task === 'noise' ? { sigma: opts.noiseSigma ?? 25 } : {}) } as DegradeOptions;
       const x = clip01(degrade(y, o).image);
@@ -88,6 +94,7 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
         input: st.f(x),
         raw: st.f(raw),
         restored: st.f(restored),
+        cleanGuidance: st.f(gy),
         featRaw: feat(raw),
         featRestored: feat(restored),
         rankRaw: rankOf(fr, pi),

@@ -75,7 +75,7 @@ test('tdr guide-check measures the ci guidance model: word distances for every t
     assert.equal(w.photos, 2);
   }
   assert.deepEqual(j.guidance.map((g: { task: string; statistic: string }) => [g.task, g.statistic]), [['noise', 'hfEnergy'], ['haze', 'darkChannel']]);
-  for (const g of j.guidance) assert.ok([g.clean, g.input, g.raw, g.restored, g.ratio].every(Number.isFinite) && g.photos === 2, JSON.stringify(g));
+  for (const g of j.guidance) assert.ok([g.clean, g.input, g.raw, g.restored, g.cleanGuidance, g.ratio].every(Number.isFinite) && g.photos === 2, JSON.stringify(g));
   // degradation raises each statistic of the input over the clean photo
   for (const g of j.guidance) assert.ok(g.input > g.clean, JSON.stringify(g));
   assert.ok(j.taskAccuracy.raw >= 0 && j.taskAccuracy.raw <= 1 && j.taskAccuracy.restored >= 0 && j.taskAccuracy.restored <= 1);

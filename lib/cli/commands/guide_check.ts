@@ -22,6 +22,8 @@ Measures a guidance model on the validation photos (the degradation-free guidanc
   1. text space: RMS distance of E_txt(X) and of E'_txt(X) to E_txt(Y) per task (X degraded, Y clean);
   2. guidance: the task's degradation statistic of G(E_txt) and G(E'_txt), same seed — high-frequency
      energy for noise/rain/motion/defocus, dark channel for haze; ratio E'/E (goal for noise and haze ≤ 0.8);
+     and of G(E_txt(Y)), the clean photo's own guidance (the model's degradation-free level): the share
+     of G(E_txt)'s excess over it that M_clean removed;
   3. task accuracy of a leave-one-photo-out nearest-centroid classifier on [log HF energy, dark
      channel] of G(E_txt) vs of G(E'_txt) (lower from G(E'_txt) = less degradation left to see);
   4. content: the frozen image encoder ranks each guidance against the clean crops of all validation
@@ -84,9 +86,13 @@ export const guideCheckCommand: Command = {
       const eff = await guidanceDegradationEffect(guidance, t2i, { tasks, limit: options.photos, steps, cfgScale, seed: options.seed, onImage: (i) => bar.update(i) });
       const perTask = tasks.map((task) => {
         const rs = eff.rows.filter((r) => r.task === task);
-        const mean = (k: 'clean' | 'input' | 'raw' | 'restored') => rs.reduce((a, r) => a + r[k], 0) / rs.length;
+        const mean = (k: 'clean' | 'input' | 'raw' | 'restored' | 'cleanGuidance') => rs.reduce((a, r) => a + r[k], 0) / rs.length;
         const lower = rs.filter((r) => r.restored < r.raw).length / rs.length;
-        return { task, statistic: rs[0].statistic, clean: mean('clean'), input: mean('input'), raw: mean('raw'), restored: mean('restored'), ratio: eff.ratio[task] ?? NaN, lowerFraction: lower, photos: rs.length };
+        const m = { clean: mean('clean'), input: mean('input'), raw: mean('raw'), restored: mean('restored'), cleanGuidance: mean('cleanGuidance') };
+        // share of G(E_txt)'s excess over the clean photo's guidance that M_clean removed (means over photos)
+        // undefined (—) when G(E_txt) carries no measurable excess (< 5 % above the clean photo's guidance)
+        const excessRemoved = m.raw > 1.05 * m.cleanGuidance ? (m.raw - m.restored) / (m.raw - m.cleanGuidance) : NaN;
+        return { task, statistic: rs[0].statistic, ...m, ratio: eff.ratio[task] ?? NaN, lowerFraction: lower, excessRemoved, photos: rs.length };
       });
       const result = { checkpoint: ckpt, photos: photos.length, steps, cfgScale, seed: options.seed ?? guidance.cfg.sample.seed, words, guidance: perTask, taskAccuracy: eff.taskAccuracy, chance: 1 / tasks.length, content: eff.content };
       if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
@@ -100,7 +106,8 @@ export const guideCheckCommand: Command = {
             markdownTable(words.map((w) => ({ task: w.task, "E_txt(X)": f(w.before, 4), "E'_txt(X)": f(w.after, 4), "ratio E'/E": f(w.ratio, 2) }))),
             '',
             "guidance: the task's degradation statistic (same seed for G(E_txt) and G(E'_txt))",
-            markdownTable(perTask.map((r) => ({ task: r.task, statistic: r.statistic, 'clean Y': f(r.clean), 'input X': f(r.input), 'G(E_txt)': f(r.raw), "G(E'_txt)": f(r.restored), "ratio E'/E": f(r.ratio, 2), "lower in G(E'_txt)": `${f(100 * r.lowerFraction, 0)} %` }))),
+            markdownTable(perTask.map((r) => ({ task: r.task, statistic: r.statistic, 'clean Y': f(r.clean), 'input X': f(r.input), 'G(E_txt)': f(r.raw), "G(E'_txt)": f(r.restored), 'G(E_txt(Y))': f(r.cleanGuidance), "ratio E'/E": f(r.ratio, 2), "lower in G(E'_txt)": `${f(100 * r.lowerFraction, 0)} %`, 'excess removed': Number.isFinite(r.excessRemoved) ? `${f(100 * r.excessRemoved, 0)} %` : '—' }))),
+            "(G(E_txt(Y)): guidance of the clean photo, same seed — this model's degradation-free level; excess removed = (G(E_txt) − G(E'_txt)) / (G(E_txt) − G(E_txt(Y))), — when G(E_txt) is < 5 % above G(E_txt(Y)))",
             '',
             `task from the guidance (nearest centroid, leave one photo out): G(E_txt) ${f(100 * eff.taskAccuracy.raw, 0)} %, G(E'_txt) ${f(100 * eff.taskAccuracy.restored, 0)} % (chance ${f(100 / tasks.length, 0)} %)`,
             `content (own photo's rank among ${eff.content.photos} validation crops): G(E_txt) first in ${f(100 * eff.content.raw.top1, 0)} %, mean rank ${f(eff.content.raw.meanRank, 1)}; G(E'_txt) first in ${f(100 * eff.content.restored.top1, 0)} %, mean rank ${f(eff.content.restored.meanRank, 1)} (chance ${f(100 / eff.content.photos, 0)} %, ${f((eff.content.photos + 1) / 2, 1)})`,
