@@ -127,6 +127,37 @@ async function unitFeatures(imgs: RGBImage[]): Promise<Float32Array[]> {
   return imgs.map((_, i) => data.slice(i * dim, (i + 1) * dim));
 }
 
+export interface GuidanceEffectSummary {
+  task: Task;
+  statistic: 'hfEnergy' | 'darkChannel';
+  /** means over photos of each statistic (see GuidanceEffectRow) */
+  clean: number;
+  input: number;
+  raw: number;
+  restored: number;
+  cleanGuidance: number;
+  /** mean over photos of restored / raw (GuidanceEffect.ratio) */
+  ratio: number;
+  /** share of photos whose G(E'_txt) has the lower statistic */
+  lowerFraction: number;
+  /** (raw − restored) / (raw − cleanGuidance) of the means: the share of G(E_txt)'s excess over the
+   * clean photo's guidance that M_clean removed; NaN when G(E_txt) is < 5 % above it (no excess) */
+  excessRemoved: number;
+  photos: number;
+}
+
+/** One row per task of a `guidanceDegradationEffect` result (the tables of `tdr guide-check` and notebook 05). */
+export function summariseGuidanceEffect(eff: GuidanceEffect): GuidanceEffectSummary[] {
+  const tasks = [...new Set(eff.rows.map((r) => r.task))];
+  return tasks.map((task) => {
+    const rs = eff.rows.filter((r) => r.task === task);
+    const mean = (k: 'clean' | 'input' | 'raw' | 'restored' | 'cleanGuidance') => rs.reduce((a, r) => a + r[k], 0) / rs.length;
+    const m = { clean: mean('clean'), input: mean('input'), raw: mean('raw'), restored: mean('restored'), cleanGuidance: mean('cleanGuidance') };
+    const excessRemoved = m.raw > 1.05 * m.cleanGuidance ? (m.raw - m.restored) / (m.raw - m.cleanGuidance) : NaN;
+    return { task, statistic: rs[0].statistic, ...m, ratio: eff.ratio[task] ?? NaN, lowerFraction: rs.filter((r) => r.restored < r.raw).length / rs.length, excessRemoved, photos: rs.length };
+  });
+}
+
 /** Leave-one-photo-out nearest-centroid classification of the task from 2-D features (standardised). */
 export function nearestCentroidAccuracy(rows: readonly GuidanceEffectRow[], key: 'featRaw' | 'featRestored'): number {
   if (rows.length === 0) return NaN;

@@ -10,7 +10,7 @@ import { Command, parseOptions, UserError } from '../command';
 import { initBackend } from '../../backend';
 import { guidanceCheckpoint } from '../../config/guidance';
 import { loadGuidancePair } from '../../guidance/pipeline';
-import { guidanceDegradationEffect, wordDistances } from '../../guidance/eval';
+import { guidanceDegradationEffect, summariseGuidanceEffect, wordDistances } from '../../guidance/eval';
 import { loadPhotos, centerCrop } from '../../data/patches';
 import { TASKS, Task } from '../../data/degrade';
 import { Progress } from '../../train/progress';
@@ -84,16 +84,7 @@ export const guideCheckCommand: Command = {
       const cfgScale = options.cfg ?? guidance.cfg.sample.cfgScale;
       const bar = new Progress('guidance', photos.length * tasks.length, { quiet: options.json });
       const eff = await guidanceDegradationEffect(guidance, t2i, { tasks, limit: options.photos, steps, cfgScale, seed: options.seed, onImage: (i) => bar.update(i) });
-      const perTask = tasks.map((task) => {
-        const rs = eff.rows.filter((r) => r.task === task);
-        const mean = (k: 'clean' | 'input' | 'raw' | 'restored' | 'cleanGuidance') => rs.reduce((a, r) => a + r[k], 0) / rs.length;
-        const lower = rs.filter((r) => r.restored < r.raw).length / rs.length;
-        const m = { clean: mean('clean'), input: mean('input'), raw: mean('raw'), restored: mean('restored'), cleanGuidance: mean('cleanGuidance') };
-        // share of G(E_txt)'s excess over the clean photo's guidance that M_clean removed (means over photos)
-        // undefined (—) when G(E_txt) carries no measurable excess (< 5 % above the clean photo's guidance)
-        const excessRemoved = m.raw > 1.05 * m.cleanGuidance ? (m.raw - m.restored) / (m.raw - m.cleanGuidance) : NaN;
-        return { task, statistic: rs[0].statistic, ...m, ratio: eff.ratio[task] ?? NaN, lowerFraction: lower, excessRemoved, photos: rs.length };
-      });
+      const perTask = summariseGuidanceEffect(eff);
       const result = { checkpoint: ckpt, photos: photos.length, steps, cfgScale, seed: options.seed ?? guidance.cfg.sample.seed, words, guidance: perTask, taskAccuracy: eff.taskAccuracy, chance: 1 / tasks.length, content: eff.content };
       if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
       else {
