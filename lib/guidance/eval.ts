@@ -141,7 +141,7 @@ export interface GuidanceEffectSummary {
   /** share of photos whose G(E'_txt) has the lower statistic */
   lowerFraction: number;
   /** (raw − restored) / (raw − cleanGuidance) of the means: the share of G(E_txt)'s excess over the
-   * clean photo's guidance that M_clean removed; NaN when G(E_txt) is < 5 % above it (no excess) */
+   * clean photo's guidance that M_clean removed; NaN when G(E_txt) is < 10 % above it (no clear excess) */
   excessRemoved: number;
   photos: number;
 }
@@ -153,7 +153,7 @@ export function summariseGuidanceEffect(eff: GuidanceEffect): GuidanceEffectSumm
     const rs = eff.rows.filter((r) => r.task === task);
     const mean = (k: 'clean' | 'input' | 'raw' | 'restored' | 'cleanGuidance') => rs.reduce((a, r) => a + r[k], 0) / rs.length;
     const m = { clean: mean('clean'), input: mean('input'), raw: mean('raw'), restored: mean('restored'), cleanGuidance: mean('cleanGuidance') };
-    const excessRemoved = m.raw > 1.05 * m.cleanGuidance ? (m.raw - m.restored) / (m.raw - m.cleanGuidance) : NaN;
+    const excessRemoved = m.raw > 1.1 * m.cleanGuidance ? (m.raw - m.restored) / (m.raw - m.cleanGuidance) : NaN;
     return { task, statistic: rs[0].statistic, ...m, ratio: eff.ratio[task] ?? NaN, lowerFraction: rs.filter((r) => r.restored < r.raw).length / rs.length, excessRemoved, photos: rs.length };
   });
 }

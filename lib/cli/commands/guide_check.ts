@@ -98,7 +98,7 @@ export const guideCheckCommand: Command = {
             '',
             "guidance: the task's degradation statistic (same seed for G(E_txt) and G(E'_txt))",
             markdownTable(perTask.map((r) => ({ task: r.task, statistic: r.statistic, 'clean Y': f(r.clean), 'input X': f(r.input), 'G(E_txt)': f(r.raw), "G(E'_txt)": f(r.restored), 'G(E_txt(Y))': f(r.cleanGuidance), "ratio E'/E": f(r.ratio, 2), "lower in G(E'_txt)": `${f(100 * r.lowerFraction, 0)} %`, 'excess removed': Number.isFinite(r.excessRemoved) ? `${f(100 * r.excessRemoved, 0)} %` : '—' }))),
-            "(G(E_txt(Y)): guidance of the clean photo, same seed — this model's degradation-free level; excess removed = (G(E_txt) − G(E'_txt)) / (G(E_txt) − G(E_txt(Y))), — when G(E_txt) is < 5 % above G(E_txt(Y)))",
+            "(G(E_txt(Y)): guidance of the clean photo, same seed — this model's degradation-free level; excess removed = (G(E_txt) − G(E'_txt)) / (G(E_txt) − G(E_txt(Y))), — when G(E_txt) is < 10 % above G(E_txt(Y)))",
             '',
             `task from the guidance (nearest centroid, leave one photo out): G(E_txt) ${f(100 * eff.taskAccuracy.raw, 0)} %, G(E'_txt) ${f(100 * eff.taskAccuracy.restored, 0)} % (chance ${f(100 / tasks.length, 0)} %)`,
             `content (own photo's rank among ${eff.content.photos} validation crops): G(E_txt) first in ${f(100 * eff.content.raw.top1, 0)} %, mean rank ${f(eff.content.raw.meanRank, 1)}; G(E'_txt) first in ${f(100 * eff.content.restored.top1, 0)} %, mean rank ${f(eff.content.restored.meanRank, 1)} (chance ${f(100 / eff.content.photos, 0)} %, ${f((eff.content.photos + 1) / 2, 1)})`,
