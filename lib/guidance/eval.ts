@@ -80,7 +80,7 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     const y = ys[pi];
     const [gy] = await generateGuidance(model, t2i, [y], { ...opts, raw: true });
     for (const task of tasks) {
-      const o = { task, seed: 5000 + pi * 17 + tasks.indexOf(task), ...(task === 'noise' ? { sigma: opts.noiseSigma ?? 25 } : {}) } as DegradeOptions;
+      const o = { task, seed: 5000 + pi * 17 + TASKS.indexOf(task), ...(task === 'noise' ? { sigma: opts.noiseSigma ?? 25 } : {}) } as DegradeOptions;
       const x = clip01(degrade(y, o).image);
       const [raw] = await generateGuidance(model, t2i, [x], { ...opts, raw: true });
       const [restored] = await generateGuidance(model, t2i, [x], { ...opts, raw: false });

@@ -82,6 +82,10 @@ test('tdr guide-check measures the ci guidance model: word distances for every t
   assert.equal(j.chance, 0.5);
   assert.equal(j.content.photos, 2);
   for (const k of ['raw', 'restored']) assert.ok(j.content[k].meanRank >= 1 && j.content[k].meanRank <= 2 && j.content[k].top1 >= 0 && j.content[k].top1 <= 1, JSON.stringify(j.content));
+  // a task's degraded inputs do not depend on which other tasks are measured
+  const hazeOnly = JSON.parse(run(['guide-check', '--checkpoint', guidance, '--photos', '2', '--steps', '2', '--tasks', 'haze', '--json']).stdout);
+  assert.equal(hazeOnly.guidance[0].input, j.guidance[1].input);
+  assert.equal(hazeOnly.guidance[0].raw, j.guidance[1].raw);
   const bad = spawnSync(process.execPath, [cli, 'guide-check', '--tasks', 'noise,fog'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--tasks/);
