@@ -7,8 +7,10 @@
  * sgemm calls are serialised by one process-wide lock: concurrent cblas_sgemm from two Node worker
  * threads gave wrong results with Debian's OpenBLAS 0.3.21 (pthread build) — the demo T2I's gradient
  * norm went from 0.6 to 1e6 with two workers, and was right with the lock or with one worker —
- * although the same concurrent calls from plain pthreads in C were right. im2col/col2im and every
- * non-GEMM op still run in parallel.
+ * although the same concurrent calls from plain pthreads in C were right. The same class of failure
+ * is reported upstream (OpenBLAS issues #1755 and #2126: concurrent cblas_sgemm from application
+ * threads returning wrong results, intermittently and hard to reproduce in small programs).
+ * im2col/col2im and every non-GEMM op still run in parallel.
  */
 #include <node_api.h>
 #include <cblas.h>
