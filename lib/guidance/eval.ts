@@ -127,15 +127,8 @@ async function unitFeatures(imgs: RGBImage[]): Promise<Float32Array[]> {
   return imgs.map((_, i) => data.slice(i * dim, (i + 1) * dim));
 }
 
-export interface GuidanceEffectSummary {
-  task: Task;
-  statistic: 'hfEnergy' | 'darkChannel';
-  /** means over photos of each statistic (see GuidanceEffectRow) */
-  clean: number;
-  input: number;
-  raw: number;
-  restored: number;
-  cleanGuidance: number;
+/** Per task: clean … cleanGuidance are means over photos of each statistic (see GuidanceEffectRow). */
+export interface GuidanceEffectSummary extends Pick<GuidanceEffectRow, 'task' | 'statistic' | 'clean' | 'input' | 'raw' | 'restored' | 'cleanGuidance'> {
   /** mean over photos of restored / raw (GuidanceEffect.ratio) */
   ratio: number;
   /** share of photos whose G(E'_txt) has the lower statistic */
