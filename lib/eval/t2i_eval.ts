@@ -139,20 +139,10 @@ export async function contentRetrieval(
   seeds: readonly number[],
   opts: { steps?: number; cfgScale?: number; onImage?: (id: string, seed: number, img: RGBImage, uncond: RGBImage) => void | Promise<void> } = {},
 ): Promise<ContentRetrieval> {
-  const { encodeImages } = await import('../models/image_encoder');
+  const { unitGlobalFeatures: feature } = await import('../models/image_encoder');
   const { crop } = await import('../data/patches');
   const photos = await import('../data/patches').then((m) => m.loadPhotos('train', model.cfg.photoShortSide));
   const s = model.cfg.imageSize;
-  const feature = async (imgs: RGBImage[]): Promise<Float32Array[]> => {
-    const f = await encodeImages(imgs);
-    const g = tf.tidy(() => tf.div(f.global, tf.norm(f.global, 'euclidean', 1, true)));
-    const data = g.dataSync() as Float32Array;
-    const dim = g.shape[1] as number;
-    f.global.dispose();
-    f.tokens.dispose();
-    g.dispose();
-    return imgs.map((_, i) => data.slice(i * dim, (i + 1) * dim));
-  };
   const refs: Array<{ id: string; v: Float32Array }> = [];
   for (const p of photos) {
     const { width: w, height: h } = p.image;

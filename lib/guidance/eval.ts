@@ -9,15 +9,22 @@
  * Also a nearest-centroid task classifier (leave-one-photo-out) on the statistics of the guidance:
  * if G(E'_txt) is degradation-free, the task is harder to tell from it than from G(E_txt).
  */
-import * as tf from '@tensorflow/tfjs';
 import { TextToImage } from '../models/t2i';
-import { encodeImages } from '../models/image_encoder';
+import { unitGlobalFeatures } from '../models/image_encoder';
 import { loadPhotos, centerCrop } from '../data/patches';
 import { degrade, Task, DegradeOptions, TASKS } from '../data/degrade';
 import { clip01, RGBImage } from '../data/image';
 import { darkChannel, highFrequencyEnergy } from '../eval/stats';
 import { GuidanceModel } from './model';
 import { generateGuidance, GuidanceOptions, imageWords } from './pipeline';
+
+/** The tasks `guidanceDegradationEffect` measures unless told otherwise. */
+export const GUIDANCE_EFFECT_TASKS: readonly Task[] = ['noise', 'rain', 'haze'];
+
+/** Y degraded by `task` with `seed` (noise: σ = `noiseSigma`, default 25), clipped to [0,1]. */
+function degradeFor(y: RGBImage, task: Task, seed: number, noiseSigma = 25): RGBImage {
+  return clip01(degrade(y, { task, seed, ...(task === 'noise' ? { sigma: noiseSigma } : {}) } as DegradeOptions).image);
+}
 
 /** The statistic that measures each task's degradation. */
 export const TASK_STATISTIC: Record<Task, { name: 'hfEnergy' | 'darkChannel'; f: (img: RGBImage) => number }> = {
@@ -61,16 +68,16 @@ export interface GuidanceEffect {
 }
 
 /**
- * @param opts.tasks default noise, rain, haze; @param opts.limit val photos (default all)
+ * @param opts.tasks default GUIDANCE_EFFECT_TASKS (noise, rain, haze); @param opts.limit val photos (default all)
  * @param opts.noiseSigma σ of the noise task (default 25)
  */
-export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextToImage, opts: GuidanceOptions & { tasks?: Task[]; limit?: number; noiseSigma?: number; onImage?: (i: number, n: number) => void } = {}): Promise<GuidanceEffect> {
-  const tasks = opts.tasks ?? ['noise', 'rain', 'haze'];
+export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextToImage, opts: GuidanceOptions & { tasks?: readonly Task[]; limit?: number; noiseSigma?: number; onImage?: (i: number, n: number) => void } = {}): Promise<GuidanceEffect> {
+  const tasks = opts.tasks ?? GUIDANCE_EFFECT_TASKS;
   const photos = await loadPhotos('val', t2i.cfg.photoShortSide, opts.limit);
   const rows: GuidanceEffectRow[] = [];
   const feat = (g: RGBImage): [number, number] => [Math.log(1 + highFrequencyEnergy(g)), darkChannel(g, 7)];
   const ys = photos.map((p) => centerCrop(p.image, t2i.cfg.imageSize));
-  const refs = await unitFeatures(ys);
+  const refs = await unitGlobalFeatures(ys);
   const rankOf = (g: Float32Array, own: number) => {
     const sims = refs.map((r) => r.reduce((a, x, i) => a + x * g[i], 0));
     return 1 + sims.filter((v, i) => i !== own && v > sims[own]).length;
@@ -80,12 +87,11 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     const y = ys[pi];
     const [gy] = await generateGuidance(model, t2i, [y], { ...opts, raw: true });
     for (const task of tasks) {
-      const o = { task, seed: 5000 + pi * 17 + TASKS.indexOf(task), ...(task === 'noise' ? { sigma: opts.noiseSigma ?? 25 } : {}) } as DegradeOptions;
-      const x = clip01(degrade(y, o).image);
+      const x = degradeFor(y, task, 5000 + pi * 17 + TASKS.indexOf(task), opts.noiseSigma);
       const [raw] = await generateGuidance(model, t2i, [x], { ...opts, raw: true });
       const [restored] = await generateGuidance(model, t2i, [x], { ...opts, raw: false });
       const st = TASK_STATISTIC[task];
-      const [fr, fc] = await unitFeatures([raw, restored]);
+      const [fr, fc] = await unitGlobalFeatures([raw, restored]);
       rows.push({
         photoId: p.entry.id,
         task,
@@ -115,16 +121,6 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     taskAccuracy: { raw: nearestCentroidAccuracy(rows, 'featRaw'), restored: nearestCentroidAccuracy(rows, 'featRestored') },
     content: { photos: photos.length, raw: content('rankRaw'), restored: content('rankRestored') },
   };
-}
-
-/** The frozen image encoder's global feature of each image, L2-normalised. */
-async function unitFeatures(imgs: RGBImage[]): Promise<Float32Array[]> {
-  const f = await encodeImages(imgs);
-  const g = tf.tidy(() => tf.div(f.global, tf.norm(f.global, 'euclidean', 1, true)));
-  const data = g.dataSync() as Float32Array;
-  const dim = g.shape[1] as number;
-  tf.dispose([f.global, f.tokens, g]);
-  return imgs.map((_, i) => data.slice(i * dim, (i + 1) * dim));
 }
 
 /** Per task: clean … cleanGuidance are means over photos of each statistic (see GuidanceEffectRow). */
@@ -208,7 +204,7 @@ export async function wordDistances(model: GuidanceModel, ys: RGBImage[], opts: 
   clean.clean.dispose();
   const rows: WordDistanceRow[] = [];
   for (const task of opts.tasks ?? TASKS) {
-    const xs = ys.map((y, i) => clip01(degrade(y, { task, seed: 40 + i, ...(task === 'noise' ? { sigma: opts.noiseSigma ?? 25 } : {}) } as DegradeOptions).image));
+    const xs = ys.map((y, i) => degradeFor(y, task, 40 + i, opts.noiseSigma));
     const w = await imageWords(model, xs);
     const eX = w.raw.dataSync() as Float32Array;
     const eXc = w.clean.dataSync() as Float32Array;

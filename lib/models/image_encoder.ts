@@ -253,3 +253,16 @@ export async function encodeImages(imgs: RGBImage[] | tf.Tensor4D, opts: EncodeO
     return { global, tokens };
   });
 }
+
+/**
+ * The global feature of each image, L2-normalised (cosine similarity = dot product): what content
+ * retrieval ranks by (lib/eval/t2i_eval.ts, lib/guidance/eval.ts).
+ */
+export async function unitGlobalFeatures(imgs: RGBImage[], opts: EncodeOptions = {}): Promise<Float32Array[]> {
+  const f = await encodeImages(imgs, opts);
+  const g = tf.tidy(() => tf.div(f.global, tf.norm(f.global, 'euclidean', 1, true)));
+  const data = g.dataSync() as Float32Array;
+  const dim = g.shape[1] as number;
+  tf.dispose([f.global, f.tokens, g]);
+  return imgs.map((_, i) => data.slice(i * dim, (i + 1) * dim));
+}

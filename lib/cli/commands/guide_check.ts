@@ -10,7 +10,7 @@ import { Command, parseOptions, UserError } from '../command';
 import { initBackend } from '../../backend';
 import { guidanceCheckpoint } from '../../config/guidance';
 import { loadGuidancePair } from '../../guidance/pipeline';
-import { guidanceDegradationEffect, summariseGuidanceEffect, wordDistances } from '../../guidance/eval';
+import { guidanceDegradationEffect, summariseGuidanceEffect, wordDistances, GUIDANCE_EFFECT_TASKS } from '../../guidance/eval';
 import { loadPhotos, centerCrop } from '../../data/patches';
 import { TASKS, Task } from '../../data/degrade';
 import { Progress } from '../../train/progress';
@@ -73,13 +73,9 @@ export const guideCheckCommand: Command = {
     const { guidance, t2i } = loadGuidancePair(ckpt, { t2iFile: options.t2i });
     try {
       if (!guidance.trainedStages.includes('clean')) process.stderr.write(`tdr guide-check: warning: ${ckpt} holds an untrained M_clean (stage 2 not run)\n`);
-      const tasks = options.tasks ?? (['noise', 'rain', 'haze'] as Task[]);
+      const tasks = options.tasks ?? GUIDANCE_EFFECT_TASKS;
       const photos = await loadPhotos('val', t2i.cfg.photoShortSide, options.photos);
-      const words = await wordDistances(
-        guidance,
-        photos.map((p) => centerCrop(p.image, t2i.cfg.imageSize)),
-        {},
-      );
+      const words = await wordDistances(guidance, photos.map((p) => centerCrop(p.image, t2i.cfg.imageSize)));
       const steps = options.steps ?? guidance.cfg.sample.steps;
       const cfgScale = options.cfg ?? guidance.cfg.sample.cfgScale;
       const bar = new Progress('guidance', photos.length * tasks.length, { quiet: options.json });
