@@ -358,11 +358,19 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
 }
 
 /** Load weights from a train-state checkpoint into `params` (EMA weights when `useEma` and present). */
-export function loadWeights(file: string, params: Params, opts: { useEma?: boolean; allowMissing?: boolean } = {}): Record<string, unknown> {
+export function loadWeights(file: string, params: Params, opts: { useEma?: boolean; allowMissing?: boolean; only?: readonly string[] } = {}): Record<string, unknown> {
   const { meta, tensors } = loadCheckpoint(file);
   const s = splitState(tensors);
-  const values = s.params.size > 0 ? s.params : tensors;
+  let values = s.params.size > 0 ? s.params : tensors;
   if (opts.useEma && s.ema.size > 0) for (const [n, v] of s.ema) values.set(n, v);
-  params.assign(values, { source: file, allowMissing: opts.allowMissing });
+  if (opts.only) {
+    // load only these modules (e.g. stage 1's M_i2t into a model whose M_clean is another variant):
+    // every model parameter under them must be in the file; the rest of the model keeps its values
+    const under = (n: string) => opts.only!.some((p) => n === p || n.startsWith(`${p}.`));
+    values = new Map([...values].filter(([n]) => under(n)));
+    const missing = params.names().filter((n) => under(n) && !values.has(n));
+    if (missing.length > 0) throw new CheckpointError(`${file}: missing parameter${missing.length > 1 ? 's' : ''} ${missing.slice(0, 3).map((n) => `'${n}'`).join(', ')}${missing.length > 3 ? ', …' : ''} of ${opts.only.join(', ')}`);
+  }
+  params.assign(values, { source: file, allowMissing: opts.allowMissing || !!opts.only });
   return meta;
 }

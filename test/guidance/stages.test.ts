@@ -85,6 +85,32 @@ test('stage 1 trains M_i2t + k/v copies only; stage 2 trains M_clean only (not t
   t2i.dispose();
 });
 
+test('stage 2 of the mixer variant on a stage-1 run of the per-word config: loads M_i2t + k/v only, trains the mixer', async () => {
+  const t2i = tinyT2I();
+  const cfg = tinyGuidanceConfig();
+  const runs = tmpDir();
+  const r1 = await trainImageToText(cfg, t2i, runs, { quiet: true });
+  assert.ok(r1.model);
+  const s1 = snap(r1.model.params.entries());
+  const mixCfg = tinyGuidanceConfig({ clean: { type: 'mixer', hidden: 16, layers: 1, heads: 2, residual: true } });
+  const r2 = await trainCleanMapper(mixCfg, t2i, runs, { quiet: true });
+  assert.ok(r2.model);
+  const s2 = snap(r2.model.params.entries());
+  assert.ok([...s2.keys()].some((n) => n.startsWith('mclean.block0.')), 'the model holds the mixer');
+  for (const [n, v] of s1) if (n.startsWith('mi2t.') || n.startsWith('kv.')) assert.ok(same(v, s2.get(n)!), `${n} is stage 1's`);
+  const init = snap(new GuidanceModel(mixCfg, t2i).params.entries());
+  const c2 = changed(init, s2, 'mclean.');
+  assert.ok(c2.changed > c2.total / 2, `stage 2 trains the mixer (${c2.changed}/${c2.total})`);
+  // a stage-1 run of another mapper (N = 6 words) cannot feed this config: the error names the parameter
+  const other = tmpDir();
+  fs.cpSync(path.join(runs, 'i2t'), path.join(other, 'i2t'), { recursive: true });
+  const n6 = tinyGuidanceConfig({ mapper: { ...cfg.mapper, numWords: 6 } });
+  await assert.rejects(trainCleanMapper(n6, t2i, other, { quiet: true }), /checkpoint\.tdrc: parameter 'mi2t\.[^']+' has shape/);
+  r1.model.dispose();
+  r2.model.dispose();
+  t2i.dispose();
+});
+
 test('stage 2 before stage 1 says what to run', async () => {
   const t2i = tinyT2I();
   await assert.rejects(trainCleanMapper(tinyGuidanceConfig(), t2i, tmpDir(), { quiet: true }), /no stage-1 checkpoint; run 'tdr train i2t --preset ci' first/);

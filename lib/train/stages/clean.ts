@@ -125,10 +125,9 @@ export function loadStageOneWeights(model: GuidanceModel, file: string): void {
     return;
   }
   if (meta.stage !== 'i2t') throw new CheckpointError(`${file}: not a stage-1 (i2t) run checkpoint (stage '${String(meta.stage)}')`);
-  const full = new Map(model.params.snapshot());
-  loadWeights(file, model.params, { useEma: true });
-  // keep M_clean at its init (the stage-1 run holds an untrained copy)
-  model.params.assign(new Map([...full].filter(([k]) => k.startsWith('mclean.'))), { source: 'init', allowMissing: true });
+  // M_i2t and the k/v copies only: M_clean keeps its init (the stage-1 run holds an untrained copy,
+  // possibly of another M_clean variant than this config's)
+  loadWeights(file, model.params, { useEma: true, only: GuidanceModel.trainablePrefixes('i2t') });
 }
 
 /**
