@@ -753,90 +753,35 @@ export function registerWasmKernels(): readonly string[] {
   const b = 'wasm';
   const matMul = wrapMatMul('BatchMatMul');
   const fusedMatMul = wrapMatMul('_FusedMatMul');
-  replace({
-    kernelName: 'Conv2DBackpropFilter',
-    backendName: b,
-    kernelFunc: ({ inputs, attrs }) => {
-      const k = 'Conv2DBackpropFilter';
-      checkRank(k, 'x', inputs.x, 4);
-      checkRank(k, 'dy', inputs.dy, 4);
-      const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
-      checkNHWC(k, a.dataFormat);
-      return tf.tidy(() =>
-        conv2dBackpropFilter(
-          kernelTensor(inputs, 'x', k) as tf.Tensor4D,
-          kernelTensor(inputs, 'dy', k) as tf.Tensor4D,
-          a.filterShape,
-          a.strides,
-          a.pad,
-          a.dimRoundingMode,
-        ),
-      );
-    },
-  });
-  replace({
-    kernelName: 'Conv2DBackpropInput',
-    backendName: b,
-    kernelFunc: ({ inputs, attrs }) => {
-      const k = 'Conv2DBackpropInput';
-      checkRank(k, 'dy', inputs.dy, 4);
-      checkRank(k, 'filter', inputs.filter, 4);
-      const a = attrs as unknown as tf.Conv2DBackpropInputAttrs;
-      checkNHWC(k, a.dataFormat);
-      return tf.tidy(() =>
-        conv2dBackpropInput(
-          kernelTensor(inputs, 'dy', k) as tf.Tensor4D,
-          kernelTensor(inputs, 'filter', k) as tf.Tensor4D,
-          a.inputShape,
-          a.strides,
-          a.pad,
-          a.dimRoundingMode,
-        ),
-      );
-    },
-  });
-  replace({
-    kernelName: 'DepthwiseConv2dNativeBackpropFilter',
-    backendName: b,
-    kernelFunc: ({ inputs, attrs }) => {
-      const k = 'DepthwiseConv2dNativeBackpropFilter';
-      checkRank(k, 'x', inputs.x, 4);
-      checkRank(k, 'dy', inputs.dy, 4);
-      const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
-      checkDilations(k, a.dilations);
-      return tf.tidy(() =>
-        depthwiseConv2dBackpropFilter(
-          kernelTensor(inputs, 'x', k) as tf.Tensor4D,
-          kernelTensor(inputs, 'dy', k) as tf.Tensor4D,
-          a.filterShape,
-          a.strides,
-          a.pad,
-          a.dimRoundingMode,
-        ),
-      );
-    },
-  });
-  replace({
-    kernelName: 'DepthwiseConv2dNativeBackpropInput',
-    backendName: b,
-    kernelFunc: ({ inputs, attrs }) => {
-      const k = 'DepthwiseConv2dNativeBackpropInput';
-      checkRank(k, 'dy', inputs.dy, 4);
-      checkRank(k, 'filter', inputs.filter, 4);
-      const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
-      checkDilations(k, a.dilations);
-      return tf.tidy(() =>
-        depthwiseConv2dBackpropInput(
-          kernelTensor(inputs, 'dy', k) as tf.Tensor4D,
-          kernelTensor(inputs, 'filter', k) as tf.Tensor4D,
-          a.inputShape,
-          a.strides,
-          a.pad,
-          a.dimRoundingMode,
-        ),
-      );
-    },
-  });
+  // the four convolution gradients: two rank-4 inputs, a layout/dilation check, one pure-TS kernel
+  const convGrad = <A>(
+    kernelName: string,
+    names: readonly [string, string],
+    check: (k: string, a: A) => void,
+    fn: (p: tf.Tensor4D, q: tf.Tensor4D, a: A) => tf.Tensor,
+  ): void =>
+    replace({
+      kernelName,
+      backendName: b,
+      kernelFunc: ({ inputs, attrs }) => {
+        for (const n of names) checkRank(kernelName, n, inputs[n], 4);
+        const a = attrs as unknown as A;
+        check(kernelName, a);
+        return tf.tidy(() => fn(kernelTensor(inputs, names[0], kernelName) as tf.Tensor4D, kernelTensor(inputs, names[1], kernelName) as tf.Tensor4D, a));
+      },
+    });
+  convGrad<tf.Conv2DBackpropFilterAttrs>('Conv2DBackpropFilter', ['x', 'dy'], (k, a) => checkNHWC(k, a.dataFormat), (x, dy, a) =>
+    conv2dBackpropFilter(x, dy, a.filterShape, a.strides, a.pad, a.dimRoundingMode),
+  );
+  convGrad<tf.Conv2DBackpropInputAttrs>('Conv2DBackpropInput', ['dy', 'filter'], (k, a) => checkNHWC(k, a.dataFormat), (dy, w, a) =>
+    conv2dBackpropInput(dy, w, a.inputShape, a.strides, a.pad, a.dimRoundingMode),
+  );
+  convGrad<tf.DepthwiseConv2dNativeBackpropFilterAttrs>('DepthwiseConv2dNativeBackpropFilter', ['x', 'dy'], (k, a) => checkDilations(k, a.dilations), (x, dy, a) =>
+    depthwiseConv2dBackpropFilter(x, dy, a.filterShape, a.strides, a.pad, a.dimRoundingMode),
+  );
+  convGrad<tf.DepthwiseConv2dNativeBackpropInputAttrs>('DepthwiseConv2dNativeBackpropInput', ['dy', 'filter'], (k, a) => checkDilations(k, a.dilations), (dy, w, a) =>
+    depthwiseConv2dBackpropInput(dy, w, a.inputShape, a.strides, a.pad, a.dimRoundingMode),
+  );
   replace({
     kernelName: 'UnsortedSegmentSum',
     backendName: b,
