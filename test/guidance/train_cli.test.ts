@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { trainGuidanceCommandRun } from '../../lib/cli/commands/guide';
 import { GuidanceModel } from '../../lib/guidance/model';
+import { GUIDANCE_PRESETS } from '../../lib/config/guidance';
 import { FEATURE_CACHE_FILE, guidanceCache } from '../../lib/train/stages/i2t';
 import { cleanStage, cleanStageForWorker } from '../../lib/train/stages/clean';
 import { stepRng } from '../../lib/train/loop';
@@ -61,6 +62,29 @@ test('tdr train i2t|clean --preset ci: stage 1 then stage 2 write <runs>/ci/{i2t
     assert.equal(h7.cfg.mapper.numWords, 7);
     assert.deepEqual(h7.trainedStages, ['i2t', 'clean']);
     assert.equal(GuidanceModel.readHeader(path.join(runs, 'ci', 'guidance-ci.tdrc')).cfg.mapper.numWords, 5, 'the default-N model is untouched');
+
+    // another M_clean variant on a trained stage 1 (--from a guidance checkpoint): the mixer ablation
+    const base = path.join(runs, 'ci', 'guidance-ci.tdrc');
+    const mixCfg = path.join(runs, 'mixer.json');
+    fs.writeFileSync(mixCfg, JSON.stringify({ ...GUIDANCE_PRESETS.ci, preset: 'ci-mixer', clean: { type: 'mixer', hidden: 16, layers: 1, heads: 2, residual: true } }));
+    await assert.rejects(trainGuidanceCommandRun('i2t', ['--config', mixCfg, '--runs', runs, '--t2i', t2iFile, '--from', base]), /--from applies to stage 2 only/);
+    await assert.rejects(trainGuidanceCommandRun('clean', ['--config', mixCfg, '--runs', runs, '--t2i', t2iFile, '--from', path.join(runs, 'none.tdrc')]), /none\.tdrc: no such checkpoint \(--from\)/);
+    const otherT2I = path.join(runs, 't2i-other.tdrc');
+    const o = tinyT2I({ seed: 99 });
+    o.save(otherT2I, { float16: true });
+    o.dispose();
+    await assert.rejects(
+      quietly(() => trainGuidanceCommandRun('clean', ['--config', mixCfg, '--runs', path.join(runs, 'other'), '--t2i', otherT2I, '--from', base])),
+      /guidance-ci\.tdrc: its M_i2t was trained on the text-to-image model/,
+    );
+    assert.equal(await quietly(() => trainGuidanceCommandRun('clean', ['--config', mixCfg, '--runs', runs, '--t2i', t2iFile, '--from', base])), 0);
+    const mix = GuidanceModel.readHeader(path.join(runs, 'ci-mixer', 'guidance-ci-mixer.tdrc'));
+    assert.equal(mix.cfg.clean.type, 'mixer');
+    assert.deepEqual(mix.trainedStages, ['i2t', 'clean']);
+    assert.match(String(mix.meta.rebuild), /^tdr train clean --config \S+mixer\.json --from \S+guidance-ci\.tdrc$/);
+    const b = GuidanceModel.readHeader(base).tensors;
+    for (const [n, v] of b) if (n.startsWith('mi2t.') || n.startsWith('kv.')) assert.deepEqual(mix.tensors.get(n)!.data, v.data, `${n} comes from --from`);
+    assert.ok([...mix.tensors.keys()].some((n) => n.startsWith('mclean.block0.')));
   } finally {
     delete process.env.TDR_WORKERS;
   }

@@ -136,7 +136,7 @@ export const guideCommand: Command = {
 // ---------------------------------------------------------------------------------------------
 // tdr train i2t | clean
 
-export const TRAIN_GUIDANCE_HELP = `usage: tdr train i2t|clean [--preset ci|demo|paper] [--config FILE.json] [--t2i FILE.tdrc] [--runs DIR] [--max-steps N] [--out FILE.tdrc]
+export const TRAIN_GUIDANCE_HELP = `usage: tdr train i2t|clean [--preset ci|demo|paper] [--config FILE.json] [--t2i FILE.tdrc] [--runs DIR] [--from FILE.tdrc] [--max-steps N] [--out FILE.tdrc]
 
   i2t    stage 1: the image-to-text mapper M_i2t + k/v copies (Eq. 2), clean and degraded crops reconstruct themselves
   clean  stage 2: the textual restoration module M_clean (Eq. 3) on (degraded, clean) pairs of all tasks; needs stage 1
@@ -149,6 +149,9 @@ options:
   --runs DIR       runs folder (default $TDR_RUNS or outputs/runs); runs go to <runs>/<preset>/i2t and /clean
   --words N        N pseudo-words instead of the preset's (Table 9: 5, 10, 20, 30, 40); runs go to <runs>/<preset>-n<N>
                    and the model to data/checkpoints/guidance-demo-n<N>.tdrc (demo), which Table 9 reads
+  --from FILE      clean only: M_i2t + k/v copies from FILE (a guidance checkpoint, or a stage-1 run's
+                   checkpoint.tdrc) instead of <runs>/<preset>/i2t — e.g. another M_clean variant on the shipped
+                   stage 1: tdr train clean --config data/configs/guidance-demo-mixer.json --from data/checkpoints/guidance-demo.tdrc
   --max-steps N    stop after N steps in this call (the run stays resumable)
   --out FILE       guidance checkpoint (default: data/checkpoints/guidance-demo.tdrc for demo, else <runs>/<preset>/guidance-<preset>.tdrc)`;
 
@@ -158,6 +161,7 @@ const TrainOptions = z.strictObject({
   t2i: z.string().optional(),
   runs: z.string().optional(),
   words: z.coerce.number().int().min(5).max(40).optional(),
+  from: z.string().endsWith('.tdrc', { message: 'expected a checkpoint file name ending in .tdrc' }).optional(),
   'max-steps': z.coerce.number().int().positive().optional(),
   out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
 });
@@ -178,10 +182,12 @@ export async function trainGuidanceCommandRun(stage: 'i2t' | 'clean', argv: stri
   const { options, positionals } = parseOptions(
     'train',
     args,
-    { preset: { type: 'string' }, config: { type: 'string' }, t2i: { type: 'string' }, runs: { type: 'string' }, words: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' } },
+    { preset: { type: 'string' }, config: { type: 'string' }, t2i: { type: 'string' }, runs: { type: 'string' }, words: { type: 'string' }, from: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' } },
     TrainOptions,
   );
   if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
+  if (options.from !== undefined && stage !== 'clean') throw new UserError('--from applies to stage 2 only (tdr train clean)');
+  if (options.from !== undefined && !fs.existsSync(options.from)) throw new UserError(`${options.from}: no such checkpoint (--from)`);
   let cfg = loadGuidanceConfigArg(options.preset, options.config);
   // Table 9: another N gets its own runs folder and checkpoint name
   const nTag = options.words !== undefined && options.words !== cfg.mapper.numWords ? `-n${options.words}` : '';
@@ -197,14 +203,15 @@ export async function trainGuidanceCommandRun(stage: 'i2t' | 'clean', argv: stri
   const out = options.out ?? (nTag ? (cfg.preset === 'demo' ? shippedCheckpoint(`guidance-demo${nTag}`) : path.join(runDir, `guidance-${cfg.preset}${nTag}.tdrc`)) : guidanceOutput(cfg.preset, runs));
   try {
     const opts = { t2iFile, maxStepsThisCall: options['max-steps'], workers };
-    const r = stage === 'i2t' ? await trainImageToText(cfg, t2i, runDir, opts) : await trainCleanMapper(cfg, t2i, runDir, opts);
+    const r = stage === 'i2t' ? await trainImageToText(cfg, t2i, runDir, opts) : await trainCleanMapper(cfg, t2i, runDir, { ...opts, i2tFile: options.from });
     if (!r.model) {
       const total = stage === 'i2t' ? cfg.i2tTrain.steps : cfg.cleanTrain.steps;
       process.stderr.write(`stopped at step ${r.result.step}/${total}; checkpoint in ${path.join(runDir, stage)} — run the same command to resume\n`);
       return options['max-steps'] ? 0 : 130;
     }
-    const w = nTag ? ` --words ${cfg.mapper.numWords}` : '';
-    r.model.save(out, { float16: true, meta: { rebuild: `tdr train i2t --preset ${cfg.preset}${w} && tdr train clean --preset ${cfg.preset}${w}`, steps: { [stage]: r.result.step } } });
+    const src = `${options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`}${nTag ? ` --words ${cfg.mapper.numWords}` : ''}`;
+    const rebuild = options.from ? `tdr train clean ${src} --from ${options.from}` : `tdr train i2t ${src} && tdr train clean ${src}`;
+    r.model.save(out, { float16: true, meta: { rebuild, steps: { [stage]: r.result.step } } });
     r.model.dispose();
     // the loss logs of both stages beside the checkpoint (<out>.log.jsonl; notebooks plot them)
     const lines = (['i2t', 'clean'] as const).flatMap((s) => (fs.existsSync(path.join(runDir, s)) ? readLog(path.join(runDir, s)).map((x) => ({ stage: s, ...x })) : []));

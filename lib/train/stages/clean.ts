@@ -120,13 +120,14 @@ export function loadStageOneWeights(model: GuidanceModel, file: string): void {
   const { meta } = loadCheckpoint(file);
   if (meta.kind === 'guidance') {
     const h = GuidanceModel.readHeader(file);
-    const keep = new Map([...h.tensors].filter(([k]) => k.startsWith('mi2t.') || k.startsWith('kv.')));
-    model.params.assign(keep, { source: file, allowMissing: true });
-    return;
+    if (h.t2i.sha256 !== model.t2iRef.sha256) {
+      throw new CheckpointError(`${file}: its M_i2t was trained on the text-to-image model ${h.t2i.path} (weights sha256 ${h.t2i.sha256.slice(0, 12)}…), not on ${model.t2iRef.path} (${model.t2iRef.sha256.slice(0, 12)}…)`);
+    }
+  } else if (meta.stage !== 'i2t') {
+    throw new CheckpointError(`${file}: not a stage-1 (i2t) run checkpoint (stage '${String(meta.stage)}')`);
   }
-  if (meta.stage !== 'i2t') throw new CheckpointError(`${file}: not a stage-1 (i2t) run checkpoint (stage '${String(meta.stage)}')`);
-  // M_i2t and the k/v copies only: M_clean keeps its init (the stage-1 run holds an untrained copy,
-  // possibly of another M_clean variant than this config's)
+  // M_i2t and the k/v copies only: M_clean keeps its init (a stage-1 run holds an untrained copy,
+  // possibly of another M_clean variant than this config's; a guidance checkpoint holds a trained one)
   loadWeights(file, model.params, { useEma: true, only: GuidanceModel.trainablePrefixes('i2t') });
 }
 
@@ -137,7 +138,7 @@ export function loadStageOneWeights(model: GuidanceModel, file: string): void {
 export async function trainCleanMapper(cfg: GuidanceConfig, t2i: TextToImage, runDir: string, opts: GuidanceTrainOptions & { i2tFile?: string } = {}): Promise<{ model: GuidanceModel | null; result: TrainResult }> {
   const dir = path.join(runDir, 'clean');
   const i2tFile = opts.i2tFile ?? path.join(runDir, 'i2t', CHECKPOINT_FILE);
-  if (!fs.existsSync(i2tFile)) throw Object.assign(new Error(`${i2tFile}: no stage-1 checkpoint; run 'tdr train i2t --preset ${cfg.preset}' first`), { userFacing: true });
+  if (!fs.existsSync(i2tFile)) throw Object.assign(new Error(`${i2tFile}: no stage-1 checkpoint; run 'tdr train i2t --preset ${cfg.preset}' first, or give a trained stage 1 with --from FILE`), { userFacing: true });
   const { meta } = loadCheckpoint(i2tFile);
   if (meta.kind === 'train-state' && Number(meta.step) < cfg.i2tTrain.steps) {
     throw Object.assign(new Error(`${i2tFile}: stage 1 stopped at step ${String(meta.step)}/${cfg.i2tTrain.steps}; finish it with 'tdr train i2t --preset ${cfg.preset}' first`), { userFacing: true });
