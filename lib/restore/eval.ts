@@ -16,7 +16,7 @@
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { RGBImage } from '../data/image';
+import { RGBImage, makeImage } from '../data/image';
 import { centerCrop, loadPhotos, toBatch, fromBatch } from '../data/patches';
 import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, Task } from '../data/degrade';
 import { psnr, ssim } from '../eval/metrics';
@@ -41,7 +41,14 @@ export interface EvalModel {
   /** null = the identity (the degraded input itself, as a reference row) */
   net: GuidedRestorer | null;
   guidance: GuidanceSource;
+  /**
+   * A control for a guided model (does it use what G shows?): 'other-photo' = the guidance of the
+   * NEXT validation photo's degraded input (same task, cyclic), 'grey' = a flat 0.5 image.
+   */
+  control?: GuidanceControl;
 }
+
+export type GuidanceControl = 'other-photo' | 'grey';
 
 /** The 'input' pseudo-model: the degraded image, unrestored. */
 export const INPUT_MODEL: EvalModel = { name: 'input (degraded)', net: null, guidance: noGuidance };
@@ -116,7 +123,17 @@ export async function evaluateModels(models: EvalModel[], specs: TaskSpec[], ima
   const out: EvalRecord[] = [];
   const total = models.length * specs.length * images.length;
   const gcache = new Map<string, RGBImage>();
-  for (const img of images) {
+  const guidanceOf = async (src: GuidanceSource, img: EvalImage, spec: TaskSpec, x: RGBImage): Promise<RGBImage> => {
+    const key = guidanceKey('val', img.id, spec.name);
+    const ck = `${src.name}|${key}`;
+    let g = gcache.get(ck);
+    if (!g) {
+      g = await src.get(x, key, { clean: img.clean });
+      gcache.set(ck, g);
+    }
+    return g;
+  };
+  for (const [i, img] of images.entries()) {
     for (const spec of specs) {
       const x = degradeForEval(img, spec);
       const y = usesY(spec);
@@ -124,13 +141,13 @@ export async function evaluateModels(models: EvalModel[], specs: TaskSpec[], ima
         let restored: RGBImage;
         if (!m.net) restored = x;
         else if (m.net.cfg.guidance) {
-          const key = guidanceKey('val', img.id, spec.name);
-          const ck = `${m.guidance.name}|${key}`;
-          let g = gcache.get(ck);
-          if (!g) {
-            g = await m.guidance.get(x, key, { clean: img.clean });
-            gcache.set(ck, g);
-          }
+          let g: RGBImage;
+          if (m.control === 'grey') g = makeImage(x.height, x.width, new Float32Array(x.height * x.width * 3).fill(0.5));
+          else if (m.control === 'other-photo') {
+            if (images.length < 2) throw new Error("evaluateModels: the 'other-photo' control needs at least 2 images");
+            const other = images[(i + 1) % images.length];
+            g = await guidanceOf(m.guidance, other, spec, degradeForEval(other, spec));
+          } else g = await guidanceOf(m.guidance, img, spec, x);
           restored = restoreImage(m.net, x, g);
         } else restored = restoreImage(m.net, x);
         const mo = { quantize: true, yChannel: y };
@@ -228,7 +245,7 @@ export function buildTable(kind: string, title: string, records: EvalRecord[], m
     }
     deltaStats[m].average = { psnr: stat(ap), ssim: stat(as) };
   }
-  const guidance = Object.fromEntries(models.map((m) => [m.name, m.net?.cfg.guidance ? m.guidance.name : 'none']));
+  const guidance = Object.fromEntries(models.map((m) => [m.name, m.net?.cfg.guidance ? (m.control ? `${m.guidance.name} (${m.control} control)` : m.guidance.name) : 'none']));
   const notes = [
     ...new Set(models.filter((m) => m.net?.cfg.guidance && m.guidance.standIn).map((m) => `⚠ ${m.name}: ${m.guidance.standIn}`)),
     `${imgs.length} validation image(s); PSNR (dB) / SSIM, BasicSR (Gaussian 11×11 σ1.5, crop 0, quantised output); ${specs.some(usesY) ? 'derain on Y (BT.601), the rest on RGB' : 'RGB'}; noise in float mode, seeded per image.`,
@@ -311,9 +328,21 @@ function renderTables(r: TableResult): void {
  * without and with guidance (same data and steps). Deltas: guided − unguided. The degraded input is
  * a reference row.
  */
-export async function table1(args: { unguided: GuidedRestorer; guided: GuidedRestorer; guidance: GuidanceSource; images: EvalImage[]; onProgress?: (d: number, t: number) => void }): Promise<TableResult> {
+export async function table1(args: {
+  unguided: GuidedRestorer;
+  guided: GuidedRestorer;
+  guidance: GuidanceSource;
+  images: EvalImage[];
+  /** also the guided model with another photo's guidance and with a grey one (does it use G's content?) */
+  controls?: boolean;
+  onProgress?: (d: number, t: number) => void;
+}): Promise<TableResult> {
   const type = args.unguided.cfg.backbone.type;
   const models: EvalModel[] = [INPUT_MODEL, { name: `${type}`, net: args.unguided, guidance: noGuidance }, { name: `${type} + guidance`, net: args.guided, guidance: args.guidance }];
+  if (args.controls) {
+    models.push({ name: `${type} + another photo's guidance`, net: args.guided, guidance: args.guidance, control: 'other-photo' });
+    models.push({ name: `${type} + grey guidance`, net: args.guided, guidance: args.guidance, control: 'grey' });
+  }
   const recs = await evaluateModels(models, TABLE1_TASKS, args.images, { onProgress: args.onProgress });
   return buildTable('table1', `Table 1 (all-in-one restoration, ${type}): without vs with guidance`, recs, models, models[1].name, TABLE1_TASKS);
 }

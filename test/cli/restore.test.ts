@@ -97,6 +97,7 @@ test('eval: bad inputs → exit 2 one line; Table 1 with the clean-oracle stand-
     [['--checkpoint', plainCk, '--out-dir', outDir], /Table 1 needs a guided checkpoint too/],
     [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', '7'], /--table/],
     [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', '9', '--guidance', 'clean-oracle'], /does not depend on N/],
+    [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', 'single', '--controls'], /--controls applies to --table 1 only/],
   ] as Array<[string[], RegExp]>) {
     const r = await run(() => evalCommand.run(args));
     assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.error}`);

@@ -11,8 +11,10 @@ import { initBackend } from '../../lib/backend';
 import { makeImage } from '../../lib/data/image';
 import { restorePreset } from '../../lib/config/restore';
 import { buildRestorer } from '../../lib/restore/train';
-import { cleanOracleGuidance, GuidanceSource } from '../../lib/restore/data';
-import { table1, table9, singleTaskTable, writeTables, EvalImage, degradeForEval, TABLE1_TASKS } from '../../lib/restore/eval';
+import { cleanOracleGuidance, GuidanceSource, guidanceKey } from '../../lib/restore/data';
+import { table1, table9, singleTaskTable, writeTables, EvalImage, degradeForEval, restoreImage, TABLE1_TASKS } from '../../lib/restore/eval';
+import { psnr } from '../../lib/eval/metrics';
+import { hashString } from '../../lib/util/rng';
 import { meanStd } from '../../lib/eval/stats';
 import { tmpDir } from '../helpers/fixtures';
 import { Rng } from '../../lib/util/rng';
@@ -78,6 +80,35 @@ test('Table 1 on 2 images [32,32,3]: 3 models × (5 tasks + average), per-image 
   assert.equal(j.records.length, 30);
   assert.equal(j.markdown, undefined);
   assert.match(fs.readFileSync(files.html, 'utf8'), /<table/);
+  g.params.dispose();
+});
+
+test("Table 1 controls: the guided model with the next photo's guidance and with a grey one (no extra generation)", async () => {
+  const unguided = buildRestorer(restorePreset('ci', { backbone: 'nafnet', guidance: false, tasks: 'all-in-one' })).net;
+  const g = buildRestorer(restorePreset('ci', { backbone: 'nafnet', guidance: true, tasks: 'all-in-one' }));
+  for (const [n, v] of g.params.entries()) if (/\.masa\.fuse\d\.block\.(beta|gamma)$/.test(n)) v.assign(v.add(0.5));
+  // a fake source whose image depends on the key only (so "whose guidance" is visible in the output)
+  const asked: string[] = [];
+  const guide = (key: string) => {
+    const rng = new Rng(hashString(key));
+    return makeImage(32, 32, Float32Array.from({ length: 32 * 32 * 3 }, () => rng.random()));
+  };
+  const src: GuidanceSource = { name: 'fake', standIn: 'test source', get: async (_x, key) => (asked.push(key), guide(key)) };
+  const r = await table1({ unguided, guided: g.net, guidance: src, images, controls: true });
+  assert.deepEqual(r.models, ['input (degraded)', 'nafnet', 'nafnet + guidance', "nafnet + another photo's guidance", 'nafnet + grey guidance']);
+  assert.equal(r.records.length, 5 * 5 * 2);
+  assert.equal(asked.length, 2 * 5, 'each (photo, task) guidance is asked once');
+  assert.equal(new Set(asked).size, 2 * 5);
+  assert.equal(r.guidance["nafnet + another photo's guidance"], 'fake (other-photo control)');
+  const spec = TABLE1_TASKS[0];
+  const xa = degradeForEval(images[0], spec);
+  const rec = (m: string) => r.records.find((x) => x.model === m && x.image === 'a' && x.task === spec.name)!.psnr;
+  const q = (y: ReturnType<typeof restoreImage>) => psnr(images[0].clean, y, { quantize: true });
+  assert.equal(rec('nafnet + guidance'), q(restoreImage(g.net, xa, guide(guidanceKey('val', 'a', spec.name)))));
+  assert.equal(rec("nafnet + another photo's guidance"), q(restoreImage(g.net, xa, guide(guidanceKey('val', 'b', spec.name)))));
+  assert.equal(rec('nafnet + grey guidance'), q(restoreImage(g.net, xa, makeImage(xa.height, xa.width, new Float32Array(xa.height * xa.width * 3).fill(0.5)))));
+  assert.notEqual(rec('nafnet + guidance'), rec("nafnet + another photo's guidance"), 'the fusion is open: other guidance, other output');
+  await assert.rejects(table1({ unguided, guided: g.net, guidance: src, images: images.slice(0, 1), controls: true }), /'other-photo' control needs at least 2 images/);
   g.params.dispose();
 });
 

@@ -14,7 +14,7 @@ import { pickGuidance, DEFAULT_GUIDANCE } from './restore';
 import { Progress } from '../../train/progress';
 import type { Task } from '../../data/degrade';
 
-const HELP = `usage: tdr eval --checkpoint FILE [--checkpoint FILE] --out-dir DIR [--table 1|single|9] [--guidance NAME] [--limit N]
+const HELP = `usage: tdr eval --checkpoint FILE [--checkpoint FILE] --out-dir DIR [--table 1|single|9] [--guidance NAME] [--controls] [--limit N]
 
 Evaluate trained restorers on the validation photos and write <out-dir>/<table>.md, .html and .json
 (PSNR/SSIM per BasicSR; derain on Y, the rest on RGB; per-image deltas with mean ± std).
@@ -29,6 +29,9 @@ options:
   --checkpoint FILE  a restorer checkpoint (repeat for several)
   --out-dir DIR      where the tables go
   --guidance NAME    guidance source of the guided model (default '${DEFAULT_GUIDANCE}'; 'clean-oracle' = plumbing stand-in)
+  --controls         Table 1: also the guided model given ANOTHER photo's guidance (the next validation
+                     photo's, same task) and a flat grey one — if these score like its own guidance, the
+                     gain does not come from what G shows
   --limit N          only the first N validation photos`;
 
 const Options = z.strictObject({
@@ -37,6 +40,7 @@ const Options = z.strictObject({
   table: z.enum(['1', 'single', '9']).default('1'),
   guidance: z.string().min(1).optional(),
   limit: z.coerce.number().int().positive().optional(),
+  controls: z.boolean().optional(),
 });
 
 export const evalCommand: Command = {
@@ -47,10 +51,11 @@ export const evalCommand: Command = {
     const { options, positionals } = parseOptions(
       'eval',
       argv,
-      { checkpoint: { type: 'string', multiple: true }, 'out-dir': { type: 'string' }, table: { type: 'string' }, guidance: { type: 'string' }, limit: { type: 'string' } },
+      { checkpoint: { type: 'string', multiple: true }, 'out-dir': { type: 'string' }, table: { type: 'string' }, guidance: { type: 'string' }, limit: { type: 'string' }, controls: { type: 'boolean' } },
       Options,
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
+    if (options.controls && options.table !== '1') throw new UserError('--controls applies to --table 1 only');
     for (const f of options.checkpoint) if (!fs.existsSync(f)) throw new UserError(`${f}: no such checkpoint`);
     await initBackend({ quiet: true });
     const loaded = options.checkpoint.map((f) => ({ file: f, ...loadRestorer(f) }));
@@ -76,7 +81,7 @@ export const evalCommand: Command = {
       if (options.table === '1') {
         if (!g) throw new UserError('Table 1 needs a guided checkpoint too');
         if (base.cfg.tasks !== 'all-in-one') throw new UserError(`Table 1 compares all-in-one models; ${base.file} was trained on '${base.cfg.tasks}' (use --table single)`);
-        result = await table1({ unguided: base.net, guided: g.net, guidance: pickGuidance(options.guidance), images, onProgress });
+        result = await table1({ unguided: base.net, guided: g.net, guidance: pickGuidance(options.guidance), images, controls: options.controls, onProgress });
         name = `table1-${base.cfg.model.backbone.type}`;
       } else if (options.table === 'single') {
         if (base.cfg.tasks === 'all-in-one') throw new UserError(`${base.file} is an all-in-one model (use --table 1)`);
