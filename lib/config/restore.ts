@@ -42,6 +42,14 @@ export const RestoreConfigSchema = z
     photoShortSide: z.number().int().min(16).describe('training photos are resized to this short side before cropping'),
     refLr: z.number().min(0).finite().describe('ref_lr: peak LR of the <prefix>.masa. group (matcher encoder + fusion)'),
     paramFixIterations: z.number().int().min(0).describe('param_fix_iterations: steps during which the masa group is frozen'),
+    matcherEncoderLr: z
+      .number()
+      .min(0)
+      .finite()
+      .optional()
+      .describe(
+        'peak LR of the matcher encoder (<prefix>.masa.enc.) alone, default refLr; 0 keeps it at its random init — with L1 only, the trained demo encoder collapsed (cosine ≈ 1 at every position, notebook 06); not in the official code',
+      ),
     train: Train,
     eval: z.strictObject({
       size: z.number().int().min(16).describe('side of the centred validation crops (px); a multiple of 64 avoids padding'),
@@ -157,8 +165,9 @@ export function parseRestoreConfig(raw: unknown, label: string): RestoreConfig {
 }
 
 /** The run / checkpoint name of a config: restore-<backbone>-<tasks>-<guided|plain>-<preset>. */
-export function restoreRunName(cfg: Pick<RestoreConfig, 'preset' | 'tasks' | 'model'>): string {
-  return `restore-${cfg.model.backbone.type}-${cfg.tasks}-${cfg.model.guidance ? 'guided' : 'plain'}-${cfg.preset}`;
+export function restoreRunName(cfg: Pick<RestoreConfig, 'preset' | 'tasks' | 'model' | 'matcherEncoderLr'>): string {
+  const enc = cfg.model.guidance && cfg.matcherEncoderLr !== undefined ? `-enclr${cfg.matcherEncoderLr}` : '';
+  return `restore-${cfg.model.backbone.type}-${cfg.tasks}-${cfg.model.guidance ? 'guided' : 'plain'}-${cfg.preset}${enc}`;
 }
 
 export { BackboneConfigSchema };

@@ -51,6 +51,12 @@ export interface MatcherLrOptions {
   matcherLr?: number;
   /** steps during which the `<prefix>.masa.` group is frozen (LR 0); official intent 20000 */
   freezeMatcherSteps?: number;
+  /**
+   * LR multiplier of the matcher ENCODER alone (`<prefix>.masa.enc.`), after the freeze; default
+   * `matcherLr`. 0 keeps it at its random init for good (not in the official code; see
+   * RestoreConfig.matcherEncoderLr).
+   */
+  matcherEncoderLr?: number;
 }
 
 /** Build a backbone from its config (the `type` key picks the class). */
@@ -111,7 +117,9 @@ export class GuidedRestorer {
    */
   lrScale(name: string, step: number, opts: MatcherLrOptions = {}): number {
     if (!this.isMatcherParam(name)) return 1;
-    return step < (opts.freezeMatcherSteps ?? 0) ? 0 : (opts.matcherLr ?? 1);
+    if (step < (opts.freezeMatcherSteps ?? 0)) return 0;
+    if (opts.matcherEncoderLr !== undefined && name.startsWith(`${this.matcherPrefix}enc.`)) return opts.matcherEncoderLr;
+    return opts.matcherLr ?? 1;
   }
 
   /**

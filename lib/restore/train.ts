@@ -67,7 +67,7 @@ export function restoreStage(cfg: RestoreConfig, params: Params, net: GuidedRest
       tf.dispose([b.x, b.y, ...(b.g ? [b.g] : [])]);
     },
     lrScale(name, step) {
-      return net.lrScale(name, step, { matcherLr, freezeMatcherSteps: cfg.paramFixIterations });
+      return net.lrScale(name, step, { matcherLr, freezeMatcherSteps: cfg.paramFixIterations, matcherEncoderLr: cfg.matcherEncoderLr === undefined ? undefined : cfg.train.lr > 0 ? cfg.matcherEncoderLr / cfg.train.lr : 0 });
     },
     sliceBatch(b, start, end) {
       const s = (t: tf.Tensor4D) => t.slice([start], [end - start]);

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
-import { restorePreset, RestoreConfig } from '../../lib/config/restore';
+import { restorePreset, RestoreConfig, restoreRunName } from '../../lib/config/restore';
 import { buildRestorer, restoreStage, trainRestorer, saveRestorer, loadRestorer, l1Loss, GUIDANCE_CACHE_FILE } from '../../lib/restore/train';
 import { RestoreBatch, cleanOracleGuidance, noGuidance, makeRestoreData, taskSpecs, buildGuidanceCache } from '../../lib/restore/data';
 import { loadPhotos } from '../../lib/data/patches';
@@ -72,6 +72,16 @@ for (const backbone of ['nafnet', 'promptir'] as const) {
     assert.equal(stage.lrScale!('restorer.masa.enc.conv0.w', 0), 0, 'matcher frozen during paramFixIterations');
     assert.equal(stage.lrScale!('restorer.masa.enc.conv0.w', cfg.paramFixIterations), cfg.refLr / cfg.train.lr);
     assert.equal(stage.lrScale!('restorer.net.intro.w', 0), 1);
+    // matcherEncoderLr: the shared encoder alone at its own LR (0 = random init for good); fusion keeps refLr
+    const frozenEnc = restoreStage({ ...cfg, matcherEncoderLr: 0 }, params, net, makeRestoreData(photos, specs, cfg.patchSize, cache));
+    const fuse = params.names().find((n) => n.startsWith('restorer.masa.fuse'))!;
+    assert.ok(fuse, 'the guided model has fusion parameters');
+    assert.equal(frozenEnc.lrScale!('restorer.masa.enc.conv0.w', cfg.paramFixIterations + 5), 0);
+    assert.equal(frozenEnc.lrScale!(fuse, cfg.paramFixIterations + 5), cfg.refLr / cfg.train.lr);
+    assert.equal(frozenEnc.lrScale!(fuse, 0), 0, 'the freeze still applies to the fusion');
+    const slowEnc = restoreStage({ ...cfg, matcherEncoderLr: cfg.train.lr / 4 }, params, net, makeRestoreData(photos, specs, cfg.patchSize, cache));
+    assert.equal(slowEnc.lrScale!('restorer.masa.enc.conv0.w', cfg.paramFixIterations), 0.25);
+    assert.equal(restoreRunName({ ...cfg, matcherEncoderLr: 0 }), `restore-${backbone}-all-in-one-guided-ci-enclr0`);
     params.dispose();
   });
 }

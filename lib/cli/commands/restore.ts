@@ -108,7 +108,7 @@ export const restoreCommand: Command = {
 };
 
 export const TRAIN_RESTORE_HELP = `usage: tdr train restore --backbone promptir|nafnet|restormer [--no-guidance] [--tasks SET] [--preset ci|demo|paper]
-                         [--guidance NAME] [--runs DIR] [--max-steps N] [--out FILE.tdrc]
+                         [--guidance NAME] [--matcher-encoder-lr LR] [--runs DIR] [--max-steps N] [--out FILE.tdrc]
 
 Train a restorer (stage 3: L1 Eq. 5, AdamW, cosine schedule, matcher at ref_lr and frozen for
 param_fix_iterations) with the shared loop; resumable. A guided run first generates (or reloads) the
@@ -120,6 +120,10 @@ options:
   --tasks SET       ${TASK_SETS.join(' | ')} (default all-in-one)
   --preset NAME     ${RESTORE_PRESET_NAMES.join(' | ')} (default demo)
   --guidance NAME   guidance source (default '${DEFAULT_GUIDANCE}'; 'clean-oracle' is a plumbing stand-in, never the paper's guidance)
+  --matcher-encoder-lr LR
+                    peak LR of the matcher's shared encoder alone (default: the preset's refLr); 0 keeps it at its
+                    random init. The run (and checkpoint) name gets '-enclr<LR>'. Not in the official code: with L1
+                    only, the demo run's encoder collapsed (cosine ≈ 1 at every position; notebook 06)
   --runs DIR        runs folder (default $TDR_RUNS or outputs/runs)
   --max-steps N     stop after N steps in this call (the run stays resumable)
   --out FILE        where the trained model goes (default: data/checkpoints/<run>.tdrc for demo with the real
@@ -133,6 +137,7 @@ const TrainOptions = z.strictObject({
   tasks: z.enum(TASK_SETS).default('all-in-one'),
   preset: z.enum(RESTORE_PRESET_NAMES as [string, ...string[]]).default('demo'),
   guidance: z.string().min(1).optional(),
+  'matcher-encoder-lr': z.coerce.number().min(0).finite().optional(),
   runs: z.string().min(1).optional(),
   'max-steps': z.coerce.number().int().positive().optional(),
   out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
@@ -146,14 +151,16 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     argv,
     {
       backbone: { type: 'string' }, 'no-guidance': { type: 'boolean' }, tasks: { type: 'string' }, preset: { type: 'string' }, guidance: { type: 'string' },
-      runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' },
+      'matcher-encoder-lr': { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' },
     },
     TrainOptions,
   );
   if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
   const guided = !options['no-guidance'];
   if (!guided && options.guidance) throw new UserError('--no-guidance takes no --guidance');
+  if (!guided && options['matcher-encoder-lr'] !== undefined) throw new UserError('--no-guidance has no matcher (--matcher-encoder-lr)');
   const cfg = restorePreset(options.preset, { backbone: options.backbone, guidance: guided, tasks: options.tasks });
+  if (options['matcher-encoder-lr'] !== undefined) cfg.matcherEncoderLr = options['matcher-encoder-lr'];
   const source = guided ? pickGuidance(options.guidance) : noGuidance;
   if (source.standIn) process.stderr.write(`tdr: ${source.standIn}\n`);
   const backend = await initBackend();
@@ -169,7 +176,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     }
     const ship = cfg.preset === 'demo' && !source.standIn;
     const out = options.out ?? (ship ? shippedCheckpoint(name) : path.join(runDir, `${name}.tdrc`));
-    const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} --preset ${options.preset}${options.guidance ? ` --guidance ${options.guidance}` : ''}`;
+    const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} --preset ${options.preset}${options.guidance ? ` --guidance ${options.guidance}` : ''}${cfg.matcherEncoderLr !== undefined ? ` --matcher-encoder-lr ${cfg.matcherEncoderLr}` : ''}`;
     saveRestorer(out, r.params, cfg, { rebuild, steps: r.result.step, guidance: r.guidance, guidanceStandIn: source.standIn ?? null });
     // the loss log beside the checkpoint (<out>.log.jsonl; notebook 07 plots it)
     writeFileAtomic(out.replace(/\.tdrc$/, '') + '.log.jsonl', readLog(runDir).map((l) => JSON.stringify(l)).join('\n') + '\n');
