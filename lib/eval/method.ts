@@ -59,7 +59,12 @@ export interface MethodSample {
   plain: RGBImage;
   guided: RGBImage;
   channel: 'rgb' | 'y';
-  psnr: { input: number; plain: number; guided: number };
+  /**
+   * guidedOther: the guided restorer given ANOTHER photo's guidance (the next photo's G(E'_txt), same
+   * task) — a control: if it scores like `guided`, the gain does not come from what G shows. NaN with
+   * one photo.
+   */
+  psnr: { input: number; plain: number; guided: number; guidedOther: number };
   ssim: { input: number; plain: number; guided: number };
 }
 
@@ -125,10 +130,21 @@ export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult>
           plain: yp,
           guided: yg,
           channel: usesY(spec) ? 'y' : 'rgb',
-          psnr: { input: psnr(img.clean, x, mo), plain: psnr(img.clean, yp, mo), guided: psnr(img.clean, yg, mo) },
+          psnr: { input: psnr(img.clean, x, mo), plain: psnr(img.clean, yp, mo), guided: psnr(img.clean, yg, mo), guidedOther: NaN },
           ssim: { input: ssim(img.clean, x, mo), plain: ssim(img.clean, yp, mo), guided: ssim(img.clean, yg, mo) },
         });
         opts.onProgress?.(samples.length, total);
+      }
+    }
+    // the control: each input restored with the next photo's guidance of the same task (no new generation)
+    if (images.length > 1) {
+      for (const [i, img] of images.entries()) {
+        const next = images[(i + 1) % images.length].id;
+        for (const spec of specs) {
+          const s = samples.find((x) => x.id === img.id && x.task === spec.name)!;
+          const o = samples.find((x) => x.id === next && x.task === spec.name)!;
+          s.psnr.guidedOther = psnr(img.clean, restoreImage(guided.net, s.degraded, o.guidance), { quantize: true, yChannel: usesY(spec) });
+        }
       }
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -142,6 +158,7 @@ export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult>
         'PSNR unguided': mean(s.map((x) => x.psnr.plain)),
         'PSNR guided': mean(s.map((x) => x.psnr.guided)),
         'gain (dB)': mean(s.map((x) => x.psnr.guided - x.psnr.plain)),
+        "PSNR guided, another photo's G": mean(s.map((x) => x.psnr.guidedOther)),
         'SSIM unguided': mean(s.map((x) => x.ssim.plain)),
         'SSIM guided': mean(s.map((x) => x.ssim.guided)),
       };
@@ -156,7 +173,7 @@ export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult>
 }
 
 /** Table digits of `MethodResult.rows`. */
-export const METHOD_DIGITS = { images: 0, 'PSNR input': 2, 'PSNR unguided': 2, 'PSNR guided': 2, 'gain (dB)': 2, 'SSIM unguided': 4, 'SSIM guided': 4 };
+export const METHOD_DIGITS = { images: 0, 'PSNR input': 2, 'PSNR unguided': 2, 'PSNR guided': 2, 'gain (dB)': 2, "PSNR guided, another photo's G": 2, 'SSIM unguided': 4, 'SSIM guided': 4 };
 
 /** Labelled images of one sample, in the paper's Fig. 1 / Fig. 3 order. */
 export function methodRow(s: MethodSample): Array<{ image: RGBImage; label: string }> {

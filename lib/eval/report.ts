@@ -105,7 +105,8 @@ export async function runReport(opts: ReportOptions = {}): Promise<ReportResult>
       const mcols = ['task', 'channel', ...Object.keys(METHOD_DIGITS)];
       const mcap = `Restoration with and without guidance (${method.samples.length / method.rows.length} validation photos per task; PSNR dB, SSIM; Y channel for rain). Checkpoints: ${[method.checkpoints.guidance, method.checkpoints.plain, method.checkpoints.guided].map(shortPath).join(', ')}`;
       methodHtml.push(
-        '<p>X → τi → M_i2t → E_txt → G(E_txt); E_txt → M_clean → E\'_txt → G(E\'_txt) (Sec. 3.2); X and G(E\'_txt) → guided restorer (Sec. 3.3), beside the same backbone trained without guidance.</p>',
+        '<p>X → τi → M_i2t → E_txt → G(E_txt); E_txt → M_clean → E\'_txt → G(E\'_txt) (Sec. 3.2); X and G(E\'_txt) → guided restorer (Sec. 3.3), beside the same backbone trained without guidance. ' +
+          "Control: the guided restorer given another photo's guidance (the next photo's, same task) — if it scores like its own, the gain does not come from what G shows (<code>npx tdr eval --table 1 --controls</code> measures every validation photo).</p>",
         htmlTable(method.rows, { columns: mcols, digits: METHOD_DIGITS, caption: mcap }),
         plotlyHtml(
           barFigure(

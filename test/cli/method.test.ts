@@ -47,22 +47,25 @@ test('ci checkpoints of every stage, then tdr report runs degrade → guidance �
   }
 
   const html = path.join(dir, 'report.html');
-  const r = run(['report', '--limit', '1', '--max-side', '64', '--method-photos', '1', '--guidance-checkpoint', guidance, '--guided-checkpoint', guided, '--plain-checkpoint', plain, '--out', html], { TDR_GUIDANCE_CACHE: path.join(dir, 'gcache-report') });
+  const r = run(['report', '--limit', '1', '--max-side', '64', '--method-photos', '2', '--guidance-checkpoint', guidance, '--guided-checkpoint', guided, '--plain-checkpoint', plain, '--out', html], { TDR_GUIDANCE_CACHE: path.join(dir, 'gcache-report') });
   // part 2's table: one row per task with finite numbers
   for (const task of ['noise25', 'rain', 'haze']) {
-    const line = r.stdout.split('\n').find((l) => l.startsWith(`| ${task} `));
+    // (part 1's degradation table has rows starting with the same task names: read after part 2's caption)
+    const part2 = r.stdout.slice(r.stdout.indexOf('Restoration with and without guidance'));
+    const line = part2.split('\n').find((l) => l.startsWith(`| ${task} `));
     assert.ok(line, `a table row for ${task} in\n${r.stdout}`);
     const nums = line.split('|').slice(3, -1).map((c) => Number(c.trim()));
-    assert.equal(nums.length, 7, line); // images, PSNR input/unguided/guided, gain, SSIM unguided/guided
+    assert.equal(nums.length, 8, line); // images, PSNR input/unguided/guided, gain, guided with another photo's G, SSIM unguided/guided
     assert.ok(nums.every(Number.isFinite), line);
+    assert.equal(nums[0], 2, line);
   }
-  assert.match(r.stdout, /gain \(dB\)/);
+  assert.match(r.stdout, /gain \(dB\) \| PSNR guided, another photo's G \|/);
   const page = fs.readFileSync(html, 'utf8');
   assert.match(page, /<h2>The whole method<\/h2>/);
   assert.match(page, /G\(E'_txt\)/);
-  // 3 tasks × 6 images (X, G(E_txt), G(E'_txt), unguided, guided, Y) + the degradation gallery
-  assert.ok((page.match(/<img /g) ?? []).length >= 18, 'images of the whole method');
-  assert.equal(fs.readdirSync(path.join(dir, 'gcache-report')).filter((f) => f.endsWith('.png')).length, 6, 'G(E_txt) and G(E\'_txt) cached for 3 inputs');
+  // 2 photos × 3 tasks × 6 images (X, G(E_txt), G(E'_txt), unguided, guided, Y) + the degradation gallery
+  assert.ok((page.match(/<img /g) ?? []).length >= 36, 'images of the whole method');
+  assert.equal(fs.readdirSync(path.join(dir, 'gcache-report')).filter((f) => f.endsWith('.png')).length, 12, 'G(E_txt) and G(E\'_txt) cached for 6 inputs (the control generates none)');
   assert.ok(!fs.existsSync(path.join(dir, 'net.log')) || fs.readFileSync(path.join(dir, 'net.log'), 'utf8') === '', 'no network access');
 });
 
