@@ -98,6 +98,9 @@ test('eval: bad inputs → exit 2 one line; Table 1 with the clean-oracle stand-
     [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', '7'], /--table/],
     [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', '9', '--guidance', 'clean-oracle'], /does not depend on N/],
     [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', 'single', '--controls'], /--controls applies to --table 1 only/],
+    [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--words', '10'], /--words applies to --table 9 only/],
+    [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', '9', '--words', '10,3'], /--words: each N must be in 5\.\.40/],
+    [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', '9', '--words', 'ten'], /--words: expected comma-separated numbers/],
   ] as Array<[string[], RegExp]>) {
     const r = await run(() => evalCommand.run(args));
     assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.error}`);

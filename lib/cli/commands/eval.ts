@@ -14,7 +14,7 @@ import { pickGuidance, DEFAULT_GUIDANCE } from './restore';
 import { Progress } from '../../train/progress';
 import type { Task } from '../../data/degrade';
 
-const HELP = `usage: tdr eval --checkpoint FILE [--checkpoint FILE] --out-dir DIR [--table 1|single|9] [--guidance NAME] [--controls] [--limit N]
+const HELP = `usage: tdr eval --checkpoint FILE [--checkpoint FILE] --out-dir DIR [--table 1|single|9] [--guidance NAME] [--controls] [--words LIST] [--limit N]
 
 Evaluate trained restorers on the validation photos and write <out-dir>/<table>.md, .html and .json
 (PSNR/SSIM per BasicSR; derain on Y, the rest on RGB; per-image deltas with mean ± std).
@@ -32,6 +32,8 @@ options:
   --controls         Table 1: also the guided model given ANOTHER photo's guidance (the next validation
                      photo's, same task) and a flat grey one — if these score like its own guidance, the
                      gain does not come from what G shows
+  --words LIST       Table 9: comma-separated N to evaluate (default 5,10,20,30,40); each needs its guidance model
+                     data/checkpoints/guidance-demo-n<N>.tdrc (N = 20: guidance-demo.tdrc)
   --limit N          only the first N validation photos`;
 
 const Options = z.strictObject({
@@ -41,6 +43,12 @@ const Options = z.strictObject({
   guidance: z.string().min(1).optional(),
   limit: z.coerce.number().int().positive().optional(),
   controls: z.boolean().optional(),
+  words: z
+    .string()
+    .regex(/^\d+(,\d+)*$/, { message: 'expected comma-separated numbers, e.g. 10,20' })
+    .transform((v) => v.split(',').map(Number))
+    .refine((ns) => ns.every((n) => n >= 5 && n <= 40), { message: 'each N must be in 5..40' })
+    .optional(),
 });
 
 export const evalCommand: Command = {
@@ -51,11 +59,12 @@ export const evalCommand: Command = {
     const { options, positionals } = parseOptions(
       'eval',
       argv,
-      { checkpoint: { type: 'string', multiple: true }, 'out-dir': { type: 'string' }, table: { type: 'string' }, guidance: { type: 'string' }, limit: { type: 'string' }, controls: { type: 'boolean' } },
+      { checkpoint: { type: 'string', multiple: true }, 'out-dir': { type: 'string' }, table: { type: 'string' }, guidance: { type: 'string' }, limit: { type: 'string' }, controls: { type: 'boolean' }, words: { type: 'string' } },
       Options,
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
     if (options.controls && options.table !== '1') throw new UserError('--controls applies to --table 1 only');
+    if (options.words && options.table !== '9') throw new UserError('--words applies to --table 9 only');
     for (const f of options.checkpoint) if (!fs.existsSync(f)) throw new UserError(`${f}: no such checkpoint`);
     await initBackend({ quiet: true });
     const loaded = options.checkpoint.map((f) => ({ file: f, ...loadRestorer(f) }));
@@ -98,6 +107,7 @@ export const evalCommand: Command = {
           guidedFor: (n) => ({ net: g.net, guidance: guidanceSourceByName(want, { words: n }).source }),
           specs,
           images,
+          ns: options.words,
           onProgress,
           note: 'One guided restorer for every N (the paper trains one per N): only the test-time guidance changes with N.',
         });
