@@ -122,14 +122,16 @@ export interface EvalRecord {
 export async function evaluateModels(models: EvalModel[], specs: TaskSpec[], images: EvalImage[], opts: { onProgress?: (done: number, total: number) => void } = {}): Promise<EvalRecord[]> {
   const out: EvalRecord[] = [];
   const total = models.length * specs.length * images.length;
-  const gcache = new Map<string, RGBImage>();
+  // per source OBJECT (not its name: Table 9's sources for different N are all called 'text'), per input
+  const gcache = new Map<GuidanceSource, Map<string, RGBImage>>();
   const guidanceOf = async (src: GuidanceSource, img: EvalImage, spec: TaskSpec, x: RGBImage): Promise<RGBImage> => {
     const key = guidanceKey('val', img.id, spec.name);
-    const ck = `${src.name}|${key}`;
-    let g = gcache.get(ck);
+    let bySource = gcache.get(src);
+    if (!bySource) gcache.set(src, (bySource = new Map()));
+    let g = bySource.get(key);
     if (!g) {
       g = await src.get(x, key, { clean: img.clean });
-      gcache.set(ck, g);
+      bySource.set(key, g);
     }
     return g;
   };

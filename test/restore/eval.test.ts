@@ -125,6 +125,14 @@ test('single-task rain table (Y channel) and Table 9 with an N-dependent source:
   const byN = (n: number): GuidanceSource => ({ name: `fake-N${n}`, standIn: 'test source', get: async (x) => (asked.push(n), x) });
   const t9 = await table9({ unguided, guidedFor: (n) => ({ net: guided, guidance: byN(n) }), specs: [TABLE1_TASKS[1]], images });
   assert.deepEqual(t9.models, ['baseline', 'N=5', 'N=10', 'N=20', 'N=30', 'N=40']);
+  // sources of different N may share a name (the text source is 'text' for every N): each N must get its own guidance
+  const g2 = buildRestorer(restorePreset('ci', { backbone: 'nafnet', guidance: true, tasks: 'rain' }));
+  for (const [n, v] of g2.params.entries()) if (/\.masa\.fuse\d\.block\.(beta|gamma)$/.test(n)) v.assign(v.add(0.5));
+  const sameName = (n: number): GuidanceSource => ({ name: 'text', standIn: 'test source', get: async (x) => makeImage(x.height, x.width, new Float32Array(x.data.length).fill(n / 40)) });
+  const t9b = await table9({ unguided, guidedFor: (n) => ({ net: g2.net, guidance: sameName(n) }), specs: [TABLE1_TASKS[1]], images, ns: [10, 20] });
+  const at = (m: string) => t9b.records.find((x) => x.model === m && x.image === 'a')!.psnr;
+  assert.notEqual(at('N=10'), at('N=20'), 'N = 20 must not reuse the guidance of N = 10');
+  g2.params.dispose();
   assert.deepEqual([...new Set(asked)], [5, 10, 20, 30, 40]);
   assert.equal(Object.keys(t9.deltaStats).length, 5);
 });
