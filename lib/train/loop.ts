@@ -371,6 +371,11 @@ export function loadWeights(file: string, params: Params, opts: { useEma?: boole
     const missing = params.names().filter((n) => under(n) && !values.has(n));
     if (missing.length > 0) throw new CheckpointError(`${file}: missing parameter${missing.length > 1 ? 's' : ''} ${missing.slice(0, 3).map((n) => `'${n}'`).join(', ')}${missing.length > 3 ? ', …' : ''} of ${opts.only.join(', ')}`);
   }
-  params.assign(values, { source: file, allowMissing: opts.allowMissing || !!opts.only });
+  try {
+    params.assign(values, { source: file, allowMissing: opts.allowMissing || !!opts.only });
+  } catch (e) {
+    // a checkpoint of another shape or model is bad input (one line, exit 2), not an internal error
+    throw new CheckpointError((e as Error).message);
+  }
   return meta;
 }

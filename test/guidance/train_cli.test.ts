@@ -77,6 +77,12 @@ test('tdr train i2t|clean --preset ci: stage 1 then stage 2 write <runs>/ci/{i2t
       quietly(() => trainGuidanceCommandRun('clean', ['--config', mixCfg, '--runs', path.join(runs, 'other'), '--t2i', otherT2I, '--from', base])),
       /guidance-ci\.tdrc: its M_i2t was trained on the text-to-image model/,
     );
+    // a stage 1 of another N cannot feed this config: a checkpoint error (user-facing, one line) naming the parameter
+    const n7 = path.join(runs, 'ci-n7', 'i2t', 'checkpoint.tdrc');
+    await assert.rejects(
+      quietly(() => trainGuidanceCommandRun('clean', ['--config', mixCfg, '--runs', path.join(runs, 'from-n7'), '--t2i', t2iFile, '--from', n7])),
+      (e: Error & { userFacing?: boolean }) => e.userFacing === true && /checkpoint\.tdrc: parameter 'mi2t\.[^']+' has shape/.test(e.message),
+    );
     assert.equal(await quietly(() => trainGuidanceCommandRun('clean', ['--config', mixCfg, '--runs', runs, '--t2i', t2iFile, '--from', base])), 0);
     const mix = GuidanceModel.readHeader(path.join(runs, 'ci-mixer', 'guidance-ci-mixer.tdrc'));
     assert.equal(mix.cfg.clean.type, 'mixer');
