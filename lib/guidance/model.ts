@@ -126,8 +126,8 @@ export class GuidanceModel {
   }
 
   /** The header of a guidance checkpoint (config, T2I reference) without building the model. */
-  static readHeader(file: string): { cfg: GuidanceConfig; t2i: T2IReference; trainedStages: GuidanceStageName[]; meta: Record<string, unknown>; tensors: Named } {
-    const { meta, tensors } = loadCheckpoint(file);
+  static readHeader(file: string, loaded = loadCheckpoint(file)): { cfg: GuidanceConfig; t2i: T2IReference; trainedStages: GuidanceStageName[]; meta: Record<string, unknown>; tensors: Named } {
+    const { meta, tensors } = loaded;
     if (meta.kind !== 'guidance') throw new CheckpointError(`${file}: not a guidance checkpoint (kind '${String(meta.kind)}'; expected one written by 'tdr train clean')`);
     const cfg = parseGuidanceConfig(meta.config, `${file}: config`);
     const ref = meta.t2i as Partial<T2IReference> | undefined;

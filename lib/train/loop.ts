@@ -358,8 +358,12 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
 }
 
 /** Load weights from a train-state checkpoint into `params` (EMA weights when `useEma` and present). */
-export function loadWeights(file: string, params: Params, opts: { useEma?: boolean; allowMissing?: boolean; only?: readonly string[] } = {}): Record<string, unknown> {
-  const { meta, tensors } = loadCheckpoint(file);
+export function loadWeights(
+  file: string,
+  params: Params,
+  opts: { useEma?: boolean; allowMissing?: boolean; only?: readonly string[]; loaded?: ReturnType<typeof loadCheckpoint> } = {},
+): Record<string, unknown> {
+  const { meta, tensors } = opts.loaded ?? loadCheckpoint(file); // `loaded`: the caller already read `file`
   const s = splitState(tensors);
   let values = s.params.size > 0 ? s.params : tensors;
   if (opts.useEma && s.ema.size > 0) for (const [n, v] of s.ema) values.set(n, v);

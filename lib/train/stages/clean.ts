@@ -116,10 +116,10 @@ export async function cleanStageForWorker(args: { config: GuidanceConfig; t2iFil
  * Put trained M_i2t + k/v weights into `model`, from a stage-1 run checkpoint (EMA weights) or a
  * guidance checkpoint. M_clean keeps its initial values.
  */
-export function loadStageOneWeights(model: GuidanceModel, file: string): void {
-  const { meta } = loadCheckpoint(file);
+export function loadStageOneWeights(model: GuidanceModel, file: string, loaded = loadCheckpoint(file)): void {
+  const { meta } = loaded;
   if (meta.kind === 'guidance') {
-    const h = GuidanceModel.readHeader(file);
+    const h = GuidanceModel.readHeader(file, loaded);
     if (h.t2i.sha256 !== model.t2iRef.sha256) {
       throw new CheckpointError(`${file}: its M_i2t was trained on the text-to-image model ${h.t2i.path} (weights sha256 ${h.t2i.sha256.slice(0, 12)}…), not on ${model.t2iRef.path} (${model.t2iRef.sha256.slice(0, 12)}…)`);
     }
@@ -128,7 +128,7 @@ export function loadStageOneWeights(model: GuidanceModel, file: string): void {
   }
   // M_i2t and the k/v copies only: M_clean keeps its init (a stage-1 run holds an untrained copy,
   // possibly of another M_clean variant than this config's; a guidance checkpoint holds a trained one)
-  loadWeights(file, model.params, { useEma: true, only: GuidanceModel.trainablePrefixes('i2t') });
+  loadWeights(file, model.params, { useEma: true, only: GuidanceModel.trainablePrefixes('i2t'), loaded });
 }
 
 /**
@@ -139,7 +139,8 @@ export async function trainCleanMapper(cfg: GuidanceConfig, t2i: TextToImage, ru
   const dir = path.join(runDir, 'clean');
   const i2tFile = opts.i2tFile ?? path.join(runDir, 'i2t', CHECKPOINT_FILE);
   if (!fs.existsSync(i2tFile)) throw Object.assign(new Error(`${i2tFile}: no stage-1 checkpoint; run 'tdr train i2t --preset ${cfg.preset}' first, or give a trained stage 1 with --from FILE`), { userFacing: true });
-  const { meta } = loadCheckpoint(i2tFile);
+  let stageOne: ReturnType<typeof loadCheckpoint> | undefined = loadCheckpoint(i2tFile); // read once: the step check here, the weights below
+  const { meta } = stageOne;
   if (meta.kind === 'train-state' && Number(meta.step) < cfg.i2tTrain.steps) {
     throw Object.assign(new Error(`${i2tFile}: stage 1 stopped at step ${String(meta.step)}/${cfg.i2tTrain.steps}; finish it with 'tdr train i2t --preset ${cfg.preset}' first`), { userFacing: true });
   }
@@ -149,7 +150,8 @@ export async function trainCleanMapper(cfg: GuidanceConfig, t2i: TextToImage, ru
   const cacheFile = path.join(runDir, 'i2t', FEATURE_CACHE_FILE);
   const cache = await guidanceCache(cfg, t2i, cacheFile, { quiet: opts.quiet, t2iSha: ref.sha256 });
   const model = new GuidanceModel(cfg, t2i, ref);
-  loadStageOneWeights(model, i2tFile);
+  loadStageOneWeights(model, i2tFile, stageOne);
+  stageOne = undefined; // not kept through training (a run checkpoint holds Adam moments too)
   const { batch, ...trainCfg } = cfg.cleanTrain;
   void batch;
   const workers = opts.workers ?? 1;
