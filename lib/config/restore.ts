@@ -164,10 +164,16 @@ export function parseRestoreConfig(raw: unknown, label: string): RestoreConfig {
   return r.data;
 }
 
-/** The run / checkpoint name of a config: restore-<backbone>-<tasks>-<guided|plain>-<preset>. */
-export function restoreRunName(cfg: Pick<RestoreConfig, 'preset' | 'tasks' | 'model' | 'matcherEncoderLr'>): string {
+/**
+ * The run / checkpoint name of a config: restore-<backbone>-<tasks>-<guided|plain>-<preset>, then
+ * '-enclr<LR>' when the matcher encoder has its own LR and '-<source>' when a guided run takes a
+ * guidance source other than the paper's ('text'), so that runs of different sources never share a
+ * runs folder (resuming one with the other's guidance).
+ */
+export function restoreRunName(cfg: Pick<RestoreConfig, 'preset' | 'tasks' | 'model' | 'matcherEncoderLr'>, guidanceSource = 'text'): string {
   const enc = cfg.model.guidance && cfg.matcherEncoderLr !== undefined ? `-enclr${cfg.matcherEncoderLr}` : '';
-  return `restore-${cfg.model.backbone.type}-${cfg.tasks}-${cfg.model.guidance ? 'guided' : 'plain'}-${cfg.preset}${enc}`;
+  const src = cfg.model.guidance && guidanceSource !== 'text' ? `-${guidanceSource}` : '';
+  return `restore-${cfg.model.backbone.type}-${cfg.tasks}-${cfg.model.guidance ? 'guided' : 'plain'}-${cfg.preset}${enc}${src}`;
 }
 
 export { BackboneConfigSchema };

@@ -23,7 +23,7 @@ import { Rng } from '../util/rng';
 import { GuidedRestorer } from './guided';
 import { RestoreConfig, parseRestoreConfig, restoreRunName } from '../config/restore';
 import { train, Stage, TrainResult, loadWeights, splitState, CHECKPOINT_FILE, LogRecord } from '../train/loop';
-import { loadCheckpoint, saveCheckpoint, CheckpointError, Named } from '../train/checkpoint';
+import { loadCheckpoint, readCheckpointMeta, saveCheckpoint, CheckpointError, Named } from '../train/checkpoint';
 import { LoadedPhoto, loadPhotos } from '../data/patches';
 import { GuidanceSource, RestoreBatch, RestoreData, buildGuidanceCache, makeRestoreData, restoreBatch, taskSpecs, tryLoadGuidanceCache } from './data';
 
@@ -112,6 +112,16 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
   const source = opts.guidance;
   if (cfg.model.guidance && (!source || source.name === 'none')) throw new Error('trainRestorer: a guided model (model.guidance = true) needs a guidance source');
   if (!cfg.model.guidance && source && source.name !== 'none') throw new Error(`trainRestorer: the model is unguided (model.guidance = false) but a guidance source '${source.name}' was given`);
+  const guidanceName = cfg.model.guidance ? source!.name : 'none';
+  // A run resumes only with the guidance it started with (checked before the guidance cache, which
+  // another source would overwrite). The run name separates sources by default (restoreRunName).
+  const ckpt = path.join(runDir, CHECKPOINT_FILE);
+  if (fs.existsSync(ckpt)) {
+    const was = readCheckpointMeta(ckpt).guidance;
+    if (was !== undefined && was !== guidanceName) {
+      throw new CheckpointError(`${ckpt}: this run was trained with guidance '${String(was)}', not '${guidanceName}'; resume it with its own guidance, or train into another --runs folder`);
+    }
+  }
   fs.mkdirSync(runDir, { recursive: true });
   const photos: LoadedPhoto[] = await loadPhotos('train', cfg.photoShortSide, opts.photoLimit);
   const specs = taskSpecs(cfg.tasks);
@@ -121,12 +131,11 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
   const stage = restoreStage(cfg, params, net, makeRestoreData(photos, specs, cfg.patchSize, cache));
   const { batch, ...trainCfg } = cfg.train;
   void batch;
-  const guidanceName = cfg.model.guidance ? source!.name : 'none';
   const workers = opts.workers ?? 1;
   const result = await train(stage, trainCfg, {
     runDir,
     meta: { stage: 'restore', config: cfg, guidance: guidanceName, guidanceStandIn: cfg.model.guidance ? (source!.standIn ?? null) : null },
-    label: restoreRunName(cfg),
+    label: restoreRunName(cfg, guidanceName),
     quiet: opts.quiet,
     maxStepsThisCall: opts.maxStepsThisCall,
     onLog: opts.onLog,

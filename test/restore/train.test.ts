@@ -82,6 +82,10 @@ for (const backbone of ['nafnet', 'promptir'] as const) {
     const slowEnc = restoreStage({ ...cfg, matcherEncoderLr: cfg.train.lr / 4 }, params, net, makeRestoreData(photos, specs, cfg.patchSize, cache));
     assert.equal(slowEnc.lrScale!('restorer.masa.enc.conv0.w', cfg.paramFixIterations), 0.25);
     assert.equal(restoreRunName({ ...cfg, matcherEncoderLr: 0 }), `restore-${backbone}-all-in-one-guided-ci-enclr0`);
+    // a source other than the paper's text guidance gets its own run (never resumes another source's run)
+    assert.equal(restoreRunName(cfg, 'text'), `restore-${backbone}-all-in-one-guided-ci`);
+    assert.equal(restoreRunName(cfg, 'clean-oracle'), `restore-${backbone}-all-in-one-guided-ci-clean-oracle`);
+    assert.equal(restoreRunName({ ...cfg, model: { ...cfg.model, guidance: false } }, 'none'), `restore-${backbone}-all-in-one-plain-ci`);
     params.dispose();
   });
 }
@@ -95,6 +99,14 @@ test('exact resume: 3 steps in one call = 2 steps, restart, 1 step (guided, clea
   const b1 = await trainRestorer(cfg, path.join(dir, 'b'), { guidance: oracle, quiet: true, photoLimit: 2, maxStepsThisCall: 2 });
   assert.equal(b1.result.interrupted, true);
   b1.params.dispose();
+  // resuming with another guidance source is refused before the guidance cache is touched
+  const cacheBefore = fs.readFileSync(path.join(dir, 'b', GUIDANCE_CACHE_FILE));
+  const grey = { name: 'grey', async get(d: { height: number; width: number }) { return { height: d.height, width: d.width, data: new Float32Array(d.height * d.width * 3).fill(0.5) }; } };
+  await assert.rejects(
+    trainRestorer(cfg, path.join(dir, 'b'), { guidance: grey, quiet: true, photoLimit: 2 }),
+    (e: Error) => e.name === 'CheckpointError' && /checkpoint\.tdrc: this run was trained with guidance 'clean-oracle', not 'grey'/.test(e.message),
+  );
+  assert.ok(fs.readFileSync(path.join(dir, 'b', GUIDANCE_CACHE_FILE)).equals(cacheBefore), 'the guidance cache is left as it was');
   const b = await trainRestorer(cfg, path.join(dir, 'b'), { guidance: oracle, quiet: true, photoLimit: 2 });
   assert.equal(b.result.resumedFrom, 2);
   const sa = a.params.snapshot();

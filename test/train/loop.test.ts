@@ -7,7 +7,7 @@ import { initBackend } from '../../lib/backend';
 import { Params, init } from '../../lib/models/params';
 import { train, Stage, readLog, CHECKPOINT_FILE, loadWeights, emaDecayAt } from '../../lib/train/loop';
 import { lrAt } from '../../lib/train/schedule';
-import { saveCheckpoint, loadCheckpoint, toFloat16, fromFloat16 } from '../../lib/train/checkpoint';
+import { saveCheckpoint, loadCheckpoint, readCheckpointMeta, toFloat16, fromFloat16 } from '../../lib/train/checkpoint';
 import { Rng } from '../../lib/util/rng';
 import { tmpDir } from '../helpers/fixtures';
 
@@ -137,6 +137,7 @@ test('checkpoint round-trip float32 exact, float16 within half precision; EMA we
   const { meta, tensors } = loadCheckpoint(path.join(dir, CHECKPOINT_FILE));
   assert.equal(meta.step, 4);
   assert.equal(meta.note, 'x');
+  assert.deepEqual(readCheckpointMeta(path.join(dir, CHECKPOINT_FILE)), meta, 'the header-only reader gives the same meta');
   assert.deepEqual(Array.from(tensors.get('param.l1.w')!.data), Array.from(stage.params.get('l1.w').dataSync()));
   assert.ok(tensors.has('adam.m.l1.w') && tensors.has('ema.l1.w'));
   const f16 = path.join(dir, 'half.tdrc');
@@ -171,10 +172,15 @@ test('errors name the file and the parameter: wrong shape, not a checkpoint, tru
   const txt = path.join(dir, 'x.tdrc');
   fs.writeFileSync(txt, 'hello');
   assert.throws(() => loadCheckpoint(txt), /x\.tdrc: not a tdr checkpoint/);
+  assert.throws(() => readCheckpointMeta(txt), /x\.tdrc: not a tdr checkpoint/);
   const full = fs.readFileSync(bad);
   fs.writeFileSync(bad, full.subarray(0, full.length - 10));
   assert.throws(() => loadCheckpoint(bad), /bad\.tdrc: truncated checkpoint/);
   assert.throws(() => loadCheckpoint(path.join(dir, 'none.tdrc')), /none\.tdrc: no such checkpoint file/);
+  assert.throws(() => readCheckpointMeta(path.join(dir, 'none.tdrc')), /none\.tdrc: no such checkpoint file/);
+  const head = fs.readFileSync(bad).subarray(0, 20); // magic + length + the start of the header
+  fs.writeFileSync(bad, head);
+  assert.throws(() => readCheckpointMeta(bad), /bad\.tdrc: truncated checkpoint \(header/);
   stage.params.dispose();
 });
 

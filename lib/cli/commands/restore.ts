@@ -166,7 +166,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
   const backend = await initBackend();
   const workers = defaultWorkers(backend.name, os.cpus().length);
   if (workers > 1) process.stderr.write(`tdr: data-parallel training on ${workers} workers (TDR_WORKERS to change)\n`);
-  const name = restoreRunName(cfg);
+  const name = restoreRunName(cfg, source.name);
   const runDir = path.join(options.runs ?? defaultRunsDir(), name);
   const r = await trainRestorer(cfg, runDir, { guidance: source, workers, maxStepsThisCall: options['max-steps'] });
   try {
