@@ -28,7 +28,7 @@ import { Params } from '../models/params';
 import { Conv2d, Linear } from '../models/nn';
 import { Rng } from '../util/rng';
 import { FusionSpec, RestorationBackbone, checkGuidance, checkImage, cropTo, padToMultiple } from './layers';
-import { RestormerConfigSchema, RestormerEncoder, TransformerBlock, Upsample, fuseHeads, runBlocks } from './restormer';
+import { RestormerConfigSchema, RestormerDecoder, RestormerEncoder, TransformerBlock, fuseHeads } from './restormer';
 
 const posInt = z.number().int().positive();
 
@@ -82,11 +82,7 @@ export class PromptIR implements RestorationBackbone {
   readonly encoder: RestormerEncoder;
   /** prompt interactions at decoder levels 3, 2, 1 */
   readonly prompt: PromptInteraction[];
-  readonly up: Upsample[];
-  readonly reduce: Conv2d[];
-  readonly dec: TransformerBlock[][];
-  readonly refinement: TransformerBlock[];
-  readonly out: Conv2d;
+  readonly decoder: RestormerDecoder;
   constructor(p: Params, readonly prefix: string, cfgIn: z.input<typeof PromptIRConfigSchema>, rng: Rng, readonly fusion?: FusionSpec) {
     const cfg = (this.cfg = PromptIRConfigSchema.parse(cfgIn));
     const d = cfg.dim;
@@ -96,15 +92,8 @@ export class PromptIR implements RestorationBackbone {
       new PromptInteraction(p, `${prefix}.pi2`, 4 * d, 4 * d, cfg, 1, cfg.heads[2], rng),
       new PromptInteraction(p, `${prefix}.pi1`, 2 * d, 2 * d, cfg, 0, cfg.heads[2], rng),
     ];
-    this.up = [4 * d, 4 * d, 2 * d].map((c, i) => new Upsample(p, `${prefix}.up${3 - i}`, c, rng));
-    this.reduce = [6 * d, 4 * d].map((c, i) => new Conv2d(p, `${prefix}.reduce${3 - i}`, c, i === 0 ? 4 * d : 2 * d, rng, { k: 1, bias: cfg.bias }));
-    this.dec = [
-      Array.from({ length: cfg.blocks[2] }, (_, i) => new TransformerBlock(p, `${prefix}.dec3.${i}`, 4 * d, cfg.heads[2], cfg, rng)),
-      Array.from({ length: cfg.blocks[1] }, (_, i) => new TransformerBlock(p, `${prefix}.dec2.${i}`, 2 * d, cfg.heads[1], cfg, rng)),
-      Array.from({ length: cfg.blocks[0] }, (_, i) => new TransformerBlock(p, `${prefix}.dec1.${i}`, 2 * d, cfg.heads[0], cfg, rng)),
-    ];
-    this.refinement = Array.from({ length: cfg.refinement }, (_, i) => new TransformerBlock(p, `${prefix}.refine.${i}`, 2 * d, cfg.heads[0], cfg, rng));
-    this.out = new Conv2d(p, `${prefix}.out`, 2 * d, 3, rng, { bias: cfg.bias });
+    // the prompt interactions hand the up-samplers 4d, 4d, 2d (Restormer: 8d, 4d, 2d)
+    this.decoder = new RestormerDecoder(p, prefix, cfg, [4 * d, 4 * d, 2 * d], rng);
   }
   get levelChannels(): number[] {
     return this.encoder.levelChannels;
@@ -116,15 +105,7 @@ export class PromptIR implements RestorationBackbone {
       const xp = padToMultiple(x, this.sizeMultiple);
       checkGuidance(this.prefix, this.fusion, guidance, b, xp.shape[1], xp.shape[2]);
       const { skips, latent } = this.encoder.call(xp, guidance);
-      let y = latent;
-      for (let i = 0; i < 3; i++) {
-        y = this.prompt[i].call(y);
-        y = tf.concat([this.up[i].call(y), skips[2 - i]], 3) as tf.Tensor4D;
-        if (i < 2) y = this.reduce[i].call(y);
-        y = runBlocks(this.dec[i], y);
-      }
-      y = runBlocks(this.refinement, y);
-      return cropTo(tf.add(this.out.call(y), xp) as tf.Tensor4D, h, w);
+      return cropTo(this.decoder.call(xp, skips, latent, (y, i) => this.prompt[i].call(y)), h, w);
     });
   }
 }

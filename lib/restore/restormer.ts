@@ -214,23 +214,25 @@ export function fuseHeads(c: number, heads: number): number {
   return c % heads === 0 ? heads : 1;
 }
 
-export class Restormer implements RestorationBackbone {
-  readonly cfg: RestormerConfig;
-  readonly levels = 4;
-  readonly sizeMultiple = 8;
-  readonly encoder: RestormerEncoder;
+/**
+ * The Restormer decoder shared by Restormer and PromptIR: for decoder levels 3, 2, 1 an optional
+ * hook (PromptIR's prompt interaction), pixel-shuffle up, concatenation with the encoder skip, 1×1
+ * reduction (levels 3, 2), transformer blocks; then refinement blocks, a 3×3 output conv and the
+ * global residual. `upIn` are the widths entering the three up-samplers (Restormer 8d, 4d, 2d;
+ * PromptIR 4d, 4d, 2d after its prompt reductions). Parameter names: <prefix>.up3/up2/up1,
+ * reduce3/reduce2, dec3/dec2/dec1, refine, out (those of the shipped checkpoints).
+ */
+export class RestormerDecoder {
   readonly up: Upsample[];
   readonly reduce: Conv2d[];
   readonly dec: TransformerBlock[][];
   readonly refinement: TransformerBlock[];
   readonly out: Conv2d;
-  constructor(p: Params, readonly prefix: string, cfgIn: z.input<typeof RestormerConfigSchema>, rng: Rng, readonly fusion?: FusionSpec) {
-    const cfg = (this.cfg = RestormerConfigSchema.parse(cfgIn));
+  constructor(p: Params, prefix: string, cfg: RestormerConfig, upIn: [number, number, number], rng: Rng) {
     const d = cfg.dim;
-    this.encoder = new RestormerEncoder(p, prefix, cfg, rng, fusion);
-    // decoder level 3, 2, 1 (index 0 = level 3)
-    this.up = [8 * d, 4 * d, 2 * d].map((c, i) => new Upsample(p, `${prefix}.up${3 - i}`, c, rng));
-    this.reduce = [8 * d, 4 * d].map((c, i) => new Conv2d(p, `${prefix}.reduce${3 - i}`, c, c / 2, rng, { k: 1, bias: cfg.bias }));
+    this.up = upIn.map((c, i) => new Upsample(p, `${prefix}.up${3 - i}`, c, rng));
+    // reduce input = upsampled (c/2) ⊕ the skip of encoder level 3 (4d) or 2 (2d); output 4d, 2d
+    this.reduce = [4 * d, 2 * d].map((skip, i) => new Conv2d(p, `${prefix}.reduce${3 - i}`, upIn[i] / 2 + skip, skip, rng, { k: 1, bias: cfg.bias }));
     this.dec = [
       Array.from({ length: cfg.blocks[2] }, (_, i) => new TransformerBlock(p, `${prefix}.dec3.${i}`, 4 * d, cfg.heads[2], cfg, rng)),
       Array.from({ length: cfg.blocks[1] }, (_, i) => new TransformerBlock(p, `${prefix}.dec2.${i}`, 2 * d, cfg.heads[1], cfg, rng)),
@@ -238,6 +240,35 @@ export class Restormer implements RestorationBackbone {
     ];
     this.refinement = Array.from({ length: cfg.refinement }, (_, i) => new TransformerBlock(p, `${prefix}.refine.${i}`, 2 * d, cfg.heads[0], cfg, rng));
     this.out = new Conv2d(p, `${prefix}.out`, 2 * d, 3, rng, { bias: cfg.bias });
+  }
+  /**
+   * @param xp the padded input [B,H,W,3] (global residual) @param skips enc1..enc3 @param latent [B,H/8,W/8,8d]
+   * @param before applied to the features entering decoder level 3 − i (i = 0, 1, 2)
+   */
+  call(xp: tf.Tensor4D, skips: tf.Tensor4D[], latent: tf.Tensor4D, before?: (y: tf.Tensor4D, i: number) => tf.Tensor4D): tf.Tensor4D {
+    let y = latent;
+    for (let i = 0; i < 3; i++) {
+      if (before) y = before(y, i);
+      y = tf.concat([this.up[i].call(y), skips[2 - i]], 3) as tf.Tensor4D;
+      if (i < 2) y = this.reduce[i].call(y);
+      y = runBlocks(this.dec[i], y);
+    }
+    y = runBlocks(this.refinement, y);
+    return tf.add(this.out.call(y), xp) as tf.Tensor4D;
+  }
+}
+
+export class Restormer implements RestorationBackbone {
+  readonly cfg: RestormerConfig;
+  readonly levels = 4;
+  readonly sizeMultiple = 8;
+  readonly encoder: RestormerEncoder;
+  readonly decoder: RestormerDecoder;
+  constructor(p: Params, readonly prefix: string, cfgIn: z.input<typeof RestormerConfigSchema>, rng: Rng, readonly fusion?: FusionSpec) {
+    const cfg = (this.cfg = RestormerConfigSchema.parse(cfgIn));
+    const d = cfg.dim;
+    this.encoder = new RestormerEncoder(p, prefix, cfg, rng, fusion);
+    this.decoder = new RestormerDecoder(p, prefix, cfg, [8 * d, 4 * d, 2 * d], rng);
   }
   get levelChannels(): number[] {
     return this.encoder.levelChannels;
@@ -249,14 +280,7 @@ export class Restormer implements RestorationBackbone {
       const xp = padToMultiple(x, this.sizeMultiple);
       checkGuidance(this.prefix, this.fusion, guidance, b, xp.shape[1], xp.shape[2]);
       const { skips, latent } = this.encoder.call(xp, guidance);
-      let y = latent;
-      for (let i = 0; i < 3; i++) {
-        y = tf.concat([this.up[i].call(y), skips[2 - i]], 3) as tf.Tensor4D;
-        if (i < 2) y = this.reduce[i].call(y);
-        y = runBlocks(this.dec[i], y);
-      }
-      y = runBlocks(this.refinement, y);
-      return cropTo(tf.add(this.out.call(y), xp) as tf.Tensor4D, h, w);
+      return cropTo(this.decoder.call(xp, skips, latent), h, w);
     });
   }
 }
