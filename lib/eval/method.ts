@@ -26,10 +26,13 @@ import { Row } from '../viz/table';
 /**
  * The restorer notebooks and the main job use: $TDR_RESTORE_GUIDED_CHECKPOINT /
  * $TDR_RESTORE_PLAIN_CHECKPOINT if set, else the shipped demo restorer (all-in-one) of the backbone.
+ * `source` names a guided restorer trained with another guidance source (e.g. 'clean-oracle', the
+ * stand-in upper bound of notebook 06; run name as restoreRunName); the variables apply to 'text' only.
  */
-export function restoreCheckpoint(backbone: string, guided: boolean): string {
-  const env = process.env[guided ? 'TDR_RESTORE_GUIDED_CHECKPOINT' : 'TDR_RESTORE_PLAIN_CHECKPOINT'];
-  return env || shippedCheckpoint(`restore-${backbone}-all-in-one-${guided ? 'guided' : 'plain'}-demo`);
+export function restoreCheckpoint(backbone: string, guided: boolean, source = 'text'): string {
+  if (!guided && source !== 'text') throw new Error(`restoreCheckpoint: an unguided restorer has no guidance source ('${source}')`);
+  const env = source === 'text' ? process.env[guided ? 'TDR_RESTORE_GUIDED_CHECKPOINT' : 'TDR_RESTORE_PLAIN_CHECKPOINT'] : undefined;
+  return env || shippedCheckpoint(`restore-${backbone}-all-in-one-${guided ? 'guided' : 'plain'}-demo${source === 'text' ? '' : `-${source}`}`);
 }
 
 export interface MethodOptions {

@@ -11,6 +11,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { restorePreset, RestoreConfig, restoreRunName } from '../../lib/config/restore';
+import { shippedCheckpoint } from '../../lib/config/paths';
+import { restoreCheckpoint } from '../../lib/eval/method';
 import { buildRestorer, restoreStage, trainRestorer, saveRestorer, loadRestorer, l1Loss, GUIDANCE_CACHE_FILE } from '../../lib/restore/train';
 import { RestoreBatch, cleanOracleGuidance, noGuidance, makeRestoreData, taskSpecs, buildGuidanceCache } from '../../lib/restore/data';
 import { loadPhotos } from '../../lib/data/patches';
@@ -86,6 +88,21 @@ for (const backbone of ['nafnet', 'promptir'] as const) {
     assert.equal(restoreRunName(cfg, 'text'), `restore-${backbone}-all-in-one-guided-ci`);
     assert.equal(restoreRunName(cfg, 'clean-oracle'), `restore-${backbone}-all-in-one-guided-ci-clean-oracle`);
     assert.equal(restoreRunName({ ...cfg, model: { ...cfg.model, guidance: false } }, 'none'), `restore-${backbone}-all-in-one-plain-ci`);
+    // the notebooks' checkpoint lookup names the file that `tdr train restore … --preset demo [--guidance S] --out data/checkpoints/<run>.tdrc` writes
+    const demo = restorePreset('demo', { backbone, guidance: true, tasks: 'all-in-one' });
+    const saved = { ...process.env };
+    delete process.env.TDR_RESTORE_GUIDED_CHECKPOINT;
+    delete process.env.TDR_RESTORE_PLAIN_CHECKPOINT;
+    try {
+      for (const src of ['text', 'clean-oracle']) assert.equal(restoreCheckpoint(backbone, true, src), shippedCheckpoint(restoreRunName(demo, src)));
+      assert.equal(restoreCheckpoint(backbone, false), shippedCheckpoint(restoreRunName({ ...demo, model: { ...demo.model, guidance: false } }, 'none')));
+      process.env.TDR_RESTORE_GUIDED_CHECKPOINT = '/x/mine.tdrc';
+      assert.equal(restoreCheckpoint(backbone, true), '/x/mine.tdrc');
+      assert.equal(restoreCheckpoint(backbone, true, 'clean-oracle'), shippedCheckpoint(restoreRunName(demo, 'clean-oracle')), 'the variable overrides the text-guided restorer only');
+      assert.throws(() => restoreCheckpoint(backbone, false, 'clean-oracle'), /unguided restorer has no guidance source/);
+    } finally {
+      process.env = saved;
+    }
     params.dispose();
   });
 }
