@@ -1,0 +1,30 @@
+/**
+ * The shipped checkpoints (data/checkpoints): the whole set stays within the 60 MB budget, every model
+ * has its loss log beside it, and the README's checkpoint table names each one with its rebuild command.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { shippedCheckpoint } from '../../lib/config/paths';
+import { readCheckpointMeta } from '../../lib/train/checkpoint';
+
+const dir = path.dirname(shippedCheckpoint('x'));
+const root = path.resolve(dir, '..', '..');
+
+test('shipped checkpoints: within 60 MB, each with its log, a rebuild command and a README row', () => {
+  const files = fs.readdirSync(dir);
+  const total = files.reduce((a, f) => a + fs.statSync(path.join(dir, f)).size, 0);
+  assert.ok(total <= 60 * 1024 * 1024, `data/checkpoints holds ${(total / 2 ** 20).toFixed(1)} MB, over the 60 MB budget`);
+  const models = files.filter((f) => f.endsWith('.tdrc'));
+  assert.ok(models.length >= 5, `expected the shipped models, found ${models.join(', ')}`);
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  for (const f of models) {
+    const base = f.replace(/\.tdrc$/, '');
+    assert.ok(files.includes(`${base}.log.jsonl`), `${f}: no ${base}.log.jsonl beside it`);
+    assert.ok(readme.includes(`\`data/checkpoints/${f}\``), `README's checkpoint table does not name data/checkpoints/${f}`);
+    const meta = readCheckpointMeta(path.join(dir, f));
+    assert.notEqual(meta.kind, 'train-state', `${f} is a training-run checkpoint (optimizer state), not a shipped model`);
+    assert.match(String(meta.rebuild), /^tdr train /, `${f}: its meta has no rebuild command`);
+  }
+});
