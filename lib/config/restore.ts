@@ -170,7 +170,10 @@ export function parseRestoreConfig(raw: unknown, label: string): RestoreConfig {
  * guidance source other than the paper's ('text'), so that runs of different sources never share a
  * runs folder (resuming one with the other's guidance).
  */
-export function restoreRunName(cfg: Pick<RestoreConfig, 'preset' | 'tasks' | 'model' | 'matcherEncoderLr'>, guidanceSource = 'text'): string {
+export function restoreRunName(
+  cfg: { preset: string; tasks: string; model: { backbone: { type: string }; guidance: boolean }; matcherEncoderLr?: number },
+  guidanceSource = 'text',
+): string {
   const enc = cfg.model.guidance && cfg.matcherEncoderLr !== undefined ? `-enclr${cfg.matcherEncoderLr}` : '';
   const src = cfg.model.guidance && guidanceSource !== 'text' ? `-${guidanceSource}` : '';
   return `restore-${cfg.model.backbone.type}-${cfg.tasks}-${cfg.model.guidance ? 'guided' : 'plain'}-${cfg.preset}${enc}${src}`;

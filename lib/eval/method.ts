@@ -18,6 +18,7 @@ import { ALL_IN_ONE_TASKS, TaskSpec } from '../data/degrade';
 import { psnr, ssim } from './metrics';
 import { guidanceCheckpoint } from '../config/guidance';
 import { shippedCheckpoint } from '../config/paths';
+import { restoreRunName } from '../config/restore';
 import { loadGuidancePair, guidanceCached } from '../guidance/pipeline';
 import { loadRestorer } from '../restore/train';
 import { degradeForEval, restoreImage, usesY, validationImages } from '../restore/eval';
@@ -32,7 +33,7 @@ import { Row } from '../viz/table';
 export function restoreCheckpoint(backbone: string, guided: boolean, source = 'text'): string {
   if (!guided && source !== 'text') throw new Error(`restoreCheckpoint: an unguided restorer has no guidance source ('${source}')`);
   const env = source === 'text' ? process.env[guided ? 'TDR_RESTORE_GUIDED_CHECKPOINT' : 'TDR_RESTORE_PLAIN_CHECKPOINT'] : undefined;
-  return env || shippedCheckpoint(`restore-${backbone}-all-in-one-${guided ? 'guided' : 'plain'}-demo${source === 'text' ? '' : `-${source}`}`);
+  return env || shippedCheckpoint(restoreRunName({ preset: 'demo', tasks: 'all-in-one', model: { backbone: { type: backbone }, guidance: guided } }, source));
 }
 
 export interface MethodOptions {

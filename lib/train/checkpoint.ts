@@ -49,28 +49,47 @@ export function saveCheckpoint(file: string, meta: Record<string, unknown>, tens
   writeFileAtomic(file, Buffer.concat([prefix, pad, ...parts]));
 }
 
+function openError(file: string, e: unknown): CheckpointError {
+  const code = (e as NodeJS.ErrnoException).code;
+  return new CheckpointError(`${file}: ${code === 'ENOENT' ? 'no such checkpoint file' : (e as Error).message}`);
+}
+
+const PREFIX = MAGIC.length + 4; // magic + uint32 header length
+
+/** Check the magic and read the header length from the first PREFIX bytes. */
+function headerLength(file: string, prefix: Buffer): number {
+  if (prefix.length < PREFIX || !prefix.subarray(0, MAGIC.length).equals(MAGIC)) {
+    throw new CheckpointError(`${file}: not a tdr checkpoint (bad magic; expected a .tdrc file written by tdr)`);
+  }
+  return prefix.readUInt32LE(MAGIC.length);
+}
+
+/** Parse the header JSON (`json` = the hlen bytes after the prefix, or fewer if the file is truncated). */
+function parseHeader(file: string, json: Buffer, hlen: number): CheckpointHeader {
+  if (json.length < hlen) throw new CheckpointError(`${file}: truncated checkpoint (header of ${hlen} bytes does not fit)`);
+  let header: CheckpointHeader;
+  try {
+    header = JSON.parse(json.toString('utf8'));
+  } catch {
+    throw new CheckpointError(`${file}: corrupt checkpoint header (not JSON)`);
+  }
+  if (header.format !== 1 || !Array.isArray(header.tensors) || !header.meta || typeof header.meta !== 'object') {
+    throw new CheckpointError(`${file}: unsupported checkpoint format ${String(header.format)}`);
+  }
+  return header;
+}
+
 /** Read a checkpoint; values come back as float32 whatever the stored dtype. */
 export function loadCheckpoint(file: string): { meta: Record<string, unknown>; tensors: Named } {
   let buf: Buffer;
   try {
     buf = fs.readFileSync(file);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CheckpointError(`${file}: ${code === 'ENOENT' ? 'no such checkpoint file' : (e as Error).message}`);
+    throw openError(file, e);
   }
-  if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
-    throw new CheckpointError(`${file}: not a tdr checkpoint (bad magic; expected a .tdrc file written by tdr)`);
-  }
-  const hlen = buf.readUInt32LE(MAGIC.length);
-  const hstart = MAGIC.length + 4;
-  if (hstart + hlen > buf.length) throw new CheckpointError(`${file}: truncated checkpoint (header of ${hlen} bytes does not fit)`);
-  let header: CheckpointHeader;
-  try {
-    header = JSON.parse(buf.subarray(hstart, hstart + hlen).toString('utf8'));
-  } catch {
-    throw new CheckpointError(`${file}: corrupt checkpoint header (not JSON)`);
-  }
-  if (header.format !== 1 || !Array.isArray(header.tensors)) throw new CheckpointError(`${file}: unsupported checkpoint format ${String(header.format)}`);
+  const hlen = headerLength(file, buf.subarray(0, PREFIX));
+  const hstart = PREFIX;
+  const header = parseHeader(file, buf.subarray(hstart, hstart + hlen), hlen);
   const blobStart = hstart + hlen + ((8 - ((hstart + hlen) % 8)) % 8);
   const tensors: Named = new Map();
   for (const t of header.tensors) {
@@ -97,25 +116,13 @@ export function readCheckpointMeta(file: string): Record<string, unknown> {
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CheckpointError(`${file}: ${code === 'ENOENT' ? 'no such checkpoint file' : (e as Error).message}`);
+    throw openError(file, e);
   }
   try {
-    const head = Buffer.alloc(MAGIC.length + 4);
-    if (fs.readSync(fd, head, 0, head.length, 0) < head.length || !head.subarray(0, MAGIC.length).equals(MAGIC)) {
-      throw new CheckpointError(`${file}: not a tdr checkpoint (bad magic; expected a .tdrc file written by tdr)`);
-    }
-    const hlen = head.readUInt32LE(MAGIC.length);
-    const hjson = Buffer.alloc(hlen);
-    if (fs.readSync(fd, hjson, 0, hlen, head.length) < hlen) throw new CheckpointError(`${file}: truncated checkpoint (header of ${hlen} bytes does not fit)`);
-    let header: CheckpointHeader;
-    try {
-      header = JSON.parse(hjson.toString('utf8'));
-    } catch {
-      throw new CheckpointError(`${file}: corrupt checkpoint header (not JSON)`);
-    }
-    if (header.format !== 1 || !header.meta || typeof header.meta !== 'object') throw new CheckpointError(`${file}: unsupported checkpoint format ${String(header.format)}`);
-    return header.meta;
+    const prefix = Buffer.alloc(PREFIX);
+    const hlen = headerLength(file, prefix.subarray(0, fs.readSync(fd, prefix, 0, PREFIX, 0)));
+    const json = Buffer.alloc(hlen);
+    return parseHeader(file, json.subarray(0, fs.readSync(fd, json, 0, hlen, PREFIX)), hlen).meta;
   } finally {
     fs.closeSync(fd);
   }
