@@ -5,7 +5,8 @@
  *
  * 1. autoencoder: trained first (stage 0a, ./autoencoder.ts), then frozen; latent scale measured.
  * 2. latent cache: for every training photo, `cropsPerPhoto` crops (imageSize, random position and
- *    flip), each clean and `degradedPerCrop` times degraded (tasks in turn, random strength), with
+ *    flip), each clean and `degradedPerCrop` times degraded (tasks in turn, `taskWeights` times each;
+ *    random strength), with
  *    captions "a photo of <caption>[, <phrase>]"; encoded once with E (z·scale). Deterministic.
  * 3. training: batches of cached latents; with probability condDropProb the caption is replaced by
  *    the empty prompt (classifier-free guidance, Ho & Salimans 2021); loss Eq. (1).
@@ -18,7 +19,7 @@ import { TextToImage } from '../../models/t2i';
 import { Params } from '../../models/params';
 import { buildVocab, PROMPT_TEMPLATE } from '../../models/tokenizer';
 import { diffusionLossWith, drawDiffusionNoise } from '../../models/diffusion';
-import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../loop';
+import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord, withoutBookkeeping } from '../loop';
 import { trainAutoencoder, measureLatentScale } from './autoencoder';
 import { loadPhotos, randomCrop, toBatch } from '../../data/patches';
 import { listEntries } from '../../data/corpus';
@@ -46,12 +47,13 @@ export async function cacheCrops(cfg: T2IConfig, opts: { cleanOnly?: boolean } =
   const out: Array<{ item: CacheItem; image: RGBImage }> = [];
   const rng = new Rng(cfg.unetTrain.seed * 7919 + 17);
   let k = 0;
+  const turn = taskTurn(cfg);
   for (const p of photos) {
     for (let c = 0; c < cfg.cropsPerPhoto; c++) {
       const img = randomCrop(p.image, cfg.imageSize, rng);
       out.push({ item: { photoId: p.entry.id, crop: c, task: 'clean', caption: trainingCaption(p.entry), seed: 0 }, image: img });
       for (let d = 0; d < cfg.degradedPerCrop; d++) {
-        const task = TASKS[k++ % TASKS.length];
+        const task = turn[k++ % turn.length];
         const seed = rng.nextUint32();
         if (opts.cleanOnly) continue;
         const r = degrade(img, { task, seed } as DegradeOptions);
@@ -60,6 +62,25 @@ export async function cacheCrops(cfg: T2IConfig, opts: { cleanOnly?: boolean } =
     }
   }
   return out;
+}
+
+/** The degraded crops' tasks in turn: task t appears taskWeights[t] times (default once each, in TASKS order). */
+export function taskTurn(cfg: T2IConfig): Task[] {
+  return TASKS.flatMap((t) => Array<Task>(cfg.taskWeights[t]).fill(t));
+}
+
+/** What a latent cache is made of: a cache built with other values is rebuilt, never reused. */
+function latentCacheSignature(cfg: T2IConfig): Record<string, unknown> {
+  return {
+    imageSize: cfg.imageSize,
+    photoShortSide: cfg.photoShortSide,
+    autoencoder: cfg.autoencoder,
+    aeTrain: withoutBookkeeping(cfg.aeTrain),
+    cropsPerPhoto: cfg.cropsPerPhoto,
+    degradedPerCrop: cfg.degradedPerCrop,
+    taskWeights: cfg.taskWeights,
+    seed: cfg.unetTrain.seed,
+  };
 }
 
 export interface LatentCache {
@@ -72,10 +93,14 @@ export interface LatentCache {
 
 /** Build (or load from `file`) the latent cache of a trained autoencoder. */
 export async function latentCache(model: TextToImage, cfg: T2IConfig, file: string, opts: { quiet?: boolean } = {}): Promise<LatentCache> {
+  const signature = latentCacheSignature(cfg);
   if (fs.existsSync(file)) {
     const { meta, tensors } = loadCheckpoint(file);
-    const z = tensors.get('z')!;
-    return { items: meta.items as CacheItem[], z: z.data, shape: z.shape as LatentCache['shape'], latentScale: Number(meta.latentScale) };
+    if (JSON.stringify(meta.signature) === JSON.stringify(signature)) {
+      const z = tensors.get('z')!;
+      return { items: meta.items as CacheItem[], z: z.data, shape: z.shape as LatentCache['shape'], latentScale: Number(meta.latentScale) };
+    }
+    if (!opts.quiet) process.stderr.write(`${file}: built with other cache settings; rebuilding it\n`);
   }
   const crops = await cacheCrops(cfg);
   const s = model.latentSize;
@@ -92,7 +117,7 @@ export async function latentCache(model: TextToImage, cfg: T2IConfig, file: stri
   if (!opts.quiet) process.stderr.write('\n');
   const items = crops.map((x) => x.item);
   const shape: LatentCache['shape'] = [crops.length, s, s, c];
-  saveCheckpoint(file, { kind: 'latent-cache', items, latentScale: model.latentScale }, new Map([['z', { shape, data: z }]]));
+  saveCheckpoint(file, { kind: 'latent-cache', signature, items, latentScale: model.latentScale }, new Map([['z', { shape, data: z }]]));
   return { items, z, shape, latentScale: model.latentScale };
 }
 
