@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { t2iPreset, PRESET_NAMES, parseT2IConfig, PRESETS } from '../../lib/config/presets';
-import { trainTextToImage, cacheCrops } from '../../lib/train/stages/t2i';
+import { trainTextToImage, cacheCrops, taskTurn, latentCache } from '../../lib/train/stages/t2i';
+import { buildVocab } from '../../lib/models/tokenizer';
+import { Params } from '../../lib/models/params';
 import { TextToImage } from '../../lib/models/t2i';
 import { unetFlops } from '../../lib/models/unet';
 import { readLog } from '../../lib/train/loop';
@@ -71,6 +73,36 @@ test('training captions: clean and degraded crops, degradation words present, de
   assert.ok(a.some((x) => x.item.task === 'clean' && /^a photo of [^,]+$/.test(x.item.caption)));
   const degraded = a.filter((x) => x.item.task !== 'clean');
   assert.ok(degraded.every((x) => /, .*\b(noisy|rainy|hazy|blurry)\b/.test(x.item.caption)), 'every degraded caption carries its word');
+});
+
+test('taskWeights: a task weighted 2 takes twice the degraded crops of a task weighted 1; 0 leaves it out; the default is one each', async () => {
+  const base = t2iPreset('ci');
+  assert.deepEqual(taskTurn(base), ['noise', 'rain', 'haze', 'motion', 'defocus']);
+  const cfg = parseT2IConfig({ ...PRESETS.ci, degradedPerCrop: 5, taskWeights: { haze: 2, defocus: 0 } }, 'w.json');
+  assert.deepEqual(taskTurn(cfg), ['noise', 'rain', 'haze', 'haze', 'motion']);
+  const crops = await cacheCrops(cfg);
+  const count = (t: string) => crops.filter((c) => c.item.task === t).length;
+  assert.equal(count('clean'), 38);
+  assert.equal(count('haze'), 2 * 38);
+  assert.deepEqual([count('noise'), count('rain'), count('motion'), count('defocus')], [38, 38, 38, 0]);
+  assert.ok(crops.filter((c) => c.item.task === 'haze').every((c) => /hazy$/.test(c.item.caption)));
+  assert.throws(() => parseT2IConfig({ ...PRESETS.ci, taskWeights: { noise: 0, rain: 0, haze: 0, motion: 0, defocus: 0 } }, 'z.json'), /z\.json: taskWeights: at least one task needs a weight > 0/);
+});
+
+test('latent cache: a cache built with other crop settings is rebuilt, not reused', async () => {
+  const dir = tmpDir();
+  const cfg = t2iPreset('ci');
+  const model = new TextToImage(cfg, buildVocab(['']), new Params(), 1);
+  const file = path.join(dir, 'latents.tdrc');
+  const a = await latentCache(model, cfg, file, { quiet: true });
+  assert.equal(a.items.length, 38 * 2);
+  const again = await latentCache(model, cfg, file, { quiet: true });
+  assert.deepEqual(Array.from(again.z), Array.from(a.z), 'same settings: the cache is read back');
+  const more = parseT2IConfig({ ...PRESETS.ci, degradedPerCrop: 2 }, 'm.json');
+  const b = await latentCache(model, more, file, { quiet: true });
+  assert.equal(b.items.length, 38 * 3, 'another degradedPerCrop: rebuilt');
+  assert.equal((await latentCache(model, more, file, { quiet: true })).items.length, 38 * 3);
+  model.dispose();
 });
 
 test('a t2i checkpoint of another kind or shape is refused naming the file', () => {
