@@ -40,7 +40,8 @@ test('ci checkpoints of every stage, then tdr report runs degrade â†’ guidance â
   run(['train', 'restore', '--backbone', 'promptir', '--no-guidance', '--preset', 'ci', '--runs', runs]);
   for (const f of [guidance, guided, plain]) assert.ok(fs.existsSync(f), f);
   // each trained model ships with its loss log beside it
-  for (const f of [guidance, guided, plain]) {
+  const t2iCi = path.join(runs, 'ci', 't2i-ci.tdrc');
+  for (const f of [t2iCi, guidance, guided, plain]) {
     const log = f.replace(/\.tdrc$/, '.log.jsonl');
     const recs = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.ok(recs.length >= 3 && recs.every((r) => Number.isFinite(r.l_total)), log);

@@ -48,3 +48,18 @@ test('tdr sample: a checkpoint of another kind / a text file → exit 2 naming i
   assert.match(r.stderr, /not-a-ckpt\.tdrc: not a tdr checkpoint/);
   assert.equal(fs.existsSync(out), false);
 });
+
+test('tdr train t2i --config FILE: the model goes to <runs>/<preset>/t2i-<preset>.tdrc with its loss log beside it and a rebuild command naming the config', async () => {
+  const { readCheckpointMeta } = await import('../../lib/train/checkpoint');
+  const f = config('t2i-ci-x.json', { ...PRESETS.ci, preset: 'ci-x', taskWeights: { haze: 2 } });
+  const runs = path.join(dir, 'runs-config');
+  const r = run('train', 't2i', '--config', f, '--runs', runs);
+  assert.equal(r.status, 0, r.stderr);
+  const out = path.join(runs, 'ci-x', 't2i-ci-x.tdrc');
+  const meta = readCheckpointMeta(out);
+  assert.equal(meta.rebuild, `tdr train t2i --config ${f}`);
+  assert.equal((meta.config as { taskWeights: { haze: number } }).taskWeights.haze, 2);
+  const recs = fs.readFileSync(out.replace(/\.tdrc$/, '.log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual([...new Set(recs.map((x) => x.stage))], ['ae', 't2i']);
+  assert.equal(recs.filter((x) => x.stage === 't2i').length, PRESETS.ci.unetTrain.steps);
+});

@@ -9,7 +9,7 @@ import { trainAutoencoder, evaluateAutoencoder } from '../../train/stages/autoen
 import { trainTextToImage } from '../../train/stages/t2i';
 import { trainRestoreCommandRun, TRAIN_RESTORE_HELP } from './restore';
 import { trainGuidanceCommandRun, TRAIN_GUIDANCE_HELP } from './guide';
-import { shippedCheckpoint, shippedLog, defaultRunsDir } from '../../config/paths';
+import { shippedCheckpoint, defaultRunsDir } from '../../config/paths';
 import { writeFileAtomic } from '../../util/fsx';
 import { readLog } from '../../train/loop';
 
@@ -89,12 +89,11 @@ export const trainCommand: Command = {
       return stopped(r.t2i!.step, cfg.unetTrain.steps, path.join(runDir, 't2i'), options['max-steps']);
     }
     const out = options.out ?? (cfg.preset === 'demo' ? shippedCheckpoint('t2i-demo') : path.join(runDir, `t2i-${cfg.preset}.tdrc`));
-    r.model.save(out, { float16: true, meta: { rebuild: `tdr train t2i --preset ${cfg.preset}`, steps: r.t2i!.step } });
-    if (cfg.preset === 'demo' && !options.out) {
-      // ship the loss logs beside the checkpoint (the notebook plots them)
-      const lines = [...readLog(path.join(runDir, 'ae')).map((x) => ({ stage: 'ae', ...x })), ...readLog(path.join(runDir, 't2i')).map((x) => ({ stage: 't2i', ...x }))];
-      writeFileAtomic(shippedLog('t2i-demo'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
-    }
+    const src = options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`;
+    r.model.save(out, { float16: true, meta: { rebuild: `tdr train t2i ${src}`, steps: r.t2i!.step } });
+    // the loss logs of both stages beside the checkpoint, <out>.log.jsonl (notebook 02 plots the shipped one)
+    const lines = [...readLog(path.join(runDir, 'ae')).map((x) => ({ stage: 'ae', ...x })), ...readLog(path.join(runDir, 't2i')).map((x) => ({ stage: 't2i', ...x }))];
+    writeFileAtomic(out.replace(/\.tdrc$/, '') + '.log.jsonl', lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
     process.stdout.write(`text-to-image model (EMA weights, float16) → ${out}\n`);
     r.model.dispose();
     return 0;
