@@ -7,12 +7,13 @@
  * other N, data/checkpoints/guidance-demo-n<N>.tdrc (trained with `tdr train i2t|clean` and
  * mapper.numWords = N). The official generation uses one fixed seed (42) for every input; so does this.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { registerGuidanceSource, GuidanceSource } from '../restore/data';
 import { guidanceCheckpoint } from '../config/guidance';
 import { shippedCheckpoint } from '../config/paths';
 import { loadGuidancePair, guidanceCached } from './pipeline';
-import type { GuidanceModel } from './model';
+import { portablePath, type GuidanceModel } from './model';
 import type { TextToImage } from '../models/t2i';
 
 /** The checkpoint for N words (undefined N: the default one). */
@@ -39,6 +40,7 @@ export function textGuidance(opts: { words?: number; raw?: boolean } = {}): Guid
   let pair: { guidance: GuidanceModel; t2i: TextToImage } | null = null;
   return {
     name: opts.raw ? 'text-raw' : 'text',
+    model: { file: portablePath(file), sha256: crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex') },
     async get(degraded) {
       if (!pair) pair = loadGuidancePair(file);
       const r = await guidanceCached(pair.guidance, pair.t2i, degraded, { raw: opts.raw });

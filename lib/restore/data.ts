@@ -51,6 +51,12 @@ export interface GuidanceSource {
    */
   readonly standIn?: string;
   /**
+   * The trained model that produces G (real sources: the guidance checkpoint, project-relative, and
+   * the sha256 of its file). A restorer trained on it records it; a run's guidance cache made by
+   * another model is rebuilt, and a run started with another model is not resumed.
+   */
+  readonly model?: { file: string; sha256: string };
+  /**
    * The guidance image for a degraded image.
    * @param degraded [H,W,3] float32 RGB in [0,1] (float-noise inputs may leave [0,1])
    * @param key stable identity of the degraded image (`guidanceKey`), for the source's cache and seed
@@ -266,7 +272,7 @@ export async function buildGuidanceCache(
 ): Promise<GuidanceCache> {
   const keys = photos.flatMap((p) => specs.map((s) => guidanceKey('train', p.entry.id, s.name)));
   if (file) {
-    const loaded = tryLoadGuidanceCache(file, source.name, patchSize);
+    const loaded = tryLoadGuidanceCache(file, source.name, patchSize, source.model?.sha256 ?? null);
     if (loaded && keys.every((k) => loaded.has(k))) return loaded;
   }
   const cache: GuidanceCache = new Map();
@@ -287,13 +293,16 @@ export async function buildGuidanceCache(
   if (!opts.quiet) process.stderr.write('\n');
   if (file) {
     const tensors: Named = new Map([...cache].map(([k, g]) => [k, { shape: [g.height, g.width, 3], data: g.data }]));
-    saveCheckpoint(file, { kind: 'guidance-cache', source: source.name, standIn: source.standIn ?? null, patchSize }, tensors);
+    saveCheckpoint(file, { kind: 'guidance-cache', source: source.name, standIn: source.standIn ?? null, model: source.model?.sha256 ?? null, patchSize }, tensors);
   }
   return cache;
 }
 
-/** Load a guidance cache file; null if it is absent or from another source / patch size. */
-export function tryLoadGuidanceCache(file: string, sourceName?: string, patchSize?: number): GuidanceCache | null {
+/**
+ * Load a guidance cache file; null if it is absent or from another source / patch size / guidance
+ * model (`modelSha`: the sha256 of the source's model, null for a source without one; undefined: not checked).
+ */
+export function tryLoadGuidanceCache(file: string, sourceName?: string, patchSize?: number, modelSha?: string | null): GuidanceCache | null {
   let ck;
   try {
     ck = loadCheckpoint(file);
@@ -303,6 +312,7 @@ export function tryLoadGuidanceCache(file: string, sourceName?: string, patchSiz
   if (ck.meta.kind !== 'guidance-cache') return null;
   if (sourceName !== undefined && ck.meta.source !== sourceName) return null;
   if (patchSize !== undefined && ck.meta.patchSize !== patchSize) return null;
+  if (modelSha !== undefined && (ck.meta.model ?? null) !== modelSha) return null;
   const cache: GuidanceCache = new Map();
   for (const [k, t] of ck.tensors) cache.set(k, makeImage(t.shape[0], t.shape[1], t.data));
   return cache;

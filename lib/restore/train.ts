@@ -108,7 +108,7 @@ export interface TrainRestorerOptions {
  * Train (or resume) the restorer of `cfg` in `runDir`; returns the model with its EMA weights loaded.
  * Guided training first builds (or reloads) `<runDir>/guidance.tdrc`: G for every training photo × task.
  */
-export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: TrainRestorerOptions = {}): Promise<{ params: Params; net: GuidedRestorer; result: TrainResult; guidance: string }> {
+export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: TrainRestorerOptions = {}): Promise<{ params: Params; net: GuidedRestorer; result: TrainResult; guidance: string; guidanceModel: { file: string; sha256: string } | null }> {
   const source = opts.guidance;
   if (cfg.model.guidance && (!source || source.name === 'none')) throw new Error('trainRestorer: a guided model (model.guidance = true) needs a guidance source');
   if (!cfg.model.guidance && source && source.name !== 'none') throw new Error(`trainRestorer: the model is unguided (model.guidance = false) but a guidance source '${source.name}' was given`);
@@ -116,10 +116,18 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
   // A run resumes only with the guidance it started with (checked before the guidance cache, which
   // another source would overwrite). The run name separates sources by default (restoreRunName).
   const ckpt = path.join(runDir, CHECKPOINT_FILE);
+  const guidanceModel = cfg.model.guidance ? (source!.model ?? null) : null;
   if (fs.existsSync(ckpt)) {
-    const was = readCheckpointMeta(ckpt).guidance;
+    const meta = readCheckpointMeta(ckpt);
+    const was = meta.guidance;
     if (was !== undefined && was !== guidanceName) {
       throw new CheckpointError(`${ckpt}: this run was trained with guidance '${String(was)}', not '${guidanceName}'; resume it with its own guidance, or train into another --runs folder`);
+    }
+    const wasModel = meta.guidanceModel as { file: string; sha256: string } | null | undefined;
+    if (wasModel && guidanceModel && wasModel.sha256 !== guidanceModel.sha256) {
+      throw new CheckpointError(
+        `${ckpt}: this run was trained with the guidance of ${wasModel.file} (sha256 ${wasModel.sha256.slice(0, 12)}…), not of ${guidanceModel.file} (${guidanceModel.sha256.slice(0, 12)}…); resume it with that guidance model, or train into another --runs folder`,
+      );
     }
   }
   fs.mkdirSync(runDir, { recursive: true });
@@ -134,7 +142,7 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
   const workers = opts.workers ?? 1;
   const result = await train(stage, trainCfg, {
     runDir,
-    meta: { stage: 'restore', config: cfg, guidance: guidanceName, guidanceStandIn: cfg.model.guidance ? (source!.standIn ?? null) : null },
+    meta: { stage: 'restore', config: cfg, guidance: guidanceName, guidanceStandIn: cfg.model.guidance ? (source!.standIn ?? null) : null, guidanceModel },
     label: restoreRunName(cfg, guidanceName),
     quiet: opts.quiet,
     maxStepsThisCall: opts.maxStepsThisCall,
@@ -142,7 +150,7 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
     parallel: workers > 1 ? { workers, factory: { module: __filename, fn: 'restoreStageForWorker', args: { config: cfg, guidanceFile: cache ? guidanceFile : undefined, photoLimit: opts.photoLimit } } } : undefined,
   });
   loadWeights(path.join(runDir, CHECKPOINT_FILE), params, { useEma: true });
-  return { params, net, result, guidance: guidanceName };
+  return { params, net, result, guidance: guidanceName, guidanceModel };
 }
 
 /** Write a trained restorer (current weights, float16 by default) with its resolved config. */

@@ -14,7 +14,8 @@ import { restorePreset, RestoreConfig, restoreRunName } from '../../lib/config/r
 import { shippedCheckpoint } from '../../lib/config/paths';
 import { restoreCheckpoint } from '../../lib/eval/method';
 import { buildRestorer, restoreStage, trainRestorer, saveRestorer, loadRestorer, l1Loss, GUIDANCE_CACHE_FILE } from '../../lib/restore/train';
-import { RestoreBatch, cleanOracleGuidance, noGuidance, makeRestoreData, taskSpecs, buildGuidanceCache } from '../../lib/restore/data';
+import { RestoreBatch, cleanOracleGuidance, noGuidance, makeRestoreData, taskSpecs, buildGuidanceCache, tryLoadGuidanceCache, GuidanceSource } from '../../lib/restore/data';
+import { readCheckpointMeta } from '../../lib/train/checkpoint';
 import { loadPhotos } from '../../lib/data/patches';
 import { stepRng } from '../../lib/train/loop';
 import { Params } from '../../lib/models/params';
@@ -139,6 +140,41 @@ test('exact resume: 3 steps in one call = 2 steps, restart, 1 step (guided, clea
   l.params.dispose();
   a.params.dispose();
   b.params.dispose();
+});
+
+test('a guided run records its guidance model; a run of another model is not resumed, and a guidance cache of another model is rebuilt', async () => {
+  const cfg = ci(true);
+  const [shaA, shaB] = ['a'.repeat(64), 'b'.repeat(64)];
+  // the same source name, two trained models (e.g. the text guidance before and after retraining the T2I)
+  const flat = (sha: string, v: number): GuidanceSource => ({
+    name: 'flat',
+    model: { file: 'data/checkpoints/g.tdrc', sha256: sha },
+    async get(d) {
+      return { height: d.height, width: d.width, data: new Float32Array(d.height * d.width * 3).fill(v) };
+    },
+  });
+  const runA = path.join(dir, 'model-a');
+  const a = await trainRestorer(cfg, runA, { guidance: flat(shaA, 0.25), quiet: true, photoLimit: 2, maxStepsThisCall: 1 });
+  a.params.dispose();
+  assert.deepEqual(a.guidanceModel, { file: 'data/checkpoints/g.tdrc', sha256: shaA });
+  assert.deepEqual(readCheckpointMeta(path.join(runA, 'checkpoint.tdrc')).guidanceModel, a.guidanceModel);
+  await assert.rejects(
+    trainRestorer(cfg, runA, { guidance: flat(shaB, 0.75), quiet: true, photoLimit: 2 }),
+    (e: Error) => e.name === 'CheckpointError' && /checkpoint\.tdrc: this run was trained with the guidance of data\/checkpoints\/g\.tdrc \(sha256 aaaaaaaaaaaa…\), not of data\/checkpoints\/g\.tdrc \(bbbbbbbbbbbb…\)/.test(e.message),
+  );
+  const cacheA = path.join(runA, GUIDANCE_CACHE_FILE);
+  assert.ok(tryLoadGuidanceCache(cacheA, 'flat', cfg.patchSize, shaA));
+  assert.equal(tryLoadGuidanceCache(cacheA, 'flat', cfg.patchSize, shaB), null);
+  assert.equal(tryLoadGuidanceCache(cacheA, 'flat', cfg.patchSize, null), null);
+  // a new run that finds model A's cache in its folder rebuilds it with model B
+  const runB = path.join(dir, 'model-b');
+  fs.mkdirSync(runB, { recursive: true });
+  fs.copyFileSync(cacheA, path.join(runB, GUIDANCE_CACHE_FILE));
+  const b = await trainRestorer(cfg, runB, { guidance: flat(shaB, 0.75), quiet: true, photoLimit: 2, maxStepsThisCall: 1 });
+  b.params.dispose();
+  const cacheB = tryLoadGuidanceCache(path.join(runB, GUIDANCE_CACHE_FILE), 'flat', cfg.patchSize, shaB);
+  assert.ok(cacheB && cacheB.size > 0);
+  for (const g of cacheB.values()) assert.ok(g.data.every((x) => x === 0.75));
 });
 
 test('loadRestorer refuses another backbone, another guidance setting, and another shape (naming file and parameter)', async () => {

@@ -177,7 +177,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     const ship = cfg.preset === 'demo' && !source.standIn;
     const out = options.out ?? (ship ? shippedCheckpoint(name) : path.join(runDir, `${name}.tdrc`));
     const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} --preset ${options.preset}${options.guidance ? ` --guidance ${options.guidance}` : ''}${cfg.matcherEncoderLr !== undefined ? ` --matcher-encoder-lr ${cfg.matcherEncoderLr}` : ''}`;
-    saveRestorer(out, r.params, cfg, { rebuild, steps: r.result.step, guidance: r.guidance, guidanceStandIn: source.standIn ?? null });
+    saveRestorer(out, r.params, cfg, { rebuild, steps: r.result.step, guidance: r.guidance, guidanceStandIn: source.standIn ?? null, guidanceModel: r.guidanceModel });
     // the loss log beside the checkpoint (<out>.log.jsonl; notebook 07 plots it)
     writeFileAtomic(out.replace(/\.tdrc$/, '') + '.log.jsonl', readLog(runDir).map((l) => JSON.stringify(l)).join('\n') + '\n');
     process.stdout.write(`restorer ${name} (EMA weights, float16) → ${out}\n`);
