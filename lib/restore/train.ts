@@ -153,6 +153,18 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
   return { params, net, result, guidance: guidanceName, guidanceModel };
 }
 
+/**
+ * A one-line warning when a guided restorer meets G from another guidance model than it was trained
+ * with (e.g. after the text-to-image model or the guidance was retrained); null when they match or
+ * either side does not name its model (stand-ins, restorers saved before models were recorded).
+ */
+export function guidanceModelMismatch(file: string, meta: Record<string, unknown>, source: GuidanceSource | undefined): string | null {
+  const was = meta.guidanceModel as { file: string; sha256: string } | null | undefined;
+  const now = source?.model;
+  if (!was || !now || was.sha256 === now.sha256) return null;
+  return `note: ${file} was trained with the guidance of ${was.file} (sha256 ${was.sha256.slice(0, 12)}…) but gets G from ${now.file} (${now.sha256.slice(0, 12)}…); retrain it for the paper's setting`;
+}
+
 /** Write a trained restorer (current weights, float16 by default) with its resolved config. */
 export function saveRestorer(file: string, params: Params, cfg: RestoreConfig, meta: Record<string, unknown> = {}, opts: { float16?: boolean } = {}): void {
   saveCheckpoint(file, { ...meta, kind: 'restorer', config: cfg }, params.snapshot(), { float16: opts.float16 ?? true });

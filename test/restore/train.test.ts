@@ -13,7 +13,7 @@ import { initBackend } from '../../lib/backend';
 import { restorePreset, RestoreConfig, restoreRunName } from '../../lib/config/restore';
 import { shippedCheckpoint } from '../../lib/config/paths';
 import { restoreCheckpoint } from '../../lib/eval/method';
-import { buildRestorer, restoreStage, trainRestorer, saveRestorer, loadRestorer, l1Loss, GUIDANCE_CACHE_FILE } from '../../lib/restore/train';
+import { buildRestorer, restoreStage, trainRestorer, saveRestorer, loadRestorer, l1Loss, GUIDANCE_CACHE_FILE, guidanceModelMismatch } from '../../lib/restore/train';
 import { RestoreBatch, cleanOracleGuidance, noGuidance, makeRestoreData, taskSpecs, buildGuidanceCache, tryLoadGuidanceCache, GuidanceSource } from '../../lib/restore/data';
 import { readCheckpointMeta } from '../../lib/train/checkpoint';
 import { loadPhotos } from '../../lib/data/patches';
@@ -175,6 +175,12 @@ test('a guided run records its guidance model; a run of another model is not res
   const cacheB = tryLoadGuidanceCache(path.join(runB, GUIDANCE_CACHE_FILE), 'flat', cfg.patchSize, shaB);
   assert.ok(cacheB && cacheB.size > 0);
   for (const g of cacheB.values()) assert.ok(g.data.every((x) => x === 0.75));
+  // using the restorer with the other model's G is allowed but said
+  const metaA = readCheckpointMeta(path.join(runA, 'checkpoint.tdrc'));
+  assert.match(guidanceModelMismatch('r.tdrc', metaA, flat(shaB, 0)) ?? '', /^note: r\.tdrc was trained with the guidance of data\/checkpoints\/g\.tdrc \(sha256 aaaaaaaaaaaa…\) but gets G from data\/checkpoints\/g\.tdrc \(bbbbbbbbbbbb…\)/);
+  assert.equal(guidanceModelMismatch('r.tdrc', metaA, flat(shaA, 0)), null);
+  assert.equal(guidanceModelMismatch('r.tdrc', metaA, cleanOracleGuidance()), null, 'a stand-in names no model');
+  assert.equal(guidanceModelMismatch('r.tdrc', { guidance: 'text' }, flat(shaB, 0)), null, 'a restorer saved before models were recorded');
 });
 
 test('loadRestorer refuses another backbone, another guidance setting, and another shape (naming file and parameter)', async () => {

@@ -7,9 +7,9 @@ import { z } from 'zod';
 import { Command, parseOptions, UserError } from '../command';
 import { initBackend } from '../../backend';
 import '../../guidance/source'; // registers the 'text' guidance source
-import { loadRestorer } from '../../restore/train';
+import { loadRestorer, guidanceModelMismatch } from '../../restore/train';
 import { TableResult, singleTaskTable, table1, table9, validationImages, writeTables, singleTaskSpecs, TABLE1_TASKS } from '../../restore/eval';
-import { guidanceSourceByName } from '../../restore/data';
+import { guidanceSourceByName, GuidanceSource } from '../../restore/data';
 import { pickGuidance, DEFAULT_GUIDANCE } from './restore';
 import { Progress } from '../../train/progress';
 import type { Task } from '../../data/degrade';
@@ -68,6 +68,10 @@ export const evalCommand: Command = {
     for (const f of options.checkpoint) if (!fs.existsSync(f)) throw new UserError(`${f}: no such checkpoint`);
     await initBackend({ quiet: true });
     const loaded = options.checkpoint.map((f) => ({ file: f, ...loadRestorer(f) }));
+    const warnMismatch = (l: { file: string; meta: Record<string, unknown> }, source: GuidanceSource | undefined) => {
+      const note = guidanceModelMismatch(l.file, l.meta, source);
+      if (note) process.stderr.write(`${note}\n`);
+    };
     try {
       const unguided = loaded.filter((l) => !l.cfg.model.guidance);
       const guided = loaded.filter((l) => l.cfg.model.guidance);
@@ -90,11 +94,15 @@ export const evalCommand: Command = {
       if (options.table === '1') {
         if (!g) throw new UserError('Table 1 needs a guided checkpoint too');
         if (base.cfg.tasks !== 'all-in-one') throw new UserError(`Table 1 compares all-in-one models; ${base.file} was trained on '${base.cfg.tasks}' (use --table single)`);
-        result = await table1({ unguided: base.net, guided: g.net, guidance: pickGuidance(options.guidance), images, controls: options.controls, onProgress });
+        const source = pickGuidance(options.guidance);
+        warnMismatch(g, source);
+        result = await table1({ unguided: base.net, guided: g.net, guidance: source, images, controls: options.controls, onProgress });
         name = `table1-${base.cfg.model.backbone.type}`;
       } else if (options.table === 'single') {
         if (base.cfg.tasks === 'all-in-one') throw new UserError(`${base.file} is an all-in-one model (use --table 1)`);
-        result = await singleTaskTable({ task: base.cfg.tasks as Task, unguided: base.net, guided: g?.net, guidance: g ? pickGuidance(options.guidance) : undefined, images, onProgress });
+        const source = g ? pickGuidance(options.guidance) : undefined;
+        if (g) warnMismatch(g, source);
+        result = await singleTaskTable({ task: base.cfg.tasks as Task, unguided: base.net, guided: g?.net, guidance: source, images, onProgress });
         name = `single-${base.cfg.tasks}-${base.cfg.model.backbone.type}`;
       } else {
         if (!g) throw new UserError('Table 9 needs a guided checkpoint too');

@@ -16,7 +16,7 @@ import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restore
 import { defaultWorkers } from '../../train/parallel';
 import { readLog } from '../../train/loop';
 import { writeFileAtomic } from '../../util/fsx';
-import { loadRestorer, saveRestorer, trainRestorer } from '../../restore/train';
+import { loadRestorer, saveRestorer, trainRestorer, guidanceModelMismatch } from '../../restore/train';
 import { restoreImage } from '../../restore/eval';
 import { GuidanceSource, guidanceKey, guidanceSourceByName, guidanceSourceNames, noGuidance } from '../../restore/data';
 
@@ -89,7 +89,9 @@ export const restoreCommand: Command = {
     const ckpt = options.checkpoint ?? defaultRestoreCheckpoint(options.backbone, guided);
     if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint (train one with 'tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --preset demo')`);
     await initBackend({ quiet: true });
-    const { params, net } = loadRestorer(ckpt, { backbone: options.backbone, guidance: guided });
+    const { params, net, meta } = loadRestorer(ckpt, { backbone: options.backbone, guidance: guided });
+    const note = guidanceModelMismatch(ckpt, meta, source);
+    if (note) process.stderr.write(`${note}\n`);
     try {
       const t0 = Date.now();
       let gimg = g;
