@@ -12,6 +12,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { TrainConfigSchema } from '../train/loop';
+import { TaskWeightsSchema } from './presets';
 import { shippedCheckpoint, t2iCheckpoint } from './paths';
 
 const posInt = z.number().int().positive();
@@ -59,6 +60,7 @@ export const GuidanceConfigSchema = z
     data: z.strictObject({
       cropsPerPhoto: posInt.describe('random crops (the T2I imageSize) per training photo'),
       degradedPerCrop: z.number().int().min(1).describe('degraded versions per crop, the tasks in turn (noise, rain, haze, motion, defocus), random strength'),
+      taskWeights: TaskWeightsSchema.describe('relative share of each task among the degraded crops (task t w_t times in the turn; default one each)'),
       maxPhotos: posInt.optional().describe('use only the first photos of the training split (tests)'),
       identityProb: z.number().min(0).max(1).default(0).describe('stage 2: probability that a pair is (clean, clean), so M_clean also learns to keep clean words; paper: 0'),
       seed: z.number().int().nonnegative().default(11),

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { AutoencoderConfigSchema } from '../models/autoencoder';
 import { UNetConfigSchema } from '../models/unet';
 import { TrainConfigSchema } from '../train/loop';
-import { TASKS, Task } from '../data/degrade';
+import { TASKS, Task, TaskWeights, taskTurn } from '../data/degrade';
 
 const TextSchema = z.strictObject({
   width: z.number().int().positive().describe('D: text-encoder width = UNet ctxDim'),
@@ -18,6 +18,12 @@ const TextSchema = z.strictObject({
   contextLength: z.number().int().min(8).describe('T: tokens incl. BOS/EOS'),
   mlpRatio: z.number().int().positive().default(4),
 });
+
+/** Per-task integer weights of the degraded training crops (tasks in turn, task t w_t times); a missing task (or the whole field): 1. */
+export const TaskWeightsSchema = z
+  .strictObject(Object.fromEntries(TASKS.map((t) => [t, z.number().int().min(0).optional()])) as Record<Task, z.ZodOptional<z.ZodNumber>>)
+  .refine((w: TaskWeights) => taskTurn(w).length > 0, 'at least one task needs a weight > 0')
+  .optional();
 
 const Train = TrainConfigSchema.extend({ batch: z.number().int().positive().describe('images per step') });
 
@@ -37,10 +43,7 @@ export const T2IConfigSchema = z
     condDropProb: z.number().min(0).max(1).describe('probability of training with the empty prompt (classifier-free guidance)'),
     cropsPerPhoto: z.number().int().positive().describe('latent cache: crops per training photo'),
     degradedPerCrop: z.number().int().min(0).describe('latent cache: degraded versions per crop (random task and strength)'),
-    taskWeights: z
-      .strictObject(Object.fromEntries(TASKS.map((t) => [t, z.number().int().min(0).default(1)])) as Record<Task, z.ZodDefault<z.ZodNumber>>)
-      .default(Object.fromEntries(TASKS.map((t) => [t, 1])) as Record<Task, number>)
-      .describe('latent cache: relative share of each task among the degraded crops (the tasks are taken in turn from a list holding task t w_t times)'),
+    taskWeights: TaskWeightsSchema.describe('latent cache: relative share of each task among the degraded crops (the tasks are taken in turn from a list holding task t w_t times)'),
     unetTrain: Train,
     sample: z.strictObject({
       steps: z.number().int().positive().describe('DDIM steps (paper: 100)'),
@@ -55,7 +58,6 @@ export const T2IConfigSchema = z
     if (c.aeCrop % f !== 0) ctx.addIssue({ code: 'custom', path: ['aeCrop'], message: `aeCrop ${c.aeCrop} must be divisible by the AE factor ${f}` });
     if (c.unet.ctxDim !== c.text.width) ctx.addIssue({ code: 'custom', path: ['unet', 'ctxDim'], message: `unet.ctxDim ${c.unet.ctxDim} must equal text.width ${c.text.width}` });
     if (c.unet.latentChannels !== c.autoencoder.latentChannels) ctx.addIssue({ code: 'custom', path: ['unet', 'latentChannels'], message: `unet.latentChannels must equal autoencoder.latentChannels (${c.autoencoder.latentChannels})` });
-    if (c.degradedPerCrop > 0 && TASKS.every((t) => c.taskWeights[t] === 0)) ctx.addIssue({ code: 'custom', path: ['taskWeights'], message: 'at least one task needs a weight > 0 when degradedPerCrop > 0' });
     if (c.photoShortSide < c.imageSize) ctx.addIssue({ code: 'custom', path: ['photoShortSide'], message: `photoShortSide ${c.photoShortSide} must be ≥ imageSize ${c.imageSize}` });
   });
 export type T2IConfig = z.infer<typeof T2IConfigSchema>;

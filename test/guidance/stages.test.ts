@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { GuidanceModel } from '../../lib/guidance/model';
-import { guidanceCache, i2tStage, trainImageToText, FEATURE_CACHE_FILE } from '../../lib/train/stages/i2t';
+import { guidanceCache, guidanceCrops, i2tStage, trainImageToText, FEATURE_CACHE_FILE } from '../../lib/train/stages/i2t';
+import { parseGuidanceConfig } from '../../lib/config/guidance';
 import { cleanStage, trainCleanMapper } from '../../lib/train/stages/clean';
 import { stepRng, readLog, Stage } from '../../lib/train/loop';
 import { TextToImage } from '../../lib/models/t2i';
@@ -30,6 +31,18 @@ function changed(a: Snap, b: Snap, prefix: string): { changed: number; total: nu
   }
   return { changed: c, total: t };
 }
+
+test('guidance training crops: data.taskWeights sets each task\'s share of the degraded crops (0 leaves a task out)', async () => {
+  const t2i = tinyT2I();
+  const base = tinyGuidanceConfig();
+  const cfg = parseGuidanceConfig({ ...base, data: { ...base.data, cropsPerPhoto: 2, degradedPerCrop: 4, taskWeights: { haze: 3, motion: 0, defocus: 0 } } }, 'w.json');
+  const crops = await guidanceCrops(cfg, t2i);
+  const count = (t: string) => crops.filter((c) => c.item.task === t).length;
+  // 2 photos × 2 crops × 4 degraded = 16, in turn noise, rain, haze, haze, haze
+  assert.deepEqual([count('clean'), count('noise'), count('rain'), count('haze'), count('motion'), count('defocus')], [4, 4, 3, 9, 0, 0]);
+  assert.throws(() => parseGuidanceConfig({ ...base, data: { ...base.data, taskWeights: { noise: 0, rain: 0, haze: 0, motion: 0, defocus: 0 } } }, 'z.json'), /z\.json: data\.taskWeights: at least one task needs a weight > 0/);
+  t2i.dispose();
+});
 
 test('feature cache: clean + degraded crops of 2 photos, τi block10 features pooled 7×7, latents; deterministic and reused', async () => {
   const t2i = tinyT2I();

@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { t2iPreset, PRESET_NAMES, parseT2IConfig, PRESETS } from '../../lib/config/presets';
-import { trainTextToImage, cacheCrops, taskTurn, latentCache } from '../../lib/train/stages/t2i';
+import { trainTextToImage, cacheCrops, latentCache } from '../../lib/train/stages/t2i';
+import { taskTurn } from '../../lib/data/degrade';
 import { buildVocab } from '../../lib/models/tokenizer';
 import { Params } from '../../lib/models/params';
 import { TextToImage } from '../../lib/models/t2i';
@@ -77,9 +78,10 @@ test('training captions: clean and degraded crops, degradation words present, de
 
 test('taskWeights: a task weighted 2 takes twice the degraded crops of a task weighted 1; 0 leaves it out; the default is one each', async () => {
   const base = t2iPreset('ci');
-  assert.deepEqual(taskTurn(base), ['noise', 'rain', 'haze', 'motion', 'defocus']);
+  assert.equal(base.taskWeights, undefined);
+  assert.deepEqual(taskTurn(base.taskWeights), ['noise', 'rain', 'haze', 'motion', 'defocus']);
   const cfg = parseT2IConfig({ ...PRESETS.ci, degradedPerCrop: 5, taskWeights: { haze: 2, defocus: 0 } }, 'w.json');
-  assert.deepEqual(taskTurn(cfg), ['noise', 'rain', 'haze', 'haze', 'motion']);
+  assert.deepEqual(taskTurn(cfg.taskWeights), ['noise', 'rain', 'haze', 'haze', 'motion']);
   const crops = await cacheCrops(cfg);
   const count = (t: string) => crops.filter((c) => c.item.task === t).length;
   assert.equal(count('clean'), 38);

@@ -32,6 +32,14 @@ export * from './defocus';
 export type Task = 'noise' | 'rain' | 'haze' | 'motion' | 'defocus';
 export const TASKS: readonly Task[] = ['noise', 'rain', 'haze', 'motion', 'defocus'];
 
+/** Relative share of each task among a training set's degraded crops (a missing task: 1). */
+export type TaskWeights = Partial<Record<Task, number>>;
+
+/** The tasks in turn for degraded training crops: task t appears weights[t] times (default once), in TASKS order. */
+export function taskTurn(weights: TaskWeights = {}): Task[] {
+  return TASKS.flatMap((t) => Array<Task>(weights[t] ?? 1).fill(t));
+}
+
 /** The drawn parameters of each family. */
 export interface TaskParams {
   noise: NoiseParams;

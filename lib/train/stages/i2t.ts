@@ -23,7 +23,7 @@ import { diffusionLossWith, drawDiffusionNoise } from '../../models/diffusion';
 import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../loop';
 import { saveCheckpoint, loadCheckpoint, CheckpointError } from '../checkpoint';
 import { loadPhotos, randomCrop, toBatch } from '../../data/patches';
-import { degrade, TASKS, Task, DegradeOptions } from '../../data/degrade';
+import { degrade, taskTurn, Task, DegradeOptions } from '../../data/degrade';
 import { clip01 } from '../../data/image';
 import { Rng } from '../../util/rng';
 import { GuidanceModel, T2IReference, t2iWeightsHash, wordsToContext, portablePath } from '../../guidance/model';
@@ -66,13 +66,14 @@ export async function guidanceCrops(cfg: GuidanceConfig, t2i: TextToImage): Prom
   const rng = new Rng(cfg.data.seed * 7919 + 5);
   const out: Array<{ item: GuidanceCacheItem; image: import('../../data/image').RGBImage }> = [];
   let k = 0;
+  const turn = taskTurn(cfg.data.taskWeights);
   for (const p of photos) {
     for (let c = 0; c < cfg.data.cropsPerPhoto; c++) {
       const img = randomCrop(p.image, t2i.cfg.imageSize, rng);
       const cleanIdx = out.length;
       out.push({ item: { photoId: p.entry.id, crop: c, task: 'clean', seed: 0, clean: cleanIdx }, image: img });
       for (let d = 0; d < cfg.data.degradedPerCrop; d++) {
-        const task = TASKS[k++ % TASKS.length];
+        const task = turn[k++ % turn.length];
         const seed = rng.nextUint32();
         const r = degrade(img, { task, seed } as DegradeOptions);
         out.push({ item: { photoId: p.entry.id, crop: c, task, seed, clean: cleanIdx }, image: clip01(r.image) });

@@ -23,7 +23,7 @@ import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord, wit
 import { trainAutoencoder, measureLatentScale } from './autoencoder';
 import { loadPhotos, randomCrop, toBatch } from '../../data/patches';
 import { listEntries } from '../../data/corpus';
-import { degrade, TASKS, Task, DegradeOptions } from '../../data/degrade';
+import { degrade, taskTurn, Task, DegradeOptions } from '../../data/degrade';
 import { trainingCaption, DEGRADATION_WORDS } from '../../data/captions';
 import { RGBImage, clip01 } from '../../data/image';
 import { saveCheckpoint, loadCheckpoint } from '../checkpoint';
@@ -47,7 +47,7 @@ export async function cacheCrops(cfg: T2IConfig, opts: { cleanOnly?: boolean } =
   const out: Array<{ item: CacheItem; image: RGBImage }> = [];
   const rng = new Rng(cfg.unetTrain.seed * 7919 + 17);
   let k = 0;
-  const turn = taskTurn(cfg);
+  const turn = taskTurn(cfg.taskWeights);
   for (const p of photos) {
     for (let c = 0; c < cfg.cropsPerPhoto; c++) {
       const img = randomCrop(p.image, cfg.imageSize, rng);
@@ -62,11 +62,6 @@ export async function cacheCrops(cfg: T2IConfig, opts: { cleanOnly?: boolean } =
     }
   }
   return out;
-}
-
-/** The degraded crops' tasks in turn: task t appears taskWeights[t] times (default once each, in TASKS order). */
-export function taskTurn(cfg: T2IConfig): Task[] {
-  return TASKS.flatMap((t) => Array<Task>(cfg.taskWeights[t]).fill(t));
 }
 
 /** What a latent cache is made of: a cache built with other values is rebuilt, never reused. */
