@@ -28,3 +28,20 @@ test('shipped checkpoints: within 60 MB, each with its log, a rebuild command an
     assert.match(String(meta.rebuild), /^tdr train /, `${f}: its meta has no rebuild command`);
   }
 });
+
+test('data/configs: every shipped config parses (a T2I config or a guidance config) and the README names it', async () => {
+  const { parseT2IConfig } = await import('../../lib/config/presets');
+  const { parseGuidanceConfig } = await import('../../lib/config/guidance');
+  const cfgDir = path.join(root, 'data', 'configs');
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const files = fs.readdirSync(cfgDir).filter((f) => f.endsWith('.json'));
+  assert.ok(files.length >= 2, files.join(', '));
+  for (const f of files) {
+    const file = path.join(cfgDir, f);
+    const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    // a guidance config names the T2I preset it builds on; a T2I config has the autoencoder
+    if ('t2iPreset' in raw) parseGuidanceConfig(raw, file);
+    else parseT2IConfig(raw, file);
+    assert.ok(readme.includes(`data/configs/${f}`), `README does not mention data/configs/${f}`);
+  }
+});
