@@ -41,6 +41,7 @@ export const T2IConfigSchema = z
     unet: UNetConfigSchema,
     numTrainSteps: z.number().int().positive().default(1000).describe('diffusion steps T of Eq. 1'),
     condDropProb: z.number().min(0).max(1).describe('probability of training with the empty prompt (classifier-free guidance)'),
+    offsetNoise: z.number().min(0).max(1).optional().describe('training noise ε + s·δ with δ ∼ N(0,1) per sample and latent channel ("offset noise"; stages 1–2 use the same); absent: plain ε as in SD and the paper'),
     cropsPerPhoto: z.number().int().positive().describe('latent cache: crops per training photo'),
     degradedPerCrop: z.number().int().min(0).describe('latent cache: degraded versions per crop (random task and strength)'),
     taskWeights: TaskWeightsSchema.describe('latent cache: relative share of each task among the degraded crops (the tasks are taken in turn from a list holding task t w_t times)'),

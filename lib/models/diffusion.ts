@@ -54,10 +54,22 @@ export function diffusionLoss(unet: UNet, z0: tf.Tensor4D, ctx: tf.Tensor3D, rng
 }
 
 /** The random part of Eq. (1) for a batch of shape [B,h,w,C]: B timesteps t ∼ U{0…T−1}, then ε ∼ N(0, I) (row-major). */
-export function drawDiffusionNoise(rng: Rng, shape: readonly number[], numTrainSteps: number): { t: number[]; eps: Float32Array } {
+export function drawDiffusionNoise(rng: Rng, shape: readonly number[], numTrainSteps: number, offsetNoise = 0): { t: number[]; eps: Float32Array } {
   const t = Array.from({ length: shape[0] }, () => rng.int(numTrainSteps)); // t ∼ U{0, …, T−1}
   const eps = new Float32Array(shape.reduce((a, b) => a * b, 1));
   for (let i = 0; i < eps.length; i++) eps[i] = rng.normal(); // ε ∼ N(0, I)
+  if (offsetNoise > 0) {
+    // "offset noise" (Guttenberg 2023): ε += s·δ, δ ∼ N(0, 1) per sample and channel, the same at every
+    // position. A schedule whose ᾱ_T > 0 leaks each latent's mean into z_T, so a model trained on plain ε
+    // keeps the mean of pure-noise samples near the data average (washed-out images, weak global tone
+    // such as haze or darkness); the offset lets it move an image's mean colour.
+    const c = shape[shape.length - 1];
+    const per = eps.length / shape[0];
+    for (let b = 0; b < shape[0]; b++) {
+      const d = Array.from({ length: c }, () => offsetNoise * rng.normal());
+      for (let i = 0; i < per; i++) eps[b * per + i] += d[i % c];
+    }
+  }
   return { t, eps };
 }
 

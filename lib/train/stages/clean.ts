@@ -72,7 +72,7 @@ export function cleanStage(model: GuidanceModel, t2i: TextToImage, cfg: Guidance
       const inputs: number[] = [];
       for (let i = 0; i < b; i++) inputs.push(rng.random() < cfg.data.identityProb ? clean[rng.int(clean.length)] : degraded[rng.int(degraded.length)]);
       const targets = inputs.map((k) => cache.items[k].clean); // Eq. (1) against the CLEAN crop
-      const noise = drawDiffusionNoise(rng, [b, ...zShape], t2i.cfg.numTrainSteps);
+      const noise = drawDiffusionNoise(rng, [b, ...zShape], t2i.cfg.numTrainSteps, t2i.cfg.offsetNoise);
       return {
         e: tf.tensor3d(gatherRows(words, n * d, inputs), [b, n, d]),
         z: tf.tensor4d(gatherRows(cache.z, per, targets), [b, ...zShape]),

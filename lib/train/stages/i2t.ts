@@ -166,7 +166,7 @@ export function i2tStage(model: GuidanceModel, t2i: TextToImage, cfg: GuidanceCo
     getBatch(_step, rng) {
       const b = cfg.i2tTrain.batch;
       const idx = Array.from({ length: b }, () => rng.int(m)); // clean and degraded crops alike
-      const noise = drawDiffusionNoise(rng, [b, ...zShape], t2i.cfg.numTrainSteps);
+      const noise = drawDiffusionNoise(rng, [b, ...zShape], t2i.cfg.numTrainSteps, t2i.cfg.offsetNoise);
       return {
         global: tf.tensor2d(gatherRows(cache.global, dim, idx), [b, dim]),
         tokens: tf.tensor3d(gatherRows(cache.tokens, numTokens * dim, idx), [b, numTokens, dim]),

@@ -146,7 +146,7 @@ export function t2iStage(model: TextToImage, cfg: T2IConfig, cache: LatentCache)
         data.set(cache.z.subarray(k * per, (k + 1) * per), i * per);
         batchIds.push(rng.random() < cfg.condDropProb ? empty : ids[k]); // CFG: drop the condition
       }
-      const noise = drawDiffusionNoise(rng, [b, h, w, c], cfg.numTrainSteps);
+      const noise = drawDiffusionNoise(rng, [b, h, w, c], cfg.numTrainSteps, cfg.offsetNoise);
       return { z: tf.tensor4d(data, [b, h, w, c]), ids: batchIds, noise };
     },
     loss(batch) {
