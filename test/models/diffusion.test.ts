@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, patchCpuResizeNearestNeighborGrad } from '../../lib/backend';
 import { UNet } from '../../lib/models/unet';
 import { DDIMScheduler } from '../../lib/models/ddim';
-import { diffusionLoss, cfgEps, sampleLatents } from '../../lib/models/diffusion';
+import { diffusionLoss, cfgEps, sampleLatents, drawDiffusionNoise } from '../../lib/models/diffusion';
 import { Params } from '../../lib/models/params';
 import { Rng } from '../../lib/util/rng';
 import { randomizeZeroInit } from '../helpers/unet';
@@ -170,4 +170,25 @@ test('throws when cfgScale ≠ 1 has no uncondCtx, shapes disagree, or numTrainS
   assert.throws(() => diffusionLoss(unet, x, ctx, new Rng(0), { numTrainSteps: 500, scheduler: sched }), /numTrainSteps \(500\) differs from the scheduler's numTrainSteps \(1000\)/);
   tf.dispose([x, u5, ctx]);
   p.dispose();
+});
+
+test('offset noise: s = 0 draws plain ε (the same stream as before); s > 0 adds one offset per sample and channel, constant over positions', () => {
+  const shape = [64, 8, 8, 4];
+  const plain = drawDiffusionNoise(new Rng(3), shape, 1000);
+  const zero = drawDiffusionNoise(new Rng(3), shape, 1000, 0);
+  assert.deepEqual(zero.t, plain.t);
+  assert.deepEqual(Array.from(zero.eps), Array.from(plain.eps));
+  const off = drawDiffusionNoise(new Rng(3), shape, 1000, 0.5);
+  assert.deepEqual(off.t, plain.t);
+  const per = 8 * 8 * 4;
+  const offsets: number[] = [];
+  for (let b = 0; b < 64; b++) {
+    for (let c = 0; c < 4; c++) {
+      const d = off.eps[b * per + c] - plain.eps[b * per + c];
+      for (let i = c; i < per; i += 4) assert.ok(Math.abs(off.eps[b * per + i] - plain.eps[b * per + i] - d) < 1e-5, `sample ${b} channel ${c}: one offset at every position`);
+      offsets.push(d);
+    }
+  }
+  const sd = Math.sqrt(offsets.reduce((a, x) => a + x * x, 0) / offsets.length);
+  assert.ok(sd > 0.4 && sd < 0.6, `offsets have std ≈ s = 0.5, got ${sd.toFixed(3)}`);
 });
