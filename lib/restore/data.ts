@@ -42,6 +42,12 @@ import type { TaskSet } from '../config/restore';
  * lib/guidance): X → τi → M_i2t → M_clean → T2I → G. Everything here takes a source, so the same
  * training and evaluation code runs with the real one and with the stand-ins below.
  */
+/** A trained guidance model: its checkpoint (project-relative when inside the project) and the sha256 of the file. */
+export interface GuidanceModelRef {
+  file: string;
+  sha256: string;
+}
+
 export interface GuidanceSource {
   /** shown in tables and checkpoints, e.g. 'text-N20', 'clean-oracle' */
   readonly name: string;
@@ -55,7 +61,7 @@ export interface GuidanceSource {
    * the sha256 of its file). A restorer trained on it records it; a run's guidance cache made by
    * another model is rebuilt, and a run started with another model is not resumed.
    */
-  readonly model?: { file: string; sha256: string };
+  readonly model?: GuidanceModelRef;
   /**
    * The guidance image for a degraded image.
    * @param degraded [H,W,3] float32 RGB in [0,1] (float-noise inputs may leave [0,1])

@@ -25,7 +25,7 @@ import { RestoreConfig, parseRestoreConfig, restoreRunName } from '../config/res
 import { train, Stage, TrainResult, loadWeights, splitState, CHECKPOINT_FILE, LogRecord } from '../train/loop';
 import { loadCheckpoint, readCheckpointMeta, saveCheckpoint, CheckpointError, Named } from '../train/checkpoint';
 import { LoadedPhoto, loadPhotos } from '../data/patches';
-import { GuidanceSource, RestoreBatch, RestoreData, buildGuidanceCache, makeRestoreData, restoreBatch, taskSpecs, tryLoadGuidanceCache } from './data';
+import { GuidanceSource, GuidanceModelRef, RestoreBatch, RestoreData, buildGuidanceCache, makeRestoreData, restoreBatch, taskSpecs, tryLoadGuidanceCache } from './data';
 
 /** Parameter prefix of the restorer in every checkpoint. */
 export const RESTORER_PREFIX = 'restorer';
@@ -108,7 +108,7 @@ export interface TrainRestorerOptions {
  * Train (or resume) the restorer of `cfg` in `runDir`; returns the model with its EMA weights loaded.
  * Guided training first builds (or reloads) `<runDir>/guidance.tdrc`: G for every training photo × task.
  */
-export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: TrainRestorerOptions = {}): Promise<{ params: Params; net: GuidedRestorer; result: TrainResult; guidance: string; guidanceModel: { file: string; sha256: string } | null }> {
+export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: TrainRestorerOptions = {}): Promise<{ params: Params; net: GuidedRestorer; result: TrainResult; guidance: string; guidanceModel: GuidanceModelRef | null }> {
   const source = opts.guidance;
   if (cfg.model.guidance && (!source || source.name === 'none')) throw new Error('trainRestorer: a guided model (model.guidance = true) needs a guidance source');
   if (!cfg.model.guidance && source && source.name !== 'none') throw new Error(`trainRestorer: the model is unguided (model.guidance = false) but a guidance source '${source.name}' was given`);
@@ -123,7 +123,7 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
     if (was !== undefined && was !== guidanceName) {
       throw new CheckpointError(`${ckpt}: this run was trained with guidance '${String(was)}', not '${guidanceName}'; resume it with its own guidance, or train into another --runs folder`);
     }
-    const wasModel = meta.guidanceModel as { file: string; sha256: string } | null | undefined;
+    const wasModel = meta.guidanceModel as GuidanceModelRef | null | undefined;
     if (wasModel && guidanceModel && wasModel.sha256 !== guidanceModel.sha256) {
       throw new CheckpointError(
         `${ckpt}: this run was trained with the guidance of ${wasModel.file} (sha256 ${wasModel.sha256.slice(0, 12)}…), not of ${guidanceModel.file} (${guidanceModel.sha256.slice(0, 12)}…); resume it with that guidance model, or train into another --runs folder`,
@@ -159,7 +159,7 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
  * either side does not name its model (stand-ins, restorers saved before models were recorded).
  */
 export function guidanceModelMismatch(file: string, meta: Record<string, unknown>, source: GuidanceSource | undefined): string | null {
-  const was = meta.guidanceModel as { file: string; sha256: string } | null | undefined;
+  const was = meta.guidanceModel as GuidanceModelRef | null | undefined;
   const now = source?.model;
   if (!was || !now || was.sha256 === now.sha256) return null;
   return `note: ${file} was trained with the guidance of ${was.file} (sha256 ${was.sha256.slice(0, 12)}…) but gets G from ${now.file} (${now.sha256.slice(0, 12)}…); retrain it for the paper's setting`;

@@ -137,6 +137,11 @@ export function stepRng(seed: number, step: number, salt: string): Rng {
 export const CHECKPOINT_FILE = 'checkpoint.tdrc';
 export const LOG_FILE = 'log.jsonl';
 
+/** Write a trained model's loss log beside it, atomically: `<model>.tdrc` → `<model>.log.jsonl` (notebooks plot it). */
+export function writeLogBeside(modelFile: string, records: readonly object[]): void {
+  writeFileAtomic(modelFile.replace(/\.tdrc$/, '') + '.log.jsonl', records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+}
+
 /** Read a run's log (the JSONL written by `train`). */
 export function readLog(runDir: string): LogRecord[] {
   const f = path.join(runDir, LOG_FILE);

@@ -20,7 +20,7 @@ import { Command, parseOptions, UserError, readJsonFile } from '../command';
 import { initBackend } from '../../backend';
 import { readImage, formatFromPath, ImageError } from '../../data/io';
 import { writeFileAtomic } from '../../util/fsx';
-import { readLog } from '../../train/loop';
+import { readLog, writeLogBeside } from '../../train/loop';
 import { Progress } from '../../train/progress';
 import { defaultWorkers } from '../../train/parallel';
 import { defaultRunsDir, shippedCheckpoint } from '../../config/paths';
@@ -215,7 +215,7 @@ export async function trainGuidanceCommandRun(stage: 'i2t' | 'clean', argv: stri
     r.model.dispose();
     // the loss logs of both stages beside the checkpoint (<out>.log.jsonl; notebooks plot them)
     const lines = (['i2t', 'clean'] as const).flatMap((s) => (fs.existsSync(path.join(runDir, s)) ? readLog(path.join(runDir, s)).map((x) => ({ stage: s, ...x })) : []));
-    writeFileAtomic(out.replace(/\.tdrc$/, '') + '.log.jsonl', lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    writeLogBeside(out, lines);
     process.stdout.write(`guidance model (${stage === 'i2t' ? 'M_i2t + k/v copies; M_clean untrained until `tdr train clean`' : 'M_i2t + k/v copies + M_clean'}, EMA weights, float16) → ${out}\n`);
     return 0;
   } finally {

@@ -14,8 +14,7 @@ import { readImage, writeImage, formatFromPath } from '../../data/io';
 import { defaultRunsDir, shippedCheckpoint } from '../../config/paths';
 import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restoreRunName } from '../../config/restore';
 import { defaultWorkers } from '../../train/parallel';
-import { readLog } from '../../train/loop';
-import { writeFileAtomic } from '../../util/fsx';
+import { readLog, writeLogBeside } from '../../train/loop';
 import { loadRestorer, saveRestorer, trainRestorer, guidanceModelMismatch } from '../../restore/train';
 import { restoreImage } from '../../restore/eval';
 import { GuidanceSource, guidanceKey, guidanceSourceByName, guidanceSourceNames, noGuidance } from '../../restore/data';
@@ -181,7 +180,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} --preset ${options.preset}${options.guidance ? ` --guidance ${options.guidance}` : ''}${cfg.matcherEncoderLr !== undefined ? ` --matcher-encoder-lr ${cfg.matcherEncoderLr}` : ''}`;
     saveRestorer(out, r.params, cfg, { rebuild, steps: r.result.step, guidance: r.guidance, guidanceStandIn: source.standIn ?? null, guidanceModel: r.guidanceModel });
     // the loss log beside the checkpoint (<out>.log.jsonl; notebook 07 plots it)
-    writeFileAtomic(out.replace(/\.tdrc$/, '') + '.log.jsonl', readLog(runDir).map((l) => JSON.stringify(l)).join('\n') + '\n');
+    writeLogBeside(out, readLog(runDir));
     process.stdout.write(`restorer ${name} (EMA weights, float16) → ${out}\n`);
   } finally {
     r.params.dispose();

@@ -10,8 +10,7 @@ import { trainTextToImage } from '../../train/stages/t2i';
 import { trainRestoreCommandRun, TRAIN_RESTORE_HELP } from './restore';
 import { trainGuidanceCommandRun, TRAIN_GUIDANCE_HELP } from './guide';
 import { shippedCheckpoint, defaultRunsDir } from '../../config/paths';
-import { writeFileAtomic } from '../../util/fsx';
-import { readLog } from '../../train/loop';
+import { readLog, writeLogBeside } from '../../train/loop';
 
 const STAGES = ['ae', 't2i', 'i2t', 'clean', 'restore'] as const;
 
@@ -93,7 +92,7 @@ export const trainCommand: Command = {
     r.model.save(out, { float16: true, meta: { rebuild: `tdr train t2i ${src}`, steps: r.t2i!.step } });
     // the loss logs of both stages beside the checkpoint, <out>.log.jsonl (notebook 02 plots the shipped one)
     const lines = [...readLog(path.join(runDir, 'ae')).map((x) => ({ stage: 'ae', ...x })), ...readLog(path.join(runDir, 't2i')).map((x) => ({ stage: 't2i', ...x }))];
-    writeFileAtomic(out.replace(/\.tdrc$/, '') + '.log.jsonl', lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    writeLogBeside(out, lines);
     process.stdout.write(`text-to-image model (EMA weights, float16) → ${out}\n`);
     r.model.dispose();
     return 0;
