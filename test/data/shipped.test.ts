@@ -45,3 +45,18 @@ test('data/configs: every shipped config parses (a T2I config or a guidance conf
     assert.ok(readme.includes(`data/configs/${f}`), `README does not mention data/configs/${f}`);
   }
 });
+
+test('the shipped demo models were trained with the current demo presets (a preset change needs a retrain)', async () => {
+  const { PRESETS, parseT2IConfig } = await import('../../lib/config/presets');
+  const { GUIDANCE_PRESETS, parseGuidanceConfig } = await import('../../lib/config/guidance');
+  const demoGuidance = parseGuidanceConfig(GUIDANCE_PRESETS.demo, 'guidance preset demo');
+  const expected: Array<[string, unknown]> = [
+    ['t2i-demo.tdrc', parseT2IConfig(PRESETS.demo, 'preset demo')],
+    ['guidance-demo.tdrc', demoGuidance],
+    ['guidance-demo-n10.tdrc', { ...demoGuidance, mapper: { ...demoGuidance.mapper, numWords: 10 } }],
+  ];
+  for (const [f, cfg] of expected) {
+    const meta = readCheckpointMeta(path.join(dir, f));
+    assert.deepEqual(JSON.parse(JSON.stringify(meta.config)), JSON.parse(JSON.stringify(cfg)), `${f}: its config differs from the demo preset`);
+  }
+});
