@@ -104,6 +104,19 @@ export async function aeReconstructions(model: TextToImage, n: number): Promise<
   return out;
 }
 
+/**
+ * How much high-frequency detail the autoencoder keeps: mean HF energy (Laplacian, lib/eval/stats) of the
+ * clean crops, their reconstructions, the σ25-noisy crops and theirs; `noiseKept` = (AE(X) − AE(Y)) / (X − Y),
+ * the share of the noise's HF excess that survives encoding. The guidance can only carry what the latents
+ * carry: a low `noiseKept` means noise cannot reach G through any text (measured for issue 5's noise goal).
+ */
+export function aeHighFrequency(recs: ReadonlyArray<{ clean: RGBImage; rec: RGBImage; noisy: RGBImage; recNoisy: RGBImage }>): { clean: number; rec: number; noisy: number; recNoisy: number; noiseKept: number } {
+  if (!recs.length) throw new Error('aeHighFrequency: no reconstructions');
+  const mean = (k: 'clean' | 'rec' | 'noisy' | 'recNoisy') => recs.reduce((a, r) => a + highFrequencyEnergy(r[k]), 0) / recs.length;
+  const m = { clean: mean('clean'), rec: mean('rec'), noisy: mean('noisy'), recNoisy: mean('recNoisy') };
+  return { ...m, noiseKept: (m.recNoisy - m.rec) / (m.noisy - m.clean) };
+}
+
 export interface ContentRetrievalRow {
   photoId: string;
   seed: number;

@@ -50,3 +50,18 @@ test('nearest ranks by distance; meanStd; shape mismatch is named', () => {
   assert.deepEqual(meanStd([1, 2, 3, 4]), { mean: 2.5, std: Math.sqrt(1.25) });
   assert.throws(() => meanSquaredDistance(a, gradient(8, 9)), /8x8 and 8x9 differ/);
 });
+
+test('aeHighFrequency: an identity autoencoder keeps all of the noise, a denoising one none, a half-way one half', async () => {
+  const { aeHighFrequency } = await import('../../lib/eval/t2i_eval');
+  const clean = gradient(32, 32);
+  const noisy = degrade(clean, { task: 'noise', seed: 3, sigma: 25 }).image;
+  const half = makeImage(32, 32, clean.data.map((v, i) => (v + noisy.data[i]) / 2));
+  const identity = aeHighFrequency([{ clean, rec: clean, noisy, recNoisy: noisy }]);
+  assert.ok(Math.abs(identity.noiseKept - 1) < 1e-9, String(identity.noiseKept));
+  assert.ok(identity.noisy > 10 * identity.clean, `${identity.noisy} vs ${identity.clean}`);
+  assert.equal(aeHighFrequency([{ clean, rec: clean, noisy, recNoisy: clean }]).noiseKept, 0);
+  // the Laplacian is linear: halving the noise quarters its energy (up to the clean×noise cross term)
+  const h = aeHighFrequency([{ clean, rec: clean, noisy, recNoisy: half }]).noiseKept;
+  assert.ok(h > 0.2 && h < 0.3, String(h));
+  assert.throws(() => aeHighFrequency([]), /no reconstructions/);
+});

@@ -6,12 +6,13 @@ import { TextToImage } from '../../models/t2i';
 import { t2iCheckpoint } from '../../config/paths';
 import { listEntries } from '../../data/corpus';
 import { trainingCaption } from '../../data/captions';
-import { aeReconstructions, degradationWordEffect, copyCheck, contentRetrieval } from '../../eval/t2i_eval';
+import { aeReconstructions, aeHighFrequency, degradationWordEffect, copyCheck, contentRetrieval } from '../../eval/t2i_eval';
 
 const HELP = `usage: tdr t2i-check [--checkpoint FILE.tdrc] [--seeds N] [--captions N] [--content N] [--cfg S] [--photos N] [--json]
 
 Measures the text-to-image model (issue #3's acceptance):
-  1. autoencoder reconstruction PSNR on validation photos (centre crops, clean and noisy σ25);
+  1. autoencoder reconstruction PSNR on validation photos (centre crops, clean and noisy σ25), and how much of
+     their high-frequency energy (and of the noise's) the reconstruction keeps;
   2. for captions × seeds: ", hazy" vs the plain caption (mean dark channel) and ", noisy" vs plain
      (high-frequency energy), with the share of pairs where the word raised the statistic;
   3. copy check: each plain sample's nearest clean training crop vs the autoencoder's own
@@ -57,7 +58,7 @@ export const t2iCheckCommand: Command = {
     const model = TextToImage.load(ckpt);
     try {
       const recs = await aeReconstructions(model, options.photos ?? Infinity);
-      const ae = { photos: recs.length, psnrClean: recs.reduce((a, r) => a + r.psnr, 0) / recs.length, psnrNoisy: recs.reduce((a, r) => a + r.psnrNoisy, 0) / recs.length };
+      const ae = { photos: recs.length, psnrClean: recs.reduce((a, r) => a + r.psnr, 0) / recs.length, psnrNoisy: recs.reduce((a, r) => a + r.psnrNoisy, 0) / recs.length, hf: aeHighFrequency(recs) };
       // every 9th training photo, so the captions cover different scenes
       const entries = listEntries('train').filter((_, i) => i % 9 === 0).slice(0, options.captions);
       const captions = entries.map((e) => trainingCaption(e));
@@ -89,6 +90,7 @@ export const t2iCheckCommand: Command = {
           [
             `checkpoint ${ckpt}`,
             `autoencoder, ${ae.photos} validation photos: PSNR clean ${f(ae.psnrClean)} dB, noisy σ25 ${f(ae.psnrNoisy)} dB`,
+            `autoencoder, HF energy: clean ${f(ae.hf.clean, 0)} → reconstructed ${f(ae.hf.rec, 0)}; noisy σ25 ${f(ae.hf.noisy, 0)} → ${f(ae.hf.recNoisy, 0)} (keeps ${f(100 * ae.hf.noiseKept, 1)} % of the noise's excess)`,
             `", hazy" vs plain, mean dark channel: ${f(effect.dark.plain, 4)} → ${f(effect.dark.hazy, 4)} (×${f(effect.dark.ratio)}), raised in ${f(100 * effect.dark.raisedFraction, 0)} % of ${effect.rows.length} pairs`,
             `", noisy" vs plain, HF energy: ${f(effect.hf.plain, 1)} → ${f(effect.hf.noisy, 1)} (×${f(effect.hf.ratio)}), raised in ${f(100 * effect.hf.raisedFraction, 0)} % of ${effect.rows.length} pairs`,
             ...(content
