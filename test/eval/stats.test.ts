@@ -51,7 +51,7 @@ test('nearest ranks by distance; meanStd; shape mismatch is named', () => {
   assert.throws(() => meanSquaredDistance(a, gradient(8, 9)), /8x8 and 8x9 differ/);
 });
 
-test('aeHighFrequency: an identity autoencoder keeps all of the noise, a denoising one none, a half-way one half', async () => {
+test('aeHighFrequency: an identity autoencoder keeps all of the noise, a denoising one none, one that halves the noise a quarter of its energy', async () => {
   const { aeHighFrequency } = await import('../../lib/eval/t2i_eval');
   const clean = gradient(32, 32);
   const noisy = degrade(clean, { task: 'noise', seed: 3, sigma: 25 }).image;
