@@ -36,6 +36,7 @@ export const T2IConfigSchema = z
     aeCrop: z.number().int().min(8).describe('autoencoder training crop (px); it is fully convolutional'),
     aeScales: z.array(z.number().int().min(16)).min(1).describe('short sides the AE crops are taken at (multi-scale)'),
     aeDegradeProb: z.number().min(0).max(1).describe('probability that an AE training crop is degraded (so noise/rain/haze survive the AE)'),
+    aeHfWeight: z.number().min(0).optional().describe('weight of the AE\'s local high-frequency loss (Autoencoder.loss): how much fine detail — and so noise — survives the latent space; absent or 0: L1 only'),
     aeTrain: Train,
     text: TextSchema,
     unet: UNetConfigSchema,

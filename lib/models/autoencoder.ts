@@ -105,14 +105,47 @@ export class Autoencoder {
   }
 
   /**
-   * Training loss: L1(x̂, x) + latentPenalty·mean(z²) (keeps z near unit scale).
-   * Returns the parts for the log.
+   * Training loss: L1(x̂, x) + latentPenalty·mean(z²) (keeps z near unit scale)
+   * + hfWeight·L_hf (see `localHighFrequency`): without it an f4 AE of 4 latent channels keeps ≈ 0.2 %
+   * of σ25 noise's high-frequency energy (t2i-check), so noise could never reach the guidance G. L_hf asks
+   * the decoder for the right local amount of fine detail, not the exact grain (which 4 values per 4×4×3
+   * pixels cannot store): a stand-in for SD's perceptual/adversarial VAE losses (Rombach et al. 2022, §3.1),
+   * which serve the same purpose. Returns the parts for the log.
    */
-  loss(x: tf.Tensor4D, latentPenalty = 1e-4): { total: tf.Scalar; parts: Record<string, tf.Scalar> } {
+  loss(x: tf.Tensor4D, opts: { latentPenalty?: number; hfWeight?: number } = {}): { total: tf.Scalar; parts: Record<string, tf.Scalar> } {
+    const { latentPenalty = 1e-4, hfWeight = 0 } = opts;
     const z = this.encode(x);
     const xHat = this.decode(z);
     const l1 = tf.mean(tf.abs(tf.sub(xHat, x))) as tf.Scalar;
     const lz = tf.mean(tf.square(z)) as tf.Scalar;
-    return { total: tf.add(l1, tf.mul(lz, latentPenalty)) as tf.Scalar, parts: { l_l1: l1, l_z2: lz } };
+    let total = tf.add(l1, tf.mul(lz, latentPenalty)) as tf.Scalar;
+    const parts: Record<string, tf.Scalar> = { l_l1: l1, l_z2: lz };
+    if (hfWeight > 0) {
+      const lhf = tf.mean(tf.abs(tf.sub(localHighFrequency(xHat, this.factor), localHighFrequency(x, this.factor)))) as tf.Scalar;
+      total = tf.add(total, tf.mul(lhf, hfWeight)) as tf.Scalar;
+      parts.l_hf = lhf;
+    }
+    return { total, parts };
   }
+}
+
+/**
+ * Local high-frequency amplitude: the RMS of the 4-neighbour Laplacian (the same filter as
+ * highFrequencyEnergy in lib/eval/stats), per pixel over the 3 channels, pooled over f×f blocks — about
+ * one value per latent position. [B,H,W,3] → [B,⌊(H−2)/f⌋,⌊(W−2)/f⌋]. Slices, reshapes and means
+ * only, so it has gradients on every backend.
+ */
+export function localHighFrequency(x: tf.Tensor4D, f: number): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [b, h, w, c] = x.shape;
+    if (h < 3 || w < 3) throw new Error(`localHighFrequency: image ${h}x${w} is smaller than 3x3`);
+    const s = (dy: number, dx: number) => tf.slice(x, [0, dy, dx, 0], [b, h - 2, w - 2, c]);
+    const lap = tf.sub(tf.addN([s(0, 1), s(2, 1), s(1, 0), s(1, 2)]), tf.mul(s(1, 1), 4));
+    const e = tf.mean(tf.square(lap), 3); // [B,H−2,W−2]
+    const hb = Math.floor((h - 2) / f);
+    const wb = Math.floor((w - 2) / f);
+    if (hb < 1 || wb < 1) throw new Error(`localHighFrequency: image ${h}x${w} too small for ${f}x${f} blocks`);
+    const blocks = tf.slice(e, [0, 0, 0], [b, hb * f, wb * f]).reshape([b, hb, f, wb, f]);
+    return tf.sqrt(tf.add(tf.mean(blocks, [2, 4]), 1e-6)) as tf.Tensor3D;
+  });
 }

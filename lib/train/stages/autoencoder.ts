@@ -37,7 +37,7 @@ export function autoencoderStage(cfg: T2IConfig, params: Params, ae: Autoencoder
       return { x: toBatch(crops) };
     },
     loss(b) {
-      return ae.loss(b.x);
+      return ae.loss(b.x, { hfWeight: cfg.aeHfWeight });
     },
     disposeBatch(b) {
       b.x.dispose();
@@ -56,6 +56,14 @@ export async function autoencoderStageForWorker(args: { config: T2IConfig }): Pr
   const { params, ae } = buildAutoencoder(args.config);
   const photosByScale = await Promise.all(args.config.aeScales.map((s) => loadPhotos('train', s)));
   return autoencoderStage(args.config, params, ae, photosByScale);
+}
+
+/**
+ * Everything the trained autoencoder depends on (its run resumes, and a T2I latent cache is reused, only
+ * when this is equal) — not the text/UNet parts of the preset, which may change meanwhile.
+ */
+export function autoencoderKey(cfg: T2IConfig): unknown {
+  return withoutBookkeeping({ autoencoder: cfg.autoencoder, aeCrop: cfg.aeCrop, aeScales: cfg.aeScales, aeDegradeProb: cfg.aeDegradeProb, aeHfWeight: cfg.aeHfWeight ?? 0, aeTrain: cfg.aeTrain });
 }
 
 /** Build the autoencoder of a config (parameters under `ae.`). */
@@ -106,7 +114,7 @@ export async function trainAutoencoder(cfg: T2IConfig, runDir: string, opts: { q
     runDir,
     meta: { stage: 'autoencoder', config: cfg },
     // only what the autoencoder depends on: the text/UNet parts of the preset may change meanwhile
-    resumeKey: withoutBookkeeping({ autoencoder: cfg.autoencoder, aeCrop: cfg.aeCrop, aeScales: cfg.aeScales, aeDegradeProb: cfg.aeDegradeProb, aeTrain: cfg.aeTrain }),
+    resumeKey: autoencoderKey(cfg),
     label: 'autoencoder',
     quiet: opts.quiet,
     maxStepsThisCall: opts.maxStepsThisCall,

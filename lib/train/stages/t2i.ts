@@ -19,8 +19,8 @@ import { TextToImage } from '../../models/t2i';
 import { Params } from '../../models/params';
 import { buildVocab, PROMPT_TEMPLATE } from '../../models/tokenizer';
 import { diffusionLossWith, drawDiffusionNoise } from '../../models/diffusion';
-import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord, withoutBookkeeping } from '../loop';
-import { trainAutoencoder, measureLatentScale } from './autoencoder';
+import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../loop';
+import { trainAutoencoder, measureLatentScale, autoencoderKey } from './autoencoder';
 import { loadPhotos, randomCrop, toBatch } from '../../data/patches';
 import { listEntries } from '../../data/corpus';
 import { degrade, taskTurn, Task, DegradeOptions } from '../../data/degrade';
@@ -69,8 +69,7 @@ function latentCacheSignature(cfg: T2IConfig): Record<string, unknown> {
   return {
     imageSize: cfg.imageSize,
     photoShortSide: cfg.photoShortSide,
-    autoencoder: cfg.autoencoder,
-    aeTrain: withoutBookkeeping(cfg.aeTrain),
+    autoencoder: autoencoderKey(cfg), // the AE's settings (not its weights)
     cropsPerPhoto: cfg.cropsPerPhoto,
     degradedPerCrop: cfg.degradedPerCrop,
     taskWeights: cfg.taskWeights,
