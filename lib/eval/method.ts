@@ -20,7 +20,8 @@ import { guidanceCheckpoint } from '../config/guidance';
 import { shippedCheckpoint } from '../config/paths';
 import { restoreRunName } from '../config/restore';
 import { loadGuidancePair, guidanceCached } from '../guidance/pipeline';
-import { loadRestorer } from '../restore/train';
+import { loadRestorer, guidanceModelMismatch } from '../restore/train';
+import { guidanceModelRef } from '../guidance/source';
 import { degradeForEval, restoreImage, usesY, validationImages } from '../restore/eval';
 import { Row } from '../viz/table';
 
@@ -79,6 +80,8 @@ export interface MethodResult {
   /** per task: mean PSNR/SSIM of input, unguided and guided restoration, and the guided − unguided gain */
   rows: Row[];
   checkpoints: { guidance: string; guided: string; plain: string };
+  /** e.g. the guided restorer was trained with another guidance model than the one that makes G here */
+  notes: string[];
 }
 
 const DEFAULT_TASKS = ['noise25', 'rain', 'haze'];
@@ -102,7 +105,7 @@ export function methodCheckpoints(opts: Pick<MethodOptions, 'backbone' | 'guidan
 /** Run degrade → guidance → restoration (with and without guidance) → metrics. */
 export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult> {
   const { files, missing } = methodCheckpoints(opts);
-  if (missing.length) return { missing, samples: [], rows: [], checkpoints: files };
+  if (missing.length) return { missing, samples: [], rows: [], checkpoints: files, notes: [] };
   const specs: TaskSpec[] = (opts.tasks ?? DEFAULT_TASKS).map((name) => {
     const s = ALL_IN_ONE_TASKS.find((t) => t.name === name);
     if (!s) throw Object.assign(new Error(`unknown task '${name}'; expected one of ${ALL_IN_ONE_TASKS.map((t) => t.name).join(', ')}`), { userFacing: true });
@@ -111,6 +114,8 @@ export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult>
   const guided = loadRestorer(files.guided, { backbone: opts.backbone, guidance: true });
   const plain = loadRestorer(files.plain, { backbone: opts.backbone, guidance: false });
   const pair = loadGuidancePair(files.guidance);
+  const mismatch = guidanceModelMismatch(files.guided, guided.meta, { model: guidanceModelRef(files.guidance) });
+  const notes = mismatch ? [mismatch] : [];
   try {
     const images = await validationImages(guided.cfg.eval, opts.limit ?? 3);
     const samples: MethodSample[] = [];
@@ -167,7 +172,7 @@ export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult>
         'SSIM guided': mean(s.map((x) => x.ssim.guided)),
       };
     });
-    return { missing: [], samples, rows, checkpoints: files };
+    return { missing: [], samples, rows, checkpoints: files, notes };
   } finally {
     guided.params.dispose();
     plain.params.dispose();

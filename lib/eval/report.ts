@@ -102,6 +102,10 @@ export async function runReport(opts: ReportOptions = {}): Promise<ReportResult>
       methodHtml.push(`<p>Skipped: a checkpoint is missing.</p><ul>${lines.map((l) => `<li>${l.replace(/</g, '&lt;')}</li>`).join('')}</ul>`);
       if (!opts.quiet) process.stdout.write(`\nwhole method skipped:\n${lines.map((l) => `  ${l}`).join('\n')}\n`);
     } else {
+      for (const n of method.notes) {
+        process.stderr.write(`${n}\n`);
+        methodHtml.push(`<p><b>Note:</b> ${n.replace(/^note: /, '').replace(/</g, '&lt;')}</p>`);
+      }
       const mcols = ['task', 'channel', ...Object.keys(METHOD_DIGITS)];
       const mcap = `Restoration with and without guidance (${method.samples.length / method.rows.length} validation photos per task; PSNR dB, SSIM; Y channel for rain). Checkpoints: ${[method.checkpoints.guidance, method.checkpoints.plain, method.checkpoints.guided].map(shortPath).join(', ')}`;
       methodHtml.push(

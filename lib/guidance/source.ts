@@ -9,7 +9,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { registerGuidanceSource, GuidanceSource } from '../restore/data';
+import { registerGuidanceSource, GuidanceSource, GuidanceModelRef } from '../restore/data';
 import { guidanceCheckpoint } from '../config/guidance';
 import { shippedCheckpoint } from '../config/paths';
 import { loadGuidancePair, guidanceCached } from './pipeline';
@@ -32,6 +32,11 @@ export function guidanceCheckpointForWords(words?: number): string {
   throw Object.assign(new Error(`no guidance checkpoint with N = ${words} words: expected ${file} (train it with 'tdr train i2t --preset demo --words ${words}' then 'tdr train clean --preset demo --words ${words}')`), { userFacing: true });
 }
 
+/** What a restorer records of the guidance model it was trained with: the file as given and its sha256. */
+export function guidanceModelRef(file: string): GuidanceModelRef {
+  return { file: portablePath(file), sha256: crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex') };
+}
+
 /** G(E'_txt) from the trained text side, cached per input. */
 export function textGuidance(opts: { words?: number; raw?: boolean } = {}): GuidanceSource {
   // fail before any training or evaluation starts when there is no checkpoint
@@ -40,7 +45,7 @@ export function textGuidance(opts: { words?: number; raw?: boolean } = {}): Guid
   let pair: { guidance: GuidanceModel; t2i: TextToImage } | null = null;
   return {
     name: opts.raw ? 'text-raw' : 'text',
-    model: { file: portablePath(file), sha256: crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex') },
+    model: guidanceModelRef(file),
     async get(degraded) {
       if (!pair) pair = loadGuidancePair(file);
       const r = await guidanceCached(pair.guidance, pair.t2i, degraded, { raw: opts.raw });

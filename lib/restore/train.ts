@@ -158,7 +158,7 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
  * with (e.g. after the text-to-image model or the guidance was retrained); null when they match or
  * either side does not name its model (stand-ins, restorers saved before models were recorded).
  */
-export function guidanceModelMismatch(file: string, meta: Record<string, unknown>, source: GuidanceSource | undefined): string | null {
+export function guidanceModelMismatch(file: string, meta: Record<string, unknown>, source: Pick<GuidanceSource, 'model'> | undefined): string | null {
   const was = meta.guidanceModel as GuidanceModelRef | null | undefined;
   const now = source?.model;
   if (!was || !now || was.sha256 === now.sha256) return null;

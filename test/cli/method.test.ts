@@ -11,6 +11,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { readCheckpointMeta } from '../../lib/train/checkpoint';
+import { initBackend } from '../../lib/backend';
+import { loadRestorer, saveRestorer } from '../../lib/restore/train';
 import { projectRoot } from '../../lib/util/fsx';
 import { tmpDir } from '../helpers/fixtures';
 
@@ -75,6 +77,19 @@ test('ci checkpoints of every stage, then tdr report runs degrade → guidance �
   assert.ok((page.match(/<img /g) ?? []).length >= 36, 'images of the whole method');
   assert.equal(fs.readdirSync(path.join(dir, 'gcache-report')).filter((f) => f.endsWith('.png')).length, 12, 'G(E_txt) and G(E\'_txt) cached for 6 inputs (the control generates none)');
   assert.ok(!fs.existsSync(path.join(dir, 'net.log')) || fs.readFileSync(path.join(dir, 'net.log'), 'utf8') === '', 'no network access');
+  assert.doesNotMatch(r.stderr, /was trained with the guidance of/, 'the guided restorer was trained with this guidance model');
+});
+
+test('tdr report says so when the guided restorer was trained with another guidance model than the one making G', async () => {
+  await initBackend({ quiet: true });
+  const r = loadRestorer(guided, { guidance: true });
+  const other = path.join(dir, 'guided-other.tdrc');
+  saveRestorer(other, r.params, r.cfg, { ...r.meta, guidanceModel: { file: 'data/checkpoints/old-guidance.tdrc', sha256: 'c'.repeat(64) } });
+  r.params.dispose();
+  const html = path.join(dir, 'report-other.html');
+  const out = run(['report', '--limit', '1', '--max-side', '64', '--method-photos', '1', '--guidance-checkpoint', guidance, '--guided-checkpoint', other, '--plain-checkpoint', plain, '--out', html], { TDR_GUIDANCE_CACHE: path.join(dir, 'gcache-report') });
+  assert.match(out.stderr, /note: .*guided-other\.tdrc was trained with the guidance of data\/checkpoints\/old-guidance\.tdrc \(sha256 cccccccccccc…\) but gets G from .*guidance-ci\.tdrc/);
+  assert.match(fs.readFileSync(html, 'utf8'), /<b>Note:<\/b> .*guided-other\.tdrc was trained with the guidance of data\/checkpoints\/old-guidance\.tdrc/);
 });
 
 test('tdr guide-check measures the ci guidance model: word distances for every task, guidance statistics, task accuracy', () => {

@@ -50,13 +50,31 @@ test('the shipped demo models were trained with the current demo presets (a pres
   const { PRESETS, parseT2IConfig } = await import('../../lib/config/presets');
   const { GUIDANCE_PRESETS, parseGuidanceConfig } = await import('../../lib/config/guidance');
   const demoGuidance = parseGuidanceConfig(GUIDANCE_PRESETS.demo, 'guidance preset demo');
-  const expected: Array<[string, unknown]> = [
-    ['t2i-demo.tdrc', parseT2IConfig(PRESETS.demo, 'preset demo')],
-    ['guidance-demo.tdrc', demoGuidance],
-    ['guidance-demo-n10.tdrc', { ...demoGuidance, mapper: { ...demoGuidance.mapper, numWords: 10 } }],
-  ];
+  // guidance-demo-n<N>.tdrc (Table 9): the demo preset with N pseudo-words
+  const withN = fs.readdirSync(dir).flatMap((f) => {
+    const m = /^guidance-demo-n(\d+)\.tdrc$/.exec(f);
+    return m ? [[f, { ...demoGuidance, mapper: { ...demoGuidance.mapper, numWords: Number(m[1]) } }] as [string, unknown]] : [];
+  });
+  const expected: Array<[string, unknown]> = [['t2i-demo.tdrc', parseT2IConfig(PRESETS.demo, 'preset demo')], ['guidance-demo.tdrc', demoGuidance], ...withN];
   for (const [f, cfg] of expected) {
     const meta = readCheckpointMeta(path.join(dir, f));
     assert.deepEqual(JSON.parse(JSON.stringify(meta.config)), JSON.parse(JSON.stringify(cfg)), `${f}: its config differs from the demo preset`);
+  }
+});
+
+test('every shipped guidance model was trained on the shipped text-to-image model (a T2I retrain needs stages 1–2 again)', async () => {
+  const { initBackend } = await import('../../lib/backend');
+  const { TextToImage } = await import('../../lib/models/t2i');
+  const { GuidanceModel, t2iWeightsHash } = await import('../../lib/guidance/model');
+  await initBackend({ quiet: true });
+  const t2i = TextToImage.load(path.join(dir, 't2i-demo.tdrc'));
+  const sha = t2iWeightsHash(t2i);
+  t2i.dispose();
+  const files = fs.readdirSync(dir).filter((f) => /^guidance-.*\.tdrc$/.test(f));
+  assert.ok(files.includes('guidance-demo.tdrc'));
+  for (const f of files) {
+    const h = GuidanceModel.readHeader(path.join(dir, f));
+    assert.equal(h.t2i.path, 'data/checkpoints/t2i-demo.tdrc', `${f}: trained on ${h.t2i.path}`);
+    assert.equal(h.t2i.sha256, sha, `${f}: trained on another t2i-demo.tdrc than the shipped one`);
   }
 });
