@@ -72,11 +72,17 @@ const demo: z.input<typeof T2IConfigSchema> = {
   aeCrop: 64,
   aeScales: [160, 320], // also finer detail, so that noise and rain streaks are reconstructed
   aeDegradeProb: 0.5,
+  // With L1 alone the AE kept 0.2 % of σ25 noise's excess high-frequency energy (t2i-check), so ", noisy" and
+  // noisy pseudo-words could not reach G; 0.5 keeps most of it (README, "What the text-to-image model needed…").
+  aeHfWeight: 0.5,
   aeTrain: { steps: 2000, batch: 8, lr: 1e-3, warmup: 100, minLrRatio: 0.05, weightDecay: 0, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 1 },
   text: { width: 128, layers: 2, heads: 4, contextLength: 48 }, // longest caption + phrase ≈ 22 tokens; BOS + "a photo of a" + N pseudo-words + EOS = N + 6 ≤ 48 holds Table 9's N = 40
   unet: { latentChannels: 4, channels: [32, 64, 64], resBlocks: 1, attentionLevels: [1, 2], midAttention: true, heads: 4, ctxDim: 128, timeDim: 128, groups: 8, ffMult: 2, pooledText: true },
   numTrainSteps: 1000,
   condDropProb: 0.1, // SD / CFG paper
+  // Offset noise: plain ε washed the samples out (dark channel 0.32; the clean photos 0.21) and haze could not be
+  // told apart from the T2I's own haze (README, "What the text-to-image model needed…"). Stages 1–2 train with the same noise.
+  offsetNoise: 0.1,
   cropsPerPhoto: 8,
   degradedPerCrop: 4,
   unetTrain: { steps: 3000, batch: 16, lr: 5e-4, warmup: 200, minLrRatio: 0.1, weightDecay: 0.01, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 2 },
@@ -108,7 +114,8 @@ const paper: z.input<typeof T2IConfigSchema> = {
   autoencoder: { channels: [128, 256, 512, 512], latentChannels: 4, groups: 32 }, // SD VAE widths, f = 8
   aeCrop: 256,
   aeScales: [576],
-  aeTrain: { ...demo.aeTrain, steps: 200000, batch: 8, lr: 4.5e-6 },
+  aeTrain: { ...demo.aeTrain, steps: 200000, batch: 8, lr: 4.5e-6 }, // aeHfWeight kept: stands in for SD's perceptual + adversarial VAE losses
+  offsetNoise: undefined, // SD 2.1 and the paper: plain ε
   text: { width: 1024, layers: 23, heads: 16, contextLength: 77 }, // OpenCLIP ViT-H text tower as used by SD 2.1
   unet: { latentChannels: 4, channels: [320, 640, 1280, 1280], resBlocks: 2, attentionLevels: [0, 1, 2], midAttention: true, heads: 8, ctxDim: 1024, timeDim: 1280, groups: 32, ffMult: 4 },
   unetTrain: { ...demo.unetTrain, steps: 200000, batch: 64, lr: 1e-4, warmup: 10000 },
