@@ -11,7 +11,7 @@
  * Cosines and PCA are computed in JS float64 on downloaded values (small: N·D ≤ a few thousand).
  */
 import * as tf from '@tensorflow/tfjs';
-import { TextToImage } from '../models/t2i';
+import { TextToImage } from '../t2i/model';
 import { NUM_SPECIAL, SPECIAL } from '../models/tokenizer';
 import { DEGRADATION_WORDS } from '../data/captions';
 import { RGBImage } from '../data/image';

@@ -2,19 +2,19 @@
  * Does textual restoration remove the degradation from the guidance? (issue "Done when"; the
  * paper's Fig. 1): for validation photos degraded by each task, generate G(E_txt) and G(E'_txt)
  * with the same seed and measure the degradation statistic of each task —
- *   noise, rain → high-frequency energy (Laplacian, lib/eval/stats.ts), haze → dark channel,
+ *   noise, rain → high-frequency energy (Laplacian, lib/metrics/stats.ts), haze → dark channel,
  *   motion, defocus → high-frequency energy (blur LOWERS it: there the ratio should rise towards clean).
  * G(E_txt(Y)) of the clean photo (same seed) is the reference: the level of each statistic this
  * text-to-image model produces without any degradation.
  * Also a nearest-centroid task classifier (leave-one-photo-out) on the statistics of the guidance:
  * if G(E'_txt) is degradation-free, the task is harder to tell from it than from G(E_txt).
  */
-import { TextToImage } from '../models/t2i';
+import { TextToImage } from '../t2i/model';
 import { unitGlobalFeatures } from '../models/image_encoder';
 import { loadPhotos, centerCrop } from '../data/patches';
 import { degrade, Task, DegradeOptions, TASKS } from '../data/degrade';
 import { clip01, RGBImage } from '../data/image';
-import { darkChannel, highFrequencyEnergy } from '../eval/stats';
+import { darkChannel, highFrequencyEnergy } from '../metrics/stats';
 import { GuidanceModel } from './model';
 import { generateGuidance, GuidanceOptions, imageWords } from './pipeline';
 

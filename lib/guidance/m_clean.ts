@@ -5,7 +5,7 @@
  *   scripts/train/main_train_tr_mapping.py (REFERENCE §1): per word i an independent MLP
  *   (Linear(D,h) → LayerNorm → LeakyReLU) × 3 → Linear(h,D) applied to word i only.
  *
- * Two variants, chosen by `cfg.type` (lib/config/guidance.ts):
+ * Two variants, chosen by `cfg.type` (lib/guidance/config.ts):
  *   perWord  the official CleanMapper (`residual: false`), or E' = E + MLP_i(E_i) with the output
  *            layer zero-initialised (`residual: true`: starts as the identity, so that a short CPU run
  *            only has to learn the degradation part);
@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Params, init } from '../models/params';
 import { Attention, LayerNorm, Linear, gelu } from '../models/nn';
 import { Rng } from '../util/rng';
-import { CleanConfig } from '../config/guidance';
+import { CleanConfig } from './config';
 import { WordMlp } from './m_i2t';
 
 /** Pre-LN transformer block over the word axis (no mask: every word sees every word). */

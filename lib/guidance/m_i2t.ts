@@ -27,7 +27,7 @@ import { Params, init } from '../models/params';
 import { Linear } from '../models/nn';
 import { UNet } from '../models/unet';
 import { Rng } from '../util/rng';
-import { MapperConfig } from '../config/guidance';
+import { MapperConfig } from './config';
 import { encodeImages, CUTS, EncoderCut, InputRange, ImageFeatures } from '../models/image_encoder';
 import { RGBImage } from '../data/image';
 

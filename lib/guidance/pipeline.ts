@@ -16,13 +16,13 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { TextToImage } from '../models/t2i';
+import { TextToImage } from '../t2i/model';
 import { sampleLatents } from '../models/diffusion';
 import { RGBImage } from '../data/image';
 import { fromBatch, crop } from '../data/patches';
 import { encodeImage, readImage, resizeImage } from '../data/io';
 import { projectRoot, writeFileAtomic } from '../util/fsx';
-import { CheckpointError } from '../train/checkpoint';
+import { CheckpointError } from '../util/checkpoint';
 import { GuidanceModel, wordsToContext, resolveStoredPath, t2iWeightsHash } from './model';
 import { mapperFeatures } from './m_i2t';
 

@@ -131,7 +131,7 @@ export class Autoencoder {
 
 /**
  * Local high-frequency amplitude: the RMS of the 4-neighbour Laplacian (the same filter as
- * highFrequencyEnergy in lib/eval/stats), per pixel over the 3 channels, pooled over f×f blocks — about
+ * highFrequencyEnergy in lib/metrics/stats), per pixel over the 3 channels, pooled over f×f blocks — about
  * one value per latent position. [B,H,W,3] → [B,⌊(H−2)/f⌋,⌊(W−2)/f⌋]. Slices, reshapes and means
  * only, so it has gradients on every backend.
  */

@@ -256,7 +256,7 @@ export async function encodeImages(imgs: RGBImage[] | tf.Tensor4D, opts: EncodeO
 
 /**
  * The global feature of each image, L2-normalised (cosine similarity = dot product): what content
- * retrieval ranks by (lib/eval/t2i_eval.ts, lib/guidance/eval.ts).
+ * retrieval ranks by (lib/t2i/check.ts, lib/guidance/eval.ts).
  */
 export async function unitGlobalFeatures(imgs: RGBImage[], opts: EncodeOptions = {}): Promise<Float32Array[]> {
   const f = await encodeImages(imgs, opts);

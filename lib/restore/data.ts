@@ -30,9 +30,9 @@ import { RGBImage, makeImage } from '../data/image';
 import { resizeImage } from '../data/io';
 import { LoadedPhoto, crop } from '../data/patches';
 import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, sampleTask } from '../data/degrade';
-import { loadCheckpoint, saveCheckpoint, Named } from '../train/checkpoint';
+import { loadCheckpoint, saveCheckpoint, Named } from '../util/checkpoint';
 import { Rng, hashString } from '../util/rng';
-import type { TaskSet } from '../config/restore';
+import type { TaskSet } from './config';
 
 // ---------------------------------------------------------------------------------------------
 // Guidance sources

@@ -19,14 +19,14 @@ import * as tf from '@tensorflow/tfjs';
 import { RGBImage, makeImage } from '../data/image';
 import { centerCrop, loadPhotos, toBatch, fromBatch } from '../data/patches';
 import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, Task } from '../data/degrade';
-import { psnr, ssim } from '../eval/metrics';
-import { meanStd } from '../eval/stats';
+import { psnr, ssim } from '../metrics/metrics';
+import { meanStd } from '../metrics/stats';
 import { htmlTable, markdownTable, Row, escapeHtml } from '../viz/table';
 import { writeFileAtomic } from '../util/fsx';
 import { hashString } from '../util/rng';
 import { GuidedRestorer } from './guided';
 import { GuidanceSource, guidanceKey, noGuidance } from './data';
-import type { RestoreConfig } from '../config/restore';
+import type { RestoreConfig } from './config';
 
 /** A validation image. */
 export interface EvalImage {

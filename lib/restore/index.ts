@@ -10,4 +10,4 @@ export * from './train';
 export * from './eval';
 export * from './inspect';
 export * from './bench';
-export * from '../config/restore';
+export * from './config';

@@ -21,9 +21,9 @@ import * as tf from '@tensorflow/tfjs';
 import { Params } from '../models/params';
 import { Rng } from '../util/rng';
 import { GuidedRestorer } from './guided';
-import { RestoreConfig, parseRestoreConfig, restoreRunName } from '../config/restore';
+import { RestoreConfig, parseRestoreConfig, restoreRunName } from './config';
 import { train, Stage, TrainResult, loadWeights, splitState, CHECKPOINT_FILE, LogRecord } from '../train/loop';
-import { loadCheckpoint, readCheckpointMeta, saveCheckpoint, CheckpointError, Named } from '../train/checkpoint';
+import { loadCheckpoint, readCheckpointMeta, saveCheckpoint, CheckpointError, Named } from '../util/checkpoint';
 import { LoadedPhoto, loadPhotos } from '../data/patches';
 import { GuidanceSource, GuidanceModelRef, RestoreBatch, RestoreData, buildGuidanceCache, makeRestoreData, restoreBatch, taskSpecs, tryLoadGuidanceCache } from './data';
 

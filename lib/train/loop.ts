@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { Params } from '../models/params';
 import { AdamW } from './adamw';
-import { loadCheckpoint, saveCheckpoint, Named, CheckpointError } from './checkpoint';
+import { loadCheckpoint, saveCheckpoint, Named, CheckpointError } from '../util/checkpoint';
 import { lrAt } from './schedule';
 import { Progress } from './progress';
 import { Rng, hashString } from '../util/rng';

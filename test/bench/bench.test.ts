@@ -1,5 +1,5 @@
 /**
- * lib/bench/unet.ts: one untimed-for-assertion run (steps=1, warmup=0): result fields and a flat
+ * lib/jobs/bench_unet.ts: one untimed-for-assertion run (steps=1, warmup=0): result fields and a flat
  * tensor count. Not a timing test: only that the times are positive numbers.
  */
 import { loadNative } from '../../lib/backend/native';
@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
-import { runBench, unetForwardGflop } from '../../lib/bench/unet';
+import { runBench, unetForwardGflop } from '../../lib/jobs/bench_unet';
 import { benchCommand, formatBench } from '../../lib/cli/commands/bench';
 
 process.env.TDR_QUIET = '1';

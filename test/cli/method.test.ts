@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { readCheckpointMeta } from '../../lib/train/checkpoint';
+import { readCheckpointMeta } from '../../lib/util/checkpoint';
 import { initBackend } from '../../lib/backend';
 import { loadRestorer, saveRestorer } from '../../lib/restore/train';
 import { projectRoot } from '../../lib/util/fsx';

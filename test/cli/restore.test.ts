@@ -13,7 +13,7 @@ import { evalCommand } from '../../lib/cli/commands/eval';
 import { makeImage } from '../../lib/data/image';
 import { readImage, writeImage, ImageError } from '../../lib/data/io';
 import { initBackend } from '../../lib/backend';
-import { restorePreset } from '../../lib/config/restore';
+import { restorePreset } from '../../lib/restore/config';
 import { buildRestorer, saveRestorer } from '../../lib/restore/train';
 import { tmpDir } from '../helpers/fixtures';
 

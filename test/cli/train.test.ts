@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { projectRoot } from '../../lib/util/fsx';
-import { PRESETS } from '../../lib/config/presets';
+import { PRESETS } from '../../lib/t2i/presets';
 import { tmpDir } from '../helpers/fixtures';
 
 const cli = path.join(projectRoot(), 'dist', 'lib', 'cli', 'main.js');
@@ -50,7 +50,7 @@ test('tdr sample: a checkpoint of another kind / a text file → exit 2 naming i
 });
 
 test('tdr train t2i --config FILE: the model goes to <runs>/<preset>/t2i-<preset>.tdrc with its loss log beside it and a rebuild command naming the config', async () => {
-  const { readCheckpointMeta } = await import('../../lib/train/checkpoint');
+  const { readCheckpointMeta } = await import('../../lib/util/checkpoint');
   const f = config('t2i-ci-x.json', { ...PRESETS.ci, preset: 'ci-x', taskWeights: { haze: 2 } });
   const runs = path.join(dir, 'runs-config');
   const r = run('train', 't2i', '--config', f, '--runs', runs);

@@ -6,8 +6,8 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { shippedCheckpoint } from '../../lib/config/paths';
-import { readCheckpointMeta } from '../../lib/train/checkpoint';
+import { shippedCheckpoint } from '../../lib/util/paths';
+import { readCheckpointMeta } from '../../lib/util/checkpoint';
 
 const dir = path.dirname(shippedCheckpoint('x'));
 const root = path.resolve(dir, '..', '..');
@@ -30,8 +30,8 @@ test('shipped checkpoints: within 60 MB, each with its log, a rebuild command an
 });
 
 test('data/configs: every shipped config parses (a T2I config or a guidance config) and the README names it', async () => {
-  const { parseT2IConfig } = await import('../../lib/config/presets');
-  const { parseGuidanceConfig } = await import('../../lib/config/guidance');
+  const { parseT2IConfig } = await import('../../lib/t2i/presets');
+  const { parseGuidanceConfig } = await import('../../lib/guidance/config');
   const cfgDir = path.join(root, 'data', 'configs');
   const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
   const files = fs.readdirSync(cfgDir).filter((f) => f.endsWith('.json'));
@@ -47,8 +47,8 @@ test('data/configs: every shipped config parses (a T2I config or a guidance conf
 });
 
 test('the shipped demo models were trained with the current demo presets (a preset change needs a retrain)', async () => {
-  const { PRESETS, parseT2IConfig } = await import('../../lib/config/presets');
-  const { GUIDANCE_PRESETS, parseGuidanceConfig } = await import('../../lib/config/guidance');
+  const { PRESETS, parseT2IConfig } = await import('../../lib/t2i/presets');
+  const { GUIDANCE_PRESETS, parseGuidanceConfig } = await import('../../lib/guidance/config');
   const demoGuidance = parseGuidanceConfig(GUIDANCE_PRESETS.demo, 'guidance preset demo');
   // guidance-demo-n<N>.tdrc (Table 9): the demo preset with N pseudo-words
   const withN = fs.readdirSync(dir).flatMap((f) => {
@@ -64,7 +64,7 @@ test('the shipped demo models were trained with the current demo presets (a pres
 
 test('every shipped guidance model was trained on the shipped text-to-image model (a T2I retrain needs stages 1–2 again)', async () => {
   const { initBackend } = await import('../../lib/backend');
-  const { TextToImage } = await import('../../lib/models/t2i');
+  const { TextToImage } = await import('../../lib/t2i/model');
   const { GuidanceModel, t2iWeightsHash } = await import('../../lib/guidance/model');
   await initBackend({ quiet: true });
   const t2i = TextToImage.load(path.join(dir, 't2i-demo.tdrc'));

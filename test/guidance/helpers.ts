@@ -1,8 +1,8 @@
 /** Tiny untrained models for the guidance tests (built in milliseconds, nothing downloaded). */
 import * as tf from '@tensorflow/tfjs';
-import { t2iPreset, parseT2IConfig } from '../../lib/config/presets';
-import { guidancePreset, GuidanceConfigInput, GuidanceConfig } from '../../lib/config/guidance';
-import { TextToImage } from '../../lib/models/t2i';
+import { t2iPreset, parseT2IConfig } from '../../lib/t2i/presets';
+import { guidancePreset, GuidanceConfigInput, GuidanceConfig } from '../../lib/guidance/config';
+import { TextToImage } from '../../lib/t2i/model';
 import { Params } from '../../lib/models/params';
 import { buildVocab, PROMPT_TEMPLATE } from '../../lib/models/tokenizer';
 import { DEGRADATION_WORDS } from '../../lib/data/captions';

@@ -15,7 +15,7 @@ import { UserError } from '../../lib/cli/command';
 import { encodeImage, readImage } from '../../lib/data/io';
 import { degrade } from '../../lib/data/degrade';
 import { makeImage, clip01, RGBImage } from '../../lib/data/image';
-import { TextToImage } from '../../lib/models/t2i';
+import { TextToImage } from '../../lib/t2i/model';
 import { tmpDir, writePattern } from '../helpers/fixtures';
 import { tinyT2I, tinyGuidanceConfig } from './helpers';
 

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend } from '../../lib/backend';
 import { GuidanceModel, t2iWeightsHash } from '../../lib/guidance/model';
-import { textGuidance, guidanceCheckpointForWords } from '../../lib/guidance/source';
+import { textGuidance, guidanceCheckpointForWords } from '../../lib/jobs/sources';
 import { guidanceSourceByName, guidanceSourceNames } from '../../lib/restore/data';
 import { makeImage } from '../../lib/data/image';
 import { tinyT2I, tinyGuidanceConfig } from './helpers';

@@ -5,11 +5,11 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { GuidanceModel } from '../../lib/guidance/model';
-import { guidanceCache, guidanceCrops, i2tStage, trainImageToText, FEATURE_CACHE_FILE } from '../../lib/train/stages/i2t';
-import { parseGuidanceConfig } from '../../lib/config/guidance';
-import { cleanStage, trainCleanMapper } from '../../lib/train/stages/clean';
+import { guidanceCache, guidanceCrops, i2tStage, trainImageToText, FEATURE_CACHE_FILE } from '../../lib/guidance/train_i2t';
+import { parseGuidanceConfig } from '../../lib/guidance/config';
+import { cleanStage, trainCleanMapper } from '../../lib/guidance/train_clean';
 import { stepRng, readLog, Stage } from '../../lib/train/loop';
-import { TextToImage } from '../../lib/models/t2i';
+import { TextToImage } from '../../lib/t2i/model';
 import { tmpDir } from '../helpers/fixtures';
 import { tinyT2I, tinyGuidanceConfig } from './helpers';
 
@@ -184,7 +184,7 @@ test('data-parallel factory: a worker replica of stage 1 gives the same loss as 
   const cacheFile = path.join(dir, FEATURE_CACHE_FILE);
   const cache = await guidanceCache(cfg, t2i, cacheFile, { quiet: true });
   const main = i2tStage(new GuidanceModel(cfg, t2i), t2i, cfg, cache);
-  const { i2tStageForWorker } = await import('../../lib/train/stages/i2t');
+  const { i2tStageForWorker } = await import('../../lib/guidance/train_i2t');
   const worker = await i2tStageForWorker({ config: cfg, t2iFile, cacheFile });
   const losses = [];
   for (const st of [main, worker]) {

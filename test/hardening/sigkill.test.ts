@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { projectRoot } from '../../lib/util/fsx';
-import { PRESETS } from '../../lib/config/presets';
+import { PRESETS } from '../../lib/t2i/presets';
 import { readLog, CHECKPOINT_FILE } from '../../lib/train/loop';
 import { tmpDir } from '../helpers/fixtures';
 

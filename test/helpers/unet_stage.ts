@@ -9,7 +9,7 @@ import { Stage } from '../../lib/train/loop';
 import { Rng } from '../../lib/util/rng';
 import { UNet } from '../../lib/models/unet';
 import { TextEncoder } from '../../lib/models/text_encoder';
-import { t2iPreset } from '../../lib/config/presets';
+import { t2iPreset } from '../../lib/t2i/presets';
 import { diffusionLossWith, drawDiffusionNoise } from '../../lib/models/diffusion';
 
 export interface UnetBatch {

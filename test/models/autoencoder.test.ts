@@ -4,8 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { Params } from '../../lib/models/params';
 import { Autoencoder, AutoencoderConfigSchema, localHighFrequency } from '../../lib/models/autoencoder';
-import { autoencoderKey } from '../../lib/train/stages/autoencoder';
-import { t2iPreset } from '../../lib/config/presets';
+import { autoencoderKey } from '../../lib/t2i/autoencoder';
+import { t2iPreset } from '../../lib/t2i/presets';
 import { Rng } from '../../lib/util/rng';
 
 test('before: backend', async () => {

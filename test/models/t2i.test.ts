@@ -4,16 +4,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
-import { t2iPreset, PRESET_NAMES, parseT2IConfig, PRESETS } from '../../lib/config/presets';
-import { trainTextToImage, cacheCrops, latentCache } from '../../lib/train/stages/t2i';
+import { t2iPreset, PRESET_NAMES, parseT2IConfig, PRESETS } from '../../lib/t2i/presets';
+import { trainTextToImage, cacheCrops, latentCache } from '../../lib/t2i/train';
 import { taskTurn } from '../../lib/data/degrade';
 import { buildVocab } from '../../lib/models/tokenizer';
 import { Params } from '../../lib/models/params';
-import { TextToImage } from '../../lib/models/t2i';
+import { TextToImage } from '../../lib/t2i/model';
 import { unetFlops } from '../../lib/models/unet';
 import { readLog } from '../../lib/train/loop';
 import { tmpDir } from '../helpers/fixtures';
-import { degradationWordEffect, copyCheck } from '../../lib/eval/t2i_eval';
+import { degradationWordEffect, copyCheck } from '../../lib/t2i/check';
 
 test('before: backend', async () => {
   await initBackend({ quiet: true });
@@ -115,7 +115,7 @@ test('a t2i checkpoint of another kind or shape is refused naming the file', () 
 });
 
 test('contentRetrieval: a "model" that returns its caption\'s own photo ranks it first; the empty prompt (a grey image) does not', async () => {
-  const { contentRetrieval } = await import('../../lib/eval/t2i_eval');
+  const { contentRetrieval } = await import('../../lib/t2i/check');
   const { loadPhotos, centerCrop } = await import('../../lib/data/patches');
   const { makeImage } = await import('../../lib/data/image');
   const cfg = t2iPreset('ci');

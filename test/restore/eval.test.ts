@@ -9,13 +9,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend } from '../../lib/backend';
 import { makeImage } from '../../lib/data/image';
-import { restorePreset } from '../../lib/config/restore';
+import { restorePreset } from '../../lib/restore/config';
 import { buildRestorer } from '../../lib/restore/train';
 import { cleanOracleGuidance, GuidanceSource, guidanceKey } from '../../lib/restore/data';
 import { table1, table9, singleTaskTable, writeTables, EvalImage, degradeForEval, restoreImage, TABLE1_TASKS } from '../../lib/restore/eval';
-import { psnr } from '../../lib/eval/metrics';
+import { psnr } from '../../lib/metrics/metrics';
 import { hashString } from '../../lib/util/rng';
-import { meanStd } from '../../lib/eval/stats';
+import { meanStd } from '../../lib/metrics/stats';
 import { tmpDir } from '../helpers/fixtures';
 import { Rng } from '../../lib/util/rng';
 

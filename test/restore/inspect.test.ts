@@ -10,7 +10,7 @@ import { loadPhotos, crop } from '../../lib/data/patches';
 import { DynamicAggregation } from '../../lib/restore/aggregation';
 import { inspectMatch, shiftAccuracy, fusionGates } from '../../lib/restore/inspect';
 import { buildRestorer } from '../../lib/restore/train';
-import { restorePreset } from '../../lib/config/restore';
+import { restorePreset } from '../../lib/restore/config';
 import { Params } from '../../lib/models/params';
 import { Rng } from '../../lib/util/rng';
 import { drawBoxes, heatmap } from '../../lib/viz/draw';

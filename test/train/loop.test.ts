@@ -7,7 +7,7 @@ import { initBackend } from '../../lib/backend';
 import { Params, init } from '../../lib/models/params';
 import { train, Stage, readLog, CHECKPOINT_FILE, loadWeights, emaDecayAt } from '../../lib/train/loop';
 import { lrAt } from '../../lib/train/schedule';
-import { saveCheckpoint, loadCheckpoint, readCheckpointMeta, toFloat16, fromFloat16 } from '../../lib/train/checkpoint';
+import { saveCheckpoint, loadCheckpoint, readCheckpointMeta, toFloat16, fromFloat16 } from '../../lib/util/checkpoint';
 import { Rng } from '../../lib/util/rng';
 import { tmpDir } from '../helpers/fixtures';
 

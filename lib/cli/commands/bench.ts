@@ -1,14 +1,14 @@
 /**
  * `tdr bench`: time one train step of the reference U-Net and conv2d kernels on this machine's
- * backend (see lib/bench/unet.ts). A table by default; `--json` prints ONE line of JSON.
+ * backend (see lib/jobs/bench_unet.ts). A table by default; `--json` prints ONE line of JSON.
  */
 import { z } from 'zod';
 import { Command, EXIT, UserError, parseOptions, wantsHelp } from '../command';
 import * as fs from 'node:fs';
-import { BenchResult, runBench } from '../../bench/unet';
-import { benchSample, SampleBench } from '../../bench/sample';
-import { runPeerBench, PeerResult } from '../../bench/peer';
-import { t2iCheckpoint } from '../../config/paths';
+import { BenchResult, runBench } from '../../jobs/bench_unet';
+import { benchSample, SampleBench } from '../../jobs/bench_sample';
+import { runPeerBench, PeerResult } from '../../jobs/peer';
+import { t2iCheckpoint } from '../../util/paths';
 
 const Options = z.strictObject({
   json: z.boolean().default(false).describe('print one line of JSON instead of a table'),

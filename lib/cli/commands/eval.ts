@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { Command, parseOptions, UserError } from '../command';
 import { initBackend } from '../../backend';
-import '../../guidance/source'; // registers the 'text' guidance source
+import '../../jobs/sources'; // registers the 'text' guidance source
 import { loadRestorer, guidanceModelMismatch } from '../../restore/train';
 import { TableResult, singleTaskTable, table1, table9, validationImages, writeTables, singleTaskSpecs, TABLE1_TASKS } from '../../restore/eval';
 import { guidanceSourceByName, GuidanceSource } from '../../restore/data';

@@ -23,13 +23,13 @@ import { writeFileAtomic } from '../../util/fsx';
 import { readLog, writeLogBeside } from '../../train/loop';
 import { Progress } from '../../train/progress';
 import { defaultWorkers } from '../../train/parallel';
-import { defaultRunsDir, shippedCheckpoint } from '../../config/paths';
-import { TextToImage } from '../../models/t2i';
-import { GUIDANCE_PRESET_NAMES, guidancePreset, parseGuidanceConfig, guidanceCheckpoint, guidanceOutput, defaultT2IFile, GuidanceConfig } from '../../config/guidance';
+import { defaultRunsDir, shippedCheckpoint } from '../../util/paths';
+import { TextToImage } from '../../t2i/model';
+import { GUIDANCE_PRESET_NAMES, guidancePreset, parseGuidanceConfig, guidanceCheckpoint, guidanceOutput, defaultT2IFile, GuidanceConfig } from '../../guidance/config';
 import { loadGuidancePair, guidanceCached, generateGuidance } from '../../guidance/pipeline';
 import { encodeImage } from '../../data/io';
-import { trainImageToText } from '../../train/stages/i2t';
-import { trainCleanMapper } from '../../train/stages/clean';
+import { trainImageToText } from '../../guidance/train_i2t';
+import { trainCleanMapper } from '../../guidance/train_clean';
 
 const HELP = `usage: tdr guide <degraded image> --out FILE.png [--seed N] [--raw] [--checkpoint FILE.tdrc] [--t2i FILE.tdrc] [--steps N] [--cfg S] [--no-cache]
 

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { Command, parseOptions, UserError } from '../command';
 import { initBackend } from '../../backend';
-import { guidanceCheckpoint } from '../../config/guidance';
+import { guidanceCheckpoint } from '../../guidance/config';
 import { loadGuidancePair } from '../../guidance/pipeline';
 import { guidanceDegradationEffect, summariseGuidanceEffect, wordDistances, GUIDANCE_EFFECT_TASKS } from '../../guidance/eval';
 import { loadPhotos, centerCrop } from '../../data/patches';

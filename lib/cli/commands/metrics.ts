@@ -1,7 +1,7 @@
 /**
  * `tdr metrics <clean> <test> [--crop-border N] [--json]`
  *
- * PSNR / SSIM of <test> against <clean> (lib/eval/metrics): RGB and BT.601-Y, BasicSR conventions,
+ * PSNR / SSIM of <test> against <clean> (lib/metrics/metrics): RGB and BT.601-Y, BasicSR conventions,
  * plus the 3-D SSIM that TextualDegRemoval reports. Both files are decoded and measured after
  * rounding to 8 bit (`quantize: true`, BasicSR `tensor2img`): exact for 8-bit files, and 16-bit
  * files are measured as the official scripts would after saving them as uint8.
@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { Command, UserError, parseOptions, wantsHelp } from '../command';
 import { ImageError, readImage } from '../../data/io';
-import { computeMetrics } from '../../eval/metrics';
+import { computeMetrics } from '../../metrics/metrics';
 
 const HELP = `Usage: tdr metrics <clean> <test> [--crop-border N] [--json]
 

@@ -9,10 +9,10 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { Command, parseOptions, UserError } from '../command';
 import { initBackend } from '../../backend';
-import '../../guidance/source'; // registers the 'text' guidance source
+import '../../jobs/sources'; // registers the 'text' guidance source
 import { readImage, writeImage, formatFromPath } from '../../data/io';
-import { defaultRunsDir, shippedCheckpoint } from '../../config/paths';
-import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restoreRunName } from '../../config/restore';
+import { defaultRunsDir, shippedCheckpoint } from '../../util/paths';
+import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restoreRunName } from '../../restore/config';
 import { defaultWorkers } from '../../train/parallel';
 import { readLog, writeLogBeside } from '../../train/loop';
 import { loadRestorer, saveRestorer, trainRestorer, guidanceModelMismatch } from '../../restore/train';

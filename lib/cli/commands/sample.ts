@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { Command, parseOptions, UserError } from '../command';
 import { initBackend } from '../../backend';
-import { TextToImage } from '../../models/t2i';
+import { TextToImage } from '../../t2i/model';
 import { writeImage, formatFromPath } from '../../data/io';
 import { Progress } from '../../train/progress';
-import { t2iCheckpoint } from '../../config/paths';
+import { t2iCheckpoint } from '../../util/paths';
 
 const HELP = `usage: tdr sample --prompt "<text>" --seed N --out FILE.png [--steps N] [--cfg S] [--eta E] [--checkpoint FILE.tdrc]
 

@@ -1,15 +1,15 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { Command, parseOptions, UserError, readJsonFile } from '../command';
-import { PRESET_NAMES, t2iPreset, parseT2IConfig, T2IConfig } from '../../config/presets';
+import { PRESET_NAMES, t2iPreset, parseT2IConfig, T2IConfig } from '../../t2i/presets';
 import * as os from 'node:os';
 import { initBackend } from '../../backend';
 import { defaultWorkers } from '../../train/parallel';
-import { trainAutoencoder, evaluateAutoencoder } from '../../train/stages/autoencoder';
-import { trainTextToImage } from '../../train/stages/t2i';
+import { trainAutoencoder, evaluateAutoencoder } from '../../t2i/autoencoder';
+import { trainTextToImage } from '../../t2i/train';
 import { trainRestoreCommandRun, TRAIN_RESTORE_HELP } from './restore';
 import { trainGuidanceCommandRun, TRAIN_GUIDANCE_HELP } from './guide';
-import { shippedCheckpoint, defaultRunsDir } from '../../config/paths';
+import { shippedCheckpoint, defaultRunsDir } from '../../util/paths';
 import { readLog, writeLogBeside } from '../../train/loop';
 
 const STAGES = ['ae', 't2i', 'i2t', 'clean', 'restore'] as const;

@@ -16,18 +16,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { GuidanceConfig } from '../../config/guidance';
-import { TextToImage } from '../../models/t2i';
-import { CUTS } from '../../models/image_encoder';
-import { diffusionLossWith, drawDiffusionNoise } from '../../models/diffusion';
-import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../loop';
-import { saveCheckpoint, loadCheckpoint, CheckpointError } from '../checkpoint';
-import { loadPhotos, randomCrop, toBatch } from '../../data/patches';
-import { degrade, taskTurn, Task, DegradeOptions } from '../../data/degrade';
-import { clip01 } from '../../data/image';
-import { Rng } from '../../util/rng';
-import { GuidanceModel, T2IReference, t2iWeightsHash, wordsToContext, portablePath } from '../../guidance/model';
-import { mapperFeatures } from '../../guidance/m_i2t';
+import { GuidanceConfig } from './config';
+import { TextToImage } from '../t2i/model';
+import { CUTS } from '../models/image_encoder';
+import { diffusionLossWith, drawDiffusionNoise } from '../models/diffusion';
+import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../train/loop';
+import { saveCheckpoint, loadCheckpoint, CheckpointError } from '../util/checkpoint';
+import { loadPhotos, randomCrop, toBatch } from '../data/patches';
+import { degrade, taskTurn, Task, DegradeOptions } from '../data/degrade';
+import { clip01 } from '../data/image';
+import { Rng } from '../util/rng';
+import { GuidanceModel, T2IReference, t2iWeightsHash, wordsToContext, portablePath } from './model';
+import { mapperFeatures } from './m_i2t';
 
 export interface GuidanceCacheItem {
   photoId: string;
@@ -61,10 +61,10 @@ function cacheSignature(cfg: GuidanceConfig, t2iSha: string): Record<string, unk
 export const FEATURE_CACHE_FILE = 'features.tdrc';
 
 /** The training crops (clean + degraded, deterministic from cfg.data.seed) as images. */
-export async function guidanceCrops(cfg: GuidanceConfig, t2i: TextToImage): Promise<Array<{ item: GuidanceCacheItem; image: import('../../data/image').RGBImage }>> {
+export async function guidanceCrops(cfg: GuidanceConfig, t2i: TextToImage): Promise<Array<{ item: GuidanceCacheItem; image: import('../data/image').RGBImage }>> {
   const photos = await loadPhotos('train', t2i.cfg.photoShortSide, cfg.data.maxPhotos);
   const rng = new Rng(cfg.data.seed * 7919 + 5);
-  const out: Array<{ item: GuidanceCacheItem; image: import('../../data/image').RGBImage }> = [];
+  const out: Array<{ item: GuidanceCacheItem; image: import('../data/image').RGBImage }> = [];
   let k = 0;
   const turn = taskTurn(cfg.data.taskWeights);
   for (const p of photos) {

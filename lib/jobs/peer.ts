@@ -17,7 +17,7 @@ export interface PeerResult {
 }
 
 export function peerScript(): string {
-  return path.join(projectRoot(), 'lib', 'bench', 'peer', 'unet_step.py');
+  return path.join(projectRoot(), 'lib', 'jobs', 'peer', 'unet_step.py');
 }
 
 /** Run the PyTorch peer; throws a user-facing error naming what is missing. */

@@ -10,11 +10,11 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { registerGuidanceSource, GuidanceSource, GuidanceModelRef } from '../restore/data';
-import { guidanceCheckpoint } from '../config/guidance';
-import { shippedCheckpoint } from '../config/paths';
-import { loadGuidancePair, guidanceCached } from './pipeline';
-import { portablePath, type GuidanceModel } from './model';
-import type { TextToImage } from '../models/t2i';
+import { guidanceCheckpoint } from '../guidance/config';
+import { shippedCheckpoint } from '../util/paths';
+import { loadGuidancePair, guidanceCached } from '../guidance/pipeline';
+import { portablePath, type GuidanceModel } from '../guidance/model';
+import type { TextToImage } from '../t2i/model';
 
 /** The checkpoint for N words (undefined N: the default one). */
 export function guidanceCheckpointForWords(words?: number): string {

@@ -8,15 +8,15 @@
  *              Song et al.) → z / latentScale → decoder → images in [0,1].
  */
 import * as tf from '@tensorflow/tfjs';
-import { Params } from './params';
-import { Autoencoder } from './autoencoder';
-import { TextEncoder } from './text_encoder';
-import { UNet } from './unet';
-import { DDIMScheduler } from './ddim';
-import { sampleLatents } from './diffusion';
-import { Vocab } from './tokenizer';
-import { T2IConfig, parseT2IConfig } from '../config/presets';
-import { saveCheckpoint, loadCheckpoint, Named, CheckpointError } from '../train/checkpoint';
+import { Params } from '../models/params';
+import { Autoencoder } from '../models/autoencoder';
+import { TextEncoder } from '../models/text_encoder';
+import { UNet } from '../models/unet';
+import { DDIMScheduler } from '../models/ddim';
+import { sampleLatents } from '../models/diffusion';
+import { Vocab } from '../models/tokenizer';
+import { T2IConfig, parseT2IConfig } from './presets';
+import { saveCheckpoint, loadCheckpoint, Named, CheckpointError } from '../util/checkpoint';
 import { RGBImage } from '../data/image';
 import { fromBatch } from '../data/patches';
 import { Rng } from '../util/rng';

@@ -4,7 +4,7 @@
  */
 import { RGBImage } from '../data/image';
 import { degrade, DegradeOptions, Task, DegradeResult } from '../data/degrade';
-import { computeMetrics, Metrics } from './metrics';
+import { computeMetrics, Metrics } from '../metrics/metrics';
 import { hashString } from '../util/rng';
 
 /** The parameter each family is swept over, and its values (weak → strong). */

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { darkChannel, highFrequencyEnergy, nearest, meanStd, meanSquaredDistance } from '../../lib/eval/stats';
+import { darkChannel, highFrequencyEnergy, nearest, meanStd, meanSquaredDistance } from '../../lib/metrics/stats';
 import { makeImage } from '../../lib/data/image';
 import { degrade } from '../../lib/data/degrade';
 
@@ -52,7 +52,7 @@ test('nearest ranks by distance; meanStd; shape mismatch is named', () => {
 });
 
 test('aeHighFrequency: an identity autoencoder keeps all of the noise, a denoising one none, one that halves the noise a quarter of its energy', async () => {
-  const { aeHighFrequency } = await import('../../lib/eval/t2i_eval');
+  const { aeHighFrequency } = await import('../../lib/t2i/check');
   const clean = gradient(32, 32);
   const noisy = degrade(clean, { task: 'noise', seed: 3, sigma: 25 }).image;
   const half = makeImage(32, 32, clean.data.map((v, i) => (v + noisy.data[i]) / 2));

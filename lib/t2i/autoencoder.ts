@@ -6,15 +6,15 @@
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { Params } from '../../models/params';
-import { Autoencoder } from '../../models/autoencoder';
-import { T2IConfig } from '../../config/presets';
-import { withoutBookkeeping, train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE } from '../loop';
-import { loadPhotos, randomCrop, centerCrop, toBatch, fromBatch, LoadedPhoto } from '../../data/patches';
-import { degrade, TASKS, DegradeOptions } from '../../data/degrade';
-import { psnr } from '../../eval/metrics';
-import { clip01 } from '../../data/image';
-import { Rng } from '../../util/rng';
+import { Params } from '../models/params';
+import { Autoencoder } from '../models/autoencoder';
+import { T2IConfig } from './presets';
+import { withoutBookkeeping, train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE } from '../train/loop';
+import { loadPhotos, randomCrop, centerCrop, toBatch, fromBatch, LoadedPhoto } from '../data/patches';
+import { degrade, TASKS, DegradeOptions } from '../data/degrade';
+import { psnr } from '../metrics/metrics';
+import { clip01 } from '../data/image';
+import { Rng } from '../util/rng';
 
 export interface AeBatch {
   x: tf.Tensor4D;

@@ -7,10 +7,10 @@
  *    about that close).
  */
 import * as tf from '@tensorflow/tfjs';
-import { TextToImage } from '../models/t2i';
+import { TextToImage } from './model';
 import { RGBImage } from '../data/image';
-import { darkChannel, highFrequencyEnergy, meanSquaredDistance, meanStd } from './stats';
-import { cacheCrops, CacheItem } from '../train/stages/t2i';
+import { darkChannel, highFrequencyEnergy, meanSquaredDistance, meanStd } from '../metrics/stats';
+import { cacheCrops, CacheItem } from './train';
 import { toBatch, fromBatch } from '../data/patches';
 
 export interface WordEffectRow {
@@ -90,7 +90,7 @@ export async function aeReconstructions(model: TextToImage, n: number): Promise<
   const { loadPhotos, centerCrop } = await import('../data/patches');
   const { degrade } = await import('../data/degrade');
   const { clip01 } = await import('../data/image');
-  const { psnr } = await import('./metrics');
+  const { psnr } = await import('../metrics/metrics');
   const photos = (await loadPhotos('val', model.cfg.photoShortSide)).slice(0, n);
   const out = [];
   for (const p of photos) {
@@ -105,7 +105,7 @@ export async function aeReconstructions(model: TextToImage, n: number): Promise<
 }
 
 /**
- * How much high-frequency detail the autoencoder keeps: mean HF energy (Laplacian, lib/eval/stats) of the
+ * How much high-frequency detail the autoencoder keeps: mean HF energy (Laplacian, lib/metrics/stats) of the
  * clean crops, their reconstructions, the σ25-noisy crops and theirs; `noiseKept` = (AE(X) − AE(Y)) / (X − Y),
  * the share of the noise's HF excess that survives encoding. The guidance can only carry what the latents
  * carry: a low `noiseKept` means noise cannot reach G through any text (measured for issue 5's noise goal).

@@ -1,6 +1,6 @@
 /** Where things live: shipped checkpoints (data/checkpoints) and training runs (TDR_RUNS). */
 import * as path from 'node:path';
-import { projectRoot } from '../util/fsx';
+import { projectRoot } from './fsx';
 
 /** A shipped checkpoint: data/checkpoints/<name>.tdrc */
 export function shippedCheckpoint(name: string): string {

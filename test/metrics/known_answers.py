@@ -1,4 +1,4 @@
-"""Independent expected values for test/eval/metrics.test.ts (run by hand; the tests do not need Python).
+"""Independent expected values for test/metrics/metrics.test.ts (run by hand; the tests do not need Python).
 
 Run:  /usr/bin/python3 test/eval/known_answers.py
 Tools (Debian 12 packages): python3-skimage 0.19.3, python3-opencv 4.6.0, python3-numpy 1.24.2,

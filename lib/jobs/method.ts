@@ -15,13 +15,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RGBImage } from '../data/image';
 import { ALL_IN_ONE_TASKS, TaskSpec } from '../data/degrade';
-import { psnr, ssim } from './metrics';
-import { guidanceCheckpoint } from '../config/guidance';
-import { shippedCheckpoint } from '../config/paths';
-import { restoreRunName } from '../config/restore';
+import { psnr, ssim } from '../metrics/metrics';
+import { guidanceCheckpoint } from '../guidance/config';
+import { shippedCheckpoint } from '../util/paths';
+import { restoreRunName } from '../restore/config';
 import { loadGuidancePair, guidanceCached } from '../guidance/pipeline';
 import { loadRestorer, guidanceModelMismatch } from '../restore/train';
-import { guidanceModelRef } from '../guidance/source';
+import { guidanceModelRef } from './sources';
 import { degradeForEval, restoreImage, usesY, validationImages } from '../restore/eval';
 import { Row } from '../viz/table';
 

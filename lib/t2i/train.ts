@@ -14,20 +14,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { T2IConfig } from '../../config/presets';
-import { TextToImage } from '../../models/t2i';
-import { Params } from '../../models/params';
-import { buildVocab, PROMPT_TEMPLATE } from '../../models/tokenizer';
-import { diffusionLossWith, drawDiffusionNoise } from '../../models/diffusion';
-import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../loop';
+import { T2IConfig } from './presets';
+import { TextToImage } from './model';
+import { Params } from '../models/params';
+import { buildVocab, PROMPT_TEMPLATE } from '../models/tokenizer';
+import { diffusionLossWith, drawDiffusionNoise } from '../models/diffusion';
+import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../train/loop';
 import { trainAutoencoder, measureLatentScale, autoencoderKey } from './autoencoder';
-import { loadPhotos, randomCrop, toBatch } from '../../data/patches';
-import { listEntries } from '../../data/corpus';
-import { degrade, taskTurn, Task, DegradeOptions } from '../../data/degrade';
-import { trainingCaption, DEGRADATION_WORDS } from '../../data/captions';
-import { RGBImage, clip01 } from '../../data/image';
-import { saveCheckpoint, loadCheckpoint } from '../checkpoint';
-import { Rng } from '../../util/rng';
+import { loadPhotos, randomCrop, toBatch } from '../data/patches';
+import { listEntries } from '../data/corpus';
+import { degrade, taskTurn, Task, DegradeOptions } from '../data/degrade';
+import { trainingCaption, DEGRADATION_WORDS } from '../data/captions';
+import { RGBImage, clip01 } from '../data/image';
+import { saveCheckpoint, loadCheckpoint } from '../util/checkpoint';
+import { Rng } from '../util/rng';
 
 export interface CacheItem {
   photoId: string;

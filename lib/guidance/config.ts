@@ -12,8 +12,8 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { TrainConfigSchema } from '../train/loop';
-import { TaskWeightsSchema } from './presets';
-import { shippedCheckpoint, t2iCheckpoint } from './paths';
+import { TaskWeightsSchema } from '../t2i/presets';
+import { shippedCheckpoint, t2iCheckpoint } from '../util/paths';
 
 const posInt = z.number().int().positive();
 

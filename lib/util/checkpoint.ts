@@ -7,7 +7,7 @@
  * Layout: "TDRC1\n" | uint32 LE header byte length | header JSON (utf8) | zero padding to 8 | blob.
  */
 import * as fs from 'node:fs';
-import { writeFileAtomic } from '../util/fsx';
+import { writeFileAtomic } from './fsx';
 
 export type Named = Map<string, { shape: number[]; data: Float32Array }>;
 

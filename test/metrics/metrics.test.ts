@@ -1,5 +1,5 @@
 /**
- * Known-answer tests for lib/eval/metrics.ts.
+ * Known-answer tests for lib/metrics/metrics.ts.
  *
  * Expected values: test/eval/known_answers.py (run `/usr/bin/python3 test/eval/known_answers.py`),
  * Debian 12 python3-skimage 0.19.3 / python3-opencv 4.6.0 / python3-numpy 1.24.2 / python3-scipy 1.10.1:
@@ -15,7 +15,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { RGBImage, makeImage } from '../../lib/data/image';
-import { computeMetrics, psnr, rgbToY, ssim, ssim3d } from '../../lib/eval/metrics';
+import { computeMetrics, psnr, rgbToY, ssim, ssim3d } from '../../lib/metrics/metrics';
 
 function makePair(h: number, w: number, seed: number): [RGBImage, RGBImage] {
   const a = new Float32Array(h * w * 3);

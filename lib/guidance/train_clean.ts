@@ -17,13 +17,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { GuidanceConfig } from '../../config/guidance';
-import { TextToImage } from '../../models/t2i';
-import { diffusionLossWith, drawDiffusionNoise } from '../../models/diffusion';
-import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE } from '../loop';
-import { loadCheckpoint, CheckpointError } from '../checkpoint';
-import { GuidanceModel, wordsToContext } from '../../guidance/model';
-import { GuidanceCache, gatherRows, guidanceCache, readGuidanceCache, FEATURE_CACHE_FILE, GuidanceTrainOptions, t2iReference, checkRunT2I } from './i2t';
+import { GuidanceConfig } from './config';
+import { TextToImage } from '../t2i/model';
+import { diffusionLossWith, drawDiffusionNoise } from '../models/diffusion';
+import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE } from '../train/loop';
+import { loadCheckpoint, CheckpointError } from '../util/checkpoint';
+import { GuidanceModel, wordsToContext } from './model';
+import { GuidanceCache, gatherRows, guidanceCache, readGuidanceCache, FEATURE_CACHE_FILE, GuidanceTrainOptions, t2iReference, checkRunT2I } from './train_i2t';
 
 export interface CleanBatch {
   /** E_txt of the inputs (degraded crops) [B,N,D] */

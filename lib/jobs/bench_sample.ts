@@ -3,7 +3,7 @@
  * 2-core machine): load a t2i checkpoint, generate with its preset's DDIM steps and CFG scale,
  * report the median wall time over a few seeds.
  */
-import { TextToImage } from '../models/t2i';
+import { TextToImage } from '../t2i/model';
 
 export interface SampleBench {
   checkpoint: string;

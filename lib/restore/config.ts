@@ -20,8 +20,8 @@
  * Keys are the constructors' own option names (STYLE §7.6). A preset overrides only what differs.
  */
 import { z } from 'zod';
-import { BackboneConfig, BackboneConfigSchema, GuidedRestorerConfigSchema } from '../restore/guided';
-import { AggregationConfigSchema } from '../restore/aggregation';
+import { BackboneConfig, BackboneConfigSchema, GuidedRestorerConfigSchema } from './guided';
+import { AggregationConfigSchema } from './aggregation';
 import { TrainConfigSchema } from '../train/loop';
 
 export const BACKBONE_TYPES = ['promptir', 'nafnet', 'restormer'] as const;
