@@ -31,6 +31,7 @@ export { Vocab, buildVocab, PROMPT_TEMPLATE, PLACEHOLDER_WORD } from './models/t
 export * as tokenizer from './models/tokenizer';
 export * as imageEncoder from './models/image_encoder';
 export * from './train/loop';
+export * from './train/config';
 export * from './util/checkpoint';
 export * from './t2i/autoencoder';
 export * from './t2i/train';

@@ -12,6 +12,7 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { UserError, zodIssuesLine } from '../util/errors';
 
 export interface Command {
   /** the sub-command word, e.g. "degrade" */
@@ -25,10 +26,6 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-/** An error caused by the user's input: printed as one line, exit code 2. */
-export class UserError extends Error {
-  override name = 'UserError';
-}
 
 export const EXIT = { ok: 0, internal: 1, usage: 2, interrupted: 130 } as const;
 
@@ -56,18 +53,8 @@ export function parseOptions<S extends z.ZodType>(
   }
   const values = Object.fromEntries(Object.entries(parsed.values).filter(([, v]) => v !== undefined));
   const r = schema.safeParse(values);
-  if (!r.success) throw new UserError(formatZodIssues(r.error, (p) => `--${p}`));
+  if (!r.success) throw new UserError(zodIssuesLine(r.error, (p) => (p ? `--${p}` : '')));
   return { options: r.data, positionals: parsed.positionals };
-}
-
-/** One line from zod issues: `<where>: <message>; <where>: <message>` (where = field path). */
-export function formatZodIssues(err: z.ZodError, where: (path: string) => string = (p) => p): string {
-  return err.issues
-    .map((i) => {
-      const path = i.path.map(String).join('.');
-      return `${path ? where(path) + ': ' : ''}${i.message}`;
-    })
-    .join('; ');
 }
 
 /** True when argv asks for help. */

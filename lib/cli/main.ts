@@ -6,8 +6,8 @@
  * bad input file (one line on stderr naming it) · 130 interrupted.
  */
 import { COMMANDS } from './commands';
-import { EXIT, UserError, wantsHelp } from './command';
-import { ImageError } from '../data/io';
+import { EXIT, wantsHelp } from './command';
+import { UserError } from '../util/errors';
 
 function topHelp(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -23,9 +23,9 @@ function topHelp(): string {
   ].join('\n');
 }
 
-/** Is this an error the user caused (bad value, bad file) rather than a bug? */
+/** Is this an error the user caused (bad value, bad file) rather than a bug? Every such error is a UserError (lib/util/errors.ts). */
 function isUserFacing(e: unknown): e is Error {
-  return e instanceof UserError || e instanceof ImageError || (e as { userFacing?: boolean })?.userFacing === true;
+  return e instanceof UserError;
 }
 
 export async function main(argv: string[]): Promise<number> {

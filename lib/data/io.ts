@@ -14,10 +14,11 @@ import * as path from 'node:path';
 import sharp, { Metadata, OutputInfo } from 'sharp';
 import { RGBImage, makeImage } from './image';
 import { writeFileAtomicAsync } from '../util/fsx';
+import { UserError } from '../util/errors';
 
 sharp.cache(false);
 
-export class ImageError extends Error {
+export class ImageError extends UserError {
   override name = 'ImageError';
 }
 

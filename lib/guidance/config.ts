@@ -11,9 +11,10 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
-import { TrainConfigSchema } from '../train/loop';
+import { BatchedTrainConfigSchema } from '../train/config';
 import { TaskWeightsSchema } from '../t2i/presets';
 import { shippedCheckpoint, t2iCheckpoint } from '../util/paths';
+import { UserError, parseConfig } from '../util/errors';
 
 const posInt = z.number().int().positive();
 
@@ -48,7 +49,6 @@ const EncoderSchema = z.strictObject({
   range: z.enum(['unit', 'symmetric']).default('unit').describe('input range fed to MobileNetV2 (lib/models/image_encoder.ts)'),
 });
 
-const Train = TrainConfigSchema.extend({ batch: posInt.describe('images per step') });
 
 export const GuidanceConfigSchema = z
   .strictObject({
@@ -65,8 +65,8 @@ export const GuidanceConfigSchema = z
       identityProb: z.number().min(0).max(1).default(0).describe('stage 2: probability that a pair is (clean, clean), so M_clean also learns to keep clean words; paper: 0'),
       seed: z.number().int().nonnegative().default(11),
     }),
-    i2tTrain: Train.describe('stage 1: M_i2t + k/v copies (official: lr 1e-6 scaled ×64 = 6.4e-5, constant, AdamW wd 1e-2, clip 1, 200k steps, batch 64)'),
-    cleanTrain: Train.describe('stage 2: M_clean (same recipe as stage 1 in the official code)'),
+    i2tTrain: BatchedTrainConfigSchema.describe('stage 1: M_i2t + k/v copies (official: lr 1e-6 scaled ×64 = 6.4e-5, constant, AdamW wd 1e-2, clip 1, 200k steps, batch 64)'),
+    cleanTrain: BatchedTrainConfigSchema.describe('stage 2: M_clean (same recipe as stage 1 in the official code)'),
     sample: z.strictObject({
       steps: posInt.describe('DDIM steps (paper: 100)'),
       cfgScale: z.number().min(0).describe('classifier-free guidance scale (paper: 5)'),
@@ -132,16 +132,14 @@ export const GUIDANCE_PRESETS = { ci, demo, paper } as const;
 export type GuidancePresetName = keyof typeof GUIDANCE_PRESETS;
 export const GUIDANCE_PRESET_NAMES = Object.keys(GUIDANCE_PRESETS) as GuidancePresetName[];
 
-/** Validate a guidance config; errors name `label` and the field path (userFacing: one CLI line). */
+/** Validate a guidance config; errors name `label` and the field path (a UserError: one CLI line). */
 export function parseGuidanceConfig(raw: unknown, label: string): GuidanceConfig {
-  const r = GuidanceConfigSchema.safeParse(raw);
-  if (!r.success) throw Object.assign(new Error(`${label}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`), { userFacing: true });
-  return r.data;
+  return parseConfig(GuidanceConfigSchema, raw, label);
 }
 
 /** A guidance preset by name, validated; unknown names list the known ones. */
 export function guidancePreset(name: string, overrides: Partial<GuidanceConfigInput> = {}): GuidanceConfig {
-  if (!(name in GUIDANCE_PRESETS)) throw Object.assign(new Error(`unknown guidance preset '${name}'; presets: ${GUIDANCE_PRESET_NAMES.join(', ')}`), { userFacing: true });
+  if (!(name in GUIDANCE_PRESETS)) throw new UserError(`unknown guidance preset '${name}'; presets: ${GUIDANCE_PRESET_NAMES.join(', ')}`);
   return parseGuidanceConfig({ ...GUIDANCE_PRESETS[name as GuidancePresetName], ...overrides }, `guidance preset ${name}`);
 }
 
@@ -151,15 +149,12 @@ export const TEMPLATE_TOKENS_AROUND_PLACEHOLDER = 6;
 /**
  * Check that a guidance config fits a T2I model: the N words plus the template's other tokens
  * (BOS, "a photo of a", EOS) must fit the text encoder's context.
- * @throws userFacing, naming mapper.numWords and both numbers
+ * @throws UserError, naming mapper.numWords and both numbers
  */
 export function checkGuidanceAgainstT2I(cfg: GuidanceConfig, t2i: { contextLength: number }, label = 'guidance config'): void {
   const need = cfg.mapper.numWords + TEMPLATE_TOKENS_AROUND_PLACEHOLDER;
   if (need > t2i.contextLength) {
-    throw Object.assign(
-      new Error(`${label}: mapper.numWords ${cfg.mapper.numWords} does not fit the text-to-image model's context: "a photo of a" + ${cfg.mapper.numWords} words + BOS/EOS need ${need} tokens, contextLength is ${t2i.contextLength} (at most ${t2i.contextLength - TEMPLATE_TOKENS_AROUND_PLACEHOLDER} words)`),
-      { userFacing: true },
-    );
+    throw new UserError(`${label}: mapper.numWords ${cfg.mapper.numWords} does not fit the text-to-image model's context: "a photo of a" + ${cfg.mapper.numWords} words + BOS/EOS need ${need} tokens, contextLength is ${t2i.contextLength} (at most ${t2i.contextLength - TEMPLATE_TOKENS_AROUND_PLACEHOLDER} words)`);
   }
 }
 

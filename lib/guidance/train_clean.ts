@@ -23,7 +23,9 @@ import { diffusionLossWith, drawDiffusionNoise } from '../models/diffusion';
 import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE } from '../train/loop';
 import { loadCheckpoint, CheckpointError } from '../util/checkpoint';
 import { GuidanceModel, wordsToContext } from './model';
-import { GuidanceCache, gatherRows, guidanceCache, readGuidanceCache, FEATURE_CACHE_FILE, GuidanceTrainOptions, t2iReference, checkRunT2I } from './train_i2t';
+import { FeatureCache, gatherRows, featureCache, readFeatureCache, FEATURE_CACHE_FILE, GuidanceTrainOptions, t2iReference, checkRunT2I } from './train_i2t';
+import { UserError } from '../util/errors';
+import { loopSettings } from '../train/config';
 
 export interface CleanBatch {
   /** E_txt of the inputs (degraded crops) [B,N,D] */
@@ -36,7 +38,7 @@ export interface CleanBatch {
 }
 
 /** E_txt = M_i2t(τi(X)) of every cached crop: [M,N,D] row-major. */
-export function cachedWords(model: GuidanceModel, cache: GuidanceCache): Float32Array {
+export function cachedWords(model: GuidanceModel, cache: FeatureCache): Float32Array {
   const m = cache.items.length;
   const { dim, numTokens } = cache;
   const nd = model.numWords * model.mapper.width;
@@ -55,7 +57,7 @@ export function cachedWords(model: GuidanceModel, cache: GuidanceCache): Float32
 }
 
 /** Stage 2 as a `Stage` of the shared loop; `model.setStage('clean')` freezes M_i2t and the k/v copies. */
-export function cleanStage(model: GuidanceModel, t2i: TextToImage, cfg: GuidanceConfig, cache: GuidanceCache): Stage<CleanBatch> {
+export function cleanStage(model: GuidanceModel, t2i: TextToImage, cfg: GuidanceConfig, cache: FeatureCache): Stage<CleanBatch> {
   model.setStage('clean');
   const words = cachedWords(model, cache);
   const n = model.numWords;
@@ -109,7 +111,7 @@ export async function cleanStageForWorker(args: { config: GuidanceConfig; t2iFil
   const t2i = TextToImage.load(args.t2iFile);
   const model = new GuidanceModel(args.config, t2i);
   loadStageOneWeights(model, args.i2tFile);
-  return cleanStage(model, t2i, args.config, readGuidanceCache(args.cacheFile).cache);
+  return cleanStage(model, t2i, args.config, readFeatureCache(args.cacheFile).cache);
 }
 
 /**
@@ -138,22 +140,21 @@ export function loadStageOneWeights(model: GuidanceModel, file: string, loaded =
 export async function trainCleanMapper(cfg: GuidanceConfig, t2i: TextToImage, runDir: string, opts: GuidanceTrainOptions & { i2tFile?: string } = {}): Promise<{ model: GuidanceModel | null; result: TrainResult }> {
   const dir = path.join(runDir, 'clean');
   const i2tFile = opts.i2tFile ?? path.join(runDir, 'i2t', CHECKPOINT_FILE);
-  if (!fs.existsSync(i2tFile)) throw Object.assign(new Error(`${i2tFile}: no stage-1 checkpoint; run 'tdr train i2t --preset ${cfg.preset}' first, or give a trained stage 1 with --from FILE`), { userFacing: true });
+  if (!fs.existsSync(i2tFile)) throw new UserError(`${i2tFile}: no stage-1 checkpoint; run 'tdr train i2t --preset ${cfg.preset}' first, or give a trained stage 1 with --from FILE`);
   let stageOne: ReturnType<typeof loadCheckpoint> | undefined = loadCheckpoint(i2tFile); // read once: the step check here, the weights below
   const { meta } = stageOne;
   if (meta.kind === 'train-state' && Number(meta.step) < cfg.i2tTrain.steps) {
-    throw Object.assign(new Error(`${i2tFile}: stage 1 stopped at step ${String(meta.step)}/${cfg.i2tTrain.steps}; finish it with 'tdr train i2t --preset ${cfg.preset}' first`), { userFacing: true });
+    throw new UserError(`${i2tFile}: stage 1 stopped at step ${String(meta.step)}/${cfg.i2tTrain.steps}; finish it with 'tdr train i2t --preset ${cfg.preset}' first`);
   }
   fs.mkdirSync(dir, { recursive: true });
   const ref = t2iReference(t2i, opts.t2iFile);
   checkRunT2I(dir, ref);
   const cacheFile = path.join(runDir, 'i2t', FEATURE_CACHE_FILE);
-  const cache = await guidanceCache(cfg, t2i, cacheFile, { quiet: opts.quiet, t2iSha: ref.sha256 });
+  const cache = await featureCache(cfg, t2i, cacheFile, { quiet: opts.quiet, t2iSha: ref.sha256 });
   const model = new GuidanceModel(cfg, t2i, ref);
   loadStageOneWeights(model, i2tFile, stageOne);
   stageOne = undefined; // not kept through training (a run checkpoint holds Adam moments too)
-  const { batch, ...trainCfg } = cfg.cleanTrain;
-  void batch;
+  const trainCfg = loopSettings(cfg.cleanTrain);
   const workers = opts.workers ?? 1;
   if (workers > 1 && !opts.t2iFile) throw new Error('trainCleanMapper: data-parallel workers need opts.t2iFile');
   const result = await train(cleanStage(model, t2i, cfg, cache), trainCfg, {

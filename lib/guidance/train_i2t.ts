@@ -3,7 +3,7 @@
  * Eq. (1) on clean AND degraded crops of the training photos, each crop reconstructing itself from
  * its own E_txt. The T2I model (text encoder, UNet, autoencoder) and τi stay frozen.
  *
- * 1. feature cache (`guidanceCache`, shared with stage 2): for every training photo `cropsPerPhoto`
+ * 1. feature cache (`featureCache`, shared with stage 2): for every training photo `cropsPerPhoto`
  *    random crops at the T2I's imageSize; each crop clean and `degradedPerCrop` times degraded (the
  *    five families in turn, random strength, seeded); per crop τi features (global + pooled tokens)
  *    and the scaled latents z = E(X)·scale, computed once (everything they come from is frozen).
@@ -28,8 +28,9 @@ import { clip01 } from '../data/image';
 import { Rng } from '../util/rng';
 import { GuidanceModel, T2IReference, t2iWeightsHash, wordsToContext, portablePath } from './model';
 import { mapperFeatures } from './m_i2t';
+import { loopSettings } from '../train/config';
 
-export interface GuidanceCacheItem {
+export interface FeatureCacheItem {
   photoId: string;
   crop: number;
   task: Task | 'clean';
@@ -40,8 +41,8 @@ export interface GuidanceCacheItem {
 }
 
 /** τi features and latents of every training crop (clean and degraded). Row-major Float32Arrays. */
-export interface GuidanceCache {
-  items: GuidanceCacheItem[];
+export interface FeatureCache {
+  items: FeatureCacheItem[];
   /** [M,dim] */
   global: Float32Array;
   /** [M,T,dim] pooled tokens */
@@ -61,10 +62,10 @@ function cacheSignature(cfg: GuidanceConfig, t2iSha: string): Record<string, unk
 export const FEATURE_CACHE_FILE = 'features.tdrc';
 
 /** The training crops (clean + degraded, deterministic from cfg.data.seed) as images. */
-export async function guidanceCrops(cfg: GuidanceConfig, t2i: TextToImage): Promise<Array<{ item: GuidanceCacheItem; image: import('../data/image').RGBImage }>> {
+export async function guidanceCrops(cfg: GuidanceConfig, t2i: TextToImage): Promise<Array<{ item: FeatureCacheItem; image: import('../data/image').RGBImage }>> {
   const photos = await loadPhotos('train', t2i.cfg.photoShortSide, cfg.data.maxPhotos);
   const rng = new Rng(cfg.data.seed * 7919 + 5);
-  const out: Array<{ item: GuidanceCacheItem; image: import('../data/image').RGBImage }> = [];
+  const out: Array<{ item: FeatureCacheItem; image: import('../data/image').RGBImage }> = [];
   let k = 0;
   const turn = taskTurn(cfg.data.taskWeights);
   for (const p of photos) {
@@ -84,10 +85,10 @@ export async function guidanceCrops(cfg: GuidanceConfig, t2i: TextToImage): Prom
 }
 
 /** Build (or load from `file` when its signature matches) the feature + latent cache. */
-export async function guidanceCache(cfg: GuidanceConfig, t2i: TextToImage, file: string, opts: { quiet?: boolean; t2iSha?: string } = {}): Promise<GuidanceCache> {
+export async function featureCache(cfg: GuidanceConfig, t2i: TextToImage, file: string, opts: { quiet?: boolean; t2iSha?: string } = {}): Promise<FeatureCache> {
   const sig = cacheSignature(cfg, opts.t2iSha ?? t2iWeightsHash(t2i));
   if (fs.existsSync(file)) {
-    const c = readGuidanceCache(file);
+    const c = readFeatureCache(file);
     if (JSON.stringify(c.signature) === JSON.stringify(JSON.parse(JSON.stringify(sig)))) return c.cache;
     if (!opts.quiet) process.stderr.write(`${file}: built for another T2I model or data config; rebuilding\n`);
   }
@@ -126,8 +127,8 @@ export async function guidanceCache(cfg: GuidanceConfig, t2i: TextToImage, file:
   return { items, global, tokens, z, dim, numTokens, zShape };
 }
 
-/** Read a cache file written by `guidanceCache`. */
-export function readGuidanceCache(file: string): { cache: GuidanceCache; signature: unknown } {
+/** Read a cache file written by `featureCache`. */
+export function readFeatureCache(file: string): { cache: FeatureCache; signature: unknown } {
   const { meta, tensors } = loadCheckpoint(file);
   if (meta.kind !== 'guidance-cache') throw new CheckpointError(`${file}: not a guidance feature cache`);
   const get = (n: string) => {
@@ -136,7 +137,7 @@ export function readGuidanceCache(file: string): { cache: GuidanceCache; signatu
     return t.data;
   };
   return {
-    cache: { items: meta.items as GuidanceCacheItem[], global: get('global'), tokens: get('tokens'), z: get('z'), dim: Number(meta.dim), numTokens: Number(meta.numTokens), zShape: meta.zShape as [number, number, number] },
+    cache: { items: meta.items as FeatureCacheItem[], global: get('global'), tokens: get('tokens'), z: get('z'), dim: Number(meta.dim), numTokens: Number(meta.numTokens), zShape: meta.zShape as [number, number, number] },
     signature: meta.signature,
   };
 }
@@ -156,7 +157,7 @@ export interface I2TBatch {
 }
 
 /** Stage 1 as a `Stage` of the shared loop; `model.setStage('i2t')` freezes M_clean. */
-export function i2tStage(model: GuidanceModel, t2i: TextToImage, cfg: GuidanceConfig, cache: GuidanceCache): Stage<I2TBatch> {
+export function i2tStage(model: GuidanceModel, t2i: TextToImage, cfg: GuidanceConfig, cache: FeatureCache): Stage<I2TBatch> {
   model.setStage('i2t');
   const m = cache.items.length;
   const { dim, numTokens, zShape } = cache;
@@ -202,7 +203,7 @@ export function i2tStage(model: GuidanceModel, t2i: TextToImage, cfg: GuidanceCo
 export async function i2tStageForWorker(args: { config: GuidanceConfig; t2iFile: string; cacheFile: string }): Promise<Stage<I2TBatch>> {
   const t2i = TextToImage.load(args.t2iFile);
   const model = new GuidanceModel(args.config, t2i);
-  return i2tStage(model, t2i, args.config, readGuidanceCache(args.cacheFile).cache);
+  return i2tStage(model, t2i, args.config, readFeatureCache(args.cacheFile).cache);
 }
 
 export interface GuidanceTrainOptions {
@@ -241,10 +242,9 @@ export async function trainImageToText(cfg: GuidanceConfig, t2i: TextToImage, ru
   const ref = t2iReference(t2i, opts.t2iFile);
   checkRunT2I(dir, ref);
   const cacheFile = path.join(dir, FEATURE_CACHE_FILE);
-  const cache = await guidanceCache(cfg, t2i, cacheFile, { quiet: opts.quiet, t2iSha: ref.sha256 });
+  const cache = await featureCache(cfg, t2i, cacheFile, { quiet: opts.quiet, t2iSha: ref.sha256 });
   const model = new GuidanceModel(cfg, t2i, ref);
-  const { batch, ...trainCfg } = cfg.i2tTrain;
-  void batch;
+  const trainCfg = loopSettings(cfg.i2tTrain);
   const workers = opts.workers ?? 1;
   if (workers > 1 && !opts.t2iFile) throw new Error('trainImageToText: data-parallel workers need opts.t2iFile (the workers load the T2I model from it)');
   const result = await train(i2tStage(model, t2i, cfg, cache), trainCfg, {

@@ -24,6 +24,7 @@ import { loadRestorer, guidanceModelMismatch } from '../restore/train';
 import { guidanceModelRef } from './sources';
 import { degradeForEval, restoreImage, usesY, validationImages } from '../restore/eval';
 import { Row } from '../viz/table';
+import { UserError } from '../util/errors';
 
 /**
  * The restorer notebooks and the main job use: $TDR_RESTORE_GUIDED_CHECKPOINT /
@@ -108,7 +109,7 @@ export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult>
   if (missing.length) return { missing, samples: [], rows: [], checkpoints: files, notes: [] };
   const specs: TaskSpec[] = (opts.tasks ?? DEFAULT_TASKS).map((name) => {
     const s = ALL_IN_ONE_TASKS.find((t) => t.name === name);
-    if (!s) throw Object.assign(new Error(`unknown task '${name}'; expected one of ${ALL_IN_ONE_TASKS.map((t) => t.name).join(', ')}`), { userFacing: true });
+    if (!s) throw new UserError(`unknown task '${name}'; expected one of ${ALL_IN_ONE_TASKS.map((t) => t.name).join(', ')}`);
     return s;
   });
   const guided = loadRestorer(files.guided, { backbone: opts.backbone, guidance: true });

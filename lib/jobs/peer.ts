@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { projectRoot } from '../util/fsx';
+import { UserError } from '../util/errors';
 
 export interface PeerResult {
   framework: string;
@@ -26,7 +27,7 @@ export function runPeerBench(opts: { threads: number; steps: number; warmup: num
   const r = spawnSync(python, [peerScript(), '--threads', String(opts.threads), '--steps', String(opts.steps), '--warmup', String(opts.warmup)], { encoding: 'utf8', timeout: 30 * 60_000 });
   if (r.status !== 0) {
     const missing = /No module named 'torch'/.test(r.stderr);
-    throw Object.assign(new Error(missing ? `${python}: PyTorch is not installed (Debian/Ubuntu: apt-get install python3-torch)` : `PyTorch peer failed: ${r.stderr.trim().split('\n').pop()}`), { userFacing: true });
+    throw new UserError(missing ? `${python}: PyTorch is not installed (Debian/Ubuntu: apt-get install python3-torch)` : `PyTorch peer failed: ${r.stderr.trim().split('\n').pop()}`);
   }
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as PeerResult;
 }

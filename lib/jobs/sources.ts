@@ -1,7 +1,9 @@
 /**
- * The paper's guidance as a `GuidanceSource` for guided restoration (lib/restore): G = the
- * text-to-image model's image from E'_txt = M_clean(M_i2t(τi(X))) (Sec. 3.2), generated once per
- * input and cached (outputs/guidance). Registered as 'text', the default of guided commands.
+ * The guidance sources the jobs and the command line choose from, as one explicit, typed map
+ * (`GUIDANCE_SOURCES`: text, text-raw, clean-oracle, none), handed to lib/restore by name.
+ *
+ * 'text' is the paper's guidance: G = the text-to-image model's image from E'_txt = M_clean(M_i2t(τi(X)))
+ * (Sec. 3.2), generated once per input and cached (outputs/guidance); the default of guided commands.
  *
  * Checkpoint: $TDR_GUIDANCE_CHECKPOINT, else data/checkpoints/guidance-demo.tdrc; for Table 9's
  * other N, data/checkpoints/guidance-demo-n<N>.tdrc (trained with `tdr train i2t|clean` and
@@ -9,12 +11,13 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { registerGuidanceSource, GuidanceSource, GuidanceModelRef } from '../restore/data';
+import { GuidanceSource, GuidanceModelRef, GuidanceSourceMap, GuidanceFactoryEntry, pickGuidanceSource, cleanOracleGuidance, noGuidance, CLEAN_ORACLE_NOTE } from '../restore/source';
 import { guidanceCheckpoint } from '../guidance/config';
 import { shippedCheckpoint } from '../util/paths';
 import { loadGuidancePair, guidanceCached } from '../guidance/pipeline';
 import { portablePath, type GuidanceModel } from '../guidance/model';
 import type { TextToImage } from '../t2i/model';
+import { UserError } from '../util/errors';
 
 /** The checkpoint for N words (undefined N: the default one). */
 export function guidanceCheckpointForWords(words?: number): string {
@@ -29,7 +32,7 @@ export function guidanceCheckpointForWords(words?: number): string {
     h.t2i.dispose();
     if (n === words) return def;
   }
-  throw Object.assign(new Error(`no guidance checkpoint with N = ${words} words: expected ${file} (train it with 'tdr train i2t --preset demo --words ${words}' then 'tdr train clean --preset demo --words ${words}')`), { userFacing: true });
+  throw new UserError(`no guidance checkpoint with N = ${words} words: expected ${file} (train it with 'tdr train i2t --preset demo --words ${words}' then 'tdr train clean --preset demo --words ${words}')`);
 }
 
 /** What a restorer records of the guidance model it was trained with: the file as given and its sha256. */
@@ -41,7 +44,7 @@ export function guidanceModelRef(file: string): GuidanceModelRef {
 export function textGuidance(opts: { words?: number; raw?: boolean } = {}): GuidanceSource {
   // fail before any training or evaluation starts when there is no checkpoint
   const file = guidanceCheckpointForWords(opts.words);
-  if (!fs.existsSync(file)) throw Object.assign(new Error(`${file}: no guidance checkpoint (train one with 'tdr train i2t --preset demo' then 'tdr train clean --preset demo')`), { userFacing: true });
+  if (!fs.existsSync(file)) throw new UserError(`${file}: no guidance checkpoint (train one with 'tdr train i2t --preset demo' then 'tdr train clean --preset demo')`);
   let pair: { guidance: GuidanceModel; t2i: TextToImage } | null = null;
   return {
     name: opts.raw ? 'text-raw' : 'text',
@@ -54,13 +57,20 @@ export function textGuidance(opts: { words?: number; raw?: boolean } = {}): Guid
   };
 }
 
-registerGuidanceSource('text', {
-  description: "the paper's guidance G(E'_txt): degraded image → M_i2t → M_clean → text-to-image (cached)",
-  dependsOnN: true,
-  create: ({ words }) => textGuidance({ words }),
-});
-registerGuidanceSource('text-raw', {
-  description: 'guidance without textual restoration, G(E_txt) (ablation)',
-  dependsOnN: true,
-  create: ({ words }) => textGuidance({ words, raw: true }),
-});
+/** Every guidance source by name: what `--guidance NAME` accepts. */
+export const GUIDANCE_SOURCES: GuidanceSourceMap = new Map<string, GuidanceFactoryEntry>([
+  ['text', { description: "the paper's guidance G(E'_txt): degraded image → M_i2t → M_clean → text-to-image (cached)", dependsOnN: true, create: ({ words }) => textGuidance({ words }) }],
+  ['text-raw', { description: 'guidance without textual restoration, G(E_txt) (ablation)', dependsOnN: true, create: ({ words }) => textGuidance({ words, raw: true }) }],
+  ['clean-oracle', { description: CLEAN_ORACLE_NOTE, dependsOnN: false, create: () => cleanOracleGuidance() }],
+  ['none', { description: 'no guidance (the unguided baseline)', dependsOnN: false, create: () => noGuidance }],
+]);
+
+/** The names of `GUIDANCE_SOURCES`. */
+export function guidanceSourceNames(): string[] {
+  return [...GUIDANCE_SOURCES.keys()];
+}
+
+/** The guidance source `name` (N = `words` for the text sources); an unknown name lists the known ones. */
+export function guidanceSourceByName(name: string, opts: { words?: number } = {}): { source: GuidanceSource; entry: GuidanceFactoryEntry } {
+  return pickGuidanceSource(GUIDANCE_SOURCES, name, opts);
+}

@@ -22,7 +22,8 @@
 import { z } from 'zod';
 import { BackboneConfig, BackboneConfigSchema, GuidedRestorerConfigSchema } from './guided';
 import { AggregationConfigSchema } from './aggregation';
-import { TrainConfigSchema } from '../train/loop';
+import { BatchedTrainConfigSchema } from '../train/config';
+import { UserError, parseConfig } from '../util/errors';
 
 export const BACKBONE_TYPES = ['promptir', 'nafnet', 'restormer'] as const;
 export type BackboneType = (typeof BACKBONE_TYPES)[number];
@@ -31,7 +32,6 @@ export type BackboneType = (typeof BACKBONE_TYPES)[number];
 export const TASK_SETS = ['all-in-one', 'noise', 'rain', 'haze', 'motion', 'defocus'] as const;
 export type TaskSet = (typeof TASK_SETS)[number];
 
-const Train = TrainConfigSchema.extend({ batch: z.number().int().positive().describe('patches per step (batch_size_per_gpu)') });
 
 export const RestoreConfigSchema = z
   .strictObject({
@@ -50,7 +50,7 @@ export const RestoreConfigSchema = z
       .describe(
         'peak LR of the matcher encoder (<prefix>.masa.enc.) alone, default refLr; 0 keeps it at its random init — with L1 only, the trained demo encoder collapsed (cosine ≈ 1 at every position, notebook 06); not in the official code',
       ),
-    train: Train,
+    train: BatchedTrainConfigSchema.describe('run settings; batch = batch_size_per_gpu'),
     eval: z.strictObject({
       size: z.number().int().min(16).describe('side of the centred validation crops (px); a multiple of 64 avoids padding'),
       shortSide: z.number().int().min(16).describe('validation photos are resized to this short side first'),
@@ -73,7 +73,7 @@ interface PresetSpec {
   photoShortSide: number;
   refLr: number;
   paramFixIterations: number;
-  train: z.input<typeof Train>;
+  train: z.input<typeof BatchedTrainConfigSchema>;
   eval: RestoreConfig['eval'];
 }
 
@@ -138,9 +138,9 @@ export interface RestoreChoice {
 
 /** A preset resolved for one backbone / guidance / task set, validated. Unknown names list the known ones. */
 export function restorePreset(name: string, choice: RestoreChoice): RestoreConfig {
-  if (!(name in RESTORE_PRESETS)) throw Object.assign(new Error(`unknown preset '${name}'; presets: ${RESTORE_PRESET_NAMES.join(', ')}`), { userFacing: true });
+  if (!(name in RESTORE_PRESETS)) throw new UserError(`unknown preset '${name}'; presets: ${RESTORE_PRESET_NAMES.join(', ')}`);
   if (!(BACKBONE_TYPES as readonly string[]).includes(choice.backbone)) {
-    throw Object.assign(new Error(`unknown backbone '${choice.backbone}'; backbones: ${BACKBONE_TYPES.join(', ')}`), { userFacing: true });
+    throw new UserError(`unknown backbone '${choice.backbone}'; backbones: ${BACKBONE_TYPES.join(', ')}`);
   }
   const p = RESTORE_PRESETS[name as RestorePresetName];
   const raw = {
@@ -159,9 +159,7 @@ export function restorePreset(name: string, choice: RestoreChoice): RestoreConfi
 
 /** Validate a restore config (preset, JSON file or checkpoint meta); errors name `label` and the field path. */
 export function parseRestoreConfig(raw: unknown, label: string): RestoreConfig {
-  const r = RestoreConfigSchema.safeParse(raw);
-  if (!r.success) throw Object.assign(new Error(`${label}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`), { userFacing: true });
-  return r.data;
+  return parseConfig(RestoreConfigSchema, raw, label);
 }
 
 /**

@@ -33,121 +33,8 @@ import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, sampleTask } from '../data
 import { loadCheckpoint, saveCheckpoint, Named } from '../util/checkpoint';
 import { Rng, hashString } from '../util/rng';
 import type { TaskSet } from './config';
-
-// ---------------------------------------------------------------------------------------------
-// Guidance sources
-
-/**
- * Where guidance images G come from. The paper's source is the text-side pipeline (issue 5,
- * lib/guidance): X → τi → M_i2t → M_clean → T2I → G. Everything here takes a source, so the same
- * training and evaluation code runs with the real one and with the stand-ins below.
- */
-/** A trained guidance model: its checkpoint (project-relative when inside the project) and the sha256 of the file. */
-export interface GuidanceModelRef {
-  file: string;
-  sha256: string;
-}
-
-export interface GuidanceSource {
-  /** shown in tables and checkpoints, e.g. 'text-N20', 'clean-oracle' */
-  readonly name: string;
-  /**
-   * Set on stand-ins that are NOT the paper's guidance (the reason, printed beside every table that
-   * uses them). A real source leaves it undefined.
-   */
-  readonly standIn?: string;
-  /**
-   * The trained model that produces G (real sources: the guidance checkpoint, project-relative, and
-   * the sha256 of its file). A restorer trained on it records it; a run's guidance cache made by
-   * another model is rebuilt, and a run started with another model is not resumed.
-   */
-  readonly model?: GuidanceModelRef;
-  /**
-   * The guidance image for a degraded image.
-   * @param degraded [H,W,3] float32 RGB in [0,1] (float-noise inputs may leave [0,1])
-   * @param key stable identity of the degraded image (`guidanceKey`), for the source's cache and seed
-   * @param oracle the clean image, offered ONLY for oracle stand-ins; a real source must ignore it
-   * @returns [Hg,Wg,3] float32 RGB in [0,1], any size
-   */
-  get(degraded: RGBImage, key: string, oracle?: { clean: RGBImage }): Promise<RGBImage>;
-}
-
-/** Key of a degraded image: `<split>:<photo id>:<task name>` (e.g. 'val:opencv-lena:noise25'). */
-export function guidanceKey(split: string, id: string, task: string): string {
-  return `${split}:${id}:${task}`;
-}
-
-/** The unguided baseline: no guidance at all. Calling `get` is a bug. */
-export const noGuidance: GuidanceSource = {
-  name: 'none',
-  async get(_d, key) {
-    throw new Error(`guidance source 'none' was asked for guidance (${key}): the unguided baseline takes none`);
-  },
-};
-
-export const CLEAN_ORACLE_NOTE =
-  "STAND-IN 'clean-oracle': G is another crop/rescale of the CLEAN photo — for testing the plumbing only; it is NOT the paper's guidance and its numbers must never be reported as such";
-
-/**
- * A stand-in for testing the plumbing: G = a different random crop (70–90 % of each side, seeded by
- * the key) of the CLEAN image, rescaled back to the clean image's size. It sees the clean image, so
- * it is an oracle; never report its numbers as the paper's guidance (`standIn` says so in tables).
- */
-export function cleanOracleGuidance(): GuidanceSource {
-  return {
-    name: 'clean-oracle',
-    standIn: CLEAN_ORACLE_NOTE,
-    async get(degraded, key, oracle) {
-      if (!oracle) throw new Error(`clean-oracle: no clean image offered for '${key}' (this stand-in only works inside training/evaluation, where the clean image is known)`);
-      const c = oracle.clean;
-      if (c.height !== degraded.height || c.width !== degraded.width) {
-        throw new Error(`clean-oracle: clean ${c.height}x${c.width} and degraded ${degraded.height}x${degraded.width} differ for '${key}'`);
-      }
-      const rng = new Rng(hashString(`clean-oracle:${key}`));
-      const h = Math.max(1, Math.round(c.height * rng.uniform(0.7, 0.9)));
-      const w = Math.max(1, Math.round(c.width * rng.uniform(0.7, 0.9)));
-      const part = crop(c, rng.int(c.height - h + 1), rng.int(c.width - w + 1), h, w);
-      return clampImage(await resizeImage(part, c.width, c.height, 'cubic'));
-    },
-  };
-}
-
-function clampImage(img: RGBImage): RGBImage {
-  const d = img.data;
-  for (let i = 0; i < d.length; i++) d[i] = d[i] < 0 ? 0 : d[i] > 1 ? 1 : d[i];
-  return img;
-}
-
-export interface GuidanceFactoryEntry {
-  /** one line for --help */
-  description: string;
-  /** true if the source depends on N (words of E_txt), as Table 9 needs */
-  dependsOnN: boolean;
-  create(opts: { words?: number }): GuidanceSource;
-}
-
-const REGISTRY = new Map<string, GuidanceFactoryEntry>([
-  ['clean-oracle', { description: CLEAN_ORACLE_NOTE, dependsOnN: false, create: () => cleanOracleGuidance() }],
-]);
-
-/**
- * Register a guidance source by name for the CLI (`--guidance NAME`). The text-side pipeline
- * registers itself as 'text' (the default of guided commands once present).
- */
-export function registerGuidanceSource(name: string, entry: GuidanceFactoryEntry): void {
-  REGISTRY.set(name, entry);
-}
-
-export function guidanceSourceNames(): string[] {
-  return [...REGISTRY.keys()];
-}
-
-/** The registered source `name`; unknown names list the known ones (user-facing error). */
-export function guidanceSourceByName(name: string, opts: { words?: number } = {}): { source: GuidanceSource; entry: GuidanceFactoryEntry } {
-  const entry = REGISTRY.get(name);
-  if (!entry) throw Object.assign(new Error(`unknown guidance source '${name}'; registered: ${guidanceSourceNames().join(', ')}`), { userFacing: true });
-  return { source: entry.create(opts), entry };
-}
+import { GuidanceSource, clampImage, guidanceKey } from './source';
+import { UserError } from '../util/errors';
 
 // ---------------------------------------------------------------------------------------------
 // Task sets
@@ -261,7 +148,7 @@ export function guidanceInput(photo: RGBImage, id: string, spec: TaskSpec): RGBI
 }
 
 /** key → G (at least patchSize on each side) */
-export type GuidanceCache = Map<string, RGBImage>;
+export type GuidanceImages = Map<string, RGBImage>;
 
 /**
  * G for every (photo, task) of the training set, from `source`; upscaled (Lanczos) when a side is
@@ -275,13 +162,13 @@ export async function buildGuidanceCache(
   patchSize: number,
   file?: string,
   opts: { quiet?: boolean } = {},
-): Promise<GuidanceCache> {
+): Promise<GuidanceImages> {
   const keys = photos.flatMap((p) => specs.map((s) => guidanceKey('train', p.entry.id, s.name)));
   if (file) {
     const loaded = tryLoadGuidanceCache(file, source.name, patchSize, source.model?.sha256 ?? null);
     if (loaded && keys.every((k) => loaded.has(k))) return loaded;
   }
-  const cache: GuidanceCache = new Map();
+  const cache: GuidanceImages = new Map();
   let done = 0;
   for (const p of photos) {
     for (const spec of specs) {
@@ -308,7 +195,7 @@ export async function buildGuidanceCache(
  * Load a guidance cache file; null if it is absent or from another source / patch size / guidance
  * model (`modelSha`: the sha256 of the source's model, null for a source without one; undefined: not checked).
  */
-export function tryLoadGuidanceCache(file: string, sourceName?: string, patchSize?: number, modelSha?: string | null): GuidanceCache | null {
+export function tryLoadGuidanceCache(file: string, sourceName?: string, patchSize?: number, modelSha?: string | null): GuidanceImages | null {
   let ck;
   try {
     ck = loadCheckpoint(file);
@@ -319,7 +206,7 @@ export function tryLoadGuidanceCache(file: string, sourceName?: string, patchSiz
   if (sourceName !== undefined && ck.meta.source !== sourceName) return null;
   if (patchSize !== undefined && ck.meta.patchSize !== patchSize) return null;
   if (modelSha !== undefined && (ck.meta.model ?? null) !== modelSha) return null;
-  const cache: GuidanceCache = new Map();
+  const cache: GuidanceImages = new Map();
   for (const [k, t] of ck.tensors) cache.set(k, makeImage(t.shape[0], t.shape[1], t.data));
   return cache;
 }
@@ -358,7 +245,7 @@ export interface RestoreData {
   candidates?: Map<string, { g: RGBImage; cands: GuidanceCandidates }>;
 }
 
-export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchSize: number, guidance?: GuidanceCache): RestoreData {
+export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchSize: number, guidance?: GuidanceImages): RestoreData {
   if (photos.length === 0) throw new Error('makeRestoreData: no training photos');
   for (const p of photos) {
     if (p.image.height < patchSize || p.image.width < patchSize) throw new Error(`makeRestoreData: photo ${p.entry.id} ${p.image.height}x${p.image.width} is smaller than the patch ${patchSize}`);

@@ -25,7 +25,7 @@ import { htmlTable, markdownTable, Row, escapeHtml } from '../viz/table';
 import { writeFileAtomic } from '../util/fsx';
 import { hashString } from '../util/rng';
 import { GuidedRestorer } from './guided';
-import { GuidanceSource, guidanceKey, noGuidance } from './data';
+import { GuidanceSource, guidanceKey, noGuidance } from './source';
 import type { RestoreConfig } from './config';
 
 /** A validation image. */

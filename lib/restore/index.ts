@@ -6,6 +6,7 @@ export * from './nafnet';
 export * from './restormer';
 export * from './promptir';
 export * from './data';
+export * from './source';
 export * from './train';
 export * from './eval';
 export * from './inspect';

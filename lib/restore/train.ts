@@ -25,7 +25,9 @@ import { RestoreConfig, parseRestoreConfig, restoreRunName } from './config';
 import { train, Stage, TrainResult, loadWeights, splitState, CHECKPOINT_FILE, LogRecord } from '../train/loop';
 import { loadCheckpoint, readCheckpointMeta, saveCheckpoint, CheckpointError, Named } from '../util/checkpoint';
 import { LoadedPhoto, loadPhotos } from '../data/patches';
-import { GuidanceSource, GuidanceModelRef, RestoreBatch, RestoreData, buildGuidanceCache, makeRestoreData, restoreBatch, taskSpecs, tryLoadGuidanceCache } from './data';
+import { RestoreBatch, RestoreData, buildGuidanceCache, makeRestoreData, restoreBatch, taskSpecs, tryLoadGuidanceCache } from './data';
+import { GuidanceSource, GuidanceModelRef } from './source';
+import { loopSettings } from '../train/config';
 
 /** Parameter prefix of the restorer in every checkpoint. */
 export const RESTORER_PREFIX = 'restorer';
@@ -137,8 +139,7 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
   const cache = cfg.model.guidance ? await buildGuidanceCache(photos, specs, source!, cfg.patchSize, guidanceFile, { quiet: opts.quiet }) : undefined;
   const { params, net } = buildRestorer(cfg);
   const stage = restoreStage(cfg, params, net, makeRestoreData(photos, specs, cfg.patchSize, cache));
-  const { batch, ...trainCfg } = cfg.train;
-  void batch;
+  const trainCfg = loopSettings(cfg.train);
   const workers = opts.workers ?? 1;
   const result = await train(stage, trainCfg, {
     runDir,

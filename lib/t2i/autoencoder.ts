@@ -15,6 +15,7 @@ import { degrade, TASKS, DegradeOptions } from '../data/degrade';
 import { psnr } from '../metrics/metrics';
 import { clip01 } from '../data/image';
 import { Rng } from '../util/rng';
+import { loopSettings } from '../train/config';
 
 export interface AeBatch {
   x: tf.Tensor4D;
@@ -108,8 +109,7 @@ export async function measureLatentScale(ae: Autoencoder, cfg: T2IConfig, n = 32
 export async function trainAutoencoder(cfg: T2IConfig, runDir: string, opts: { quiet?: boolean; maxStepsThisCall?: number; workers?: number; onLog?: Parameters<typeof train>[2]['onLog'] } = {}): Promise<{ params: Params; ae: Autoencoder; result: TrainResult }> {
   const { params, ae } = buildAutoencoder(cfg);
   const photosByScale = await Promise.all(cfg.aeScales.map((s) => loadPhotos('train', s)));
-  const { batch, ...trainCfg } = cfg.aeTrain;
-  void batch;
+  const trainCfg = loopSettings(cfg.aeTrain);
   const result = await train(autoencoderStage(cfg, params, ae, photosByScale), trainCfg, {
     runDir,
     meta: { stage: 'autoencoder', config: cfg },

@@ -8,8 +8,9 @@
 import { z } from 'zod';
 import { AutoencoderConfigSchema } from '../models/autoencoder';
 import { UNetConfigSchema } from '../models/unet';
-import { TrainConfigSchema } from '../train/loop';
+import { BatchedTrainConfigSchema } from '../train/config';
 import { TASKS, Task, TaskWeights, taskTurn } from '../data/degrade';
+import { UserError, parseConfig } from '../util/errors';
 
 const TextSchema = z.strictObject({
   width: z.number().int().positive().describe('D: text-encoder width = UNet ctxDim'),
@@ -25,7 +26,6 @@ export const TaskWeightsSchema = z
   .refine((w: TaskWeights) => taskTurn(w).length > 0, 'at least one task needs a weight > 0')
   .optional();
 
-const Train = TrainConfigSchema.extend({ batch: z.number().int().positive().describe('images per step') });
 
 export const T2IConfigSchema = z
   .strictObject({
@@ -37,7 +37,7 @@ export const T2IConfigSchema = z
     aeScales: z.array(z.number().int().min(16)).min(1).describe('short sides the AE crops are taken at (multi-scale)'),
     aeDegradeProb: z.number().min(0).max(1).describe('probability that an AE training crop is degraded (so noise/rain/haze survive the AE)'),
     aeHfWeight: z.number().min(0).optional().describe('weight of the AE\'s local high-frequency loss (Autoencoder.loss): how much fine detail — and so noise — survives the latent space; absent or 0: L1 only'),
-    aeTrain: Train,
+    aeTrain: BatchedTrainConfigSchema,
     text: TextSchema,
     unet: UNetConfigSchema,
     numTrainSteps: z.number().int().positive().default(1000).describe('diffusion steps T of Eq. 1'),
@@ -46,7 +46,7 @@ export const T2IConfigSchema = z
     cropsPerPhoto: z.number().int().positive().describe('latent cache: crops per training photo'),
     degradedPerCrop: z.number().int().min(0).describe('latent cache: degraded versions per crop (random task and strength)'),
     taskWeights: TaskWeightsSchema.describe('latent cache: relative share of each task among the degraded crops (the tasks are taken in turn from a list holding task t w_t times)'),
-    unetTrain: Train,
+    unetTrain: BatchedTrainConfigSchema,
     sample: z.strictObject({
       steps: z.number().int().positive().describe('DDIM steps (paper: 100)'),
       cfgScale: z.number().min(0).describe('classifier-free guidance scale (paper: 5)'),
@@ -128,13 +128,11 @@ export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
 
 /** A preset by name, validated; unknown names list the known ones. */
 export function t2iPreset(name: string): T2IConfig {
-  if (!(name in PRESETS)) throw Object.assign(new Error(`unknown preset '${name}'; presets: ${PRESET_NAMES.join(', ')}`), { userFacing: true });
+  if (!(name in PRESETS)) throw new UserError(`unknown preset '${name}'; presets: ${PRESET_NAMES.join(', ')}`);
   return parseT2IConfig(PRESETS[name as PresetName], `preset ${name}`);
 }
 
 /** Validate a T2I config (from a preset or a JSON file); errors name `label` and the field path. */
 export function parseT2IConfig(raw: unknown, label: string): T2IConfig {
-  const r = T2IConfigSchema.safeParse(raw);
-  if (!r.success) throw Object.assign(new Error(`${label}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`), { userFacing: true });
-  return r.data;
+  return parseConfig(T2IConfigSchema, raw, label);
 }

@@ -28,6 +28,7 @@ import { trainingCaption, DEGRADATION_WORDS } from '../data/captions';
 import { RGBImage, clip01 } from '../data/image';
 import { saveCheckpoint, loadCheckpoint } from '../util/checkpoint';
 import { Rng } from '../util/rng';
+import { loopSettings } from '../train/config';
 
 export interface CacheItem {
   photoId: string;
@@ -212,8 +213,7 @@ export async function trainTextToImage(
   const model = new TextToImage(cfg, buildVocab(vocabTexts(cache)), new Params(), cache.latentScale);
   model.params.assign(aeWeights, { source: 'autoencoder run', allowMissing: true });
   model.params.freeze(['ae']);
-  const { batch, ...trainCfg } = cfg.unetTrain;
-  void batch;
+  const trainCfg = loopSettings(cfg.unetTrain);
   const t2i = await train(t2iStage(model, cfg, cache), trainCfg, {
     runDir: dir,
     meta: { stage: 't2i', config: cfg, vocab: model.vocab.toJSON(), latentScale: cache.latentScale },

@@ -9,17 +9,13 @@
  *   θ ← θ − lr·(m̂/(√v̂ + ε) + wd·θ)
  */
 import * as tf from '@tensorflow/tfjs';
+import { TrainConfigSchema, TrainConfig } from './config';
 
-export interface AdamWConfig {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** clip the global L2 norm of all gradients to this (0 = off) */
-  clipNorm: number;
-}
+/** AdamW's part of a training config (clipNorm: clip the global L2 norm of all gradients to this; 0 = off). */
+export type AdamWConfig = Pick<TrainConfig, 'beta1' | 'beta2' | 'eps' | 'weightDecay' | 'clipNorm'>;
 
-export const ADAMW_DEFAULTS: AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, clipNorm: 1.0 };
+/** The training schema's defaults (lib/train/config.ts), not a second copy of them. */
+export const ADAMW_DEFAULTS: AdamWConfig = (({ beta1, beta2, eps, weightDecay, clipNorm }) => ({ beta1, beta2, eps, weightDecay, clipNorm }))(TrainConfigSchema.parse({ steps: 1, lr: 1 }));
 
 export class AdamW {
   readonly m = new Map<string, tf.Variable>();

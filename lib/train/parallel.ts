@@ -13,6 +13,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
+import { UserError } from '../util/errors';
 
 export interface WorkerFactory {
   /** absolute path of a compiled module (e.g. `__filename` of a stage file) */
@@ -125,7 +126,7 @@ export function defaultWorkers(backend: string, cores: number, env = process.env
   const v = env.TDR_WORKERS;
   if (v !== undefined && v !== '') {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw Object.assign(new Error(`TDR_WORKERS must be a positive integer, got '${v}'`), { userFacing: true });
+    if (!Number.isInteger(n) || n < 1) throw new UserError(`TDR_WORKERS must be a positive integer, got '${v}'`);
     return Math.min(n, cap);
   }
   return backend === 'wasm' ? Math.max(1, Math.min(cores, cap)) : 1;

@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { writeFileAtomic } from './fsx';
+import { UserError } from './errors';
 
 export type Named = Map<string, { shape: number[]; data: Float32Array }>;
 
@@ -20,9 +21,9 @@ export interface CheckpointHeader {
 
 const MAGIC = Buffer.from('TDRC1\n', 'ascii');
 
-export class CheckpointError extends Error {
+/** A checkpoint file that cannot be read or does not fit: a user error (one line naming the file). */
+export class CheckpointError extends UserError {
   override name = 'CheckpointError';
-  readonly userFacing = true;
 }
 
 /** Write a checkpoint atomically. `float16` stores tensors at half precision (for shipped models). */

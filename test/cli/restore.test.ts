@@ -7,7 +7,8 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EXIT, UserError } from '../../lib/cli/command';
+import { EXIT } from '../../lib/cli/command';
+import { UserError } from '../../lib/util/errors';
 import { restoreCommand, trainRestoreCommandRun } from '../../lib/cli/commands/restore';
 import { evalCommand } from '../../lib/cli/commands/eval';
 import { makeImage } from '../../lib/data/image';
@@ -25,7 +26,7 @@ async function run(fn: () => Promise<number>): Promise<{ code: number; error?: s
   try {
     return { code: await fn() };
   } catch (e) {
-    const userFacing = e instanceof UserError || e instanceof ImageError || (e as { userFacing?: boolean }).userFacing === true;
+    const userFacing = e instanceof UserError;
     return { code: userFacing ? EXIT.usage : EXIT.internal, error: (e as Error).message };
   } finally {
     process.stdout.write = orig;

@@ -11,7 +11,7 @@ import { generateGuidance, guidanceCached, loadGuidancePair, imageWords } from '
 import { decodeWords, tokenShift, degradationWordScores, fitPca, projectPca, embeddingPca, embeddingScatterFigure, interpolateGuidance, wordsToArrays } from '../../lib/guidance/analysis';
 import { guideCommand } from '../../lib/cli/commands/guide';
 import { guidanceDegradationEffect } from '../../lib/guidance/eval';
-import { UserError } from '../../lib/cli/command';
+import { UserError } from '../../lib/util/errors';
 import { encodeImage, readImage } from '../../lib/data/io';
 import { degrade } from '../../lib/data/degrade';
 import { makeImage, clip01, RGBImage } from '../../lib/data/image';
@@ -158,7 +158,7 @@ test('tdr guide: same seed → same bytes (cached or not), --raw differs, errors
   const other = tinyT2I({ seed: 5 });
   const otherFile = path.join(dir, 'other.tdrc');
   other.save(otherFile);
-  await assert.rejects(guideCommand.run([...base, '--t2i', otherFile, '--out', out('x.png')]), (e: Error & { userFacing?: boolean }) => e.userFacing === true && /trained on the text-to-image model/.test(e.message));
+  await assert.rejects(guideCommand.run([...base, '--t2i', otherFile, '--out', out('x.png')]), (e: Error) => e instanceof UserError && /trained on the text-to-image model/.test(e.message));
   assert.ok(!fs.existsSync(out('x.png')), 'no partial output');
   [other, g, t2i].forEach((m) => m.dispose());
 });

@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend } from '../../lib/backend';
 import { GuidanceModel, t2iWeightsHash } from '../../lib/guidance/model';
-import { textGuidance, guidanceCheckpointForWords } from '../../lib/jobs/sources';
-import { guidanceSourceByName, guidanceSourceNames } from '../../lib/restore/data';
+import { textGuidance, guidanceCheckpointForWords, guidanceSourceByName, guidanceSourceNames, GUIDANCE_SOURCES } from '../../lib/jobs/sources';
+import { noGuidance, pickGuidanceSource } from '../../lib/restore/source';
 import { makeImage } from '../../lib/data/image';
 import { tinyT2I, tinyGuidanceConfig } from './helpers';
 import { tmpDir } from '../helpers/fixtures';
@@ -14,8 +14,18 @@ test('before: backend', async () => {
   await initBackend({ quiet: true });
 });
 
-test("the 'text' guidance source is registered for restoration; without a checkpoint it refuses at once, naming the file", () => {
-  assert.ok(guidanceSourceNames().includes('text') && guidanceSourceNames().includes('text-raw'));
+test('the guidance sources are one explicit map: text, text-raw, clean-oracle, none; an unknown name lists them', () => {
+  assert.deepEqual(guidanceSourceNames(), ['text', 'text-raw', 'clean-oracle', 'none']);
+  assert.equal(guidanceSourceByName('none').source, noGuidance);
+  assert.equal(guidanceSourceByName('clean-oracle').source.name, 'clean-oracle');
+  assert.ok(guidanceSourceByName('clean-oracle').source.standIn);
+  assert.throws(() => guidanceSourceByName('texts'), /unknown guidance source 'texts'; sources: text, text-raw, clean-oracle, none/);
+  // lib/restore picks from whatever map it is handed: no global registry
+  assert.throws(() => pickGuidanceSource(new Map(), 'text'), /unknown guidance source 'text'; sources: $/);
+  assert.equal(GUIDANCE_SOURCES.get('text')!.dependsOnN, true);
+});
+
+test("without a checkpoint the 'text' source refuses at once, naming the file", () => {
   process.env.TDR_GUIDANCE_CHECKPOINT = '/nonexistent/guidance.tdrc';
   try {
     assert.throws(() => guidanceSourceByName('text'), /\/nonexistent\/guidance\.tdrc: no guidance checkpoint/);

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { GuidanceModel } from '../../lib/guidance/model';
-import { guidanceCache, guidanceCrops, i2tStage, trainImageToText, FEATURE_CACHE_FILE } from '../../lib/guidance/train_i2t';
+import { featureCache, guidanceCrops, i2tStage, trainImageToText, FEATURE_CACHE_FILE } from '../../lib/guidance/train_i2t';
 import { parseGuidanceConfig } from '../../lib/guidance/config';
 import { cleanStage, trainCleanMapper } from '../../lib/guidance/train_clean';
 import { stepRng, readLog, Stage } from '../../lib/train/loop';
@@ -49,13 +49,13 @@ test('feature cache: clean + degraded crops of 2 photos, τi block10 features po
   const cfg = tinyGuidanceConfig();
   const dir = tmpDir();
   const file = path.join(dir, FEATURE_CACHE_FILE);
-  const a = await guidanceCache(cfg, t2i, file, { quiet: true });
+  const a = await featureCache(cfg, t2i, file, { quiet: true });
   assert.equal(a.items.length, 2 * cfg.data.cropsPerPhoto * (1 + cfg.data.degradedPerCrop));
   assert.deepEqual([a.dim, a.numTokens, a.zShape], [96, 49, [16, 16, 4]]);
   assert.ok(a.items.some((i) => i.task === 'clean') && a.items.some((i) => i.task !== 'clean'));
   assert.ok(a.items.every((i) => a.items[i.clean].task === 'clean' && a.items[i.clean].photoId === i.photoId));
   const mtime = fs.statSync(file).mtimeMs;
-  const b = await guidanceCache(cfg, t2i, file, { quiet: true });
+  const b = await featureCache(cfg, t2i, file, { quiet: true });
   assert.equal(fs.statSync(file).mtimeMs, mtime, 'second call reads the file');
   assert.ok(same(a.tokens, b.tokens) && same(a.z, b.z));
   t2i.dispose();
@@ -133,7 +133,7 @@ test('stage 2 before stage 1 says what to run', async () => {
 test('no tensor leaks in a training step of either stage (getBatch, loss + gradients, disposeBatch)', async () => {
   const t2i = tinyT2I();
   const cfg = tinyGuidanceConfig();
-  const cache = await guidanceCache(cfg, t2i, path.join(tmpDir(), FEATURE_CACHE_FILE), { quiet: true });
+  const cache = await featureCache(cfg, t2i, path.join(tmpDir(), FEATURE_CACHE_FILE), { quiet: true });
   const model = new GuidanceModel(cfg, t2i);
   const builders: Array<() => Stage<unknown>> = [() => i2tStage(model, t2i, cfg, cache) as Stage<unknown>, () => cleanStage(model, t2i, cfg, cache) as Stage<unknown>];
   for (const build of builders) {
@@ -182,7 +182,7 @@ test('data-parallel factory: a worker replica of stage 1 gives the same loss as 
   const t2iFile = path.join(dir, 't2i.tdrc');
   t2i.save(t2iFile);
   const cacheFile = path.join(dir, FEATURE_CACHE_FILE);
-  const cache = await guidanceCache(cfg, t2i, cacheFile, { quiet: true });
+  const cache = await featureCache(cfg, t2i, cacheFile, { quiet: true });
   const main = i2tStage(new GuidanceModel(cfg, t2i), t2i, cfg, cache);
   const { i2tStageForWorker } = await import('../../lib/guidance/train_i2t');
   const worker = await i2tStageForWorker({ config: cfg, t2iFile, cacheFile });

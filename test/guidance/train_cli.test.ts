@@ -7,11 +7,12 @@ import { initBackend } from '../../lib/backend';
 import { trainGuidanceCommandRun } from '../../lib/cli/commands/guide';
 import { GuidanceModel } from '../../lib/guidance/model';
 import { GUIDANCE_PRESETS } from '../../lib/guidance/config';
-import { FEATURE_CACHE_FILE, guidanceCache } from '../../lib/guidance/train_i2t';
+import { FEATURE_CACHE_FILE, featureCache } from '../../lib/guidance/train_i2t';
 import { cleanStage, cleanStageForWorker } from '../../lib/guidance/train_clean';
 import { stepRng } from '../../lib/train/loop';
 import { tmpDir } from '../helpers/fixtures';
 import { tinyT2I, tinyGuidanceConfig } from './helpers';
+import { UserError } from '../../lib/util/errors';
 
 test('before: backend', async () => {
   await initBackend({ quiet: true });
@@ -81,7 +82,7 @@ test('tdr train i2t|clean --preset ci: stage 1 then stage 2 write <runs>/ci/{i2t
     const n7 = path.join(runs, 'ci-n7', 'i2t', 'checkpoint.tdrc');
     await assert.rejects(
       quietly(() => trainGuidanceCommandRun('clean', ['--config', mixCfg, '--runs', path.join(runs, 'from-n7'), '--t2i', t2iFile, '--from', n7])),
-      (e: Error & { userFacing?: boolean }) => e.userFacing === true && /checkpoint\.tdrc: parameter 'mi2t\.[^']+' has shape/.test(e.message),
+      (e: Error) => e instanceof UserError && /checkpoint\.tdrc: parameter 'mi2t\.[^']+' has shape/.test(e.message),
     );
     assert.equal(await quietly(() => trainGuidanceCommandRun('clean', ['--config', mixCfg, '--runs', runs, '--t2i', t2iFile, '--from', base])), 0);
     const mix = GuidanceModel.readHeader(path.join(runs, 'ci-mixer', 'guidance-ci-mixer.tdrc'));
@@ -106,7 +107,7 @@ test('data-parallel factory: a worker replica of stage 2 gives the same loss as 
   const t2iFile = path.join(dir, 't2i.tdrc');
   t2i.save(t2iFile);
   const cacheFile = path.join(dir, FEATURE_CACHE_FILE);
-  const cache = await guidanceCache(cfg, t2i, cacheFile, { quiet: true });
+  const cache = await featureCache(cfg, t2i, cacheFile, { quiet: true });
   const g = new GuidanceModel(cfg, t2i);
   for (const [n, v] of g.params.entries()) if (n.startsWith('mi2t.') && n.endsWith('out.w')) tf.tidy(() => v.assign(tf.mul(v, 1.5))); // "trained" stage-1 weights
   const i2tFile = path.join(dir, 'g.tdrc');

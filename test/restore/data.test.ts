@@ -10,10 +10,8 @@ import { makeImage, RGBImage } from '../../lib/data/image';
 import { crop, LoadedPhoto } from '../../lib/data/patches';
 import { degradeWithSpec, ALL_IN_ONE_TASKS } from '../../lib/data/degrade';
 import { Rng } from '../../lib/util/rng';
-import {
-  guidanceCandidates, selectGuidanceCrop, patchFeature, cleanOracleGuidance, noGuidance, taskSpecs,
-  buildGuidanceCache, makeRestoreData, sampleRestore, restoreBatch, guidanceKey, CLEAN_ORACLE_NOTE,
-} from '../../lib/restore/data';
+import { guidanceCandidates, selectGuidanceCrop, patchFeature, taskSpecs, buildGuidanceCache, makeRestoreData, sampleRestore, restoreBatch } from '../../lib/restore/data';
+import { cleanOracleGuidance, noGuidance, guidanceKey, CLEAN_ORACLE_NOTE } from '../../lib/restore/source';
 
 /** A textured random image: smooth blobs + per-pixel detail, values in [0,1]. */
 function texture(seed: number, h: number, w: number): RGBImage {

@@ -11,7 +11,7 @@ import { initBackend } from '../../lib/backend';
 import { makeImage } from '../../lib/data/image';
 import { restorePreset } from '../../lib/restore/config';
 import { buildRestorer } from '../../lib/restore/train';
-import { cleanOracleGuidance, GuidanceSource, guidanceKey } from '../../lib/restore/data';
+import { cleanOracleGuidance, GuidanceSource, guidanceKey } from '../../lib/restore/source';
 import { table1, table9, singleTaskTable, writeTables, EvalImage, degradeForEval, restoreImage, TABLE1_TASKS } from '../../lib/restore/eval';
 import { psnr } from '../../lib/metrics/metrics';
 import { hashString } from '../../lib/util/rng';

@@ -14,12 +14,14 @@ import { restorePreset, RestoreConfig, restoreRunName } from '../../lib/restore/
 import { shippedCheckpoint } from '../../lib/util/paths';
 import { restoreCheckpoint } from '../../lib/jobs/method';
 import { buildRestorer, restoreStage, trainRestorer, saveRestorer, loadRestorer, l1Loss, GUIDANCE_CACHE_FILE, guidanceModelMismatch } from '../../lib/restore/train';
-import { RestoreBatch, cleanOracleGuidance, noGuidance, makeRestoreData, taskSpecs, buildGuidanceCache, tryLoadGuidanceCache, GuidanceSource } from '../../lib/restore/data';
+import { RestoreBatch, makeRestoreData, taskSpecs, buildGuidanceCache, tryLoadGuidanceCache } from '../../lib/restore/data';
+import { cleanOracleGuidance, noGuidance, GuidanceSource } from '../../lib/restore/source';
 import { readCheckpointMeta } from '../../lib/util/checkpoint';
 import { loadPhotos } from '../../lib/data/patches';
 import { stepRng } from '../../lib/train/loop';
 import { Params } from '../../lib/models/params';
 import { tmpDir } from '../helpers/fixtures';
+import { UserError } from '../../lib/util/errors';
 
 const dir = tmpDir('tdr-restore-train-');
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -198,7 +200,7 @@ test('loadRestorer refuses another backbone, another guidance setting, and anoth
   const bad = path.join(dir, 'bad.tdrc');
   saveRestorer(bad, p2, cfg);
   p2.dispose();
-  assert.throws(() => loadRestorer(bad), (e: Error) => e.message.startsWith(bad) && /parameter 'restorer\.net\.[\w.]+' has shape \[/.test(e.message) && (e as { userFacing?: boolean }).userFacing === true);
+  assert.throws(() => loadRestorer(bad), (e: Error) => e.message.startsWith(bad) && /parameter 'restorer\.net\.[\w.]+' has shape \[/.test(e.message) && e instanceof UserError);
   await assert.rejects(trainRestorer(ci(true), path.join(dir, 'x'), { guidance: noGuidance }), /needs a guidance source/);
   await assert.rejects(trainRestorer(ci(false), path.join(dir, 'y'), { guidance: cleanOracleGuidance() }), /unguided .* but a guidance source 'clean-oracle' was given/);
 });

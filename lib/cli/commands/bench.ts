@@ -3,12 +3,13 @@
  * backend (see lib/jobs/bench_unet.ts). A table by default; `--json` prints ONE line of JSON.
  */
 import { z } from 'zod';
-import { Command, EXIT, UserError, parseOptions, wantsHelp } from '../command';
+import { Command, EXIT, parseOptions, wantsHelp } from '../command';
 import * as fs from 'node:fs';
 import { BenchResult, runBench } from '../../jobs/bench_unet';
 import { benchSample, SampleBench } from '../../jobs/bench_sample';
 import { runPeerBench, PeerResult } from '../../jobs/peer';
 import { t2iCheckpoint } from '../../util/paths';
+import { UserError } from '../../util/errors';
 
 const Options = z.strictObject({
   json: z.boolean().default(false).describe('print one line of JSON instead of a table'),

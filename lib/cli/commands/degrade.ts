@@ -12,9 +12,10 @@
  * so `--noise-mode float` noise is clipped to [0,1] and rounded when saved.
  */
 import { z } from 'zod';
-import { Command, UserError, parseOptions, wantsHelp } from '../command';
+import { Command, parseOptions, wantsHelp } from '../command';
 import { ImageError, formatFromPath, readImage, writeImage } from '../../data/io';
 import { DegradeOptions, TASKS, degrade, NOISE_LIMITS, NOISE_MODES } from '../../data/degrade';
+import { UserError } from '../../util/errors';
 
 const HELP = `Usage: tdr degrade <in> --task <${TASKS.join('|')}> --seed <N> --out <file> [options]
 

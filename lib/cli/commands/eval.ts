@@ -4,15 +4,16 @@
  */
 import * as fs from 'node:fs';
 import { z } from 'zod';
-import { Command, parseOptions, UserError } from '../command';
+import { Command, parseOptions } from '../command';
 import { initBackend } from '../../backend';
-import '../../jobs/sources'; // registers the 'text' guidance source
+import { guidanceSourceByName } from '../../jobs/sources';
 import { loadRestorer, guidanceModelMismatch } from '../../restore/train';
 import { TableResult, singleTaskTable, table1, table9, validationImages, writeTables, singleTaskSpecs, TABLE1_TASKS } from '../../restore/eval';
-import { guidanceSourceByName, GuidanceSource } from '../../restore/data';
+import { GuidanceSource } from '../../restore/source';
 import { pickGuidance, DEFAULT_GUIDANCE } from './restore';
 import { Progress } from '../../train/progress';
 import type { Task } from '../../data/degrade';
+import { UserError } from '../../util/errors';
 
 const HELP = `usage: tdr eval --checkpoint FILE [--checkpoint FILE] --out-dir DIR [--table 1|single|9] [--guidance NAME] [--controls] [--words LIST] [--limit N]
 

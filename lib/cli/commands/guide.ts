@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { Command, parseOptions, UserError, readJsonFile } from '../command';
+import { Command, parseOptions, readJsonFile } from '../command';
 import { initBackend } from '../../backend';
 import { readImage, formatFromPath, ImageError } from '../../data/io';
 import { writeFileAtomic } from '../../util/fsx';
@@ -30,6 +30,7 @@ import { loadGuidancePair, guidanceCached, generateGuidance } from '../../guidan
 import { encodeImage } from '../../data/io';
 import { trainImageToText } from '../../guidance/train_i2t';
 import { trainCleanMapper } from '../../guidance/train_clean';
+import { UserError } from '../../util/errors';
 
 const HELP = `usage: tdr guide <degraded image> --out FILE.png [--seed N] [--raw] [--checkpoint FILE.tdrc] [--t2i FILE.tdrc] [--steps N] [--cfg S] [--no-cache]
 

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { z } from 'zod';
-import { Command, parseOptions, UserError } from '../command';
+import { Command, parseOptions } from '../command';
 import { initBackend } from '../../backend';
 import { guidanceCheckpoint } from '../../guidance/config';
 import { loadGuidancePair } from '../../guidance/pipeline';
@@ -15,6 +15,7 @@ import { loadPhotos, centerCrop } from '../../data/patches';
 import { TASKS, Task } from '../../data/degrade';
 import { Progress } from '../../train/progress';
 import { markdownTable } from '../../viz/table';
+import { UserError } from '../../util/errors';
 
 const HELP = `usage: tdr guide-check [--checkpoint FILE.tdrc] [--t2i FILE.tdrc] [--photos N] [--tasks LIST] [--steps N] [--cfg S] [--seed N] [--json]
 

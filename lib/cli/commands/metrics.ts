@@ -10,9 +10,10 @@
  * PSNR (identical images) is printed as null in JSON and as 'inf' in text.
  */
 import { z } from 'zod';
-import { Command, UserError, parseOptions, wantsHelp } from '../command';
+import { Command, parseOptions, wantsHelp } from '../command';
 import { ImageError, readImage } from '../../data/io';
 import { computeMetrics } from '../../metrics/metrics';
+import { UserError } from '../../util/errors';
 
 const HELP = `Usage: tdr metrics <clean> <test> [--crop-border N] [--json]
 

@@ -3,7 +3,6 @@ import { Command, parseOptions } from '../command';
 import { runReport } from '../../jobs/report';
 import { BACKBONE_TYPES } from '../../restore/config';
 import { initBackend } from '../../backend';
-import '../../jobs/sources';
 
 const HELP = `usage: tdr report [--limit N] [--max-side PX] [--method-photos N] [--backbone NAME]
                   [--guidance-checkpoint F] [--guided-checkpoint F] [--plain-checkpoint F] [--out FILE]

@@ -7,9 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { Command, parseOptions, UserError } from '../command';
+import { Command, parseOptions } from '../command';
 import { initBackend } from '../../backend';
-import '../../jobs/sources'; // registers the 'text' guidance source
+import { guidanceSourceByName, guidanceSourceNames } from '../../jobs/sources';
 import { readImage, writeImage, formatFromPath } from '../../data/io';
 import { defaultRunsDir, shippedCheckpoint } from '../../util/paths';
 import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restoreRunName } from '../../restore/config';
@@ -17,18 +17,16 @@ import { defaultWorkers } from '../../train/parallel';
 import { readLog, writeLogBeside } from '../../train/loop';
 import { loadRestorer, saveRestorer, trainRestorer, guidanceModelMismatch } from '../../restore/train';
 import { restoreImage } from '../../restore/eval';
-import { GuidanceSource, guidanceKey, guidanceSourceByName, guidanceSourceNames, noGuidance } from '../../restore/data';
+import { GuidanceSource, guidanceKey, noGuidance } from '../../restore/source';
+import { UserError } from '../../util/errors';
 
-/** The guidance source the guided commands use by default: the text-side pipeline once registered as 'text'. */
+/** The guidance source the guided commands use by default: the text-side pipeline. */
 export const DEFAULT_GUIDANCE = 'text';
 
-/** Resolve `--guidance NAME` (or the default) to a source; a user-facing error when none is available. */
+/** Resolve `--guidance NAME` (or the default) to a source of a GUIDED model ('none' is --no-guidance). */
 export function pickGuidance(name: string | undefined, words?: number): GuidanceSource {
   const want = name ?? DEFAULT_GUIDANCE;
-  if (!guidanceSourceNames().includes(want)) {
-    if (name) throw new UserError(`unknown guidance source '${name}'; registered: ${guidanceSourceNames().join(', ')}`);
-    throw new UserError(`no '${DEFAULT_GUIDANCE}' guidance source is registered yet; pass --guidance ${guidanceSourceNames().join('|')} (stand-ins: plumbing tests only) or use --no-guidance`);
-  }
+  if (want === 'none') throw new UserError("--guidance none: a guided model needs guidance; use --no-guidance for the unguided model");
   return guidanceSourceByName(want, { words }).source;
 }
 
@@ -49,7 +47,7 @@ options:
   --no-guidance          the unguided baseline
   --seed N               seed of the guidance generation (default 0)
   --checkpoint FILE      a restorer checkpoint (default data/checkpoints/restore-<backbone>-all-in-one-<guided|plain>-demo.tdrc)
-  --guidance NAME        guidance source (registered: ${guidanceSourceNames().join(', ')}, + '${DEFAULT_GUIDANCE}' once built)
+  --guidance NAME        guidance source: ${guidanceSourceNames().filter((n) => n !== 'none').join(', ')} (default ${DEFAULT_GUIDANCE})
   --guidance-image FILE  use this image as G
   --out FILE             .png or .jpg`;
 

@@ -1,11 +1,12 @@
 import * as fs from 'node:fs';
 import { z } from 'zod';
-import { Command, parseOptions, UserError } from '../command';
+import { Command, parseOptions } from '../command';
 import { initBackend } from '../../backend';
 import { TextToImage } from '../../t2i/model';
 import { writeImage, formatFromPath } from '../../data/io';
 import { Progress } from '../../train/progress';
 import { t2iCheckpoint } from '../../util/paths';
+import { UserError } from '../../util/errors';
 
 const HELP = `usage: tdr sample --prompt "<text>" --seed N --out FILE.png [--steps N] [--cfg S] [--eta E] [--checkpoint FILE.tdrc]
 

@@ -1,12 +1,13 @@
 import * as fs from 'node:fs';
 import { z } from 'zod';
-import { Command, parseOptions, UserError } from '../command';
+import { Command, parseOptions } from '../command';
 import { initBackend } from '../../backend';
 import { TextToImage } from '../../t2i/model';
 import { t2iCheckpoint } from '../../util/paths';
 import { listEntries } from '../../data/corpus';
 import { trainingCaption } from '../../data/captions';
 import { aeReconstructions, aeHighFrequency, degradationWordEffect, copyCheck, contentRetrieval } from '../../t2i/check';
+import { UserError } from '../../util/errors';
 
 const HELP = `usage: tdr t2i-check [--checkpoint FILE.tdrc] [--seeds N] [--captions N] [--content N] [--cfg S] [--photos N] [--json]
 

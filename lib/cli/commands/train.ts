@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { z } from 'zod';
-import { Command, parseOptions, UserError, readJsonFile } from '../command';
+import { Command, parseOptions, readJsonFile } from '../command';
 import { PRESET_NAMES, t2iPreset, parseT2IConfig, T2IConfig } from '../../t2i/presets';
 import * as os from 'node:os';
 import { initBackend } from '../../backend';
@@ -11,6 +11,7 @@ import { trainRestoreCommandRun, TRAIN_RESTORE_HELP } from './restore';
 import { trainGuidanceCommandRun, TRAIN_GUIDANCE_HELP } from './guide';
 import { shippedCheckpoint, defaultRunsDir } from '../../util/paths';
 import { readLog, writeLogBeside } from '../../train/loop';
+import { UserError } from '../../util/errors';
 
 const STAGES = ['ae', 't2i', 'i2t', 'clean', 'restore'] as const;
 

@@ -1,0 +1,112 @@
+/**
+ * Guidance sources of guided restoration (stage 3; paper Sec. 3.3): the `GuidanceSource` interface,
+ * the unguided baseline's `noGuidance` and the `clean-oracle` stand-in. The paper's own source (the
+ * text side, lib/guidance) is built in the job layer, lib/jobs/sources.ts, which also holds the
+ * named map the command line picks from.
+ */
+import { RGBImage } from '../data/image';
+import { resizeImage } from '../data/io';
+import { crop } from '../data/patches';
+import { Rng, hashString } from '../util/rng';
+import { UserError } from '../util/errors';
+
+/** A trained guidance model: its checkpoint (project-relative when inside the project) and the sha256 of the file. */
+export interface GuidanceModelRef {
+  file: string;
+  sha256: string;
+}
+
+/**
+ * Where guidance images G come from. The paper's source is the text-side pipeline (Sec. 3.2,
+ * lib/guidance): X → τi → M_i2t → M_clean → T2I → G. Everything in lib/restore takes a source, so the
+ * same training and evaluation code runs with the real one and with the stand-ins below. The job
+ * layer (lib/jobs/sources.ts) hands the command line an explicit, named map of them.
+ */
+export interface GuidanceSource {
+  /** shown in tables and checkpoints, e.g. 'text-N20', 'clean-oracle' */
+  readonly name: string;
+  /**
+   * Set on stand-ins that are NOT the paper's guidance (the reason, printed beside every table that
+   * uses them). A real source leaves it undefined.
+   */
+  readonly standIn?: string;
+  /**
+   * The trained model that produces G (real sources: the guidance checkpoint, project-relative, and
+   * the sha256 of its file). A restorer trained on it records it; a run's guidance cache made by
+   * another model is rebuilt, and a run started with another model is not resumed.
+   */
+  readonly model?: GuidanceModelRef;
+  /**
+   * The guidance image for a degraded image.
+   * @param degraded [H,W,3] float32 RGB in [0,1] (float-noise inputs may leave [0,1])
+   * @param key stable identity of the degraded image (`guidanceKey`), for the source's cache and seed
+   * @param oracle the clean image, offered ONLY for oracle stand-ins; a real source must ignore it
+   * @returns [Hg,Wg,3] float32 RGB in [0,1], any size
+   */
+  get(degraded: RGBImage, key: string, oracle?: { clean: RGBImage }): Promise<RGBImage>;
+}
+
+/** Key of a degraded image: `<split>:<photo id>:<task name>` (e.g. 'val:opencv-lena:noise25'). */
+export function guidanceKey(split: string, id: string, task: string): string {
+  return `${split}:${id}:${task}`;
+}
+
+/** The unguided baseline: no guidance at all. Calling `get` is a bug. */
+export const noGuidance: GuidanceSource = {
+  name: 'none',
+  async get(_d, key) {
+    throw new Error(`guidance source 'none' was asked for guidance (${key}): the unguided baseline takes none`);
+  },
+};
+
+export const CLEAN_ORACLE_NOTE =
+  "STAND-IN 'clean-oracle': G is another crop/rescale of the CLEAN photo — for testing the plumbing only; it is NOT the paper's guidance and its numbers must never be reported as such";
+
+/**
+ * A stand-in for testing the plumbing: G = a different random crop (70–90 % of each side, seeded by
+ * the key) of the CLEAN image, rescaled back to the clean image's size. It sees the clean image, so
+ * it is an oracle; never report its numbers as the paper's guidance (`standIn` says so in tables).
+ */
+export function cleanOracleGuidance(): GuidanceSource {
+  return {
+    name: 'clean-oracle',
+    standIn: CLEAN_ORACLE_NOTE,
+    async get(degraded, key, oracle) {
+      if (!oracle) throw new Error(`clean-oracle: no clean image offered for '${key}' (this stand-in only works inside training/evaluation, where the clean image is known)`);
+      const c = oracle.clean;
+      if (c.height !== degraded.height || c.width !== degraded.width) {
+        throw new Error(`clean-oracle: clean ${c.height}x${c.width} and degraded ${degraded.height}x${degraded.width} differ for '${key}'`);
+      }
+      const rng = new Rng(hashString(`clean-oracle:${key}`));
+      const h = Math.max(1, Math.round(c.height * rng.uniform(0.7, 0.9)));
+      const w = Math.max(1, Math.round(c.width * rng.uniform(0.7, 0.9)));
+      const part = crop(c, rng.int(c.height - h + 1), rng.int(c.width - w + 1), h, w);
+      return clampImage(await resizeImage(part, c.width, c.height, 'cubic'));
+    },
+  };
+}
+
+/** Clip every value of `img` to [0,1] in place. */
+export function clampImage(img: RGBImage): RGBImage {
+  const d = img.data;
+  for (let i = 0; i < d.length; i++) d[i] = d[i] < 0 ? 0 : d[i] > 1 ? 1 : d[i];
+  return img;
+}
+
+export interface GuidanceFactoryEntry {
+  /** one line for --help */
+  description: string;
+  /** true if the source depends on N (words of E_txt), as Table 9 needs */
+  dependsOnN: boolean;
+  create(opts: { words?: number }): GuidanceSource;
+}
+
+/** Named guidance sources, as the job layer builds them (lib/jobs/sources.ts: text, text-raw, clean-oracle, none). */
+export type GuidanceSourceMap = ReadonlyMap<string, GuidanceFactoryEntry>;
+
+/** The source `name` of `sources`; an unknown name is a UserError listing the known ones. */
+export function pickGuidanceSource(sources: GuidanceSourceMap, name: string, opts: { words?: number } = {}): { source: GuidanceSource; entry: GuidanceFactoryEntry } {
+  const entry = sources.get(name);
+  if (!entry) throw new UserError(`unknown guidance source '${name}'; sources: ${[...sources.keys()].join(', ')}`);
+  return { source: entry.create(opts), entry };
+}
