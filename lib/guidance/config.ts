@@ -12,22 +12,13 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { BatchedTrainConfigSchema } from '../train/config';
+import { MapperConfigSchema, MlpSchema, EncoderSchema } from '../models/word_mapper';
+export { MapperConfigSchema, type MapperConfig } from '../models/word_mapper';
 import { TaskWeightsSchema } from '../t2i/presets';
 import { shippedCheckpoint, t2iCheckpoint } from '../util/paths';
 import { UserError, parseConfig } from '../util/errors';
 
 const posInt = z.number().int().positive();
-
-/** One MLP family: `layers` × (Linear → LayerNorm → LeakyReLU) then Linear to the output width. */
-const MlpSchema = z.strictObject({
-  hidden: posInt.describe('width of the hidden Linear layers (official M_i2t: 1280, M_clean: 1280)'),
-  layers: z.number().int().min(1).max(8).describe('k: Linear-LayerNorm-LeakyReLU blocks before the output Linear (official: 3; ELITE: 2)'),
-});
-
-export const MapperConfigSchema = MlpSchema.extend({
-  numWords: z.number().int().min(5).max(40).default(20).describe('N: pseudo-words per image (paper: 20; 5–40)'),
-  tokenPool: z.number().int().min(1).max(7).default(1).describe('average-pool the encoder token grid by this factor before the token MLPs (1 = all tokens; 2 = 14×14 → 7×7 for block10), a CPU saving'),
-});
 
 /** M_clean variants: the official per-word MLP, or a small transformer that mixes the N words. */
 export const CleanConfigSchema = z.discriminatedUnion('type', [
@@ -44,18 +35,16 @@ export const CleanConfigSchema = z.discriminatedUnion('type', [
   }),
 ]);
 
-const EncoderSchema = z.strictObject({
-  cut: z.enum(['out_relu', 'block10']).describe('τi cut: out_relu 7×7×1280 (fine-tuned top blocks) or block_10_project_BN 14×14×96 (pure ImageNet weights)'),
-  range: z.enum(['unit', 'symmetric']).default('unit').describe('input range fed to MobileNetV2 (lib/models/image_encoder.ts)'),
-});
-
-
 export const GuidanceConfigSchema = z
   .strictObject({
     preset: z.string(),
     t2iPreset: z.enum(['ci', 'demo', 'paper']).describe('the text-to-image preset the guidance model builds on (its checkpoint is given at training time)'),
     encoder: EncoderSchema,
     mapper: MapperConfigSchema,
+    initFromT2I: z
+      .boolean()
+      .default(false)
+      .describe("stage 1 starts M_i2t from the text-to-image model's own image-to-words mapper (its config's `words` block: same encoder, hidden, layers, tokenPool, spatial and color; N may differ); false: random init as the paper"),
     clean: CleanConfigSchema,
     data: z.strictObject({
       cropsPerPhoto: posInt.describe('random crops (the T2I imageSize) per training photo'),
@@ -80,7 +69,6 @@ export const GuidanceConfigSchema = z
   });
 export type GuidanceConfig = z.infer<typeof GuidanceConfigSchema>;
 export type GuidanceConfigInput = z.input<typeof GuidanceConfigSchema>;
-export type MapperConfig = z.infer<typeof MapperConfigSchema>;
 export type CleanConfig = z.infer<typeof CleanConfigSchema>;
 
 const demo: GuidanceConfigInput = {
@@ -94,7 +82,10 @@ const demo: GuidanceConfigInput = {
   encoder: { cut: 'block10', range: 'unit' },
   // N = 20 as the paper: the demo T2I's context is 48 tokens, BOS + "a photo of a" + N + EOS fits up to N = 42.
   // Positions past ≈ 22 only ever held PAD while the T2I trained (longest caption + phrase ≈ 22 tokens).
-  mapper: { numWords: 20, hidden: 128, layers: 2, tokenPool: 2 },
+  mapper: { numWords: 20, hidden: 128, layers: 2, tokenPool: 2, spatial: 'learned', color: true },
+  // the demo T2I was trained as a diffusion autoencoder through its text space (lib/t2i/presets.ts, `words`):
+  // its mapper already writes words the UNet can draw for any crop; stage 1 goes on from there with the UNet frozen
+  initFromT2I: true,
   clean: { type: 'perWord', hidden: 128, layers: 2, residual: true }, // residual: starts as identity, trainable on a CPU budget
   data: { cropsPerPhoto: 4, degradedPerCrop: 3, identityProb: 0.1, seed: 11 },
   i2tTrain: { steps: 1500, batch: 16, lr: 3e-4, warmup: 50, schedule: 'cosine', minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1, emaDecay: 0.99, checkpointEvery: 100, logEvery: 10, seed: 3 },
@@ -106,7 +97,7 @@ const ci: GuidanceConfigInput = {
   ...demo,
   preset: 'ci',
   t2iPreset: 'ci',
-  mapper: { numWords: 5, hidden: 16, layers: 1, tokenPool: 2 }, // the ci T2I's context (24) holds up to 18 words
+  mapper: { numWords: 5, hidden: 16, layers: 1, tokenPool: 2, spatial: 'learned', color: true }, // the ci T2I's context (24) holds up to 18 words
   clean: { type: 'perWord', hidden: 16, layers: 1, residual: true },
   data: { cropsPerPhoto: 1, degradedPerCrop: 1, maxPhotos: 6, identityProb: 0.1, seed: 11 },
   i2tTrain: { ...demo.i2tTrain, steps: 4, batch: 4, warmup: 1, checkpointEvery: 2, logEvery: 1 },
@@ -119,7 +110,8 @@ const paper: GuidanceConfigInput = {
   preset: 'paper',
   t2iPreset: 'paper',
   encoder: { cut: 'out_relu', range: 'unit' }, // the widest features, as CLIP ViT-H's 1280
-  mapper: { numWords: 20, hidden: 1280, layers: 3, tokenPool: 1 }, // official Mapper(1280 → 1024, 20 words)
+  mapper: { numWords: 20, hidden: 1280, layers: 3, tokenPool: 1, spatial: 'mean', color: false }, // official Mapper(1280 → 1024, 20 words)
+  initFromT2I: false, // SD has no image-to-words mapper: M_i2t starts at random
   clean: { type: 'perWord', hidden: 1280, layers: 3, residual: false }, // official CleanMapper
   data: { cropsPerPhoto: 64, degradedPerCrop: 5, identityProb: 0, seed: 11 },
   // official: lr 1e-6 × (batch 4 · accum 4 · 4 GPUs) = 6.4e-5, constant, 200k steps

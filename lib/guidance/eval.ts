@@ -15,6 +15,7 @@ import { loadPhotos, centerCrop } from '../data/patches';
 import { degrade, Task, DegradeOptions, TASKS } from '../data/degrade';
 import { clip01, RGBImage } from '../data/image';
 import { darkChannel, highFrequencyEnergy } from '../metrics/stats';
+import { thumbnailRanks, summariseRanks } from '../metrics/content';
 import { GuidanceModel } from './model';
 import { generateGuidance, GuidanceOptions, imageWords } from './pipeline';
 
@@ -55,6 +56,11 @@ export interface GuidanceEffectRow {
    * own photo */
   rankRaw: number;
   rankRestored: number;
+  /** content by layout: rank of the photo's own clean crop among all validation crops by 16×16 thumbnail
+   * PSNR (lib/metrics/content.ts) of G(E_txt), G(E'_txt) and of the clean photo's own G(E_txt(Y)) */
+  thumbRankRaw: number;
+  thumbRankRestored: number;
+  thumbRankCleanGuidance: number;
 }
 
 export interface GuidanceEffect {
@@ -63,8 +69,10 @@ export interface GuidanceEffect {
   ratio: Partial<Record<Task, number>>;
   /** leave-one-photo-out nearest-centroid task accuracy from G(E_txt) and from G(E'_txt) */
   taskAccuracy: { raw: number; restored: number };
-  /** content retrieval over all rows: share of rank 1, mean rank, among `photos` candidates */
+  /** content retrieval over all rows: share of rank 1, mean rank, among `photos` candidates (frozen-encoder cosine) */
   content: { photos: number; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number } };
+  /** the same by 16×16 thumbnail PSNR, also for the clean photo's guidance G(E_txt(Y)) (one per photo) */
+  thumbnail: { photos: number; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number }; cleanGuidance: { top1: number; meanRank: number } };
 }
 
 /**
@@ -83,9 +91,13 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     return 1 + sims.filter((v, i) => i !== own && v > sims[own]).length;
   };
   let k = 0;
+  const thumbRank = (g: RGBImage, own: number) => thumbnailRanks([g], ys, [own])[0].rank;
+  const cleanGuidanceRanks: number[] = [];
   for (const [pi, p] of photos.entries()) {
     const y = ys[pi];
     const [gy] = await generateGuidance(model, t2i, [y], { ...opts, raw: true });
+    const thumbRankCleanGuidance = thumbRank(gy, pi);
+    cleanGuidanceRanks.push(thumbRankCleanGuidance);
     for (const task of tasks) {
       const x = degradeFor(y, task, 5000 + pi * 17 + TASKS.indexOf(task), opts.noiseSigma);
       const [raw] = await generateGuidance(model, t2i, [x], { ...opts, raw: true });
@@ -105,6 +117,9 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
         featRestored: feat(restored),
         rankRaw: rankOf(fr, pi),
         rankRestored: rankOf(fc, pi),
+        thumbRankRaw: thumbRank(raw, pi),
+        thumbRankRestored: thumbRank(restored, pi),
+        thumbRankCleanGuidance,
       });
       opts.onImage?.(++k, photos.length * tasks.length);
     }
@@ -114,12 +129,14 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     const r = rows.filter((x) => x.task === t && x.raw > 0);
     ratio[t] = r.reduce((s, x) => s + x.restored / x.raw, 0) / Math.max(1, r.length);
   }
-  const content = (key: 'rankRaw' | 'rankRestored') => ({ top1: rows.filter((r) => r[key] === 1).length / rows.length, meanRank: rows.reduce((a, r) => a + r[key], 0) / rows.length });
+  const content = (key: 'rankRaw' | 'rankRestored' | 'thumbRankRaw' | 'thumbRankRestored') => ({ top1: rows.filter((r) => r[key] === 1).length / rows.length, meanRank: rows.reduce((a, r) => a + r[key], 0) / rows.length });
+  const cg = summariseRanks(cleanGuidanceRanks.map((rank) => ({ rank })));
   return {
     rows,
     ratio,
     taskAccuracy: { raw: nearestCentroidAccuracy(rows, 'featRaw'), restored: nearestCentroidAccuracy(rows, 'featRestored') },
     content: { photos: photos.length, raw: content('rankRaw'), restored: content('rankRestored') },
+    thumbnail: { photos: photos.length, raw: content('thumbRankRaw'), restored: content('thumbRankRestored'), cleanGuidance: { top1: cg.top1, meanRank: cg.meanRank } },
   };
 }
 

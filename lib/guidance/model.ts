@@ -16,8 +16,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Params } from '../models/params';
 import { TextToImage } from '../t2i/model';
-import { PROMPT_TEMPLATE } from '../models/tokenizer';
-import { CUTS, ImageFeatures } from '../models/image_encoder';
+import { ImageFeatures } from '../models/image_encoder';
+import { featureDim, featureTokens } from '../models/word_mapper';
 import { GuidanceConfig, parseGuidanceConfig, checkGuidanceAgainstT2I } from './config';
 import { saveCheckpoint, loadCheckpoint, Named, CheckpointError, toFloat16 } from '../util/checkpoint';
 import { projectRoot } from '../util/fsx';
@@ -55,17 +55,8 @@ export function tokenEmbeddingRms(t2i: TextToImage): number {
   return tf.tidy(() => Math.sqrt(tf.mean(tf.square(t2i.text.tokenEmb)).dataSync()[0]));
 }
 
-/** A path as stored in a checkpoint: project-relative when inside the project. */
-export function portablePath(file: string): string {
-  const abs = path.resolve(file);
-  const rel = path.relative(projectRoot(), abs);
-  return rel.startsWith('..') || path.isAbsolute(rel) ? abs : rel;
-}
-
-/** Resolve a stored path (project-relative paths against the project root). */
-export function resolveStoredPath(p: string): string {
-  return path.isAbsolute(p) ? p : path.join(projectRoot(), p);
-}
+export { portablePath, resolveStoredPath } from '../util/paths';
+import { portablePath } from '../util/paths';
 
 export class GuidanceModel {
   readonly mapper: ImageToTextMapper;
@@ -85,8 +76,7 @@ export class GuidanceModel {
     this.imageSize = t2i.cfg.imageSize;
     const d = t2i.cfg.text.width;
     const rms = tokenEmbeddingRms(t2i);
-    const dim = CUTS[cfg.encoder.cut].dim;
-    this.mapper = new ImageToTextMapper(params, 'mi2t', cfg.mapper, dim, d, rms, new Rng(cfg.i2tTrain.seed * 1009 + 1));
+    this.mapper = new ImageToTextMapper(params, 'mi2t', cfg.mapper, featureDim(cfg.encoder, cfg.mapper), d, rms, new Rng(cfg.i2tTrain.seed * 1009 + 1), featureTokens(cfg.encoder, cfg.mapper));
     this.kv = new KVCopies(params, 'kv', t2i.unet);
     this.clean = new CleanMapper(params, 'mclean', cfg.clean, cfg.mapper.numWords, d, rms, new Rng(cfg.cleanTrain.seed * 1009 + 2));
   }
@@ -159,25 +149,17 @@ export class GuidanceModel {
   }
 }
 
-/** Compact ids of "a photo of a S" for a batch of b rows. */
+/** Compact ids of "a photo of a S" for a batch of b rows (`TextToImage.templateIds`). */
 export function templateIds(t2i: TextToImage, b: number): number[][] {
-  return t2i.tokenize(new Array<string>(b).fill(PROMPT_TEMPLATE));
+  return t2i.templateIds(b);
 }
 
-/**
- * τt("a photo of a S" with S := words): the context the UNet is conditioned on.
- * @param words [B,N,D] @returns [B,contextLength,D]
- */
+/** τt("a photo of a S" with S := words) (`TextToImage.wordsContext`). @param words [B,N,D] @returns [B,contextLength,D] */
 export function wordsToContext(t2i: TextToImage, words: tf.Tensor3D): tf.Tensor3D {
-  return tf.tidy(() => t2i.text.encodeEmbeddings(splicedEmbeddings(t2i, words)));
+  return t2i.wordsContext(words);
 }
 
-/**
- * The token embeddings of "a photo of a S" with the N words at the placeholder's position
- * (BOS a photo of a → position 5), EOS after them, PAD to the context length.
- * @param words [B,N,D] @returns [B,contextLength,D]
- */
+/** "a photo of a S" embeddings with the words spliced in (`TextToImage.splicedEmbeddings`). */
 export function splicedEmbeddings(t2i: TextToImage, words: tf.Tensor3D): tf.Tensor3D {
-  const ids = templateIds(t2i, words.shape[0]);
-  return tf.tidy(() => t2i.text.spliceAtPlaceholder(t2i.text.embedTokens(ids), ids, words));
+  return t2i.splicedEmbeddings(words);
 }

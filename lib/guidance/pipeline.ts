@@ -55,7 +55,7 @@ export async function trainingView(img: RGBImage, size: number): Promise<RGBImag
  */
 export async function imageWords(model: GuidanceModel, imgs: RGBImage[]): Promise<{ raw: tf.Tensor3D; clean: tf.Tensor3D }> {
   const views = await Promise.all(imgs.map((im) => trainingView(im, model.imageSize)));
-  const f = await mapperFeatures(views, model.cfg.encoder, model.cfg.mapper.tokenPool);
+  const f = await mapperFeatures(views, model.cfg.encoder, model.cfg.mapper);
   try {
     return tf.tidy(() => {
       const raw = model.mapper.call(f);

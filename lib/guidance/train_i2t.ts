@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { GuidanceConfig } from './config';
 import { TextToImage } from '../t2i/model';
-import { CUTS } from '../models/image_encoder';
+import { featureDim, featureTokens } from '../models/word_mapper';
 import { diffusionLossWith, drawDiffusionNoise } from '../models/diffusion';
 import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../train/loop';
 import { saveCheckpoint, loadCheckpoint, CheckpointError } from '../util/checkpoint';
@@ -29,6 +29,7 @@ import { Rng } from '../util/rng';
 import { GuidanceModel, T2IReference, t2iWeightsHash, wordsToContext, portablePath } from './model';
 import { mapperFeatures } from './m_i2t';
 import { loopSettings } from '../train/config';
+import { UserError } from '../util/errors';
 
 export interface FeatureCacheItem {
   photoId: string;
@@ -56,7 +57,7 @@ export interface FeatureCache {
 
 /** What a cache depends on; a cache file with another signature is rebuilt. */
 function cacheSignature(cfg: GuidanceConfig, t2iSha: string): Record<string, unknown> {
-  return { t2i: t2iSha, encoder: cfg.encoder, tokenPool: cfg.mapper.tokenPool, data: { ...cfg.data, identityProb: undefined } };
+  return { t2i: t2iSha, encoder: cfg.encoder, tokenPool: cfg.mapper.tokenPool, ...(cfg.mapper.color ? { color: true } : {}), data: { ...cfg.data, identityProb: undefined } };
 }
 
 export const FEATURE_CACHE_FILE = 'features.tdrc';
@@ -93,8 +94,8 @@ export async function featureCache(cfg: GuidanceConfig, t2i: TextToImage, file: 
     if (!opts.quiet) process.stderr.write(`${file}: built for another T2I model or data config; rebuilding\n`);
   }
   const crops = await guidanceCrops(cfg, t2i);
-  const { dim, grid } = CUTS[cfg.encoder.cut];
-  const numTokens = (grid / cfg.mapper.tokenPool) ** 2;
+  const dim = featureDim(cfg.encoder, cfg.mapper);
+  const numTokens = featureTokens(cfg.encoder, cfg.mapper);
   const s = t2i.latentSize;
   const zShape: [number, number, number] = [s, s, t2i.cfg.autoencoder.latentChannels];
   const per = s * s * zShape[2];
@@ -105,7 +106,7 @@ export async function featureCache(cfg: GuidanceConfig, t2i: TextToImage, file: 
   for (let i = 0; i < m; i += 16) {
     const part = crops.slice(i, i + 16).map((x) => x.image);
     const x = toBatch(part);
-    const f = await mapperFeatures(x, cfg.encoder, cfg.mapper.tokenPool);
+    const f = await mapperFeatures(x, cfg.encoder, cfg.mapper);
     const zt = t2i.encodeImages(x);
     global.set(f.global.dataSync() as Float32Array, i * dim);
     tokens.set(f.tokens.dataSync() as Float32Array, i * numTokens * dim);
@@ -199,6 +200,24 @@ export function i2tStage(model: GuidanceModel, t2i: TextToImage, cfg: GuidanceCo
   };
 }
 
+/**
+ * M_i2t's start when `initFromT2I`: the text-to-image model's own image-to-words mapper (trained with
+ * its UNet as a diffusion autoencoder through the text space, lib/t2i). A resumed run then loads its
+ * own checkpoint over it.
+ * @throws UserError when the T2I has no mapper or a mapper of another shape
+ */
+export function initMapperFromT2I(model: GuidanceModel, t2i: TextToImage, t2iLabel: string): void {
+  const src = t2i.words;
+  const w = t2i.cfg.words;
+  if (!src || !w) throw new UserError(`${t2iLabel}: this text-to-image model has no image-to-words mapper (no \`words\` in its config), but the guidance config asks initFromT2I; train a T2I with words or set initFromT2I: false`);
+  const a = model.cfg;
+  const diff = (['hidden', 'layers', 'tokenPool', 'spatial', 'color'] as const).filter((k) => a.mapper[k] !== w.mapper[k]);
+  const all: string[] = [...diff];
+  if (a.encoder.cut !== w.encoder.cut || a.encoder.range !== w.encoder.range) all.push('encoder');
+  if (all.length) throw new UserError(`${t2iLabel}: its mapper differs from the guidance config's in ${all.join(', ')} (T2I: ${JSON.stringify({ encoder: w.encoder, ...w.mapper })}); initFromT2I needs them equal`);
+  model.mapper.initFrom(src);
+}
+
 /** Worker factory (../parallel.ts): the same stage 1 in a training worker. */
 export async function i2tStageForWorker(args: { config: GuidanceConfig; t2iFile: string; cacheFile: string }): Promise<Stage<I2TBatch>> {
   const t2i = TextToImage.load(args.t2iFile);
@@ -244,6 +263,7 @@ export async function trainImageToText(cfg: GuidanceConfig, t2i: TextToImage, ru
   const cacheFile = path.join(dir, FEATURE_CACHE_FILE);
   const cache = await featureCache(cfg, t2i, cacheFile, { quiet: opts.quiet, t2iSha: ref.sha256 });
   const model = new GuidanceModel(cfg, t2i, ref);
+  if (cfg.initFromT2I) initMapperFromT2I(model, t2i, opts.t2iFile ?? '(in-memory text-to-image model)');
   const trainCfg = loopSettings(cfg.i2tTrain);
   const workers = opts.workers ?? 1;
   if (workers > 1 && !opts.t2iFile) throw new Error('trainImageToText: data-parallel workers need opts.t2iFile (the workers load the T2I model from it)');

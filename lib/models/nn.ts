@@ -159,3 +159,29 @@ export function timestepEmbedding(t: tf.Tensor1D, dim: number, maxPeriod = 10000
   const emb = tf.concat([tf.cos(args), tf.sin(args)], 1);
   return (dim % 2 ? tf.pad(emb, [[0, 0], [0, 1]]) : emb) as tf.Tensor2D;
 }
+
+/**
+ * Fixed 2-D sinusoidal position code of an h×w grid, [h·w, dim] row-major (MAE / ViT-style
+ * get_2d_sincos_pos_embed, with coordinates normalised to the grid: (i + ½)/h, so that the same place
+ * of the image gets the same code at every resolution). Half the channels code y, half x; each half
+ * is sin/cos at frequencies π·2^k, k = 0 … dim/4 − 1.
+ */
+export function positionalEmbedding2d(h: number, w: number, dim: number): tf.Tensor2D {
+  const q = Math.floor(dim / 4);
+  const out = new Float32Array(h * w * dim);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * dim;
+      const u = (y + 0.5) / h;
+      const v = (x + 0.5) / w;
+      for (let k = 0; k < q; k++) {
+        const f = Math.PI * 2 ** k;
+        out[o + k] = Math.sin(f * u);
+        out[o + q + k] = Math.cos(f * u);
+        out[o + 2 * q + k] = Math.sin(f * v);
+        out[o + 3 * q + k] = Math.cos(f * v);
+      }
+    }
+  }
+  return tf.tensor2d(out, [h * w, dim]);
+}

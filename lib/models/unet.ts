@@ -40,7 +40,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { Params } from './params';
-import { Conv2d, Linear, GroupNorm, LayerNorm, Attention, silu, gelu, timestepEmbedding } from './nn';
+import { Conv2d, Linear, GroupNorm, LayerNorm, Attention, silu, gelu, timestepEmbedding, positionalEmbedding2d } from './nn';
 import { Rng } from '../util/rng';
 
 export const UNetConfigSchema = z
@@ -57,6 +57,10 @@ export const UNetConfigSchema = z
       .boolean()
       .default(false)
       .describe('also add Linear(mean over tokens of ctx) to the timestep embedding (GLIDE/Imagen pooled text conditioning): a global path for content into every ResBlock'),
+    positional: z
+      .boolean()
+      .default(false)
+      .describe('cross-attention queries also see where they are: + Linear(2-D sinusoidal code of the position), the Linear zero-initialised (beyond SD; so that words tied to regions can be drawn there)'),
     groups: z.number().int().positive().default(8).describe('GroupNorm groups (SD: 32); must divide every channel count'),
     ffMult: z.number().int().positive().default(4).describe('hidden width of the transformer MLP = ffMult · channels'),
   })
@@ -144,6 +148,8 @@ class SpatialTransformer {
   readonly ff1: Linear;
   readonly ff2: Linear;
   readonly projOut: Conv2d;
+  /** positional: the projection of the position code added to the cross-attention queries */
+  readonly pos?: Linear;
   constructor(p: Params, readonly name: string, readonly c: number, cfg: UNetConfig, rng: Rng) {
     this.norm = new GroupNorm(p, `${name}.norm`, c, cfg.groups);
     this.projIn = new Conv2d(p, `${name}.projIn`, c, c, rng, { k: 1 });
@@ -155,6 +161,7 @@ class SpatialTransformer {
     this.ff1 = new Linear(p, `${name}.ff1`, c, c * cfg.ffMult, rng);
     this.ff2 = new Linear(p, `${name}.ff2`, c * cfg.ffMult, c, rng);
     this.projOut = new Conv2d(p, `${name}.projOut`, c, c, rng, { k: 1 });
+    if (cfg.positional) this.pos = new Linear(p, `${name}.pos`, c, c, rng, { bias: false, zeroInit: true });
   }
   /** @param x [B,h,w,c]  @param ctx [B,T,Dctx]  @param kv replacement k/v of attn2  @returns [B,h,w,c] */
   call(x: tf.Tensor4D, ctx: tf.Tensor3D, kv?: { k: Linear; v: Linear }): tf.Tensor4D {
@@ -162,7 +169,9 @@ class SpatialTransformer {
     let s = this.projIn.call(this.norm.call(x)).reshape([b, h * w, c]) as tf.Tensor3D; // [B,hw,c]
     const n1 = this.ln1.call(s);
     s = tf.add(s, this.attn1.call(n1, n1));
-    s = tf.add(s, this.attn2.call(this.ln2.call(s), ctx, { kv }));
+    let q = this.ln2.call(s);
+    if (this.pos) q = tf.add(q, this.pos.call(positionalEmbedding2d(h, w, c).reshape([1, h * w, c]) as tf.Tensor3D)); // where each query is
+    s = tf.add(s, this.attn2.call(q, ctx, { kv }));
     s = tf.add(s, this.ff2.call(gelu(this.ff1.call(this.ln3.call(s)))));
     return tf.add(x, this.projOut.call(s.reshape([b, h, w, c]) as tf.Tensor4D)); // [B,h,w,c]
   }

@@ -191,3 +191,59 @@ export async function contentRetrieval(
   const u = stat(unconditional);
   return { rows, unconditional, photos: refs.length, ...c, uncondTop1: u.top1, uncondTop5: u.top5, uncondMeanRank: u.meanRank };
 }
+
+export interface WordsReconstruction {
+  /** per validation photo: its clean centre crop Y, the image drawn from its own pseudo-words, and ranks */
+  rows: Array<{ id: string; y: RGBImage; g: RGBImage; rank: number; psnrOwn: number; featureRank: number }>;
+  /** 16×16 thumbnail PSNR retrieval among the validation crops (chance: top-1 = 1/photos) */
+  thumbnail: { top1: number; meanRank: number; n: number };
+  /** the frozen image encoder's global-feature cosine retrieval among the same crops */
+  feature: { top1: number; meanRank: number; n: number };
+  photos: number;
+}
+
+/**
+ * The diffusion autoencoder through the text space, measured on photos NO stage has seen: each
+ * validation photo's centre crop Y (at photoShortSide, imageSize) → the model's own pseudo-words →
+ * DDIM + CFG from the words alone (no k/v copies, no M_clean) → an image that should show Y. Ranked
+ * against all validation crops by 16×16 thumbnail PSNR (`thumbnailRanks`) and by the frozen encoder's
+ * feature cosine. This is the upper bound of what guidance from these words can show.
+ */
+export async function wordsReconstruction(
+  model: TextToImage,
+  opts: { limit?: number; seed?: number; steps?: number; cfgScale?: number; batch?: number; onImage?: (i: number, n: number) => void } = {},
+): Promise<WordsReconstruction> {
+  const { loadPhotos, centerCrop } = await import('../data/patches');
+  const { thumbnailRanks, summariseRanks } = await import('../metrics/content');
+  const { unitGlobalFeatures } = await import('../models/image_encoder');
+  const photos = await loadPhotos('val', model.cfg.photoShortSide, opts.limit);
+  const ys = photos.map((p) => centerCrop(p.image, model.cfg.imageSize));
+  const gs: RGBImage[] = [];
+  const bs = opts.batch ?? 4;
+  for (let i = 0; i < ys.length; i += bs) {
+    const part = ys.slice(i, i + bs);
+    const w = await model.imageWords(part);
+    const ctx = model.wordsContext(w);
+    w.dispose();
+    try {
+      gs.push(...(await model.generate(ctx, { seed: opts.seed ?? 42, steps: opts.steps, cfgScale: opts.cfgScale })));
+    } finally {
+      ctx.dispose();
+    }
+    opts.onImage?.(Math.min(i + bs, ys.length), ys.length);
+  }
+  const own = ys.map((_, i) => i);
+  const ranks = thumbnailRanks(gs, ys, own);
+  const fy = await unitGlobalFeatures(ys);
+  const fg = await unitGlobalFeatures(gs);
+  const featureRanks = fg.map((g, i) => {
+    const sims = fy.map((r) => r.reduce((a, x, k) => a + x * g[k], 0));
+    return { rank: 1 + sims.filter((v, j) => j !== i && v >= sims[i]).length };
+  });
+  return {
+    rows: photos.map((p, i) => ({ id: p.entry.id, y: ys[i], g: gs[i], rank: ranks[i].rank, psnrOwn: ranks[i].psnrOwn, featureRank: featureRanks[i].rank })),
+    thumbnail: summariseRanks(ranks),
+    feature: summariseRanks(featureRanks),
+    photos: ys.length,
+  };
+}

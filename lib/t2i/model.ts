@@ -6,6 +6,11 @@
  *
  * generate():  prompts → context (and the empty prompt's, for CFG) → sampleLatents (DDIM, Eq. 12 of
  *              Song et al.) → z / latentScale → decoder → images in [0,1].
+ *
+ * With `cfg.words` the model also holds an image-to-words mapper (parameters `words.`), trained with
+ * the UNet as a diffusion autoencoder through the text space: `imageWords(imgs)` → pseudo-words,
+ * `wordsContext(words)` = τt("a photo of a S" with S := words), and `generate(context)` draws them.
+ * M_i2t (stage 1, Eq. 2) starts from this mapper.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Params } from '../models/params';
@@ -14,9 +19,11 @@ import { TextEncoder } from '../models/text_encoder';
 import { UNet } from '../models/unet';
 import { DDIMScheduler } from '../models/ddim';
 import { sampleLatents } from '../models/diffusion';
-import { Vocab } from '../models/tokenizer';
+import { Vocab, PROMPT_TEMPLATE } from '../models/tokenizer';
+import { ImageToTextMapper, featureDim, featureTokens, mapperFeatures } from '../models/word_mapper';
 import { T2IConfig, parseT2IConfig } from './presets';
 import { saveCheckpoint, loadCheckpoint, Named, CheckpointError } from '../util/checkpoint';
+import { splitState } from '../train/loop';
 import { RGBImage } from '../data/image';
 import { fromBatch } from '../data/patches';
 import { Rng } from '../util/rng';
@@ -37,6 +44,8 @@ export class TextToImage {
   readonly text: TextEncoder;
   readonly unet: UNet;
   readonly scheduler: DDIMScheduler;
+  /** the image-to-words mapper of the diffusion autoencoder (only with cfg.words) */
+  readonly words?: ImageToTextMapper;
 
   constructor(
     readonly cfg: T2IConfig,
@@ -50,6 +59,49 @@ export class TextToImage {
     this.text = new TextEncoder(params, 'text', { vocabSize: vocab.size, ...cfg.text }, rng);
     this.unet = new UNet(params, 'unet', cfg.unet, rng);
     this.scheduler = new DDIMScheduler({ numTrainSteps: cfg.numTrainSteps });
+    if (cfg.words) {
+      const w = cfg.words;
+      const rms = tf.tidy(() => Math.sqrt(tf.mean(tf.square(this.text.tokenEmb)).dataSync()[0]));
+      this.words = new ImageToTextMapper(params, 'words', w.mapper, featureDim(w.encoder, w.mapper), cfg.text.width, rms, new Rng(cfg.unetTrain.seed * 1009 + 7), featureTokens(w.encoder, w.mapper));
+    }
+  }
+
+  /** Compact ids of "a photo of a S" for a batch of b rows. */
+  templateIds(b: number): number[][] {
+    return this.tokenize(new Array<string>(b).fill(PROMPT_TEMPLATE));
+  }
+
+  /**
+   * The token embeddings of "a photo of a S" with the N words at the placeholder's position
+   * (BOS a photo of a → position 5), EOS after them, PAD to the context length.
+   * @param words [B,N,D] @returns [B,contextLength,D]
+   */
+  splicedEmbeddings(words: tf.Tensor3D): tf.Tensor3D {
+    const ids = this.templateIds(words.shape[0]);
+    return tf.tidy(() => this.text.spliceAtPlaceholder(this.text.embedTokens(ids), ids, words));
+  }
+
+  /**
+   * τt("a photo of a S" with S := words): the context the UNet is conditioned on.
+   * @param words [B,N,D] @returns [B,contextLength,D]
+   */
+  wordsContext(words: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => this.text.encodeEmbeddings(this.splicedEmbeddings(words)));
+  }
+
+  /**
+   * The model's own pseudo-words of images (cfg.words): τi features → mapper.
+   * @param imgs [B,H,W,3] in [0,1] or RGBImages of one size (viewed whole, as the training crops)
+   * @returns [B,N,D]; the caller disposes
+   */
+  async imageWords(imgs: RGBImage[] | tf.Tensor4D): Promise<tf.Tensor3D> {
+    if (!this.words || !this.cfg.words) throw new Error('TextToImage.imageWords: this model has no image-to-words mapper (its config has no `words` block)');
+    const f = await mapperFeatures(imgs, this.cfg.words.encoder, this.cfg.words.mapper);
+    try {
+      return this.words.call(f);
+    } finally {
+      tf.dispose([f.global, f.tokens]);
+    }
   }
 
   /** Prompts → compact token ids [B][contextLength]. */
@@ -116,10 +168,21 @@ export class TextToImage {
     saveCheckpoint(file, { ...opts.meta, kind: 't2i', config: this.cfg, vocab: this.vocab.toJSON(), latentScale: this.latentScale }, tensors, { float16: opts.float16 });
   }
 
-  /** Load a checkpoint written by `save`. Errors name the file and the field or parameter at fault. */
+  /**
+   * Load a checkpoint written by `save`, or a training run's checkpoint (its EMA weights), e.g. to
+   * check a model while it trains. Errors name the file and the field or parameter at fault.
+   */
   static load(file: string): TextToImage {
-    const { meta, tensors } = loadCheckpoint(file);
-    if (meta.kind !== 't2i') throw new CheckpointError(`${file}: not a text-to-image checkpoint (kind '${String(meta.kind)}')`);
+    const { meta, tensors: all } = loadCheckpoint(file);
+    // a run's checkpoint (<runs>/<preset>/t2i/checkpoint.tdrc, while it trains): its EMA weights
+    const run = meta.kind === undefined && meta.stage === 't2i';
+    if (meta.kind !== 't2i' && !run) throw new CheckpointError(`${file}: not a text-to-image checkpoint (kind '${String(meta.kind)}')`);
+    let tensors = all;
+    if (run) {
+      const s = splitState(all);
+      tensors = s.params;
+      for (const [n, v] of s.ema) tensors.set(n, v);
+    }
     const cfg = parseT2IConfig(meta.config, `${file}: config`);
     const vocab = Vocab.fromJSON(meta.vocab, `${file}: vocab`);
     const scale = Number(meta.latentScale);

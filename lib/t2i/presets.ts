@@ -10,6 +10,7 @@ import { AutoencoderConfigSchema } from '../models/autoencoder';
 import { UNetConfigSchema } from '../models/unet';
 import { BatchedTrainConfigSchema } from '../train/config';
 import { TASKS, Task, TaskWeights, taskTurn } from '../data/degrade';
+import { EncoderSchema, MapperConfigSchema } from '../models/word_mapper';
 import { UserError, parseConfig } from '../util/errors';
 
 const TextSchema = z.strictObject({
@@ -27,6 +28,26 @@ export const TaskWeightsSchema = z
   .optional();
 
 
+/**
+ * The diffusion autoencoder through the text space (Preechakul et al., "Diffusion Autoencoders", CVPR
+ * 2022; ELITE's global mapping): an image-to-words mapper (lib/models/word_mapper.ts) trained with the
+ * text encoder and UNet, so that the pseudo-words of ANY crop are words the UNet can draw. Stable
+ * Diffusion's text space came from billions of pairs; ours from 38 photos, so it has to be made.
+ */
+export const WordsSchema = z.strictObject({
+  encoder: EncoderSchema,
+  mapper: MapperConfigSchema,
+  prob: z.number().min(0).max(1).describe("share of the training rows conditioned on their crop's own words (drawn from all crops); the rest are conditioned on captions (drawn from whole-scene crops, the only ones their caption is true of)"),
+  noise: z.number().min(0).default(0).describe('std of Gaussian noise added to the words in training, relative to their RMS (noise augmentation as unCLIP; nearby words then draw similar images)'),
+});
+export type WordsConfig = z.infer<typeof WordsSchema>;
+
+/** One scale of the training crops: photos resized to this short side, `crops` random crops (with flips) each. */
+export const CropScaleSchema = z.strictObject({
+  shortSide: z.number().int().min(16),
+  crops: z.number().int().positive(),
+});
+
 export const T2IConfigSchema = z
   .strictObject({
     preset: z.string(),
@@ -43,7 +64,13 @@ export const T2IConfigSchema = z
     numTrainSteps: z.number().int().positive().default(1000).describe('diffusion steps T of Eq. 1'),
     condDropProb: z.number().min(0).max(1).describe('probability of training with the empty prompt (classifier-free guidance)'),
     offsetNoise: z.number().min(0).max(1).optional().describe('training noise ε + s·δ with δ ∼ N(0,1) per sample and latent channel ("offset noise"; stages 1–2 use the same); absent: plain ε as in SD and the paper'),
-    cropsPerPhoto: z.number().int().positive().describe('latent cache: crops per training photo'),
+    cropsPerPhoto: z.number().int().positive().describe('latent cache: crops per training photo (at photoShortSide; see cropScales)'),
+    cropScales: z
+      .array(CropScaleSchema)
+      .min(1)
+      .optional()
+      .describe('latent cache: crops at several scales (absent: cropsPerPhoto crops at photoShortSide); only crops at photoShortSide show the whole scene and keep their caption'),
+    words: WordsSchema.optional().describe('train an image-to-words mapper with the UNet (the diffusion autoencoder through the text space); absent: captions only'),
     degradedPerCrop: z.number().int().min(0).describe('latent cache: degraded versions per crop (random task and strength)'),
     taskWeights: TaskWeightsSchema.describe('latent cache: relative share of each task among the degraded crops (the tasks are taken in turn from a list holding task t w_t times)'),
     unetTrain: BatchedTrainConfigSchema,
@@ -61,8 +88,19 @@ export const T2IConfigSchema = z
     if (c.unet.ctxDim !== c.text.width) ctx.addIssue({ code: 'custom', path: ['unet', 'ctxDim'], message: `unet.ctxDim ${c.unet.ctxDim} must equal text.width ${c.text.width}` });
     if (c.unet.latentChannels !== c.autoencoder.latentChannels) ctx.addIssue({ code: 'custom', path: ['unet', 'latentChannels'], message: `unet.latentChannels must equal autoencoder.latentChannels (${c.autoencoder.latentChannels})` });
     if (c.photoShortSide < c.imageSize) ctx.addIssue({ code: 'custom', path: ['photoShortSide'], message: `photoShortSide ${c.photoShortSide} must be ≥ imageSize ${c.imageSize}` });
+    c.cropScales?.forEach((s, i) => {
+      if (s.shortSide < c.imageSize) ctx.addIssue({ code: 'custom', path: ['cropScales', i, 'shortSide'], message: `cropScales[${i}].shortSide ${s.shortSide} must be ≥ imageSize ${c.imageSize}` });
+    });
+    if (c.cropScales && !c.words && !c.cropScales.some((s) => s.shortSide === c.photoShortSide)) {
+      ctx.addIssue({ code: 'custom', path: ['cropScales'], message: `without words, only crops at photoShortSide ${c.photoShortSide} have a caption: add that scale` });
+    }
   });
 export type T2IConfig = z.infer<typeof T2IConfigSchema>;
+
+/** The crop scales of the latent cache (`cropScales`, or cropsPerPhoto crops at photoShortSide). */
+export function cropScalesOf(cfg: Pick<T2IConfig, 'cropScales' | 'photoShortSide' | 'cropsPerPhoto'>): Array<{ shortSide: number; crops: number }> {
+  return cfg.cropScales ?? [{ shortSide: cfg.photoShortSide, crops: cfg.cropsPerPhoto }];
+}
 
 const demo: z.input<typeof T2IConfigSchema> = {
   preset: 'demo',
@@ -77,15 +115,30 @@ const demo: z.input<typeof T2IConfigSchema> = {
   aeHfWeight: 0.5,
   aeTrain: { steps: 2000, batch: 8, lr: 1e-3, warmup: 100, minLrRatio: 0.05, weightDecay: 0, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 1 },
   text: { width: 128, layers: 2, heads: 4, contextLength: 48 }, // longest caption + phrase ≈ 22 tokens; BOS + "a photo of a" + N pseudo-words + EOS = N + 6 ≤ 48 holds Table 9's N = 40
-  unet: { latentChannels: 4, channels: [32, 64, 64], resBlocks: 1, attentionLevels: [1, 2], midAttention: true, heads: 4, ctxDim: 128, timeDim: 128, groups: 8, ffMult: 2, pooledText: true },
+  // positional: the cross-attention queries know where they are, so that words tied to regions (words.mapper.spatial) can be drawn there
+  unet: { latentChannels: 4, channels: [32, 64, 64], resBlocks: 1, attentionLevels: [1, 2], midAttention: true, heads: 4, ctxDim: 128, timeDim: 128, groups: 8, ffMult: 2, pooledText: true, positional: true },
   numTrainSteps: 1000,
   condDropProb: 0.1, // SD / CFG paper
   // Offset noise: plain ε washed the samples out (dark channel 0.32; the clean photos 0.21) and haze could not be
   // told apart from the T2I's own haze (README, "What the text-to-image model needed…"). Stages 1–2 train with the same noise.
   offsetNoise: 0.1,
   cropsPerPhoto: 8,
-  degradedPerCrop: 4,
-  unetTrain: { steps: 3000, batch: 16, lr: 5e-4, warmup: 200, minLrRatio: 0.1, weightDecay: 0.01, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 2 },
+  // 38 photos at three scales: whole scenes (160, captioned) and 1/2- and 1/3-scene views (240, 360) — 48 distinct
+  // crops per photo, each clean and twice degraded, so that the words learn to describe any crop, not 38 scenes
+  cropScales: [
+    { shortSide: 160, crops: 8 },
+    { shortSide: 240, crops: 16 },
+    { shortSide: 360, crops: 24 },
+  ],
+  degradedPerCrop: 2,
+  // the diffusion autoencoder through the text space: N = 20 words as the guidance model's M_i2t, which starts from this mapper
+  words: {
+    encoder: { cut: 'block10', range: 'unit' },
+    mapper: { numWords: 20, hidden: 128, layers: 2, tokenPool: 2, spatial: 'learned', color: true },
+    prob: 0.7,
+    noise: 0.05,
+  },
+  unetTrain: { steps: 8000, batch: 16, lr: 5e-4, warmup: 200, minLrRatio: 0.1, weightDecay: 0.01, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 2 },
   sample: { steps: 50, cfgScale: 3, eta: 0 },
 };
 
@@ -99,9 +152,14 @@ const ci: z.input<typeof T2IConfigSchema> = {
   aeScales: [40],
   aeTrain: { ...demo.aeTrain, steps: 4, batch: 2, warmup: 1, checkpointEvery: 2, logEvery: 1 },
   text: { width: 32, layers: 1, heads: 2, contextLength: 24 },
-  unet: { latentChannels: 4, channels: [16, 32], resBlocks: 1, attentionLevels: [1], midAttention: true, heads: 2, ctxDim: 32, timeDim: 32, groups: 4, ffMult: 2, pooledText: true },
+  unet: { latentChannels: 4, channels: [16, 32], resBlocks: 1, attentionLevels: [1], midAttention: true, heads: 2, ctxDim: 32, timeDim: 32, groups: 4, ffMult: 2, pooledText: true, positional: true },
   cropsPerPhoto: 1,
+  cropScales: [
+    { shortSide: 40, crops: 1 },
+    { shortSide: 56, crops: 1 },
+  ],
   degradedPerCrop: 1,
+  words: { ...demo.words!, mapper: { numWords: 5, hidden: 16, layers: 1, tokenPool: 2, spatial: 'learned', color: true } }, // the ci guidance model's N and mapper
   unetTrain: { ...demo.unetTrain, steps: 4, batch: 4, warmup: 1, checkpointEvery: 2, logEvery: 1 },
   sample: { steps: 4, cfgScale: 3, eta: 0 },
 };
@@ -117,7 +175,10 @@ const paper: z.input<typeof T2IConfigSchema> = {
   aeTrain: { ...demo.aeTrain, steps: 200000, batch: 8, lr: 4.5e-6 }, // aeHfWeight kept: stands in for SD's perceptual + adversarial VAE losses
   offsetNoise: undefined, // SD 2.1 and the paper: plain ε
   text: { width: 1024, layers: 23, heads: 16, contextLength: 77 }, // OpenCLIP ViT-H text tower as used by SD 2.1
-  unet: { latentChannels: 4, channels: [320, 640, 1280, 1280], resBlocks: 2, attentionLevels: [0, 1, 2], midAttention: true, heads: 8, ctxDim: 1024, timeDim: 1280, groups: 32, ffMult: 4 },
+  unet: { latentChannels: 4, channels: [320, 640, 1280, 1280], resBlocks: 2, attentionLevels: [0, 1, 2], midAttention: true, heads: 8, ctxDim: 1024, timeDim: 1280, groups: 32, ffMult: 4, positional: false },
+  // SD 2.1 draws from text alone: no image-to-words mapper, one crop scale (the paper's M_i2t is trained on a frozen SD)
+  cropScales: undefined,
+  words: undefined,
   unetTrain: { ...demo.unetTrain, steps: 200000, batch: 64, lr: 1e-4, warmup: 10000 },
   sample: { steps: 100, cfgScale: 5, eta: 0 }, // REFERENCE §1: DDIM 100 steps, CFG 5
 };

@@ -24,3 +24,15 @@ export function defaultRunsDir(): string {
 export function t2iCheckpoint(): string {
   return process.env.TDR_T2I_CHECKPOINT || shippedCheckpoint('t2i-demo');
 }
+
+/** A path as stored in a checkpoint: project-relative when inside the project. */
+export function portablePath(file: string): string {
+  const abs = path.resolve(file);
+  const rel = path.relative(projectRoot(), abs);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? abs : rel;
+}
+
+/** Resolve a stored path (project-relative paths against the project root). */
+export function resolveStoredPath(p: string): string {
+  return path.isAbsolute(p) ? p : path.join(projectRoot(), p);
+}

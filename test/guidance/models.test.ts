@@ -68,13 +68,13 @@ for (const n of [5, 20, 40]) {
   });
 }
 
-test('M_i2t: global [2,96] + tokens [2,49,96] → words [2,5,32]; k/v copies start equal to the originals but are their own variables', () => {
+test('M_i2t: global [2,99] + tokens [2,49,99] (block10 96 + 3 colour channels) → words [2,5,32]; k/v copies start equal to the originals but are their own variables', () => {
   const t2i = tinyT2I();
   const cfg = tinyGuidanceConfig();
   const g = new GuidanceModel(cfg, t2i);
   const rng = new Rng(1);
-  const global = tf.tensor2d(Float32Array.from({ length: 2 * 96 }, () => rng.uniform()), [2, 96]);
-  const tokens = tf.tensor3d(Float32Array.from({ length: 2 * 49 * 96 }, () => rng.uniform()), [2, 49, 96]);
+  const global = tf.tensor2d(Float32Array.from({ length: 2 * 99 }, () => rng.uniform()), [2, 99]);
+  const tokens = tf.tensor3d(Float32Array.from({ length: 2 * 49 * 99 }, () => rng.uniform()), [2, 49, 99]);
   const before = tf.memory().numTensors;
   const w = g.words({ global, tokens }, { raw: true });
   assert.deepEqual(w.shape, [2, 5, 32]);
@@ -88,7 +88,7 @@ test('M_i2t: global [2,96] + tokens [2,49,96] → words [2,5,32]; k/v copies sta
   assert.ok(rmsW > rmsE / 3 && rmsW < rmsE * 3, `word RMS ${rmsW} vs token RMS ${rmsE}`);
   tf.dispose([w, w2]);
   assert.equal(tf.memory().numTensors, before);
-  assert.throws(() => g.mapper.call({ global: tokens.reshape([98, 96]) as tf.Tensor2D, tokens }), /tokens must be \[98,T,96\]/);
+  assert.throws(() => g.mapper.call({ global: tokens.reshape([98, 99]) as tf.Tensor2D, tokens }), /tokens must be \[98,T,99\]/);
   const kv = t2i.unet.crossAttentionKV();
   assert.equal(g.kv.map.size, kv.length);
   for (const { name, k, v } of kv) {

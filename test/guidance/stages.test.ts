@@ -12,6 +12,8 @@ import { stepRng, readLog, Stage } from '../../lib/train/loop';
 import { TextToImage } from '../../lib/t2i/model';
 import { tmpDir } from '../helpers/fixtures';
 import { tinyT2I, tinyGuidanceConfig } from './helpers';
+import { t2iPreset, parseT2IConfig } from '../../lib/t2i/presets';
+import { Params } from '../../lib/models/params';
 
 test('before: backend', async () => {
   await initBackend({ quiet: true });
@@ -51,7 +53,7 @@ test('feature cache: clean + degraded crops of 2 photos, τi block10 features po
   const file = path.join(dir, FEATURE_CACHE_FILE);
   const a = await featureCache(cfg, t2i, file, { quiet: true });
   assert.equal(a.items.length, 2 * cfg.data.cropsPerPhoto * (1 + cfg.data.degradedPerCrop));
-  assert.deepEqual([a.dim, a.numTokens, a.zShape], [96, 49, [16, 16, 4]]);
+  assert.deepEqual([a.dim, a.numTokens, a.zShape], [96 + 3, 49, [16, 16, 4]], 'block10 channels + the cell colour');
   assert.ok(a.items.some((i) => i.task === 'clean') && a.items.some((i) => i.task !== 'clean'));
   assert.ok(a.items.every((i) => a.items[i.clean].task === 'clean' && a.items[i.clean].photoId === i.photoId));
   const mtime = fs.statSync(file).mtimeMs;
@@ -197,4 +199,32 @@ test('data-parallel factory: a worker replica of stage 1 gives the same loss as 
   worker.params.dispose();
   t2i.dispose();
   void TextToImage;
+});
+
+test("initFromT2I: M_i2t starts from the T2I's own image-to-words mapper (first N words when N differs); a T2I without one, or with another mapper shape, is refused naming the field", async () => {
+  const { initMapperFromT2I } = await import('../../lib/guidance/train_i2t');
+  const { GuidanceModel } = await import('../../lib/guidance/model');
+  const { UserError } = await import('../../lib/util/errors');
+  const t2i = tinyT2I();
+  const cfg = tinyGuidanceConfig();
+  assert.equal(cfg.initFromT2I, true);
+  const g = new GuidanceModel(cfg, t2i);
+  const same = (a: tf.Variable, b: tf.Variable) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]) === 0;
+  assert.ok(!same(g.mapper.global.outW, t2i.words!.global.outW), 'different before');
+  initMapperFromT2I(g, t2i, 'tiny t2i');
+  assert.ok(same(g.mapper.global.outW, t2i.words!.global.outW) && same(g.mapper.patch.layers[0].w, t2i.words!.patch.layers[0].w) && same(g.mapper.where!, t2i.words!.where!));
+  // N = 6 > the T2I's 5: the first 5 words are copied, the 6th keeps its own init
+  const g6 = new GuidanceModel(tinyGuidanceConfig({ mapper: { ...cfg.mapper, numWords: 6 } }), t2i);
+  const before6 = g6.mapper.global.outW.arraySync() as number[][][];
+  initMapperFromT2I(g6, t2i, 'tiny t2i');
+  const after6 = g6.mapper.global.outW.arraySync() as number[][][];
+  assert.deepEqual(after6.slice(0, 5), t2i.words!.global.outW.arraySync());
+  assert.deepEqual(after6[5], before6[5]);
+  const gh = new GuidanceModel(tinyGuidanceConfig({ mapper: { ...cfg.mapper, hidden: 24 } }), t2i);
+  assert.throws(() => initMapperFromT2I(gh, t2i, 'tiny t2i'), (e: Error) => e instanceof UserError && /tiny t2i: its mapper differs from the guidance config's in hidden/.test(e.message));
+  const plainCfg = parseT2IConfig({ ...t2iPreset('ci'), words: undefined, cropScales: undefined }, 'plain');
+  const plain = new TextToImage(plainCfg, t2i.vocab, new Params(), 1);
+  const gp = new GuidanceModel(cfg, plain);
+  assert.throws(() => initMapperFromT2I(gp, plain, 'plain.tdrc'), /plain\.tdrc: this text-to-image model has no image-to-words mapper/);
+  [g, g6, gh, gp, t2i, plain].forEach((m) => m.dispose());
 });

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
-import { t2iPreset, PRESET_NAMES, parseT2IConfig, PRESETS } from '../../lib/t2i/presets';
+import { t2iPreset, PRESET_NAMES, parseT2IConfig, PRESETS, cropScalesOf } from '../../lib/t2i/presets';
 import { trainTextToImage, cacheCrops, latentCache } from '../../lib/t2i/train';
 import { taskTurn } from '../../lib/data/degrade';
 import { buildVocab } from '../../lib/models/tokenizer';
@@ -69,7 +69,8 @@ test('training captions: clean and degraded crops, degradation words present, de
   const cfg = t2iPreset('ci');
   const a = await cacheCrops(cfg);
   const b = await cacheCrops(cfg);
-  assert.equal(a.length, 38 * cfg.cropsPerPhoto * (1 + cfg.degradedPerCrop));
+  const perPhoto = cropScalesOf(cfg).reduce((s, c) => s + c.crops, 0);
+  assert.equal(a.length, 38 * perPhoto * (1 + cfg.degradedPerCrop));
   assert.deepEqual(a.map((x) => x.item), b.map((x) => x.item));
   assert.ok(a.some((x) => x.item.task === 'clean' && /^a photo of [^,]+$/.test(x.item.caption)));
   const degraded = a.filter((x) => x.item.task !== 'clean');
@@ -84,9 +85,10 @@ test('taskWeights: a task weighted 2 takes twice the degraded crops of a task we
   assert.deepEqual(taskTurn(cfg.taskWeights), ['noise', 'rain', 'haze', 'haze', 'motion']);
   const crops = await cacheCrops(cfg);
   const count = (t: string) => crops.filter((c) => c.item.task === t).length;
-  assert.equal(count('clean'), 38);
-  assert.equal(count('haze'), 2 * 38);
-  assert.deepEqual([count('noise'), count('rain'), count('motion'), count('defocus')], [38, 38, 38, 0]);
+  const n = 38 * cropScalesOf(cfg).reduce((s, c) => s + c.crops, 0); // clean crops
+  assert.equal(count('clean'), n);
+  assert.equal(count('haze'), 2 * n);
+  assert.deepEqual([count('noise'), count('rain'), count('motion'), count('defocus')], [n, n, n, 0]);
   assert.ok(crops.filter((c) => c.item.task === 'haze').every((c) => /hazy$/.test(c.item.caption)));
   assert.throws(() => parseT2IConfig({ ...PRESETS.ci, taskWeights: { noise: 0, rain: 0, haze: 0, motion: 0, defocus: 0 } }, 'z.json'), /z\.json: taskWeights: at least one task needs a weight > 0/);
 });
@@ -97,13 +99,14 @@ test('latent cache: a cache built with other crop settings is rebuilt, not reuse
   const model = new TextToImage(cfg, buildVocab(['']), new Params(), 1);
   const file = path.join(dir, 'latents.tdrc');
   const a = await latentCache(model, cfg, file, { quiet: true });
-  assert.equal(a.items.length, 38 * 2);
+  const n = 38 * cropScalesOf(cfg).reduce((s, c) => s + c.crops, 0);
+  assert.equal(a.items.length, n * 2);
   const again = await latentCache(model, cfg, file, { quiet: true });
   assert.deepEqual(Array.from(again.z), Array.from(a.z), 'same settings: the cache is read back');
   const more = parseT2IConfig({ ...PRESETS.ci, degradedPerCrop: 2 }, 'm.json');
   const b = await latentCache(model, more, file, { quiet: true });
-  assert.equal(b.items.length, 38 * 3, 'another degradedPerCrop: rebuilt');
-  assert.equal((await latentCache(model, more, file, { quiet: true })).items.length, 38 * 3);
+  assert.equal(b.items.length, n * 3, 'another degradedPerCrop: rebuilt');
+  assert.equal((await latentCache(model, more, file, { quiet: true })).items.length, n * 3);
   model.dispose();
 });
 
@@ -144,4 +147,56 @@ test('contentRetrieval: a "model" that returns its caption\'s own photo ranks it
   // a grey image is the same query for every photo: at most one of them can be its nearest
   assert.ok(r.uncondTop1 <= 1 / pick.length + 1e-9, `grey image top-1 ${r.uncondTop1}`);
   assert.ok(seen.includes(''), 'the empty prompt was sampled');
+});
+
+test('diffusion autoencoder through the text space (words): the cache holds τi features, only whole-scene crops keep a caption, batches mix word and caption rows and split consistently, and the loss trains the mapper', async () => {
+  const { t2iStage } = await import('../../lib/t2i/train');
+  const { Rng } = await import('../../lib/util/rng');
+  const cfg = parseT2IConfig({ ...PRESETS.ci, words: { ...PRESETS.ci.words!, prob: 0.5, noise: 0.1 }, condDropProb: 0.2, unetTrain: { ...PRESETS.ci.unetTrain, batch: 12 } }, 'words.json');
+  const dir = tmpDir();
+  const model = new TextToImage(cfg, buildVocab(['']), new Params(), 1);
+  const cache = await latentCache(model, cfg, path.join(dir, 'latents.tdrc'), { quiet: true });
+  const f = cache.features!;
+  assert.ok(f, 'features cached with words');
+  assert.equal(f.global.length, cache.items.length * f.dim);
+  assert.equal(f.dim, 96 + 3, 'block10 channels + 3 colour channels');
+  assert.equal(f.numTokens, 49);
+  assert.ok(cache.items.some((i) => i.wholeScene === false) && cache.items.some((i) => i.wholeScene === true));
+  assert.ok(cache.items.every((i) => i.wholeScene === (i.scale === cfg.photoShortSide)));
+  const m2 = new TextToImage(cfg, buildVocab(cache.items.map((i) => i.caption).concat(['a photo of a S', ''])), new Params(), 1);
+  m2.params.freeze(['ae']);
+  // at init ε_θ ≡ 0 (zero-initialised output conv): only convOut would get a gradient; perturb it as one step would
+  const w0 = m2.unet.convOut.w;
+  w0.assign(tf.tidy(() => tf.randomNormal(w0.shape, 0, 0.01, 'float32', 7)));
+  const stage = t2iStage(m2, cfg, cache);
+  let sawBoth = false;
+  for (let step = 0; step < 6; step++) {
+    const b = await stage.getBatch(step, new Rng(100 + step));
+    const k = b.words ? b.words.global.shape[0] : 0;
+    assert.equal(k + b.ids.length, 12);
+    if (k > 0 && b.ids.length > 0) {
+      sawBoth = true;
+      // a split across the word/caption boundary keeps every row once, in order
+      const parts = [stage.sliceBatch!(b, 0, k - 1 > 0 ? k - 1 : 1), stage.sliceBatch!(b, k - 1 > 0 ? k - 1 : 1, 12)];
+      assert.equal(parts.reduce((s, p) => s + stage.batchSize!(p), 0), 12);
+      assert.equal(parts.reduce((s, p) => s + (p.words ? p.words.global.shape[0] : 0), 0), k);
+      assert.equal(parts.reduce((s, p) => s + p.ids.length, 0), b.ids.length);
+      const mapperVars = m2.params.select(['words']).map(([, v]) => v);
+      assert.ok(mapperVars.length > 0);
+      const { value, grads } = tf.variableGrads(() => stage.loss(b, 0, new Rng(0)).total, mapperVars);
+      const gmax = Math.max(...Object.values(grads).map((g) => tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0])));
+      assert.ok(gmax > 0, 'the mapper gets a gradient through the text encoder and the UNet');
+      tf.dispose([value, ...Object.values(grads)]);
+      parts.forEach((p) => stage.disposeBatch!(p));
+    }
+    stage.disposeBatch!(b);
+  }
+  assert.ok(sawBoth, 'some batch mixes word rows and caption rows');
+  const imgs = (await cacheCrops(cfg)).slice(0, 3).map((c) => c.image);
+  const { toBatch } = await import('../../lib/data/patches');
+  const w = await m2.imageWords(toBatch(imgs));
+  assert.deepEqual(w.shape, [3, 5, cfg.text.width]);
+  w.dispose();
+  model.dispose();
+  m2.dispose();
 });

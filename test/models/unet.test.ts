@@ -204,3 +204,23 @@ test('pooledText: without any attention the text still reaches the output throug
   assert.ok(diffFor(true) > 1e-4, 'pooled text changes the output');
   assert.equal(diffFor(false), 0, 'without attention and pooling the text cannot change the output');
 });
+
+test('positional: cross-attention queries get a projected 2-D position code (zero-initialised, trainable); absent by default, so older checkpoints load', () => {
+  const p0 = new Params();
+  new UNet(p0, 'unet', TINY, new Rng(0));
+  assert.ok(!p0.names().some((n) => n.endsWith('.pos.w')), 'no position projection by default');
+  const p = new Params();
+  const unet = new UNet(p, 'unet', { ...TINY, positional: true }, new Rng(0));
+  const pos = p.names().filter((n) => n.endsWith('.pos.w'));
+  assert.equal(pos.length, unet.crossAttentionKV().length, 'one per cross-attention');
+  assert.ok(pos.every((n) => tf.tidy(() => tf.max(tf.abs(p.get(n))).dataSync()[0]) === 0), 'zero-initialised: the UNet starts as without positions');
+  randomizeZeroInit(p, 1);
+  const { x, t, ctx } = inputs(2, 8, 8, 5, 32);
+  const vars = pos.map((n) => p.get(n));
+  const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(unet.call(x, t, ctx))) as tf.Scalar, vars);
+  const gmax = Math.max(...Object.values(grads).map((g) => tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0])));
+  assert.ok(gmax > 0, 'the position projection is trained');
+  tf.dispose([value, x, t, ctx, ...Object.values(grads)]);
+  p.dispose();
+  p0.dispose();
+});

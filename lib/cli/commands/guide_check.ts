@@ -82,7 +82,7 @@ export const guideCheckCommand: Command = {
       const bar = new Progress('guidance', photos.length * tasks.length, { quiet: options.json });
       const eff = await guidanceDegradationEffect(guidance, t2i, { tasks, limit: options.photos, steps, cfgScale, seed: options.seed, onImage: (i) => bar.update(i) });
       const perTask = summariseGuidanceEffect(eff);
-      const result = { checkpoint: ckpt, photos: photos.length, steps, cfgScale, seed: options.seed ?? guidance.cfg.sample.seed, words, guidance: perTask, taskAccuracy: eff.taskAccuracy, chance: 1 / tasks.length, content: eff.content };
+      const result = { checkpoint: ckpt, photos: photos.length, steps, cfgScale, seed: options.seed ?? guidance.cfg.sample.seed, words, guidance: perTask, taskAccuracy: eff.taskAccuracy, chance: 1 / tasks.length, content: eff.content, thumbnail: eff.thumbnail };
       if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
       else {
         const f = (x: number, d = 3) => x.toFixed(d);
@@ -98,7 +98,8 @@ export const guideCheckCommand: Command = {
             "(G(E_txt(Y)): guidance of the clean photo, same seed — this model's degradation-free level; excess removed = (G(E_txt) − G(E'_txt)) / (G(E_txt) − G(E_txt(Y))), — when G(E_txt) is < 10 % above G(E_txt(Y)))",
             '',
             `task from the guidance (nearest centroid, leave one photo out): G(E_txt) ${f(100 * eff.taskAccuracy.raw, 0)} %, G(E'_txt) ${f(100 * eff.taskAccuracy.restored, 0)} % (chance ${f(100 / tasks.length, 0)} %)`,
-            `content (own photo's rank among ${eff.content.photos} validation crops): G(E_txt) first in ${f(100 * eff.content.raw.top1, 0)} %, mean rank ${f(eff.content.raw.meanRank, 1)}; G(E'_txt) first in ${f(100 * eff.content.restored.top1, 0)} %, mean rank ${f(eff.content.restored.meanRank, 1)} (chance ${f(100 / eff.content.photos, 0)} %, ${f((eff.content.photos + 1) / 2, 1)})`,
+            `content by layout (own photo's rank among ${eff.thumbnail.photos} validation crops by 16×16 thumbnail PSNR): G(E'_txt(X)) first in ${f(100 * eff.thumbnail.restored.top1, 0)} % (mean rank ${f(eff.thumbnail.restored.meanRank, 1)}), G(E_txt(X)) ${f(100 * eff.thumbnail.raw.top1, 0)} % (${f(eff.thumbnail.raw.meanRank, 1)}), the clean photo's G(E_txt(Y)) ${f(100 * eff.thumbnail.cleanGuidance.top1, 0)} % (${f(eff.thumbnail.cleanGuidance.meanRank, 1)}); chance ${f(100 / eff.thumbnail.photos, 0)} %`,
+            `content by the frozen encoder's features (own photo's rank among ${eff.content.photos} validation crops): G(E_txt) first in ${f(100 * eff.content.raw.top1, 0)} %, mean rank ${f(eff.content.raw.meanRank, 1)}; G(E'_txt) first in ${f(100 * eff.content.restored.top1, 0)} %, mean rank ${f(eff.content.restored.meanRank, 1)} (chance ${f(100 / eff.content.photos, 0)} %, ${f((eff.content.photos + 1) / 2, 1)})`,
           ].join('\n') + '\n',
         );
       }

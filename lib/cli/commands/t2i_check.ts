@@ -6,10 +6,10 @@ import { TextToImage } from '../../t2i/model';
 import { t2iCheckpoint } from '../../util/paths';
 import { listEntries } from '../../data/corpus';
 import { trainingCaption } from '../../data/captions';
-import { aeReconstructions, aeHighFrequency, degradationWordEffect, copyCheck, contentRetrieval } from '../../t2i/check';
+import { aeReconstructions, aeHighFrequency, degradationWordEffect, copyCheck, contentRetrieval, wordsReconstruction } from '../../t2i/check';
 import { UserError } from '../../util/errors';
 
-const HELP = `usage: tdr t2i-check [--checkpoint FILE.tdrc] [--seeds N] [--captions N] [--content N] [--cfg S] [--photos N] [--json]
+const HELP = `usage: tdr t2i-check [--checkpoint FILE.tdrc] [--seeds N] [--captions N] [--content N] [--cfg S] [--photos N] [--words N] [--json]
 
 Measures the text-to-image model (issue #3's acceptance):
   1. autoencoder reconstruction PSNR on validation photos (centre crops, clean and noisy σ25), and how much of
@@ -27,6 +27,8 @@ options:
   --seeds N           seeds per caption (default 8)
   --captions N        training captions used (default 4)
   --content N         training captions for the content check (default 13: every 3rd photo; 0 skips it)
+  --words N           validation photos reconstructed from their own pseudo-words (models with an image-to-words
+                      mapper; default all 25; 0 skips it): rank of the own photo by 16×16 thumbnail PSNR
   --cfg S             classifier-free guidance scale (default: the checkpoint's sample.cfgScale)
   --photos N          validation photos for the AE PSNR (default all)
   --json              one line of JSON`;
@@ -36,6 +38,7 @@ const Options = z.strictObject({
   seeds: z.coerce.number().int().min(1).max(64).default(8),
   captions: z.coerce.number().int().min(1).max(38).default(4),
   content: z.coerce.number().int().min(0).max(38).default(13),
+  words: z.coerce.number().int().min(0).optional(),
   cfg: z.coerce.number().min(0).max(50).optional(),
   photos: z.coerce.number().int().min(1).optional(),
   json: z.boolean().optional(),
@@ -49,7 +52,7 @@ export const t2iCheckCommand: Command = {
     const { options, positionals } = parseOptions(
       't2i-check',
       argv,
-      { checkpoint: { type: 'string' }, seeds: { type: 'string' }, captions: { type: 'string' }, content: { type: 'string' }, cfg: { type: 'string' }, photos: { type: 'string' }, json: { type: 'boolean' } },
+      { checkpoint: { type: 'string' }, seeds: { type: 'string' }, captions: { type: 'string' }, content: { type: 'string' }, words: { type: 'string' }, cfg: { type: 'string' }, photos: { type: 'string' }, json: { type: 'boolean' } },
       Options,
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
@@ -76,12 +79,14 @@ export const t2iCheckCommand: Command = {
       const content = contentEntries.length
         ? await contentRetrieval(model, contentEntries.map((e) => ({ id: e.id, caption: trainingCaption(e) })), [1, 2], { cfgScale: options.cfg })
         : null;
+      const rec = model.words && options.words !== 0 ? await wordsReconstruction(model, { limit: options.words, cfgScale: options.cfg }) : null;
       const result = {
         checkpoint: ckpt,
         autoencoder: ae,
         words: { captions: captions.length, seeds: seeds.length, dark: effect.dark, hf: effect.hf },
         cfgScale: options.cfg ?? model.cfg.sample.cfgScale,
         content: content && { samples: content.rows.length, photos: content.photos, top1: content.top1, top5: content.top5, meanRank: content.meanRank, uncondTop1: content.uncondTop1, uncondTop5: content.uncondTop5, uncondMeanRank: content.uncondMeanRank },
+        reconstruction: rec && { photos: rec.photos, thumbnail: rec.thumbnail, feature: rec.feature, psnrOwn16: rec.rows.reduce((a, r) => a + r.psnrOwn, 0) / rec.rows.length },
         copy: { nearestMse: copies.samples.map((s) => s.distance), nearest: copies.samples.map((s) => s.nearest.photoId), aeReconstructionMse: copies.aeReconstruction },
       };
       if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
@@ -97,6 +102,11 @@ export const t2iCheckCommand: Command = {
             ...(content
               ? [
                   `content (CFG ${result.cfgScale}), ${content.rows.length} samples of ${contentEntries.length} training captions: the frozen encoder ranks the caption's own photo first in ${f(100 * content.top1, 0)} %, in the top 5 in ${f(100 * content.top5, 0)} % (mean rank ${f(content.meanRank, 1)} of ${content.photos}); empty prompt: ${f(100 * content.uncondTop1, 0)} % / ${f(100 * content.uncondTop5, 0)} % (mean rank ${f(content.uncondMeanRank, 1)}; chance ${f(100 / content.photos, 1)} % / ${f(500 / content.photos, 1)} %)`,
+                ]
+              : []),
+            ...(rec
+              ? [
+                  `reconstruction from its own words, ${rec.photos} validation photos (CFG ${result.cfgScale}): own photo first by 16×16 PSNR in ${f(100 * rec.thumbnail.top1, 0)} % (mean rank ${f(rec.thumbnail.meanRank, 1)}), by the frozen encoder's features in ${f(100 * rec.feature.top1, 0)} % (mean rank ${f(rec.feature.meanRank, 1)}); chance ${f(100 / rec.photos, 1)} %`,
                 ]
               : []),
             `copy check: nearest training crop MSE ${copies.samples.map((s) => f(s.distance, 0)).join(', ')} vs AE reconstruction MSE mean ${f(copies.aeReconstruction.mean, 0)} (max ${f(copies.aeReconstruction.max, 0)})`,

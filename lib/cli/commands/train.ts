@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import * as fs from 'node:fs';
 import { z } from 'zod';
 import { Command, parseOptions, readJsonFile } from '../command';
 import { PRESET_NAMES, t2iPreset, parseT2IConfig, T2IConfig } from '../../t2i/presets';
@@ -35,7 +36,9 @@ options:
 
 environment: TDR_WORKERS=N data-parallel worker threads (default: one per core on wasm), TDR_RUNS, TDR_BACKEND
   --out FILE.tdrc  where the trained t2i model goes (default: data/checkpoints/t2i-demo.tdrc for demo,
-                   else <runs>/<preset>/t2i-<preset>.tdrc)`;
+                   else <runs>/<preset>/t2i-<preset>.tdrc)
+  --ae-from FILE   t2i only: keep the autoencoder of this text-to-image checkpoint (same AE settings) and
+                   train only the text encoder + UNet (+ image-to-words mapper); skips stage 0a`;
 
 const Options = z.strictObject({
   preset: z.enum(PRESET_NAMES as [string, ...string[]]).optional(),
@@ -43,6 +46,7 @@ const Options = z.strictObject({
   runs: z.string().optional(),
   'max-steps': z.coerce.number().int().positive().optional(),
   out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
+  'ae-from': z.string().endsWith('.tdrc', { message: 'expected a text-to-image checkpoint (.tdrc)' }).optional(),
 });
 
 export function loadConfigArg(preset: string | undefined, config: string | undefined): T2IConfig {
@@ -64,7 +68,7 @@ export const trainCommand: Command = {
   async run(argv) {
     if (argv[0] === 'restore') return trainRestoreCommandRun(argv.slice(1));
     if (argv[0] === 'i2t' || argv[0] === 'clean') return trainGuidanceCommandRun(argv[0], argv.slice(1));
-    const { options, positionals } = parseOptions('train', argv, { preset: { type: 'string' }, config: { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' } }, Options);
+    const { options, positionals } = parseOptions('train', argv, { preset: { type: 'string' }, config: { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' }, 'ae-from': { type: 'string' } }, Options);
     const stage = positionals[0];
     if (!stage || !(STAGES as readonly string[]).includes(stage)) throw new UserError(`stage must be one of ${STAGES.join(', ')}, got ${stage ? `'${stage}'` : 'nothing'}`);
     if (positionals.length > 1) throw new UserError(`unexpected argument '${positionals[1]}'`);
@@ -82,7 +86,9 @@ export const trainCommand: Command = {
       ae.params.dispose();
       return 0;
     }
-    const r = await trainTextToImage(cfg, runDir, { maxStepsThisCall: options['max-steps'], workers });
+    if (options['ae-from'] && stage !== 't2i') throw new UserError(`--ae-from is an option of 'tdr train t2i', not of '${stage}'`);
+    if (options['ae-from'] && !fs.existsSync(options['ae-from'])) throw new UserError(`--ae-from ${options['ae-from']}: no such file`);
+    const r = await trainTextToImage(cfg, runDir, { maxStepsThisCall: options['max-steps'], workers, aeFrom: options['ae-from'] });
     if (!r.model) return stopped(r.ae.step, cfg.aeTrain.steps, path.join(runDir, 'ae'), options['max-steps']);
     if (r.t2i!.interrupted) {
       r.model.dispose();
@@ -90,7 +96,7 @@ export const trainCommand: Command = {
     }
     const out = options.out ?? (cfg.preset === 'demo' ? shippedCheckpoint('t2i-demo') : path.join(runDir, `t2i-${cfg.preset}.tdrc`));
     const src = options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`;
-    r.model.save(out, { float16: true, meta: { rebuild: `tdr train t2i ${src}`, steps: r.t2i!.step } });
+    r.model.save(out, { float16: true, meta: { rebuild: `tdr train t2i ${src}`, steps: r.t2i!.step, ...(r.aeFrom ? { aeFrom: r.aeFrom } : {}) } });
     // the loss logs of both stages beside the checkpoint, <out>.log.jsonl (notebook 02 plots the shipped one)
     const lines = [...readLog(path.join(runDir, 'ae')).map((x) => ({ stage: 'ae', ...x })), ...readLog(path.join(runDir, 't2i')).map((x) => ({ stage: 't2i', ...x }))];
     writeLogBeside(out, lines);

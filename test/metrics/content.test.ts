@@ -1,0 +1,42 @@
+/**
+ * lib/metrics/content.ts: area thumbnails and retrieval ranks by thumbnail PSNR.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { areaThumbnail, thumbnailRanks, summariseRanks } from '../../lib/metrics/content';
+import { makeImage, RGBImage } from '../../lib/data/image';
+import { Rng } from '../../lib/util/rng';
+
+function img(h: number, w: number, f: (y: number, x: number, c: number) => number): RGBImage {
+  const d = new Float32Array(h * w * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) d[(y * w + x) * 3 + c] = f(y, x, c);
+  return makeImage(h, w, d);
+}
+
+test('areaThumbnail: exact cell means for a divisible size; fractional footprints for another; constants stay constant', () => {
+  const a = img(4, 4, (y, x, c) => y * 4 + x + c * 100);
+  const t = areaThumbnail(a, 2);
+  // top-left cell: pixels (0,0),(0,1),(1,0),(1,1) = 0,1,4,5 → 2.5
+  assert.deepEqual(Array.from(t.data.slice(0, 3)), [2.5, 102.5, 202.5]);
+  assert.equal(t.data[(1 * 2 + 1) * 3], (10 + 11 + 14 + 15) / 4);
+  // 3 px into 2 cells: cell 0 = pixel 0 + half of pixel 1
+  const b = img(1, 3, (_y, x) => [0, 3, 6][x]);
+  const tb = areaThumbnail(b, 2);
+  assert.ok(Math.abs(tb.data[0] - (0 + 0.5 * 3) / 1.5) < 1e-6);
+  assert.ok(Math.abs(tb.data[3] - (0.5 * 3 + 6) / 1.5) < 1e-6);
+  const k = areaThumbnail(img(37, 53, () => 0.25), 16);
+  assert.ok(k.data.every((v) => Math.abs(v - 0.25) < 1e-6));
+});
+
+test('thumbnailRanks: a copy of its own photo ranks 1; a copy of another photo does not; noise-level changes do not matter at 16×16', () => {
+  const rng = new Rng(3);
+  const photos = Array.from({ length: 6 }, (_, i) => img(64, 64, (y, x, c) => 0.5 + 0.4 * Math.sin((y + 7 * i) / (5 + i) + c) * Math.cos((x * (i + 1)) / 13)));
+  const noisy = photos.map((p) => makeImage(p.height, p.width, p.data.map((v) => v + 0.1 * rng.normal())));
+  const r = thumbnailRanks(noisy, photos, [0, 1, 2, 3, 4, 5]);
+  assert.deepEqual(r.map((x) => x.rank), [1, 1, 1, 1, 1, 1]);
+  assert.ok(r.every((x) => x.psnrOwn > x.psnrBestOther));
+  const swapped = thumbnailRanks([photos[1]], photos, [0]);
+  assert.ok(swapped[0].rank > 1, 'another photo is not ranked as its own');
+  assert.deepEqual(summariseRanks([{ rank: 1 }, { rank: 3 }]), { top1: 0.5, meanRank: 2, n: 2 });
+  assert.throws(() => thumbnailRanks([photos[0]], photos, [9]), /own\[0\] = 9 is not a candidate index/);
+});
