@@ -175,7 +175,7 @@ export class TextToImage {
   static load(file: string): TextToImage {
     const { meta, tensors: all } = loadCheckpoint(file);
     // a run's checkpoint (<runs>/<preset>/t2i/checkpoint.tdrc, while it trains): its EMA weights
-    const run = meta.kind === undefined && meta.stage === 't2i';
+    const run = meta.kind === 'train-state' && meta.stage === 't2i';
     if (meta.kind !== 't2i' && !run) throw new CheckpointError(`${file}: not a text-to-image checkpoint (kind '${String(meta.kind)}')`);
     let tensors = all;
     if (run) {

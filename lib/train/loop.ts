@@ -72,6 +72,33 @@ export interface TrainOptions {
    * checkpointEvery, logEvery, sample) — so a run can be extended, never silently mixed.
    */
   resumeKey?: unknown;
+  /**
+   * Validation during training: every `every` steps (and at the last step) `run` measures the model
+   * with its EMA weights (the weights that are shipped; the raw weights when EMA is off), the result is
+   * appended to `val.jsonl` in the run folder, and when `best` names one of its numbers, the weights
+   * with the best value so far are kept in `best.tdrc` (EMA weights as `param.*`, meta: step, value).
+   */
+  validate?: { every: number; run: (step: number) => Promise<Record<string, number>>; best?: { key: string; mode: 'max' | 'min' } };
+}
+
+export const VAL_LOG_FILE = 'val.jsonl';
+export const BEST_FILE = 'best.tdrc';
+
+/** The validation records of a run folder (`val.jsonl`), in step order. */
+export function readValLog(runDir: string): Array<{ step: number } & Record<string, number>> {
+  const f = path.join(runDir, VAL_LOG_FILE);
+  if (!fs.existsSync(f)) return [];
+  return fs
+    .readFileSync(f, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l, i) => {
+      try {
+        return JSON.parse(l);
+      } catch {
+        throw new Error(`${f}: line ${i + 1} is not JSON`);
+      }
+    });
 }
 
 const BOOKKEEPING = new Set(['steps', 'checkpointEvery', 'logEvery', 'sample']);
@@ -199,8 +226,12 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     // drop log lines past the checkpoint: they will be recomputed identically
     const kept = readLog(opts.runDir).filter((r) => r.step < step);
     writeFileAtomic(logFile, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+    const keptVal = readValLog(opts.runDir).filter((r) => r.step <= step);
+    writeFileAtomic(path.join(opts.runDir, VAL_LOG_FILE), keptVal.map((r) => JSON.stringify(r) + '\n').join(''));
   } else {
     fs.rmSync(logFile, { force: true });
+    fs.rmSync(path.join(opts.runDir, VAL_LOG_FILE), { force: true });
+    fs.rmSync(path.join(opts.runDir, BEST_FILE), { force: true });
   }
   const resumedFrom = step;
   writeFileAtomic(path.join(opts.runDir, 'config.json'), JSON.stringify({ ...opts.meta, train: cfg }, null, 2) + '\n');
@@ -298,6 +329,38 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     return { named, total, partValues };
   }
 
+  /** Measure with the EMA weights (swapped in, then back), log to val.jsonl, keep the best weights. */
+  async function validate(s: number): Promise<void> {
+    const v = opts.validate!;
+    const backup = new Map<string, tf.Tensor>();
+    for (const [n, e] of ema) {
+      const p = paramMap.get(n);
+      if (!p) continue;
+      backup.set(n, tf.tidy(() => p.clone()));
+      p.assign(e);
+    }
+    let values: Record<string, number>;
+    try {
+      values = await v.run(s);
+    } finally {
+      for (const [n, b] of backup) paramMap.get(n)!.assign(b);
+      tf.dispose([...backup.values()]);
+    }
+    fs.appendFileSync(path.join(opts.runDir, VAL_LOG_FILE), JSON.stringify({ step: s, ...values }) + '\n');
+    if (!v.best) return;
+    const value = values[v.best.key];
+    if (!Number.isFinite(value)) return;
+    const prev = readValLog(opts.runDir).filter((r) => r.step < s && Number.isFinite(r[v.best!.key])).map((r) => r[v.best!.key]);
+    const better = prev.length === 0 || (v.best.mode === 'max' ? value > Math.max(...prev) : value < Math.min(...prev));
+    if (!better) return;
+    const tensors: Named = new Map();
+    for (const [n, p] of stage.params.entries()) {
+      const e = ema.get(n) ?? p;
+      tensors.set(`param.${n}`, { shape: [...e.shape], data: e.dataSync() as Float32Array });
+    }
+    saveCheckpoint(path.join(opts.runDir, BEST_FILE), { ...opts.meta, kind: 'train-best', step: s, best: { key: v.best.key, value } }, tensors);
+  }
+
   try {
     if (pool) await pool.whenReady();
     while (step < endStep) {
@@ -332,6 +395,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
       if (step % cfg.checkpointEvery === 0 || step === endStep || stopRequested || opts.shouldStop?.()) {
         saveState(ckptFile, stage.params, opt, ema, step, { ...opts.meta, resumeKey });
       }
+      if (opts.validate && (step % opts.validate.every === 0 || step === cfg.steps)) await validate(step);
       progress.update(step, lastLoss);
       if (stopRequested || opts.shouldStop?.()) break;
     }

@@ -190,3 +190,38 @@ test('EMA warm-up: decay (1+t)/(10+t) capped at emaDecay; off keeps the constant
   assert.equal(emaDecayAt(100000, { emaDecay: 0.999, emaWarmup: true }), 0.999);
   assert.equal(emaDecayAt(0, { emaDecay: 0.999, emaWarmup: false }), 0.999);
 });
+
+test('validate: every K steps with the EMA weights (swapped back after), val.jsonl written, best.tdrc keeps the best value; a resumed run keeps earlier lines', async () => {
+  const { readValLog, VAL_LOG_FILE, BEST_FILE } = await import('../../lib/train/loop');
+  const dir = tmpDir();
+  const stage = makeStage(3);
+  const seen: Array<{ step: number; w: number; raw: number }> = [];
+  // the "metric" rises then falls (the best is step 4); step 5 is the last step of the first call
+  const metric: Record<number, number> = { 2: 2, 4: 4, 5: 3, 6: 1, 8: 0 };
+  const validate = {
+    every: 2,
+    best: { key: 'score', mode: 'max' as const },
+    async run(step: number) {
+      seen.push({ step, w: stage.params.get('l1.w').dataSync()[0], raw: NaN });
+      return { score: metric[step] };
+    },
+  };
+  const r = await train(stage, { ...cfg, steps: 5 }, { runDir: dir, meta: { config: { m: 1 } }, quiet: true, validate });
+  assert.equal(r.step, 5);
+  assert.deepEqual(seen.map((s) => s.step), [2, 4, 5], 'every 2 steps and at the last one');
+  // the parameters were swapped back: after training they are the raw weights, not the EMA ones
+  const ck = loadCheckpoint(path.join(dir, CHECKPOINT_FILE));
+  const ema = ck.tensors.get('ema.l1.w')!.data[0];
+  const raw = ck.tensors.get('param.l1.w')!.data[0];
+  assert.notEqual(ema, raw);
+  assert.equal(stage.params.get('l1.w').dataSync()[0], raw);
+  // resume to 8: validation at 6 and 8 (the last step); earlier lines kept
+  const r2 = await train(stage, { ...cfg, steps: 8 }, { runDir: dir, meta: { config: { m: 1 } }, quiet: true, validate });
+  assert.equal(r2.step, 8);
+  assert.deepEqual(readValLog(dir).map((x) => [x.step, x.score]), [[2, 2], [4, 4], [5, 3], [6, 1], [8, 0]]);
+  const best = loadCheckpoint(path.join(dir, BEST_FILE));
+  assert.equal(best.meta.step, 4);
+  assert.deepEqual(best.meta.best, { key: 'score', value: 4 });
+  assert.ok(best.tensors.has('param.l1.w') && !best.tensors.has('ema.l1.w'));
+  assert.ok(fs.existsSync(path.join(dir, VAL_LOG_FILE)));
+});
