@@ -40,6 +40,23 @@ export const RestoreConfigSchema = z
     tasks: z.enum(TASK_SETS).describe("training task set: 'all-in-one' (5 tasks, uniform) or one family"),
     patchSize: z.number().int().min(16).describe('gt_size: side of the square training patches (px)'),
     photoShortSide: z.number().int().min(16).describe('training photos are resized to this short side before cropping'),
+    cropScales: z
+      .array(z.number().int().min(16))
+      .min(1)
+      .optional()
+      .describe('short sides the training photos are loaded at; each patch comes from one of them, uniformly (multi-scale crops of the full-resolution photos); absent: photoShortSide only. Guidance is generated from the whole photo at photoShortSide'),
+    taskWeights: z
+      .record(z.string(), z.number().min(0))
+      .optional()
+      .describe("relative sampling weight per task name of the task set, e.g. { \"haze\": 3 }; absent: uniform over the task set (official)"),
+    validation: z
+      .strictObject({
+        holdout: z.number().int().min(1).describe('the last N training photos are held out of training and used for validation (never the validation split, which the tables use)'),
+        every: z.number().int().positive().describe('validate every this many steps (and at the last step)'),
+        size: z.number().int().min(16).describe('side of the centred crops of the held-out photos (at photoShortSide)'),
+      })
+      .optional()
+      .describe('validation PSNR during training (val.jsonl in the run folder); the shipped model is the best checkpoint by mean PSNR'),
     refLr: z.number().min(0).finite().describe('ref_lr: peak LR of the <prefix>.masa. group (matcher encoder + fusion)'),
     paramFixIterations: z.number().int().min(0).describe('param_fix_iterations: steps during which the masa group is frozen'),
     matcherEncoderLr: z
@@ -61,6 +78,15 @@ export const RestoreConfigSchema = z
     if (c.photoShortSide < c.patchSize) ctx.addIssue({ code: 'custom', path: ['photoShortSide'], message: `photoShortSide ${c.photoShortSide} must be ≥ patchSize ${c.patchSize}` });
     if (c.eval.shortSide < c.eval.size) ctx.addIssue({ code: 'custom', path: ['eval', 'shortSide'], message: `eval.shortSide ${c.eval.shortSide} must be ≥ eval.size ${c.eval.size}` });
     if (c.patchSize % 4 !== 0) ctx.addIssue({ code: 'custom', path: ['patchSize'], message: `patchSize ${c.patchSize} must be a multiple of 4 (guidance candidates are taken with stride patchSize/4)` });
+    c.cropScales?.forEach((s, i) => {
+      if (s < c.patchSize) ctx.addIssue({ code: 'custom', path: ['cropScales', i], message: `cropScales[${i}] = ${s} must be ≥ patchSize ${c.patchSize}` });
+    });
+    if (c.taskWeights) {
+      const names = (c.tasks === 'all-in-one' ? ['noise15', 'noise25', 'noise50', 'rain', 'haze'] : [c.tasks]) as string[];
+      for (const k of Object.keys(c.taskWeights)) if (!names.includes(k)) ctx.addIssue({ code: 'custom', path: ['taskWeights', k], message: `'${k}' is not a task of '${c.tasks}' (${names.join(', ')})` });
+      if (!names.some((n) => (c.taskWeights![n] ?? 1) > 0)) ctx.addIssue({ code: 'custom', path: ['taskWeights'], message: 'at least one task needs a weight > 0' });
+    }
+    if (c.validation && c.validation.size > c.photoShortSide) ctx.addIssue({ code: 'custom', path: ['validation', 'size'], message: `validation.size ${c.validation.size} must be ≤ photoShortSide ${c.photoShortSide}` });
   });
 export type RestoreConfig = z.infer<typeof RestoreConfigSchema>;
 

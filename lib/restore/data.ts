@@ -3,8 +3,9 @@
  * guidance G) patches from the training photos.
  *
  * Per sample (all randomness from the batch rng, so a batch is a function of (seed, step) and can be
- * split across data-parallel workers): photo, patch position, flip, task (uniform over the task set,
- * `sampleTask`) and degradation seed. Y = the clean patch, X = degrade(Y).
+ * split across data-parallel workers): scale (when there are several), photo, patch position, flip,
+ * task (uniform over the task set, `sampleTask`, or by `taskWeights`) and degradation seed.
+ * Y = the clean patch, X = degrade(Y).
  *
  * Guidance: G is generated ONCE per (training photo, task) from a fixed degraded version of the whole
  * photo (seed = hash(photo, task)) and cached (`buildGuidanceCache`, a .tdrc file in the run folder,
@@ -243,13 +244,21 @@ export interface RestoreData {
   patchSize: number;
   /** candidates per guidance key (guided training only) */
   candidates?: Map<string, { g: RGBImage; cands: GuidanceCandidates }>;
+  /** the same photos at further scales (multi-scale crops): a patch's scale is drawn uniformly among photos + these */
+  moreScales?: LoadedPhoto[][];
+  /** sampling weight of each spec (absent: uniform, `sampleTask`) */
+  taskWeights?: number[];
 }
 
-export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchSize: number, guidance?: GuidanceImages): RestoreData {
+export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchSize: number, guidance?: GuidanceImages, opts: { moreScales?: LoadedPhoto[][]; taskWeights?: Record<string, number> } = {}): RestoreData {
   if (photos.length === 0) throw new Error('makeRestoreData: no training photos');
-  for (const p of photos) {
+  for (const p of [...photos, ...(opts.moreScales ?? []).flat()]) {
     if (p.image.height < patchSize || p.image.width < patchSize) throw new Error(`makeRestoreData: photo ${p.entry.id} ${p.image.height}x${p.image.width} is smaller than the patch ${patchSize}`);
   }
+  for (const sc of opts.moreScales ?? []) {
+    if (sc.length !== photos.length || sc.some((p, i) => p.entry.id !== photos[i].entry.id)) throw new Error('makeRestoreData: every scale must hold the same photos in the same order');
+  }
+  const taskWeights = opts.taskWeights ? specs.map((s) => opts.taskWeights![s.name] ?? 1) : undefined;
   let candidates: RestoreData['candidates'];
   if (guidance) {
     candidates = new Map();
@@ -261,7 +270,18 @@ export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchS
         candidates.set(key, { g, cands: guidanceCandidates(g, patchSize) });
       }
   }
-  return { photos, specs, patchSize, candidates };
+  return { photos, specs, patchSize, candidates, moreScales: opts.moreScales?.length ? opts.moreScales : undefined, taskWeights };
+}
+
+/** Draw index i with probability w_i / Σw (one rng.random()). */
+function weightedIndex(rng: Rng, w: readonly number[]): number {
+  const total = w.reduce((a, b) => a + b, 0);
+  let r = rng.random() * total;
+  for (let i = 0; i < w.length; i++) {
+    r -= w[i];
+    if (r < 0) return i;
+  }
+  return w.length - 1;
 }
 
 function flipLR(img: RGBImage): RGBImage {
@@ -270,12 +290,14 @@ function flipLR(img: RGBImage): RGBImage {
 
 /** Draw one sample: photo, position, flip, task, degradation seed — in this order from `rng`. */
 export function sampleRestore(data: RestoreData, rng: Rng): RestoreSample {
-  const p = data.photos[rng.int(data.photos.length)];
+  const scales = data.moreScales ? [data.photos, ...data.moreScales] : null;
+  const photos = scales ? scales[rng.int(scales.length)] : data.photos; // one rng draw only with several scales
+  const p = photos[rng.int(photos.length)];
   const size = data.patchSize;
   const y0 = rng.int(p.image.height - size + 1);
   const x0 = rng.int(p.image.width - size + 1);
   const flip = rng.random() < 0.5;
-  const spec = sampleTask(rng, data.specs);
+  const spec = data.taskWeights ? data.specs[weightedIndex(rng, data.taskWeights)] : sampleTask(rng, data.specs);
   const seed = rng.nextUint32();
   const y = crop(p.image, y0, x0, size, size);
   const x = degradeWithSpec(y, spec, seed).image;

@@ -22,11 +22,17 @@ import { Params } from '../models/params';
 import { Rng } from '../util/rng';
 import { GuidedRestorer } from './guided';
 import { RestoreConfig, parseRestoreConfig, restoreRunName } from './config';
-import { train, Stage, TrainResult, loadWeights, splitState, CHECKPOINT_FILE, LogRecord } from '../train/loop';
+import { train, Stage, TrainResult, loadWeights, splitState, CHECKPOINT_FILE, BEST_FILE, LogRecord } from '../train/loop';
+import { UserError } from '../util/errors';
+import { RGBImage } from '../data/image';
+import { centerCrop } from '../data/patches';
+import { degradeWithSpec } from '../data/degrade';
+import { psnr } from '../metrics/metrics';
+import { restoreImage, usesY, evalSeed } from './eval';
 import { loadCheckpoint, readCheckpointMeta, saveCheckpoint, CheckpointError, Named } from '../util/checkpoint';
 import { LoadedPhoto, loadPhotos } from '../data/patches';
-import { RestoreBatch, RestoreData, buildGuidanceCache, makeRestoreData, restoreBatch, taskSpecs, tryLoadGuidanceCache } from './data';
-import { GuidanceSource, GuidanceModelRef } from './source';
+import { RestoreBatch, RestoreData, GuidanceImages, buildGuidanceCache, makeRestoreData, restoreBatch, taskSpecs, tryLoadGuidanceCache } from './data';
+import { GuidanceSource, GuidanceModelRef, guidanceKey } from './source';
 import { loopSettings } from '../train/config';
 
 /** Parameter prefix of the restorer in every checkpoint. */
@@ -81,17 +87,69 @@ export function restoreStage(cfg: RestoreConfig, params: Params, net: GuidedRest
   };
 }
 
+/**
+ * The photos of a restorer run: the training photos at photoShortSide (without the validation
+ * hold-out: the LAST `validation.holdout` training photos), the same photos at the other `cropScales`,
+ * and the held-out photos (at photoShortSide).
+ */
+export async function restorePhotos(cfg: RestoreConfig, photoLimit?: number): Promise<{ photos: LoadedPhoto[]; moreScales: LoadedPhoto[][]; holdout: LoadedPhoto[] }> {
+  const all = await loadPhotos('train', cfg.photoShortSide, photoLimit);
+  const h = cfg.validation?.holdout ?? 0;
+  if (h >= all.length) throw new UserError(`validation.holdout ${h} leaves no training photo (${all.length} photos)`);
+  const keep = all.length - h;
+  const moreScales: LoadedPhoto[][] = [];
+  for (const s of cfg.cropScales ?? []) {
+    if (s === cfg.photoShortSide) continue;
+    moreScales.push((await loadPhotos('train', s, photoLimit)).slice(0, keep));
+  }
+  return { photos: all.slice(0, keep), moreScales, holdout: all.slice(keep) };
+}
+
+/** Training data of a config from its photos (multi-scale, task weights, guidance candidates). */
+function restoreData(cfg: RestoreConfig, ph: { photos: LoadedPhoto[]; moreScales: LoadedPhoto[][] }, guidance?: GuidanceImages): RestoreData {
+  return makeRestoreData(ph.photos, taskSpecs(cfg.tasks), cfg.patchSize, guidance, { moreScales: ph.moreScales, taskWeights: cfg.taskWeights });
+}
+
 /** Worker factory (lib/train/parallel.ts): the same stage in a training worker. */
 export async function restoreStageForWorker(args: { config: RestoreConfig; guidanceFile?: string; photoLimit?: number }): Promise<Stage<RestoreBatch>> {
   const cfg = parseRestoreConfig(args.config, 'worker config');
-  const photos = await loadPhotos('train', cfg.photoShortSide, args.photoLimit);
+  const ph = await restorePhotos(cfg, args.photoLimit);
   let cache;
   if (cfg.model.guidance) {
     cache = args.guidanceFile ? tryLoadGuidanceCache(args.guidanceFile) : null;
     if (!cache) throw new Error(`restore worker: cannot read the guidance cache ${args.guidanceFile}`);
   }
   const { params, net } = buildRestorer(cfg);
-  return restoreStage(cfg, params, net, makeRestoreData(photos, taskSpecs(cfg.tasks), cfg.patchSize, cache));
+  return restoreStage(cfg, params, net, restoreData(cfg, ph, cache ?? undefined));
+}
+
+/**
+ * Validation PSNR of a restorer on the held-out training photos: their centred `validation.size`
+ * crops, each task of the task set with a fixed seed (evalSeed), PSNR with the tables' conventions
+ * (Y for rain, RGB otherwise); guided nets get G from the run's guidance cache. Returns `v_psnr`
+ * (mean over images and tasks) and `v_<task>` per task.
+ */
+export function validationPsnr(cfg: RestoreConfig, net: GuidedRestorer, holdout: LoadedPhoto[], guidance?: GuidanceImages): Record<string, number> {
+  const size = cfg.validation!.size;
+  const specs = taskSpecs(cfg.tasks);
+  const per: Record<string, number[]> = Object.fromEntries(specs.map((s) => [s.name, []]));
+  for (const p of holdout) {
+    const y = centerCrop(p.image, size);
+    for (const spec of specs) {
+      const x = degradeWithSpec(y, spec, evalSeed(`holdout:${p.entry.id}`, spec.name)).image;
+      let g: RGBImage | undefined;
+      if (cfg.model.guidance) {
+        g = guidance?.get(guidanceKey('train', p.entry.id, spec.name));
+        if (!g) throw new Error(`validationPsnr: no guidance for held-out photo '${p.entry.id}' × ${spec.name}`);
+      }
+      const out = restoreImage(net, x, g);
+      per[spec.name].push(psnr(y, out, { yChannel: usesY(spec) }));
+    }
+  }
+  const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+  const res: Record<string, number> = { v_psnr: mean(Object.values(per).flat()) };
+  for (const [k, v] of Object.entries(per)) res[`v_${k}`] = mean(v);
+  return res;
 }
 
 export interface TrainRestorerOptions {
@@ -133,12 +191,13 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
     }
   }
   fs.mkdirSync(runDir, { recursive: true });
-  const photos: LoadedPhoto[] = await loadPhotos('train', cfg.photoShortSide, opts.photoLimit);
+  const ph = await restorePhotos(cfg, opts.photoLimit);
   const specs = taskSpecs(cfg.tasks);
   const guidanceFile = path.join(runDir, GUIDANCE_CACHE_FILE);
-  const cache = cfg.model.guidance ? await buildGuidanceCache(photos, specs, source!, cfg.patchSize, guidanceFile, { quiet: opts.quiet }) : undefined;
+  // G of every training photo × task, and of the held-out validation photos (generated from the text side as any input)
+  const cache = cfg.model.guidance ? await buildGuidanceCache([...ph.photos, ...ph.holdout], specs, source!, cfg.patchSize, guidanceFile, { quiet: opts.quiet }) : undefined;
   const { params, net } = buildRestorer(cfg);
-  const stage = restoreStage(cfg, params, net, makeRestoreData(photos, specs, cfg.patchSize, cache));
+  const stage = restoreStage(cfg, params, net, restoreData(cfg, ph, cache));
   const trainCfg = loopSettings(cfg.train);
   const workers = opts.workers ?? 1;
   const result = await train(stage, trainCfg, {
@@ -149,8 +208,12 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
     maxStepsThisCall: opts.maxStepsThisCall,
     onLog: opts.onLog,
     parallel: workers > 1 ? { workers, factory: { module: __filename, fn: 'restoreStageForWorker', args: { config: cfg, guidanceFile: cache ? guidanceFile : undefined, photoLimit: opts.photoLimit } } } : undefined,
+    validate: cfg.validation && ph.holdout.length ? { every: cfg.validation.every, best: { key: 'v_psnr', mode: 'max' }, run: async () => validationPsnr(cfg, net, ph.holdout, cache) } : undefined,
   });
-  loadWeights(path.join(runDir, CHECKPOINT_FILE), params, { useEma: true });
+  // the shipped weights: the best validation checkpoint when the run validates, else the final EMA weights
+  const best = path.join(runDir, BEST_FILE);
+  if (cfg.validation && fs.existsSync(best) && !result.interrupted) loadWeights(best, params);
+  else loadWeights(path.join(runDir, CHECKPOINT_FILE), params, { useEma: true });
   return { params, net, result, guidance: guidanceName, guidanceModel };
 }
 

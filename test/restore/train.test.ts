@@ -204,3 +204,36 @@ test('loadRestorer refuses another backbone, another guidance setting, and anoth
   await assert.rejects(trainRestorer(ci(true), path.join(dir, 'x'), { guidance: noGuidance }), /needs a guidance source/);
   await assert.rejects(trainRestorer(ci(false), path.join(dir, 'y'), { guidance: cleanOracleGuidance() }), /unguided .* but a guidance source 'clean-oracle' was given/);
 });
+
+test('multi-scale crops, task weights and a held-out validation set: patches come from every scale, a task weighted 0 never appears, validation PSNR is logged and the best checkpoint is shipped', async () => {
+  const { parseRestoreConfig } = await import('../../lib/restore/config');
+  const { restorePhotos } = await import('../../lib/restore/train');
+  const { sampleRestore } = await import('../../lib/restore/data');
+  const { readValLog, BEST_FILE } = await import('../../lib/train/loop');
+  const { Rng } = await import('../../lib/util/rng');
+  const base = ci(false);
+  const cfg = parseRestoreConfig({ ...base, cropScales: [base.photoShortSide, 48], taskWeights: { noise15: 0, noise25: 0, haze: 3 }, validation: { holdout: 2, every: 2, size: 32 }, train: { ...base.train, steps: 4, checkpointEvery: 2 } }, 'scales.json');
+  const ph = await restorePhotos(cfg, 6);
+  assert.deepEqual([ph.photos.length, ph.holdout.length, ph.moreScales.length], [4, 2, 1]);
+  assert.ok(!ph.photos.some((p) => ph.holdout.some((h) => h.entry.id === p.entry.id)), 'held-out photos are not trained on');
+  const data = makeRestoreData(ph.photos, taskSpecs(cfg.tasks), cfg.patchSize, undefined, { moreScales: ph.moreScales, taskWeights: cfg.taskWeights });
+  const rng = new Rng(5);
+  const tasks = new Map<string, number>();
+  for (let i = 0; i < 200; i++) {
+    const s = sampleRestore(data, rng);
+    tasks.set(s.task, (tasks.get(s.task) ?? 0) + 1);
+  }
+  assert.ok(!tasks.has('noise15') && !tasks.has('noise25'), 'weight 0: never drawn');
+  assert.ok((tasks.get('haze') ?? 0) > 2 * (tasks.get('rain') ?? 0), `haze ×3: ${JSON.stringify([...tasks])}`);
+  assert.throws(() => parseRestoreConfig({ ...base, taskWeights: { fog: 1 } }, 'w.json'), /w\.json: taskWeights\.fog: 'fog' is not a task of 'all-in-one'/);
+  assert.throws(() => parseRestoreConfig({ ...base, patchSize: 24, cropScales: [20] }, 's.json'), /s\.json: cropScales\.0: cropScales\[0\] = 20 must be ≥ patchSize 24/);
+  const run = path.join(dir, 'val-run');
+  const r = await trainRestorer(cfg, run, { quiet: true, photoLimit: 6 });
+  const val = readValLog(run);
+  assert.deepEqual(val.map((v) => v.step), [2, 4]);
+  assert.ok(val.every((v) => Number.isFinite(v.v_psnr) && Number.isFinite(v.v_haze) && Number.isFinite(v.v_rain)));
+  const best = readCheckpointMeta(path.join(run, BEST_FILE));
+  const bestStep = val.reduce((a, v) => (v.v_psnr > a.v_psnr ? v : a)).step;
+  assert.equal(best.step, bestStep, 'best.tdrc holds the best validation step');
+  r.params.dispose();
+});
