@@ -1,5 +1,5 @@
 /**
- * Captions for training the text-to-image model (DESIGN §2): "a photo of <content caption>" from the
+ * Captions for training the text-to-image model (stage 0; docs/notation.md): "a photo of <content caption>" from the
  * corpus manifest, plus ", <phrase>" when the image was degraded, where the phrase comes from the
  * drawn degradation parameters and uses the words noisy, rainy, hazy, blurry. So "a photo of a
  * meadow" and "a photo of a meadow, hazy" name different images — the intuition of the paper's Fig. 1.

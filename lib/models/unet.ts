@@ -7,7 +7,7 @@
  * Reference: huggingface/diffusers `models/unets/unet_2d_condition.py` (58eb52c) with
  *   CrossAttnDownBlock2D / UNetMidBlock2DCrossAttn / CrossAttnUpBlock2D, ResnetBlock2D,
  *   Transformer2DModel + BasicTransformerBlock; same block order and skip bookkeeping.
- * Deviations (sized for a CPU, REFERENCE §7): GroupNorm with `groups` (8) instead of 32; a plain GELU
+ * Deviations (sized for a CPU): GroupNorm with `groups` (8) instead of 32; a plain GELU
  *   MLP instead of GEGLU; one transformer block per attention site; Attention's output projection
  *   is zero-initialised (nn.Attention), so every attention branch starts as identity; only the
  *   final output conv is zero-initialised (as LDM's `zero_module`), so at init ε_θ ≡ 0 and only
@@ -28,7 +28,7 @@
  *   conditions through cross-attention only; a small UNet trained from scratch on CPU learns the
  *   content of a caption much faster with this global path (measured: `tdr t2i-check`, content retrieval).
  *
- * ELITE-style k/v copies (REFERENCE §1): `crossAttentionKV()` lists every cross-attention ("attn2")
+ * ELITE-style k/v copies (the official `inj_forward_crossattention`, scripts/train/main_train_i2t_mapping.py): `crossAttentionKV()` lists every cross-attention ("attn2")
  * with its key/value Linear layers by name; `call(…, {kvOverride})` uses replacement layers for the
  * names in the map (the M_i2t stage trains such copies while the UNet stays frozen).
  *

@@ -1,5 +1,5 @@
 /**
- * Training data of guided restoration (stage 3; paper Sec. 3.3, REFERENCE §1): (degraded X, clean Y,
+ * Training data of guided restoration (stage 3; paper Sec. 3.3): (degraded X, clean Y,
  * guidance G) patches from the training photos.
  *
  * Per sample (all randomness from the batch rng, so a batch is a function of (seed, step) and can be

@@ -1,7 +1,7 @@
 /**
  * Additive white Gaussian noise, σ on the 0–255 scale.
  *
- * Two protocols (REFERENCE §5):
+ * Two protocols:
  * - `'float'` (Restormer / TextualDegRemoval evaluation): y = x + n·σ/255, n ~ N(0,1) per value,
  *   NO clipping and NO quantisation; values may leave [0,1]. (Writing the result to an 8-bit file
  *   later clips and rounds it.)
