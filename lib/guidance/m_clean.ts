@@ -42,6 +42,7 @@ class MixerBlock {
   }
 }
 
+/** Eq. (3)'s M_clean: per-word MLPs (the official `CleanMapper`) or the word mixer (see above). */
 export class CleanMapper {
   private readonly perWord?: WordMlp;
   private readonly mixer?: { inp: Linear; pos: tf.Variable; blocks: MixerBlock[]; ln: LayerNorm; out: Linear };
@@ -67,7 +68,7 @@ export class CleanMapper {
   }
 
   /**
-   * E'_txt = M_clean(E_txt).
+   * E'_txt = M_clean(E_txt), Eq. (3).
    * @param words [B,N,D]
    * @returns [B,N,D]
    */

@@ -119,7 +119,7 @@ export class ImageToTextMapper {
   }
 
   /**
-   * E_txt = M_i2t(τi(X)).
+   * E_txt = M_i2t(τi(X)), Eq. (2).
    * @param f.global [B,dim]; f.tokens [B,T,dim]
    * @returns words [B,N,D]
    */

@@ -56,6 +56,21 @@ test('the checker flags design-note sections, tracker issues and machine paths, 
   }
 });
 
+test('every docs/ page a lib/ comment cites exists, and so does every section it names in quotes', () => {
+  const bad: string[] = [];
+  let refs = 0;
+  for (const f of files(path.join(root, 'lib'), (p) => p.endsWith('.ts'))) {
+    for (const m of fs.readFileSync(f, 'utf8').matchAll(/docs\/([\w-]+\.md)(?:[, §]+"([^"]+)")?/g)) {
+      refs++;
+      const page = path.join(root, 'docs', m[1]);
+      if (!fs.existsSync(page)) bad.push(`${path.relative(root, f)}: docs/${m[1]} does not exist`);
+      else if (m[2] && !fs.readFileSync(page, 'utf8').split('\n').some((l) => /^#+ /.test(l) && l.includes(m[2]))) bad.push(`${path.relative(root, f)}: docs/${m[1]} has no section "${m[2]}"`);
+    }
+  }
+  assert.ok(refs > 0, 'no lib/ comment cites docs/');
+  assert.deepEqual(bad, []);
+});
+
 test('no file in lib/, native/src, scripts/, notebooks/ or test/ cites what a reader cannot open', () => {
   const self = path.join(root, 'test', 'docs', 'citations.test.ts');
   const sources = [
