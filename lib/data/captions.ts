@@ -15,10 +15,3 @@ export function trainingCaption(entry: CorpusEntry | string, phrase?: string): s
   const p = phrase?.trim();
   return p ? `${base}, ${p}` : base;
 }
-
-/** The degradation word a caption carries, if any. */
-export function degradationWordOf(caption: string): (typeof DEGRADATION_WORDS)[number] | null {
-  const tail = caption.split(',').slice(1).join(',');
-  for (const w of DEGRADATION_WORDS) if (new RegExp(`\\b${w}\\b`).test(tail)) return w;
-  return null;
-}

@@ -6,7 +6,6 @@ import sharp from 'sharp';
 import { RGBImage } from '../data/image';
 import { encodeImage, toUint8 } from '../data/io';
 import { escapeHtml } from './table';
-import { writeFileAtomicAsync } from '../util/fsx';
 
 export interface GridOptions {
   /** images per row (default: all in one row) */
@@ -51,11 +50,6 @@ export async function gridPng(images: RGBImage[], opts: GridOptions = {}): Promi
     .removeAlpha()
     .png()
     .toBuffer();
-}
-
-/** gridPng written atomically to `file`. */
-export async function saveGrid(file: string, images: RGBImage[], opts: GridOptions = {}): Promise<void> {
-  await writeFileAtomicAsync(file, await gridPng(images, opts));
 }
 
 /** `<img>` with the image inlined as a base64 PNG. `height` scales the display (nearest-neighbour look kept). */
