@@ -164,7 +164,7 @@ export class ImageToTextMapper {
   }
 
   /**
-   * E_txt = M_i2t(τi(X)).
+   * Eq. (2): E_txt = M_i2t(τi(X)).
    * @param f.global [B,dim]; f.tokens [B,T,dim]
    * @returns words [B,N,D]
    */
