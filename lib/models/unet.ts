@@ -39,7 +39,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { Params } from './params';
+import { Params, init } from './params';
 import { Conv2d, Linear, GroupNorm, LayerNorm, Attention, silu, gelu, timestepEmbedding, positionalEmbedding2d } from './nn';
 import { Rng } from '../util/rng';
 
@@ -61,6 +61,14 @@ export const UNetConfigSchema = z
       .boolean()
       .default(false)
       .describe('cross-attention queries also see where they are: + Linear(2-D sinusoidal code of the position), the Linear zero-initialised (beyond SD; so that words tied to regions can be drawn there)'),
+    layout: z
+      .strictObject({
+        grid: z.number().int().min(2).max(32).describe('side of the map of learned queries'),
+        channels: z.number().int().positive().describe('channels of the map concatenated to z_t'),
+        heads: z.number().int().positive().default(4),
+      })
+      .optional()
+      .describe('a coarse spatial map read from the text context (grid² learned, positioned queries cross-attend to ctx, a zero-initialised Linear to `channels`), upsampled and concatenated to z_t at the input, as image-conditioned diffusion models (SR3, Palette) condition on a map; beyond SD; absent: none'),
     groups: z.number().int().positive().default(8).describe('GroupNorm groups (SD: 32); must divide every channel count'),
     ffMult: z.number().int().positive().default(4).describe('hidden width of the transformer MLP = ffMult · channels'),
   })
@@ -165,6 +173,8 @@ export interface UNetCallOptions {
 export class UNet {
   readonly cfg: UNetConfig;
   readonly convIn: Conv2d;
+  /** layout: grid² positioned queries → cross-attention to ctx → Linear to a [grid,grid,channels] map (see the config) */
+  readonly layout?: { queries: tf.Variable; norm: LayerNorm; attn: Attention; out: Linear };
   readonly time1: Linear;
   readonly time2: Linear;
   /** pooled text → timestep embedding (only when cfg.pooledText) */
@@ -195,7 +205,25 @@ export class UNet {
       return t;
     };
 
-    this.convIn = new Conv2d(params, `${P}.convIn`, c.latentChannels, ch[0], rng);
+    this.convIn = new Conv2d(params, `${P}.convIn`, c.latentChannels + (c.layout?.channels ?? 0), ch[0], rng);
+    if (c.layout) {
+      const g = c.layout.grid;
+      // queries = a learned part (small init) + the fixed 2-D position code of each cell
+      const pe = positionalEmbedding2d(g, g, c.ctxDim);
+      const peData = pe.dataSync() as Float32Array;
+      pe.dispose();
+      const q = params.add(`${P}.layout.queries`, [g * g, c.ctxDim], (n) => {
+        const r = init.normal(rng, 0.02)(n);
+        for (let i = 0; i < n; i++) r[i] += peData[i];
+        return r;
+      });
+      this.layout = {
+        queries: q,
+        norm: new LayerNorm(params, `${P}.layout.norm`, c.ctxDim),
+        attn: new Attention(params, `${P}.layout.attn`, c.ctxDim, c.ctxDim, c.layout.heads, rng),
+        out: new Linear(params, `${P}.layout.out`, c.ctxDim, c.layout.channels, rng, { zeroInit: true }),
+      };
+    }
     this.time1 = new Linear(params, `${P}.time1`, ch[0], c.timeDim, rng);
     this.time2 = new Linear(params, `${P}.time2`, c.timeDim, c.timeDim, rng);
     if (c.pooledText) this.textToTime = new Linear(params, `${P}.textToTime`, c.ctxDim, c.timeDim, rng);
@@ -241,7 +269,9 @@ export class UNet {
 
   /** Every cross-attention's key/value projections, by the attention's name (e.g. `unet.down1.attn0.attn2`). */
   crossAttentionKV(): Array<{ name: string; k: Linear; v: Linear }> {
-    return this.transformers.map((t) => ({ name: t.attn2.name, k: t.attn2.k, v: t.attn2.v }));
+    const all = this.transformers.map((t) => ({ name: t.attn2.name, k: t.attn2.k, v: t.attn2.v }));
+    if (this.layout) all.push({ name: this.layout.attn.name, k: this.layout.attn.k, v: this.layout.attn.v }); // it reads the text too
+    return all;
   }
 
   /** Spatial size divisor: h and w must be multiples of 2^(levels−1). */
@@ -270,7 +300,7 @@ export class UNet {
       if (this.textToTime) emb = tf.add(emb, this.textToTime.call(tf.mean(ctx, 1) as tf.Tensor2D)); // pooled text
       const e = silu(emb);
 
-      let h = this.convIn.call(x); // [B,h,w,ch0]
+      let h = this.convIn.call(this.layout ? tf.concat([x, this.layoutMap(ctx, x.shape[1], x.shape[2], opts.kvOverride?.get(this.layout.attn.name))], 3) : x); // [B,h,w,ch0]
       const skips: tf.Tensor4D[] = [h];
       for (const lvl of this.down) {
         for (const l of lvl.layers) skips.push((h = run(l, h, e)));
@@ -290,6 +320,22 @@ export class UNet {
     });
   }
 
+  /**
+   * The layout map of a context: grid² queries attend to ctx, → Linear → [B,grid,grid,channels],
+   * bilinearly resized to the latent size h×w.
+   */
+  layoutMap(ctx: tf.Tensor3D, h: number, w: number, kv?: { k: Linear; v: Linear }): tf.Tensor4D {
+    const L = this.layout!;
+    const g = this.cfg.layout!.grid;
+    return tf.tidy(() => {
+      const b = ctx.shape[0];
+      const q = tf.tile(L.queries.reshape([1, g * g, this.cfg.ctxDim]), [b, 1, 1]) as tf.Tensor3D;
+      const a = tf.add(q, L.attn.call(L.norm.call(q), ctx, { kv })) as tf.Tensor3D; // [B,g²,D]
+      const m = L.out.call(a).reshape([b, g, g, this.cfg.layout!.channels]) as tf.Tensor4D;
+      return g === h && g === w ? m : tf.image.resizeBilinear(m, [h, w], true);
+    });
+  }
+
   private validate(x: tf.Tensor, t: tf.Tensor, ctx: tf.Tensor, opts: UNetCallOptions): void {
     const c = this.cfg;
     const m = this.sizeMultiple;
@@ -304,10 +350,12 @@ export class UNet {
       throw new Error(`UNet.call: ctx must be [${b},T,${c.ctxDim}] (batch of x, ctxDim), got [${ctx.shape}]`);
     }
     if (opts.kvOverride) {
-      const known = new Set(this.transformers.map((tr) => tr.attn2.name));
+      const widths = new Map(this.transformers.map((tr) => [tr.attn2.name, tr.c]));
+      if (this.layout) widths.set(this.layout.attn.name, c.ctxDim);
+      const known = new Set(widths.keys());
       for (const [name, kv] of opts.kvOverride) {
         if (!known.has(name)) throw new Error(`UNet.call: kvOverride has '${name}', which is not a cross-attention of this UNet (e.g. '${[...known][0]}'; see crossAttentionKV())`);
-        const d = this.transformers.find((tr) => tr.attn2.name === name)!.c;
+        const d = widths.get(name)!;
         for (const [which, lin] of [['k', kv.k], ['v', kv.v]] as const) {
           if (lin.din !== c.ctxDim || lin.dout !== d) throw new Error(`UNet.call: kvOverride '${name}'.${which} maps ${lin.din}→${lin.dout}, expected ${c.ctxDim}→${d}`);
         }
@@ -333,7 +381,12 @@ export function unetFlops(cfgIn: z.input<typeof UNetConfigSchema>, h: number, w:
     2 * px * d * d * 4 + 2 * 2 * px * px * d + // self-attn q,k,v,o + QKᵀ, AV
     2 * px * d * d * 2 + 2 * tokens * c.ctxDim * d * 2 + 2 * 2 * px * tokens * d + // cross-attn q,o + k,v + QKᵀ, AV
     2 * 2 * px * d * d * c.ffMult; // MLP
-  let f = conv(3, c.latentChannels, ch[0], h * w) + 2 * (ch[0] * c.timeDim + c.timeDim * c.timeDim);
+  let f = conv(3, c.latentChannels + (c.layout?.channels ?? 0), ch[0], h * w) + 2 * (ch[0] * c.timeDim + c.timeDim * c.timeDim);
+  if (c.layout) {
+    const q = c.layout.grid ** 2;
+    const d = c.ctxDim;
+    f += 2 * q * d * d * 2 + 2 * tokens * d * d * 2 + 2 * 2 * q * tokens * d + 2 * q * d * c.layout.channels; // q,o + k,v + QKᵀ, AV + out
+  }
   const skipCh = [ch[0]];
   let cur = ch[0];
   for (let i = 0; i < L; i++) {

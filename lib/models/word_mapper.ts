@@ -10,9 +10,11 @@
  *   each mapping = (Linear → LayerNorm → LeakyReLU) × k, then Linear to the text width D.
  *
  * Options beyond the official form (both default off, which IS the official form):
- *   - `spatial: 'learned'`: word i takes a learned softmax-weighted average over the token positions
- *     instead of the plain mean (the weights start uniform, i.e. at the official mean), so that words
- *     can specialise to regions and keep where things are — the mean discards layout;
+ *   - `spatial: 'learned' | 'regions'`: word i takes a learned softmax-weighted average over the token
+ *     positions instead of the plain mean, so that words can keep where things are — the mean
+ *     discards layout. 'learned' starts uniform (the official mean); 'regions' starts with words
+ *     tied to the cells of a grid (`regionLogits`): with uniform starting weights the logits moved by
+ *     only ±0.1 in 2000 steps of stage 0 (docs/experiments.md), i.e. words never specialised;
  *   - `color: true`: each token of τi gets the mean colour of its cell appended (and the global
  *     feature the mean colour of the view): the ImageNet classifier used as τi here discards much of
  *     the colour that CLIP's features keep (see docs/notation.md, deviations).
@@ -48,9 +50,11 @@ export const MapperConfigSchema = MlpSchema.extend({
   numWords: z.number().int().min(5).max(40).default(20).describe('N: pseudo-words per image (paper: 20; 5–40)'),
   tokenPool: z.number().int().min(1).max(7).default(1).describe('average-pool the encoder token grid by this factor before the token MLPs (1 = all tokens; 2 = 14×14 → 7×7 for block10), a CPU saving'),
   spatial: z
-    .enum(['mean', 'learned'])
+    .enum(['mean', 'learned', 'regions'])
     .default('mean')
-    .describe("how a word pools the per-token MLP outputs: 'mean' (official) or 'learned' softmax weights per word over the token positions (start uniform), so words keep layout"),
+    .describe(
+      "how a word pools the per-token MLP outputs: 'mean' (official); 'learned' softmax weights per word over the token positions, starting uniform; 'regions' the same weights starting tied to regions: the first N − g² words uniform (global words), the last g² words each peaked on one cell of a g×g grid over the tokens, g = ⌊√(N−1)⌋ (words tied to regions)",
+    ),
   color: z.boolean().default(false).describe("append each token cell's mean colour (and the view's mean colour to the global feature) to τi's features"),
 });
 export type MapperConfig = z.infer<typeof MapperConfigSchema>;
@@ -134,11 +138,37 @@ export class WordMlp {
   }
 }
 
+/**
+ * Starting logits of spatial 'regions' [N·T] (row-major [N,1,T]): the first N − g² words 0 (uniform:
+ * global words), then word k of the g×g grid peaked on its cell — logit −d²/(2σ²) of the token's
+ * distance d to the cell centre, in token units, σ = half a cell (so about two thirds of its weight
+ * falls inside the cell). T must be a square grid.
+ */
+export function regionLogits(n: number, tokens: number): Float32Array {
+  const side = Math.round(Math.sqrt(tokens));
+  if (side * side !== tokens) throw new Error(`regionLogits: ${tokens} tokens are not a square grid`);
+  const g = Math.floor(Math.sqrt(n - 1));
+  const out = new Float32Array(n * tokens);
+  const cell = side / g;
+  const sigma = cell / 2;
+  for (let k = 0; k < g * g; k++) {
+    const w = n - g * g + k;
+    const cy = (Math.floor(k / g) + 0.5) * cell;
+    const cx = ((k % g) + 0.5) * cell;
+    for (let t = 0; t < tokens; t++) {
+      const ty = Math.floor(t / side) + 0.5;
+      const tx = (t % side) + 0.5;
+      out[w * tokens + t] = -((ty - cy) ** 2 + (tx - cx) ** 2) / (2 * sigma * sigma);
+    }
+  }
+  return out;
+}
+
 /** Eq. (2)'s mapper: N words from the global feature and a (mean or learned) pooling of per-token MLPs. */
 export class ImageToTextMapper {
   readonly global: WordMlp;
   readonly patch: WordMlp;
-  /** spatial: 'learned' — per-word logits over the T token positions [N,1,T] (zeros = uniform = mean) */
+  /** spatial 'learned' / 'regions': per-word logits over the T token positions [N,1,T] (softmax → pooling weights) */
   readonly where?: tf.Variable;
 
   /**
@@ -153,9 +183,9 @@ export class ImageToTextMapper {
     const outStd = embRms / Math.sqrt(2 * cfg.hidden); // two branches, LN·LeakyReLU activations of mean square ≈ ½
     this.global = new WordMlp(p, `${prefix}.global`, n, dim, cfg.hidden, width, cfg.layers, rng, outStd);
     this.patch = new WordMlp(p, `${prefix}.patch`, n, dim, cfg.hidden, width, cfg.layers, rng, outStd);
-    if (cfg.spatial === 'learned') {
-      if (!tokens) throw new Error(`ImageToTextMapper '${prefix}': spatial 'learned' needs the number of τi tokens`);
-      this.where = p.add(`${prefix}.where`, [n, 1, tokens], init.zeros());
+    if (cfg.spatial !== 'mean') {
+      if (!tokens) throw new Error(`ImageToTextMapper '${prefix}': spatial '${cfg.spatial}' needs the number of τi tokens`);
+      this.where = p.add(`${prefix}.where`, [n, 1, tokens], cfg.spatial === 'regions' ? () => regionLogits(n, tokens) : init.zeros());
     }
   }
 

@@ -115,8 +115,10 @@ const demo: z.input<typeof T2IConfigSchema> = {
   aeHfWeight: 0.5,
   aeTrain: { steps: 2000, batch: 8, lr: 1e-3, warmup: 100, minLrRatio: 0.05, weightDecay: 0, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 1 },
   text: { width: 128, layers: 2, heads: 4, contextLength: 48 }, // longest caption + phrase ≈ 22 tokens; BOS + "a photo of a" + N pseudo-words + EOS = N + 6 ≤ 48 holds Table 9's N = 40
-  // positional: the cross-attention queries know where they are, so that words tied to regions (words.mapper.spatial) can be drawn there
-  unet: { latentChannels: 4, channels: [32, 64, 64], resBlocks: 1, attentionLevels: [1, 2], midAttention: true, heads: 4, ctxDim: 128, timeDim: 128, groups: 8, ffMult: 2, pooledText: true, positional: true },
+  // positional: the cross-attention queries know where they are; layout: an 8×8 map read from the text (positioned
+  // queries attend to the context) enters with z_t — so that words tied to regions (words.mapper.spatial) are drawn there.
+  // Without them the words of 3000 steps drew the same texture for every photo (docs/experiments.md)
+  unet: { latentChannels: 4, channels: [32, 64, 64], resBlocks: 1, attentionLevels: [1, 2], midAttention: true, heads: 4, ctxDim: 128, timeDim: 128, groups: 8, ffMult: 2, pooledText: true, positional: true, layout: { grid: 8, channels: 8, heads: 4 } },
   numTrainSteps: 1000,
   condDropProb: 0.1, // SD / CFG paper
   // Offset noise: plain ε washed the samples out (dark channel 0.32; the clean photos 0.21) and haze could not be
@@ -134,7 +136,7 @@ const demo: z.input<typeof T2IConfigSchema> = {
   // the diffusion autoencoder through the text space: N = 20 words as the guidance model's M_i2t, which starts from this mapper
   words: {
     encoder: { cut: 'block10', range: 'unit' },
-    mapper: { numWords: 20, hidden: 128, layers: 2, tokenPool: 2, spatial: 'learned', color: true },
+    mapper: { numWords: 20, hidden: 128, layers: 2, tokenPool: 2, spatial: 'regions', color: true },
     prob: 0.7,
     noise: 0.05,
   },
@@ -152,14 +154,14 @@ const ci: z.input<typeof T2IConfigSchema> = {
   aeScales: [40],
   aeTrain: { ...demo.aeTrain, steps: 4, batch: 2, warmup: 1, checkpointEvery: 2, logEvery: 1 },
   text: { width: 32, layers: 1, heads: 2, contextLength: 24 },
-  unet: { latentChannels: 4, channels: [16, 32], resBlocks: 1, attentionLevels: [1], midAttention: true, heads: 2, ctxDim: 32, timeDim: 32, groups: 4, ffMult: 2, pooledText: true, positional: true },
+  unet: { latentChannels: 4, channels: [16, 32], resBlocks: 1, attentionLevels: [1], midAttention: true, heads: 2, ctxDim: 32, timeDim: 32, groups: 4, ffMult: 2, pooledText: true, positional: true, layout: { grid: 4, channels: 4, heads: 2 } },
   cropsPerPhoto: 1,
   cropScales: [
     { shortSide: 40, crops: 1 },
     { shortSide: 56, crops: 1 },
   ],
   degradedPerCrop: 1,
-  words: { ...demo.words!, mapper: { numWords: 5, hidden: 16, layers: 1, tokenPool: 2, spatial: 'learned', color: true } }, // the ci guidance model's N and mapper
+  words: { ...demo.words!, mapper: { numWords: 5, hidden: 16, layers: 1, tokenPool: 2, spatial: 'regions', color: true } }, // the ci guidance model's N and mapper
   unetTrain: { ...demo.unetTrain, steps: 4, batch: 4, warmup: 1, checkpointEvery: 2, logEvery: 1 },
   sample: { steps: 4, cfgScale: 3, eta: 0 },
 };
