@@ -82,10 +82,8 @@ const demo: GuidanceConfigInput = {
   encoder: { cut: 'block10', range: 'unit' },
   // N = 20 as the paper: the demo T2I's context is 48 tokens, BOS + "a photo of a" + N + EOS fits up to N = 42.
   // Positions past ≈ 22 only ever held PAD while the T2I trained (longest caption + phrase ≈ 22 tokens).
-  mapper: { numWords: 20, hidden: 128, layers: 2, tokenPool: 2, spatial: 'regions', color: true },
-  // the demo T2I was trained as a diffusion autoencoder through its text space (lib/t2i/presets.ts, `words`):
-  // its mapper already writes words the UNet can draw for any crop; stage 1 goes on from there with the UNet frozen
-  initFromT2I: true,
+  // (data/configs/guidance-demo-words.json: the same with the words experiment's mapper, started from its T2I's)
+  mapper: { numWords: 20, hidden: 128, layers: 2, tokenPool: 2 },
   clean: { type: 'perWord', hidden: 128, layers: 2, residual: true }, // residual: starts as identity, trainable on a CPU budget
   data: { cropsPerPhoto: 4, degradedPerCrop: 3, identityProb: 0.1, seed: 11 },
   i2tTrain: { steps: 1500, batch: 16, lr: 3e-4, warmup: 50, schedule: 'cosine', minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1, emaDecay: 0.99, checkpointEvery: 100, logEvery: 10, seed: 3 },
@@ -98,6 +96,7 @@ const ci: GuidanceConfigInput = {
   preset: 'ci',
   t2iPreset: 'ci',
   mapper: { numWords: 5, hidden: 16, layers: 1, tokenPool: 2, spatial: 'regions', color: true }, // the ci T2I's context (24) holds up to 18 words
+  initFromT2I: true, // the ci T2I is trained with words (lib/t2i/presets.ts): M_i2t starts from its mapper
   clean: { type: 'perWord', hidden: 16, layers: 1, residual: true },
   data: { cropsPerPhoto: 1, degradedPerCrop: 1, maxPhotos: 6, identityProb: 0.1, seed: 11 },
   i2tTrain: { ...demo.i2tTrain, steps: 4, batch: 4, warmup: 1, checkpointEvery: 2, logEvery: 1 },
