@@ -1,0 +1,85 @@
+/**
+ * Classical restoration references (no learned weights): the methods a reader would reach for instead
+ * of a network, measured with the same images, seeds and metrics as the networks (lib/restore/eval.ts)
+ * so that a table can say whether a trained restorer beats them.
+ *
+ * - haze → dark channel prior with guided-filter refinement (./dcp.ts; He, Sun, Tang, CVPR 2009 /
+ *   TPAMI 2011, and "Guided Image Filtering", ECCV 2010 / TPAMI 2013): patch 15, ω 0.95, t0 0.1, A from
+ *   the brightest 0.1 % of the dark channel, guided filter r 20, ε 10⁻³ (the papers' values).
+ * - noise → non-local means (./nlm.ts; Buades, Coll, Morel, CVPR 2005) with OpenCV's conventions
+ *   (template 7, search 21, weight exp(−d²/h²), d² the template's mean squared difference over all
+ *   values), on R, G, B jointly (cv2.fastNlMeansDenoising of the 3-channel image), given the true σ,
+ *   h = `NLM_RULE.k`·σ — k chosen on the TRAINING photos (./tune.ts; quoted at `NLM_RULE`).
+ * - rain, motion, defocus → none: see `NO_CLASSICAL`.
+ */
+import { RGBImage } from '../../data/image';
+import type { TaskSpec, Task } from '../../data/degrade';
+import { DCP_DEFAULTS, dehazeDcp } from './dcp';
+import { NlmColorSpace, nlmDenoise } from './nlm';
+
+export * from './filters';
+export * from './dcp';
+export * from './nlm';
+
+/** A classical method for one kind of degradation. */
+export interface ClassicalMethod {
+  /** name, e.g. 'dark channel prior + guided filter' */
+  name: string;
+  /** abbreviation for table rows, e.g. 'DCP + GF' */
+  short: string;
+  /** the publication(s) it implements */
+  citation: string;
+  /** its parameters, as text for table notes */
+  settings: string;
+  /**
+   * Restore a degraded image of `spec` (noise: σ from spec.params.sigma).
+   * @param x [H,W,3] degraded @returns [H,W,3] float32, not clipped
+   */
+  restore(x: RGBImage, spec: TaskSpec): RGBImage;
+}
+
+/**
+ * The NLM strength rule h = k·σ (σ on the 0–255 scale), chosen on the training photos with
+ * `node dist/lib/restore/classical/tune.js` (38 training photos, 128-px centre crops of the photos at
+ * short side 160, float noise): RGB beat Lab at every σ and k, and k = 0.9 was best in RGB at σ 15, 25
+ * and 50 alike — see docs/classical_baselines.md for the sweep.
+ */
+export const NLM_RULE: Readonly<{ space: NlmColorSpace; k: number; template: number; search: number }> = { space: 'rgb', k: 0.9, template: 7, search: 21 };
+
+/** Dark channel prior + guided filter (./dcp.ts). */
+export const DCP_METHOD: ClassicalMethod = {
+  name: 'dark channel prior + guided filter',
+  short: 'DCP + GF',
+  citation: 'He, Sun, Tang, "Single Image Haze Removal Using Dark Channel Prior", CVPR 2009 / TPAMI 2011; transmission refined by the guided filter (He, Sun, Tang, "Guided Image Filtering", ECCV 2010 / TPAMI 2013)',
+  settings: `patch ${DCP_DEFAULTS.patch}, ω ${DCP_DEFAULTS.omega}, t0 ${DCP_DEFAULTS.t0}, A from the brightest ${DCP_DEFAULTS.topFraction * 100} % of the dark channel, guided filter r ${DCP_DEFAULTS.gfRadius}, ε ${DCP_DEFAULTS.gfEps}`,
+  restore: (x) => dehazeDcp(x).image,
+};
+
+/** Non-local means with the σ of the task (./nlm.ts, `NLM_RULE`). */
+export const NLM_METHOD: ClassicalMethod = {
+  name: 'non-local means',
+  short: 'NLM',
+  citation: 'Buades, Coll, Morel, "A non-local algorithm for image denoising", CVPR 2005 (OpenCV fastNlMeansDenoising conventions)',
+  settings: `${NLM_RULE.space.toUpperCase()}, template ${NLM_RULE.template}, search ${NLM_RULE.search}, h = ${NLM_RULE.k}·σ (σ known; k chosen on the training photos)`,
+  restore: (x, spec) => nlmDenoise(x, { h: NLM_RULE.k * noiseSigma(spec), space: NLM_RULE.space, template: NLM_RULE.template, search: NLM_RULE.search }),
+};
+
+function noiseSigma(spec: TaskSpec): number {
+  const s = spec.params.sigma;
+  if (typeof s !== 'number' || !(s >= 0)) throw new Error(`non-local means needs the noise σ of task '${spec.name}' (params.sigma), got ${JSON.stringify(s)}`);
+  return s;
+}
+
+/** Why a task has no classical reference row. */
+export const NO_CLASSICAL: Readonly<Partial<Record<Task, string>>> = {
+  rain: 'no classical deraining reference: the published priors that are credible baselines (discriminative sparse coding, Luo et al. ICCV 2015; Gaussian-mixture layer priors, Li et al. CVPR 2016) need dictionaries or mixture models learned from external data, and the simple filter-based ones are not specified well enough to reproduce (docs/classical_baselines.md)',
+  motion: 'no classical deblurring reference (a non-blind deconvolution would need the unknown kernel)',
+  defocus: 'no classical deblurring reference (a non-blind deconvolution would need the unknown kernel)',
+};
+
+/** The classical method for a task spec, or null where there is none (noise needs a fixed σ). */
+export function classicalMethodFor(spec: TaskSpec): ClassicalMethod | null {
+  if (spec.task === 'haze') return DCP_METHOD;
+  if (spec.task === 'noise' && typeof spec.params.sigma === 'number') return NLM_METHOD;
+  return null;
+}
