@@ -1,0 +1,58 @@
+/**
+ * Time per image of the classical references (`tdr bench --classical`): dark channel prior + guided
+ * filter and non-local means (RGB, template 7, search 21) on square images of a few sizes. Pure
+ * TypeScript on one thread, so the times are those of this machine's one core (other load included).
+ */
+import { RGBImage, makeImage } from '../../data/image';
+import { addGaussianNoise } from '../../data/degrade/noise';
+import { addHaze } from '../../data/degrade/haze';
+import { Rng } from '../../util/rng';
+import { dehazeDcp } from './dcp';
+import { nlmDenoise } from './nlm';
+import { NLM_RULE } from './index';
+
+export interface ClassicalBenchRow {
+  method: 'DCP + GF' | 'NLM';
+  /** side of the square image, px */
+  size: number;
+  /** median ms per image */
+  ms: number;
+  /** every timed run, ms */
+  runs: number[];
+}
+
+/** A smooth, coloured test scene [size,size,3] with some texture (deterministic). */
+export function benchScene(size: number): RGBImage {
+  const rng = new Rng(size);
+  const d = new Float32Array(size * size * 3);
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++)
+      for (let c = 0; c < 3; c++) d[(y * size + x) * 3 + c] = 0.45 + 0.3 * Math.sin((x + 17 * c) / 11) * Math.cos(y / 13) + 0.05 * rng.random();
+  return makeImage(size, size, d);
+}
+
+/** Median ms of `reps` runs (after one warm-up) of each method at each size. */
+export function benchClassical(opts: { sizes?: number[]; reps?: number } = {}): ClassicalBenchRow[] {
+  const sizes = opts.sizes ?? [128, 256, 512];
+  const reps = opts.reps ?? 3;
+  const rows: ClassicalBenchRow[] = [];
+  const time = (fn: () => void): number[] => {
+    fn();
+    return Array.from({ length: reps }, () => {
+      const t0 = performance.now();
+      fn();
+      return performance.now() - t0;
+    });
+  };
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const size of sizes) {
+    const clean = benchScene(size);
+    const hazy = addHaze(clean, { beta: 1.8, A: 0.85 });
+    const noisy = addGaussianNoise(clean, { sigma: 25, mode: 'float' }, new Rng(1));
+    const dcp = time(() => void dehazeDcp(hazy));
+    rows.push({ method: 'DCP + GF', size, ms: median(dcp), runs: dcp });
+    const nlm = time(() => void nlmDenoise(noisy, { h: NLM_RULE.k * 25, space: NLM_RULE.space, template: NLM_RULE.template, search: NLM_RULE.search }));
+    rows.push({ method: 'NLM', size, ms: median(nlm), runs: nlm });
+  }
+  return rows;
+}
