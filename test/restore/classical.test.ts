@@ -30,6 +30,8 @@ import {
   DCP_METHOD,
   NLM_METHOD,
   NLM_RULE,
+  nlmK,
+  nlmStrength,
 } from '../../lib/restore/classical';
 
 /** 0..255 integers: ramps, an 8-px checker, texture; every 6th pixel of every 6th row has one channel at 0. */
@@ -320,7 +322,7 @@ test('dehazeDcp rejects bad options with the field named', () => {
 
 // ---------------------------------------------------------------- the method per task
 
-test('classicalMethodFor: haze → DCP, noise σ → NLM with h = k·σ, rain → none; NLM needs σ', () => {
+test('classicalMethodFor: haze → DCP, noise σ → NLM with h = k(σ)·σ, rain → none; NLM needs σ', () => {
   const spec = (n: string) => ALL_IN_ONE_TASKS.find((t) => t.name === n)!;
   assert.equal(classicalMethodFor(spec('haze')), DCP_METHOD);
   assert.equal(classicalMethodFor(spec('noise25')), NLM_METHOD);
@@ -331,7 +333,10 @@ test('classicalMethodFor: haze → DCP, noise σ → NLM with h = k·σ, rain �
   const rng = new Rng(2);
   const x = makeImage(H, W, Float32Array.from({ length: H * W * 3 }, () => rng.random()));
   const viaMethod = NLM_METHOD.restore(x, spec('noise25'));
-  const direct = nlmDenoise(x, { h: NLM_RULE.k * 25, space: NLM_RULE.space });
+  const direct = nlmDenoise(x, { h: 0.9 * 25, space: NLM_RULE.space });
   assert.deepEqual(viaMethod.data, direct.data);
+  // k(σ): the training-photo optima at σ 15, 25, 50, linear between, constant outside
+  assert.deepEqual([5, 15, 20, 25, 37.5, 50, 80].map((s) => +nlmK(s).toFixed(10)), [1, 1, 0.95, 0.9, 0.85, 0.8, 0.8]);
+  assert.equal(nlmStrength(50), 40);
   assert.throws(() => NLM_METHOD.restore(x, { name: 'noise', task: 'noise', params: {} }), /needs the noise σ of task 'noise'/);
 });

@@ -22,7 +22,8 @@ Evaluate trained restorers on the validation photos and write <out-dir>/<table>.
 (PSNR/SSIM per BasicSR; derain on Y, the rest on RGB; per-image deltas with mean ± std).
 Tables 1 and single end with a classical reference row on the same inputs (no learned weights): dark
 channel prior + guided filter for haze (He et al., CVPR 2009 / ECCV 2010), non-local means for noise
-(Buades et al., CVPR 2005; OpenCV conventions, h = ${NLM_RULE.k}·σ); '—' for rain, motion and defocus.
+(Buades et al., CVPR 2005; OpenCV conventions, h = k·σ, k = ${NLM_RULE.kAt.map(([s, k]) => `${k} at σ${s}`).join(', ')});
+'—' for rain, motion and defocus.
 
   --table 1       all-in-one (dehaze, derain, denoise σ15/25/50): needs an unguided and a guided
                   checkpoint of the same backbone (default)

@@ -9,7 +9,7 @@ import { addHaze } from '../../data/degrade/haze';
 import { Rng } from '../../util/rng';
 import { dehazeDcp } from './dcp';
 import { nlmDenoise } from './nlm';
-import { NLM_RULE } from './index';
+import { NLM_RULE, nlmStrength } from './index';
 
 export interface ClassicalBenchRow {
   method: 'DCP + GF' | 'NLM';
@@ -51,7 +51,7 @@ export function benchClassical(opts: { sizes?: number[]; reps?: number } = {}): 
     const noisy = addGaussianNoise(clean, { sigma: 25, mode: 'float' }, new Rng(1));
     const dcp = time(() => void dehazeDcp(hazy));
     rows.push({ method: 'DCP + GF', size, ms: median(dcp), runs: dcp });
-    const nlm = time(() => void nlmDenoise(noisy, { h: NLM_RULE.k * 25, space: NLM_RULE.space, template: NLM_RULE.template, search: NLM_RULE.search }));
+    const nlm = time(() => void nlmDenoise(noisy, { h: nlmStrength(25), space: NLM_RULE.space, template: NLM_RULE.template, search: NLM_RULE.search }));
     rows.push({ method: 'NLM', size, ms: median(nlm), runs: nlm });
   }
   return rows;

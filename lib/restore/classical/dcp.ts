@@ -11,7 +11,7 @@
  *      intensity in I (Sec. 4.4; "intensity" = R + G + B here; ties by the lower pixel index);
  *   3. raw transmission  t̃(x) = 1 − ω·min_{y∈Ω(x)} min_c I^c(y)/A^c        (Eq. 12), ω = 0.95;
  *   4. refinement: t = guided filter of t̃ with the hazy image I as the colour guide, r = 20,
- *      ε = 10⁻³ (the values of the guided-filter paper's haze-removal example, for intensities in
+ *      ε = 10⁻³ (the guided-filter paper's haze-removal example, ECCV 2010 Fig. 10; intensities in
  *      [0,1]);
  *   5. recovery  J(x) = (I(x) − A) / max(t(x), t0) + A                       (Eq. 22), t0 = 0.1.
  * Borders: the min filters cut the window at the image edge (cv2.erode); the guided filter's box
@@ -33,9 +33,9 @@ export interface DcpOptions {
   t0: number;
   /** fraction of the brightest dark-channel pixels searched for A; paper: 0.001 */
   topFraction: number;
-  /** guided-filter radius; guided-filter paper's haze example: 20 */
+  /** guided-filter radius; guided-filter paper's haze example (ECCV 2010 Fig. 10): 20 */
   gfRadius: number;
-  /** guided-filter regulariser ε (intensities in [0,1]); guided-filter paper's haze example: 1e-3 */
+  /** guided-filter regulariser ε (intensities in [0,1]); guided-filter paper's haze example (ECCV 2010 Fig. 10): 1e-3 */
   gfEps: number;
   /** border of the guided filter's box means (cv2.ximgproc.guidedFilter: 'reflect') */
   gfBorder: BoxBorder;

@@ -9,7 +9,7 @@
  * - noise → non-local means (./nlm.ts; Buades, Coll, Morel, CVPR 2005) with OpenCV's conventions
  *   (template 7, search 21, weight exp(−d²/h²), d² the template's mean squared difference over all
  *   values), on R, G, B jointly (cv2.fastNlMeansDenoising of the 3-channel image), given the true σ,
- *   h = `NLM_RULE.k`·σ — k chosen on the TRAINING photos (./tune.ts; quoted at `NLM_RULE`).
+ *   h = k(σ)·σ — k chosen per σ on the TRAINING photos (./tune.ts; quoted at `NLM_RULE`).
  * - rain, motion, defocus → none: see `NO_CLASSICAL`.
  */
 import { RGBImage } from '../../data/image';
@@ -39,12 +39,41 @@ export interface ClassicalMethod {
 }
 
 /**
- * The NLM strength rule h = k·σ (σ on the 0–255 scale), chosen on the training photos with
+ * The NLM strength rule h = k(σ)·σ (σ on the 0–255 scale), chosen on the TRAINING photos with
  * `node dist/lib/restore/classical/tune.js` (38 training photos, 128-px centre crops of the photos at
- * short side 160, float noise): RGB beat Lab at every σ and k, and k = 0.9 was best in RGB at σ 15, 25
- * and 50 alike — see docs/classical_baselines.md for the sweep.
+ * short side 160, float noise; k swept over 0.3–1.2 in steps of 0.1): RGB beat Lab at every σ, and the
+ * best k in RGB was 1.0 at σ 15 (30.96 dB), 0.9 at σ 25 (28.43 dB), 0.8 at σ 50 (25.29 dB) — the sweep is
+ * in docs/classical_baselines.md. Between those σ, k is interpolated linearly; outside, the end value.
  */
-export const NLM_RULE: Readonly<{ space: NlmColorSpace; k: number; template: number; search: number }> = { space: 'rgb', k: 0.9, template: 7, search: 21 };
+export const NLM_RULE: Readonly<{ space: NlmColorSpace; kAt: ReadonlyArray<readonly [sigma: number, k: number]>; template: number; search: number }> = {
+  space: 'rgb',
+  kAt: [
+    [15, 1.0],
+    [25, 0.9],
+    [50, 0.8],
+  ],
+  template: 7,
+  search: 21,
+};
+
+/** k(σ) of `NLM_RULE`: piecewise linear in σ through its points, constant outside them. */
+export function nlmK(sigma: number): number {
+  const pts = NLM_RULE.kAt;
+  if (sigma <= pts[0][0]) return pts[0][1];
+  for (let i = 1; i < pts.length; i++) {
+    const [s1, k1] = pts[i];
+    if (sigma <= s1) {
+      const [s0, k0] = pts[i - 1];
+      return k0 + ((k1 - k0) * (sigma - s0)) / (s1 - s0);
+    }
+  }
+  return pts[pts.length - 1][1];
+}
+
+/** The NLM strength h = k(σ)·σ of `NLM_RULE` for noise of std σ (0–255 scale). */
+export function nlmStrength(sigma: number): number {
+  return nlmK(sigma) * sigma;
+}
 
 /** Dark channel prior + guided filter (./dcp.ts). */
 export const DCP_METHOD: ClassicalMethod = {
@@ -60,8 +89,8 @@ export const NLM_METHOD: ClassicalMethod = {
   name: 'non-local means',
   short: 'NLM',
   citation: 'Buades, Coll, Morel, "A non-local algorithm for image denoising", CVPR 2005 (OpenCV fastNlMeansDenoising conventions)',
-  settings: `${NLM_RULE.space.toUpperCase()}, template ${NLM_RULE.template}, search ${NLM_RULE.search}, h = ${NLM_RULE.k}·σ (σ known; k chosen on the training photos)`,
-  restore: (x, spec) => nlmDenoise(x, { h: NLM_RULE.k * noiseSigma(spec), space: NLM_RULE.space, template: NLM_RULE.template, search: NLM_RULE.search }),
+  settings: `${NLM_RULE.space.toUpperCase()}, template ${NLM_RULE.template}, search ${NLM_RULE.search}, h = k·σ with σ known and k = ${NLM_RULE.kAt.map(([s, k]) => `${k} at σ${s}`).join(', ')} (chosen on the training photos)`,
+  restore: (x, spec) => nlmDenoise(x, { h: nlmStrength(noiseSigma(spec)), space: NLM_RULE.space, template: NLM_RULE.template, search: NLM_RULE.search }),
 };
 
 function noiseSigma(spec: TaskSpec): number {
