@@ -38,14 +38,15 @@ options:
                count and report the ratio project / PyTorch (goal ≤ 1.5)
   --classical  instead: time per image of the classical references of 'tdr eval' (dark channel
                prior + guided filter; non-local means, RGB, template 7, search 21) at 128, 256 and
-               512 px, median of N runs (--steps, default 5) after one warm-up; one thread
+               512 px, median of N runs (--steps, default 5) after one warm-up; one thread;
+               process CPU time and wall-clock time (other load stretches the latter)
   -h, --help   this help`;
 
 const f1 = (v: number): string => v.toFixed(1);
 
 /** The classical timings, one "method size  ms" row per line. */
 export function formatClassicalBench(rows: ClassicalBenchRow[]): string {
-  const lines = rows.map((r) => [`${r.method} ${r.size}x${r.size}`, `${f1(r.ms)} ms median per image (runs ${r.runs.map(f1).join(', ')})`] as const);
+  const lines = rows.map((r) => [`${r.method} ${r.size}x${r.size}`, `${f1(r.cpuMs)} ms CPU, ${f1(r.ms)} ms wall, median per image (wall runs ${r.runs.map(f1).join(', ')})`] as const);
   const width = Math.max(...lines.map(([k]) => k.length));
   return lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
 }
