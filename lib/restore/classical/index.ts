@@ -101,7 +101,7 @@ function noiseSigma(spec: TaskSpec): number {
 
 /** Why a task has no classical reference row. */
 export const NO_CLASSICAL: Readonly<Partial<Record<Task, string>>> = {
-  rain: 'no classical deraining reference: the published priors that are credible baselines (discriminative sparse coding, Luo et al. ICCV 2015; Gaussian-mixture layer priors, Li et al. CVPR 2016) need dictionaries or mixture models learned from external data, and the simple filter-based ones are not specified well enough to reproduce (docs/classical_baselines.md)',
+  rain: 'no classical deraining reference: the published priors that are credible baselines (discriminative sparse coding, Luo et al. ICCV 2015; Gaussian-mixture layer priors, Li et al. CVPR 2016) need dictionaries or mixture models learned from external data, and we found no simple filter-based one we could implement as published (docs/classical_baselines.md)',
   motion: 'no classical deblurring reference (a non-blind deconvolution would need the unknown kernel)',
   defocus: 'no classical deblurring reference (a non-blind deconvolution would need the unknown kernel)',
 };
