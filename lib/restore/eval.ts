@@ -1,7 +1,7 @@
 /**
- * Evaluation harness of guided restoration (paper Tables 1–9 at small scale; issue 4 item 5).
+ * Evaluation harness of guided restoration (paper Tables 1–9 at small scale).
  *
- * Protocol (DESIGN §5, REFERENCE §1/§6):
+ * Protocol (BasicSR `basicsr/metrics/psnr_ssim.py`; official scripts/eval/main_evaluation_*.py):
  *  - images: centred `size`×`size` crops of the validation photos (resized to `shortSide` first);
  *  - degradation: the task spec with a fixed seed per (image, task) (`evalSeed`); Gaussian noise in
  *    'float' mode (x + N(0,σ/255), no clip, no quantisation — the Restormer / TextualDegRemoval eval),

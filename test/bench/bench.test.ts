@@ -13,7 +13,7 @@ import { benchClassical } from '../../lib/restore/classical/bench';
 
 process.env.TDR_QUIET = '1';
 
-test('reference U-Net forward is 9.42 GFLOP at batch 8, 64x64 (REFERENCE §7)', () => {
+test('reference U-Net forward is 9.42 GFLOP at batch 8, 64x64', () => {
   assert.ok(Math.abs(unetForwardGflop() - 9.42) < 0.01, String(unetForwardGflop()));
 });
 
