@@ -39,6 +39,11 @@ export const WordsSchema = z.strictObject({
   mapper: MapperConfigSchema,
   prob: z.number().min(0).max(1).describe("share of the training rows conditioned on their crop's own words (drawn from all crops); the rest are conditioned on captions (drawn from whole-scene crops, the only ones their caption is true of)"),
   noise: z.number().min(0).default(0).describe('std of Gaussian noise added to the words in training, relative to their RMS (noise augmentation as unCLIP; nearby words then draw similar images)'),
+  layoutLoss: z
+    .number()
+    .min(0)
+    .default(0)
+    .describe("weight of an auxiliary loss on the word rows: the first latentChannels channels of the UNet's layout map (unet.layout) regress the crop's latent average-pooled to the layout grid (mean squared error), so that the words must carry where things are and the UNet gets a coarse picture of x0 beside z_t from the start, as SR3 conditions on a low-resolution image; 0: the diffusion loss alone (needs unet.layout with channels ≥ latentChannels)"),
 });
 export type WordsConfig = z.infer<typeof WordsSchema>;
 
@@ -93,6 +98,14 @@ export const T2IConfigSchema = z
     });
     if (c.cropScales && !c.words && !c.cropScales.some((s) => s.shortSide === c.photoShortSide)) {
       ctx.addIssue({ code: 'custom', path: ['cropScales'], message: `without words, only crops at photoShortSide ${c.photoShortSide} have a caption: add that scale` });
+    }
+    if (c.words && c.words.layoutLoss > 0) {
+      const lay = c.unet.layout;
+      if (!lay || lay.channels < c.unet.latentChannels) {
+        ctx.addIssue({ code: 'custom', path: ['words', 'layoutLoss'], message: `layoutLoss needs unet.layout with channels ≥ latentChannels ${c.unet.latentChannels}${lay ? ` (has ${lay.channels})` : ' (none)'}` });
+      } else if ((c.imageSize / f) % lay.grid !== 0) {
+        ctx.addIssue({ code: 'custom', path: ['unet', 'layout', 'grid'], message: `layoutLoss: the latent side ${c.imageSize / f} must be a multiple of unet.layout.grid ${lay.grid}` });
+      }
     }
   });
 export type T2IConfig = z.infer<typeof T2IConfigSchema>;

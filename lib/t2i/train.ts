@@ -25,7 +25,7 @@ import { TextToImage } from './model';
 import { Params } from '../models/params';
 import { buildVocab, PROMPT_TEMPLATE } from '../models/tokenizer';
 import { diffusionLossWith, drawDiffusionNoise } from '../models/diffusion';
-import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../train/loop';
+import { train, Stage, StepLoss, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } from '../train/loop';
 import { trainAutoencoder, measureLatentScale, autoencoderKey } from './autoencoder';
 import { loadPhotos, randomCrop, toBatch } from '../data/patches';
 import { listEntries } from '../data/corpus';
@@ -236,7 +236,18 @@ export function t2iStage(model: TextToImage, cfg: T2IConfig, cache: LatentCache)
       if (batch.ids.length > 0) parts.push(model.text.encode(batch.ids).context);
       const ctx = parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor3D);
       const l = diffusionLossWith(model.unet, batch.z, ctx, batch.noise, { scheduler: model.scheduler }); // Eq. (1)
-      return { total: l, parts: { l_eps: l } };
+      const nw = wordRows(batch);
+      if (!words || words.layoutLoss === 0) return { total: l, parts: { l_eps: l } } as StepLoss;
+      if (nw === 0) return { total: l, parts: { l_eps: l, l_layout: tf.scalar(0) } }; // no word rows in this batch
+      // auxiliary: the word rows' layout map regresses their latents pooled to the layout grid (config `layoutLoss`)
+      const g = cfg.unet.layout!.grid;
+      const lay = tf.tidy(() => {
+        const m = model.unet.layoutMap(ctx.slice([0, 0, 0], [nw, -1, -1]), g, g).slice([0, 0, 0, 0], [-1, -1, -1, c]); // [nw,g,g,C]
+        const target = tf.avgPool(batch.z.slice([0, 0, 0, 0], [nw, -1, -1, -1]), h / g, h / g, 'valid'); // [nw,g,g,C]
+        return tf.mean(tf.square(tf.sub(m, target))) as tf.Scalar;
+      });
+      const total = tf.add(l, tf.mul(lay, words.layoutLoss)) as tf.Scalar;
+      return { total, parts: { l_eps: l, l_layout: lay } };
     },
     disposeBatch(b) {
       b.z.dispose();

@@ -200,3 +200,37 @@ test('diffusion autoencoder through the text space (words): the cache holds τi 
   model.dispose();
   m2.dispose();
 });
+
+test('words.layoutLoss: the word rows\' layout map regresses their pooled latents (known value at init: the map is 0), its Linear gets a gradient, and a config without a wide enough layout map is refused', async () => {
+  const { t2iStage } = await import('../../lib/t2i/train');
+  const { Rng } = await import('../../lib/util/rng');
+  const ci = PRESETS.ci;
+  assert.throws(() => parseT2IConfig({ ...ci, unet: { ...ci.unet, layout: undefined }, words: { ...ci.words!, layoutLoss: 1 } }, 'nolayout.json'), /words\.layoutLoss.*layoutLoss needs unet\.layout/s);
+  assert.throws(() => parseT2IConfig({ ...ci, unet: { ...ci.unet, layout: { grid: 4, channels: 2, heads: 2 } }, words: { ...ci.words!, layoutLoss: 1 } }, 'narrow.json'), /channels ≥ latentChannels 4 \(has 2\)/);
+  const cfg = parseT2IConfig({ ...ci, words: { ...ci.words!, prob: 1, layoutLoss: 0.5 }, condDropProb: 0, unetTrain: { ...ci.unetTrain, batch: 4 } }, 'layout.json');
+  const dir = tmpDir();
+  const model = new TextToImage(cfg, buildVocab(['a photo of a S', '']), new Params(), 1);
+  const cache = await latentCache(model, cfg, path.join(dir, 'latents.tdrc'), { quiet: true });
+  model.params.freeze(['ae']);
+  const stage = t2iStage(model, cfg, cache);
+  const b = await stage.getBatch(0, new Rng(5));
+  assert.equal(b.words!.global.shape[0], 4, 'prob 1, no dropping: every row is a word row');
+  const g = cfg.unet.layout!.grid;
+  const [, h] = b.z.shape;
+  // the layout Linear is zero-initialised: the map is 0 and l_layout = mean of the pooled latents squared
+  const expected = tf.tidy(() => tf.mean(tf.square(tf.avgPool(b.z, h / g, h / g, 'valid'))).dataSync()[0]);
+  const out = model.unet.layout!.out;
+  const { value, grads } = tf.variableGrads(() => {
+    const l = stage.loss(b, 0, new Rng(0));
+    const lay = l.parts!.l_layout.dataSync()[0];
+    assert.ok(Math.abs(lay - expected) <= 1e-5 * Math.max(1, expected), `l_layout ${lay} vs ${expected}`);
+    const eps = l.parts!.l_eps.dataSync()[0];
+    assert.ok(Math.abs(l.total.dataSync()[0] - (eps + 0.5 * lay)) < 1e-5, 'total = l_eps + layoutLoss · l_layout');
+    return l.total;
+  }, [out.w]);
+  const gmax = tf.tidy(() => tf.max(tf.abs(Object.values(grads)[0])).dataSync()[0]);
+  assert.ok(gmax > 0, 'the layout map\'s Linear gets a gradient from the auxiliary loss at init');
+  tf.dispose([value, ...Object.values(grads)]);
+  stage.disposeBatch!(b);
+  model.dispose();
+});
