@@ -97,11 +97,35 @@ interface PresetSpec {
   aggregation: Record<BackboneType, z.input<typeof AggregationConfigSchema>>;
   patchSize: number;
   photoShortSide: number;
+  cropScales?: number[];
+  taskWeights?: Record<string, number>;
+  validation?: RestoreConfig['validation'];
   refLr: number;
   paramFixIterations: number;
   train: z.input<typeof BatchedTrainConfigSchema>;
   eval: RestoreConfig['eval'];
 }
+
+/**
+ * A restore preset in a JSON file (`tdr train restore --config FILE`): the fields of a preset — sizes
+ * per backbone type (only the backbones it will train need to be there), data, schedule — under a
+ * name of its own, so that the guided and the unguided run of one experiment share everything but
+ * the guidance. Each field is validated when a backbone is picked (`restorePresetFrom`).
+ */
+export const RestorePresetFileSchema = z.strictObject({
+  preset: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes (it names the run folder)').describe('name of the experiment (run and checkpoint names end with it)'),
+  backbones: z.record(z.string(), z.unknown()).describe('backbone config per type (promptir, nafnet, restormer)'),
+  aggregation: z.record(z.string(), z.unknown()).describe('matcher config per backbone type'),
+  patchSize: z.unknown(),
+  photoShortSide: z.unknown(),
+  cropScales: z.unknown().optional(),
+  taskWeights: z.unknown().optional(),
+  validation: z.unknown().optional(),
+  refLr: z.unknown(),
+  paramFixIterations: z.unknown(),
+  train: z.unknown(),
+  eval: z.unknown(),
+});
 
 const demo: PresetSpec = {
   // the backbones' own small defaults (lib/restore/*): width/dim 16, one block per level
@@ -165,22 +189,43 @@ export interface RestoreChoice {
 /** A preset resolved for one backbone / guidance / task set, validated. Unknown names list the known ones. */
 export function restorePreset(name: string, choice: RestoreChoice): RestoreConfig {
   if (!(name in RESTORE_PRESETS)) throw new UserError(`unknown preset '${name}'; presets: ${RESTORE_PRESET_NAMES.join(', ')}`);
+  return restorePresetFrom(name, RESTORE_PRESETS[name as RestorePresetName], choice, `preset ${name}`);
+}
+
+/**
+ * The restore config of one backbone and guidance choice from a preset's fields (a built-in preset
+ * or a preset file read by `parseRestorePresetFile`); errors name `label` and the field path.
+ */
+export function restorePresetFrom(name: string, p: Omit<z.input<typeof RestorePresetFileSchema>, 'preset'> | PresetSpec, choice: RestoreChoice, label: string): RestoreConfig {
   if (!(BACKBONE_TYPES as readonly string[]).includes(choice.backbone)) {
     throw new UserError(`unknown backbone '${choice.backbone}'; backbones: ${BACKBONE_TYPES.join(', ')}`);
   }
-  const p = RESTORE_PRESETS[name as RestorePresetName];
+  const backbones = p.backbones as Record<string, unknown>;
+  const aggregation = p.aggregation as Record<string, unknown>;
+  if (!(choice.backbone in backbones)) throw new UserError(`${label}: backbones has no '${choice.backbone}' (has ${Object.keys(backbones).join(', ') || 'none'})`);
+  if (choice.guidance && !(choice.backbone in aggregation)) throw new UserError(`${label}: aggregation has no '${choice.backbone}' (a guided run needs its matcher)`);
   const raw = {
     preset: name,
-    model: { backbone: p.backbones[choice.backbone], guidance: choice.guidance, aggregation: p.aggregation[choice.backbone] },
+    model: { backbone: backbones[choice.backbone], guidance: choice.guidance, aggregation: aggregation[choice.backbone] ?? (RESTORE_PRESETS.demo.aggregation[choice.backbone]) },
     tasks: choice.tasks,
     patchSize: p.patchSize,
     photoShortSide: p.photoShortSide,
+    ...(p.cropScales !== undefined ? { cropScales: p.cropScales } : {}),
+    ...(p.taskWeights !== undefined ? { taskWeights: p.taskWeights } : {}),
+    ...(p.validation !== undefined ? { validation: p.validation } : {}),
     refLr: p.refLr,
     paramFixIterations: p.paramFixIterations,
     train: p.train,
     eval: p.eval,
   };
-  return parseRestoreConfig(raw, `preset ${name}`);
+  return parseRestoreConfig(raw, label);
+}
+
+/** Read and check the outer shape of a restore preset file (the fields are checked by `restorePresetFrom`). */
+export function parseRestorePresetFile(raw: unknown, label: string): z.infer<typeof RestorePresetFileSchema> {
+  const p = parseConfig(RestorePresetFileSchema, raw, label);
+  if ((RESTORE_PRESET_NAMES as string[]).includes(p.preset)) throw new UserError(`${label}: preset '${p.preset}' is the name of a built-in preset; give the file's experiment its own name`);
+  return p;
 }
 
 /** Validate a restore config (preset, JSON file or checkpoint meta); errors name `label` and the field path. */

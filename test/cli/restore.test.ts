@@ -14,7 +14,8 @@ import { evalCommand } from '../../lib/cli/commands/eval';
 import { makeImage } from '../../lib/data/image';
 import { readImage, writeImage, ImageError } from '../../lib/data/io';
 import { initBackend } from '../../lib/backend';
-import { restorePreset } from '../../lib/restore/config';
+import { RESTORE_PRESETS, restorePreset } from '../../lib/restore/config';
+import { readCheckpointMeta } from '../../lib/util/checkpoint';
 import { buildRestorer, saveRestorer } from '../../lib/restore/train';
 import { tmpDir } from '../helpers/fixtures';
 
@@ -135,4 +136,39 @@ test('train restore: bad backbone / tasks / preset → exit 2 one line (nothing 
     assert.equal(r.error!.split('\n').length, 1);
   }
   assert.ok(!fs.readdirSync(dir).some((f) => f.startsWith('restore-')), 'no run folder');
+});
+
+test('train restore --config: a restore preset file names its run; bad files → exit 2 one line naming the file and field', async () => {
+  const good = path.join(dir, 'exp.json');
+  const ci = JSON.parse(JSON.stringify(RESTORE_PRESETS.ci)) as Record<string, unknown>;
+  fs.writeFileSync(good, JSON.stringify({ ...ci, preset: 'ci-exp', cropScales: [32, 40], taskWeights: { haze: 2 } }));
+  const noNaf = path.join(dir, 'nonaf.json');
+  fs.writeFileSync(noNaf, JSON.stringify({ ...ci, preset: 'ci-exp', backbones: { promptir: (ci.backbones as Record<string, unknown>).promptir } }));
+  const badScale = path.join(dir, 'badscale.json');
+  fs.writeFileSync(badScale, JSON.stringify({ ...ci, preset: 'ci-exp', cropScales: [8] }));
+  const clash = path.join(dir, 'clash.json');
+  fs.writeFileSync(clash, JSON.stringify({ ...ci, preset: 'demo' }));
+  for (const [args, msg] of [
+    [['--backbone', 'nafnet', '--no-guidance', '--preset', 'ci', '--config', good], /give --preset or --config, not both/],
+    [['--backbone', 'nafnet', '--no-guidance', '--config', noNaf], /nonaf\.json: backbones has no 'nafnet' \(has promptir\)/],
+    [['--backbone', 'nafnet', '--no-guidance', '--config', badScale], /badscale\.json.*cropScales/],
+    [['--backbone', 'nafnet', '--no-guidance', '--config', clash], /clash\.json: preset 'demo' is the name of a built-in preset/],
+    [['--backbone', 'nafnet', '--no-guidance', '--config', path.join(dir, 'absent.json')], /absent\.json/],
+  ] as Array<[string[], RegExp]>) {
+    const r = await run(() => trainRestoreCommandRun(args));
+    assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.error}`);
+    assert.match(r.error!, msg);
+    assert.equal(r.error!.split('\n').length, 1, r.error);
+  }
+  const runs = path.join(dir, 'cfgruns');
+  const r = await run(() => trainRestoreCommandRun(['--backbone', 'nafnet', '--no-guidance', '--config', good, '--runs', runs]));
+  assert.equal(r.code, 0, r.error);
+  const name = 'restore-nafnet-all-in-one-plain-ci-exp';
+  const out = path.join(runs, name, `${name}.tdrc`);
+  const meta = readCheckpointMeta(out);
+  assert.match(String(meta.rebuild), new RegExp(`--config ${good.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  const cfg = meta.config as { preset: string; cropScales: number[]; taskWeights: Record<string, number> };
+  assert.equal(cfg.preset, 'ci-exp');
+  assert.deepEqual(cfg.cropScales, [32, 40]);
+  assert.deepEqual(cfg.taskWeights, { haze: 2 });
 });

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { shippedCheckpoint } from '../../lib/util/paths';
 import { readCheckpointMeta } from '../../lib/util/checkpoint';
+import type { BackboneType } from '../../lib/restore/config';
 
 const dir = path.dirname(shippedCheckpoint('x'));
 const root = path.resolve(dir, '..', '..');
@@ -29,9 +30,10 @@ test('shipped checkpoints: within 60 MB, each with its log, a rebuild command an
   }
 });
 
-test('data/configs: every shipped config parses (a T2I config or a guidance config) and docs/experiments.md names it', async () => {
+test('data/configs: every shipped config parses (a T2I, guidance or restore preset file) and docs/experiments.md names it', async () => {
   const { parseT2IConfig } = await import('../../lib/t2i/presets');
   const { parseGuidanceConfig } = await import('../../lib/guidance/config');
+  const { parseRestorePresetFile, restorePresetFrom } = await import('../../lib/restore/config');
   const cfgDir = path.join(root, 'data', 'configs');
   const experiments = fs.readFileSync(path.join(root, 'docs', 'experiments.md'), 'utf8');
   const files = fs.readdirSync(cfgDir).filter((f) => f.endsWith('.json'));
@@ -39,9 +41,12 @@ test('data/configs: every shipped config parses (a T2I config or a guidance conf
   for (const f of files) {
     const file = path.join(cfgDir, f);
     const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-    // a guidance config names the T2I preset it builds on; a T2I config has the autoencoder
+    // a guidance config names the T2I preset it builds on; a restore preset file has backbones; a T2I config has the autoencoder
     if ('t2iPreset' in raw) parseGuidanceConfig(raw, file);
-    else parseT2IConfig(raw, file);
+    else if ('backbones' in raw) {
+      const p = parseRestorePresetFile(raw, file);
+      for (const backbone of Object.keys(p.backbones)) for (const guidance of [false, true]) restorePresetFrom(p.preset, p, { backbone: backbone as BackboneType, guidance, tasks: 'all-in-one' }, file);
+    } else parseT2IConfig(raw, file);
     assert.ok(experiments.includes(`data/configs/${f}`), `docs/experiments.md does not name data/configs/${f} (each experiment config is recorded with its command and result there)`);
   }
 });

@@ -7,12 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { Command, parseOptions } from '../command';
+import { Command, parseOptions, readJsonFile } from '../command';
 import { initBackend } from '../../backend';
 import { guidanceSourceByName, guidanceSourceNames } from '../../jobs/sources';
 import { readImage, writeImage, formatFromPath } from '../../data/io';
 import { defaultRunsDir, shippedCheckpoint } from '../../util/paths';
-import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restoreRunName } from '../../restore/config';
+import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restorePresetFrom, parseRestorePresetFile, restoreRunName } from '../../restore/config';
 import { defaultWorkers } from '../../train/parallel';
 import { readLog, writeLogBeside } from '../../train/loop';
 import { loadRestorer, saveRestorer, trainRestorer, guidanceModelMismatch } from '../../restore/train';
@@ -106,7 +106,7 @@ export const restoreCommand: Command = {
   },
 };
 
-export const TRAIN_RESTORE_HELP = `usage: tdr train restore --backbone promptir|nafnet|restormer [--no-guidance] [--tasks SET] [--preset ci|demo|paper]
+export const TRAIN_RESTORE_HELP = `usage: tdr train restore --backbone promptir|nafnet|restormer [--no-guidance] [--tasks SET] [--preset ci|demo|paper | --config FILE]
                          [--guidance NAME] [--matcher-encoder-lr LR] [--runs DIR] [--max-steps N] [--out FILE.tdrc]
 
 Train a restorer (stage 3: L1 Eq. 5, AdamW, cosine schedule, matcher at ref_lr and frozen for
@@ -118,6 +118,8 @@ options:
   --no-guidance     the unguided baseline (same data, steps and seed)
   --tasks SET       ${TASK_SETS.join(' | ')} (default all-in-one)
   --preset NAME     ${RESTORE_PRESET_NAMES.join(' | ')} (default demo)
+  --config FILE     a restore preset in a JSON file instead of --preset (the fields of a preset under a name of
+                    its own, e.g. data/configs/restore-demo-long.json; the run and checkpoint names end with it)
   --guidance NAME   guidance source (default '${DEFAULT_GUIDANCE}'; 'clean-oracle' is a plumbing stand-in, never the paper's guidance)
   --matcher-encoder-lr LR
                     peak LR of the matcher's shared encoder alone (default: the preset's refLr); 0 keeps it at its
@@ -134,7 +136,8 @@ const TrainOptions = z.strictObject({
   backbone: z.enum(BACKBONE_TYPES),
   'no-guidance': z.boolean().optional(),
   tasks: z.enum(TASK_SETS).default('all-in-one'),
-  preset: z.enum(RESTORE_PRESET_NAMES as [string, ...string[]]).default('demo'),
+  preset: z.enum(RESTORE_PRESET_NAMES as [string, ...string[]]).optional(),
+  config: z.string().min(1).optional(),
   guidance: z.string().min(1).optional(),
   'matcher-encoder-lr': z.coerce.number().min(0).finite().optional(),
   runs: z.string().min(1).optional(),
@@ -149,7 +152,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     'train',
     argv,
     {
-      backbone: { type: 'string' }, 'no-guidance': { type: 'boolean' }, tasks: { type: 'string' }, preset: { type: 'string' }, guidance: { type: 'string' },
+      backbone: { type: 'string' }, 'no-guidance': { type: 'boolean' }, tasks: { type: 'string' }, preset: { type: 'string' }, config: { type: 'string' }, guidance: { type: 'string' },
       'matcher-encoder-lr': { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' },
     },
     TrainOptions,
@@ -158,7 +161,10 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
   const guided = !options['no-guidance'];
   if (!guided && options.guidance) throw new UserError('--no-guidance takes no --guidance');
   if (!guided && options['matcher-encoder-lr'] !== undefined) throw new UserError('--no-guidance has no matcher (--matcher-encoder-lr)');
-  const cfg = restorePreset(options.preset, { backbone: options.backbone, guidance: guided, tasks: options.tasks });
+  if (options.preset && options.config) throw new UserError('give --preset or --config, not both');
+  const choice = { backbone: options.backbone, guidance: guided, tasks: options.tasks };
+  const file = options.config ? parseRestorePresetFile(readJsonFile(options.config), options.config) : undefined;
+  const cfg = file ? restorePresetFrom(file.preset, file, choice, options.config!) : restorePreset(options.preset ?? 'demo', choice);
   if (options['matcher-encoder-lr'] !== undefined) cfg.matcherEncoderLr = options['matcher-encoder-lr'];
   const source = guided ? pickGuidance(options.guidance) : noGuidance;
   if (source.standIn) process.stderr.write(`tdr: ${source.standIn}\n`);
@@ -175,7 +181,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     }
     const ship = cfg.preset === 'demo' && !source.standIn;
     const out = options.out ?? (ship ? shippedCheckpoint(name) : path.join(runDir, `${name}.tdrc`));
-    const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} --preset ${options.preset}${options.guidance ? ` --guidance ${options.guidance}` : ''}${cfg.matcherEncoderLr !== undefined ? ` --matcher-encoder-lr ${cfg.matcherEncoderLr}` : ''}`;
+    const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} ${options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`}${options.guidance ? ` --guidance ${options.guidance}` : ''}${cfg.matcherEncoderLr !== undefined ? ` --matcher-encoder-lr ${cfg.matcherEncoderLr}` : ''}`;
     saveRestorer(out, r.params, cfg, { rebuild, steps: r.result.step, guidance: r.guidance, guidanceStandIn: source.standIn ?? null, guidanceModel: r.guidanceModel });
     // the loss log beside the checkpoint (<out>.log.jsonl; notebook 07 plots it)
     writeLogBeside(out, readLog(runDir));

@@ -29,6 +29,7 @@ options:
   --content N         training captions for the content check (default 13: every 3rd photo; 0 skips it)
   --words N           validation photos reconstructed from their own pseudo-words (models with an image-to-words
                       mapper; default all 25; 0 skips it): rank of the own photo by 16×16 thumbnail PSNR
+  --steps N           DDIM steps of the words reconstruction (default: the checkpoint's sample.steps)
   --cfg S             classifier-free guidance scale (default: the checkpoint's sample.cfgScale)
   --photos N          validation photos for the AE PSNR (default all)
   --json              one line of JSON`;
@@ -39,6 +40,7 @@ const Options = z.strictObject({
   captions: z.coerce.number().int().min(1).max(38).default(4),
   content: z.coerce.number().int().min(0).max(38).default(13),
   words: z.coerce.number().int().min(0).optional(),
+  steps: z.coerce.number().int().min(1).max(1000).optional(),
   cfg: z.coerce.number().min(0).max(50).optional(),
   photos: z.coerce.number().int().min(1).optional(),
   json: z.boolean().optional(),
@@ -52,7 +54,7 @@ export const t2iCheckCommand: Command = {
     const { options, positionals } = parseOptions(
       't2i-check',
       argv,
-      { checkpoint: { type: 'string' }, seeds: { type: 'string' }, captions: { type: 'string' }, content: { type: 'string' }, words: { type: 'string' }, cfg: { type: 'string' }, photos: { type: 'string' }, json: { type: 'boolean' } },
+      { checkpoint: { type: 'string' }, seeds: { type: 'string' }, captions: { type: 'string' }, content: { type: 'string' }, words: { type: 'string' }, steps: { type: 'string' }, cfg: { type: 'string' }, photos: { type: 'string' }, json: { type: 'boolean' } },
       Options,
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
@@ -79,7 +81,7 @@ export const t2iCheckCommand: Command = {
       const content = contentEntries.length
         ? await contentRetrieval(model, contentEntries.map((e) => ({ id: e.id, caption: trainingCaption(e) })), [1, 2], { cfgScale: options.cfg })
         : null;
-      const rec = model.words && options.words !== 0 ? await wordsReconstruction(model, { limit: options.words, cfgScale: options.cfg }) : null;
+      const rec = model.words && options.words !== 0 ? await wordsReconstruction(model, { limit: options.words, cfgScale: options.cfg, steps: options.steps }) : null;
       const result = {
         checkpoint: ckpt,
         autoencoder: ae,
