@@ -1,5 +1,5 @@
 /**
- * Gradients on wasm (tdr kernels, lib/backend/kernels.ts) against the cpu backend as oracle.
+ * Gradients on wasm (tdr kernels, lib/backend/kernels.ts and lib/backend/kernels/) against the cpu backend as oracle.
  * Relative error max|wasm−cpu| / max|cpu| ≤ 1e-4 on every output.
  */
 import { after, before, describe, test } from 'node:test';

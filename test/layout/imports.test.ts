@@ -84,3 +84,10 @@ test("the package's exported names are the listed ones (notebooks import them as
   assert.deepEqual(Object.keys(tdr).sort(), want.top, 'tdr exports changed: update test/layout/exports.json only for a deliberate API change');
   assert.deepEqual(Object.keys(tdr.restore).sort(), want.restore, 'tdr.restore exports changed');
 });
+
+test('wasm kernels: one file per registered kernel in lib/backend/kernels/ (as tfjs-backend-wasm lays them out), and no other kernel files', async () => {
+  const { WASM_KERNELS } = await import('../../lib/backend/kernels');
+  const dir = path.join(projectRoot(), 'lib', 'backend', 'kernels');
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.ts') && f !== 'shared.ts').map((f) => f.replace(/\.ts$/, ''));
+  assert.deepEqual([...files].sort(), [...WASM_KERNELS].sort());
+});
