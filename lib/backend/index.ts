@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels } from './kernels';
 import { registerNativeKernels } from './native';
+import { UserError } from '../util/errors';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -28,6 +29,16 @@ export interface BackendInfo {
 
 const ALLOWED: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
+/** The order tried without TDR_BACKEND (see the module doc). */
+export const DEFAULT_ORDER: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+
+export interface BackendOptions {
+  /** no `tdr: backend …` line on stderr (also env TDR_QUIET=1) */
+  quiet?: boolean;
+  /** tensorflow only: intra-op threads (default env TDR_THREADS, else TF_NUM_INTRAOP_THREADS, else one per core) */
+  threads?: number;
+}
+
 /**
  * The backend asked for by env TDR_BACKEND, or undefined when unset/empty.
  * @throws Error naming the variable and the allowed values for anything else
@@ -36,7 +47,7 @@ export function requestedBackend(env: NodeJS.ProcessEnv = process.env): BackendN
   const v = env.TDR_BACKEND;
   if (v == null || v === '') return undefined;
   if (!(ALLOWED as readonly string[]).includes(v)) {
-    throw new Error(`TDR_BACKEND must be one of ${ALLOWED.join(', ')}; got '${v}'`);
+    throw new UserError(`TDR_BACKEND must be one of ${ALLOWED.join(', ')}; got '${v}'`);
   }
   return v as BackendName;
 }
@@ -45,13 +56,13 @@ let chosen: Promise<BackendInfo> | undefined;
 let info: BackendInfo | undefined;
 
 /** Load tfjs-node-gpu or tfjs-node; the names are computed so tsc does not need their types. */
-function loadTensorflow(): { pkg: string } | { error: string } {
+function loadTensorflow(): { pkg: string; version: string } | { error: string } {
   const errors: string[] = [];
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     try {
       const req: (id: string) => unknown = require;
       req(pkg);
-      return { pkg };
+      return { pkg, version: (req(`${pkg}/package.json`) as { version: string }).version };
     } catch (e) {
       errors.push(`${pkg}: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
     }
@@ -59,12 +70,39 @@ function loadTensorflow(): { pkg: string } | { error: string } {
   return { error: errors.join('; ') };
 }
 
-async function useTensorflow(): Promise<BackendInfo | string> {
+/**
+ * Intra-op threads of the tensorflow backend: `threads` if given, else env TDR_THREADS, else env
+ * TF_NUM_INTRAOP_THREADS, else one per core.
+ * @throws UserError naming the variable when it is not a positive integer
+ */
+export function tensorflowThreads(threads?: number, env: NodeJS.ProcessEnv = process.env): number {
+  const check = (v: number | string, what: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new UserError(`${what} must be a positive integer, got '${v}'`);
+    return n;
+  };
+  if (threads != null) return check(threads, 'threads');
+  for (const name of ['TDR_THREADS', 'TF_NUM_INTRAOP_THREADS']) {
+    const v = env[name];
+    if (v != null && v !== '') return check(v, name);
+  }
+  return os.cpus().length;
+}
+
+async function useTensorflow(threads: number): Promise<BackendInfo | string> {
+  // TensorFlow reads these once, when tfjs-node creates its eager context while it is required
+  process.env.TF_NUM_INTRAOP_THREADS = String(threads);
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
   const r = loadTensorflow();
   if ('error' in r) return r.error;
   if (!(await tf.setBackend('tensorflow'))) return `${r.pkg} loaded but tf.setBackend('tensorflow') failed`;
   const gpu = r.pkg.endsWith('-gpu');
-  return { name: 'tensorflow', threads: os.cpus().length, detail: `${r.pkg} (libtensorflow${gpu ? ', CUDA' : ', CPU'})` };
+  const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
+  return {
+    name: 'tensorflow',
+    threads,
+    detail: `${r.pkg} ${r.version}, TensorFlow ${binding?.TF_Version ?? '?'} C library, ${gpu ? 'CUDA' : 'CPU'}, ${threads} intra-op thread${threads === 1 ? '' : 's'}`,
+  };
 }
 
 async function useWasm(): Promise<BackendInfo | string> {
@@ -92,20 +130,21 @@ async function useCpu(): Promise<BackendInfo | string> {
   return { name: 'cpu', threads: 1, detail: 'tfjs-backend-cpu (pure JS, slow: for tests and tiny runs)' };
 }
 
-async function resolve(): Promise<BackendInfo> {
+async function resolve(opts: BackendOptions): Promise<BackendInfo> {
   const want = requestedBackend();
+  const threads = tensorflowThreads(opts.threads);
   const tries: Record<BackendName, () => Promise<BackendInfo | string>> = {
-    tensorflow: useTensorflow,
+    tensorflow: () => useTensorflow(threads),
     wasm: useWasm,
     cpu: useCpu,
   };
   if (want != null) {
     const r = await tries[want]();
-    if (typeof r === 'string') throw new Error(`TDR_BACKEND=${want}, but that backend cannot start: ${r}`);
+    if (typeof r === 'string') throw new UserError(`TDR_BACKEND=${want}, but that backend cannot start: ${r}`);
     return r;
   }
   const failures: string[] = [];
-  for (const name of ALLOWED) {
+  for (const name of DEFAULT_ORDER) {
     const r = await tries[name]();
     if (typeof r !== 'string') return r;
     failures.push(r);
@@ -122,11 +161,11 @@ function oneLine(i: BackendInfo): string {
 /**
  * Choose and activate the backend (see the module doc). Idempotent: later calls return the same
  * info and make that backend current again if something switched away from it.
- * @throws Error when TDR_BACKEND is invalid or names a backend that cannot start
+ * @throws UserError when TDR_BACKEND or TDR_THREADS is invalid, or TDR_BACKEND names a backend that cannot start
  */
-export async function initBackend(opts: { quiet?: boolean } = {}): Promise<BackendInfo> {
+export async function initBackend(opts: BackendOptions = {}): Promise<BackendInfo> {
   if (chosen == null) {
-    chosen = resolve().then((i) => {
+    chosen = resolve(opts).then((i) => {
       info = i;
       if (!opts.quiet && process.env.TDR_QUIET !== '1') process.stderr.write(oneLine(i) + '\n');
       return i;

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { BenchResult, runBench } from '../../jobs/bench_unet';
 import { benchSample, SampleBench } from '../../jobs/bench_sample';
 import { runPeerBench, PeerResult } from '../../jobs/peer';
+import { benchPromptIRStep, benchT2IStep, PromptIRStepBench, T2IStepBench } from '../../jobs/bench_train';
 import { t2iCheckpoint } from '../../util/paths';
 import { UserError } from '../../util/errors';
 
@@ -15,11 +16,13 @@ const Options = z.strictObject({
   json: z.boolean().default(false).describe('print one line of JSON instead of a table'),
   steps: z.coerce.number().int().min(1).max(1000).default(5).describe('timed train steps (median reported)'),
   warmup: z.coerce.number().int().min(0).max(100).default(1).describe('untimed train steps first'),
-  sample: z.string().endsWith('.tdrc', { message: 'expected a .tdrc checkpoint' }).optional().describe('t2i checkpoint to time sampling with'),
+  sample: z.union([z.literal('none'), z.string().endsWith('.tdrc', { message: "expected a .tdrc checkpoint or 'none'" })]).optional().describe('t2i checkpoint to time sampling with, or none'),
+  t2i: z.boolean().default(false).describe('also time a train step of the demo T2I latent UNet (batch 16)'),
+  promptir: z.boolean().default(false).describe('also time a train step of the demo PromptIR restorer (batch 8, 64 px), unguided and guided'),
   peer: z.boolean().optional().describe('also run the PyTorch CPU peer at the same thread count and print the ratio'),
 });
 
-const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N] [--sample FILE.tdrc] [--peer]
+const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N] [--t2i] [--promptir] [--sample FILE.tdrc|none] [--peer]
 
 Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
 L1 loss, Adam) and a 3x3 64->64 conv2d forward/backward on [8,64,64,64], on the backend tdr
@@ -29,8 +32,12 @@ options:
   --json       one line of JSON instead of a table
   --steps N    timed train steps, median reported (default 5)
   --warmup N   untimed train steps first (default 1)
+  --t2i        also time a train step of the demo text-to-image model (text encoder + latent
+               UNet, Eq. 1 loss, AdamW, EMA; batch 16 of 32x32x4 latents), median of N
+  --promptir   also time a train step of the demo PromptIR restorer (forward, L1 loss and
+               gradients; batch 8, 64x64), without and with guidance, median of N
   --sample F   also time text-to-image sampling with checkpoint F (default: the shipped
-               data/checkpoints/t2i-demo.tdrc when it exists); target ≤ 10 s per image
+               data/checkpoints/t2i-demo.tdrc when it exists; 'none': skip); target ≤ 10 s per image
   --peer       also time the same U-Net step in PyTorch CPU (python3-torch) at the same thread
                count and report the ratio project / PyTorch (goal ≤ 1.5)
   -h, --help   this help`;
@@ -38,7 +45,9 @@ options:
 const f1 = (v: number): string => v.toFixed(1);
 
 /** The human-readable report: one "name  value" row per line. */
-export function formatBench(r: BenchResult & { sample?: SampleBench; peer?: PeerResult & { ratio: number } }): string {
+export type BenchReport = BenchResult & { sample?: SampleBench; peer?: PeerResult & { ratio: number }; t2i?: T2IStepBench; promptir?: PromptIRStepBench[] };
+
+export function formatBench(r: BenchReport): string {
   const rows: Array<[string, string]> = [
     ['backend', `${r.backend} (${r.backendDetail})`],
     ['tfjs', r.tfjsVersion],
@@ -56,6 +65,16 @@ export function formatBench(r: BenchResult & { sample?: SampleBench; peer?: Peer
       ['  backprop filter', `${f1(c.backpropFilterMs)} ms  ${f1(c.backpropFilterGflops)} GFLOP/s`],
       ['  backprop input', `${f1(c.backpropInputMs)} ms  ${f1(c.backpropInputGflops)} GFLOP/s`],
     );
+  }
+  if (r.t2i) {
+    const t = r.t2i;
+    rows.push(
+      [`T2I train step (${t.preset})`, `${f1(t.stepMs)} ms median of ${t.steps} (after ${t.warmup} warm-up; batch ${t.batch} of ${t.latent.join('x')} latents, ${(t.trainableParams / 1e6).toFixed(2)} M parameters)`],
+      ['  all steps', t.stepsMs.map((v) => f1(v)).join(', ') + ' ms'],
+    );
+  }
+  for (const p of r.promptir ?? []) {
+    rows.push([`PromptIR train step, ${p.guidance ? 'guided' : 'unguided'}`, `${f1(p.stepMs)} ms median (forward ${f1(p.forwardMs)} ms; batch ${p.batch}, ${p.size}x${p.size}, ${(p.params / 1e6).toFixed(2)} M parameters)`]);
   }
   if (r.peer) {
     rows.push(
@@ -90,15 +109,17 @@ export const benchCommand: Command = {
     const { options, positionals } = parseOptions(
       'bench',
       argv,
-      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' }, sample: { type: 'string' }, peer: { type: 'boolean' } },
+      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' }, sample: { type: 'string' }, peer: { type: 'boolean' }, t2i: { type: 'boolean' }, promptir: { type: 'boolean' } },
       Options,
     );
     if (positionals.length > 0) {
       throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr bench --help'`);
     }
-    const ckpt = options.sample ?? (fs.existsSync(t2iCheckpoint()) ? t2iCheckpoint() : undefined);
-    if (options.sample && !fs.existsSync(options.sample)) throw new UserError(`${options.sample}: no such checkpoint`);
-    const r: BenchResult & { sample?: SampleBench; peer?: PeerResult & { ratio: number } } = await runBench({ steps: options.steps, warmup: options.warmup });
+    const ckpt = options.sample === 'none' ? undefined : (options.sample ?? (fs.existsSync(t2iCheckpoint()) ? t2iCheckpoint() : undefined));
+    if (ckpt && options.sample && !fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint`);
+    const r: BenchReport = await runBench({ steps: options.steps, warmup: options.warmup });
+    if (options.t2i) r.t2i = await benchT2IStep({ steps: options.steps, warmup: options.warmup });
+    if (options.promptir) r.promptir = await benchPromptIRStep({ reps: options.steps });
     if (options.peer) {
       const p = runPeerBench({ threads: r.threads, steps: options.steps, warmup: options.warmup });
       r.peer = { ...p, ratio: r.unetStepMs / p.unetStepMs };
