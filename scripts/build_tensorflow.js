@@ -77,10 +77,11 @@ function findPython() {
 }
 
 /** The pinned wheel in the cache, fetched with pip when missing; its sha256 checked. */
-function ensureWheel(cache, py) {
+function ensureWheel(cache, python) {
   const dir = path.join(cache, 'wheels');
   const wheel = path.join(dir, TENSORFLOW.file);
   if (fs.existsSync(wheel) && sha256(wheel) === TENSORFLOW.sha256) return wheel;
+  const py = python();
   fs.mkdirSync(dir, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(dir, '.pip-'));
   try {
@@ -124,11 +125,16 @@ with zipfile.ZipFile(whl) as z:
 print(n)
 `;
 
-/** The C library and headers, extracted once per wheel into the cache: <cache>/libtensorflow-<version>-<sha8>/{lib,include}. */
-function ensureLibrary(cache, py, wheel) {
+/**
+ * The C library and headers, extracted once per wheel into the cache:
+ * <cache>/libtensorflow-<version>-<sha8>/{lib,include} (the wheel is fetched only when they are missing).
+ */
+function ensureLibrary(cache, python) {
   const dir = path.join(cache, `libtensorflow-${TENSORFLOW.version}-${TENSORFLOW.sha256.slice(0, 8)}`);
   const done = path.join(dir, '.complete');
   if (fs.existsSync(done)) return dir;
+  const wheel = ensureWheel(cache, python);
+  const py = python();
   const tmp = fs.mkdtempSync(path.join(cache, '.extract-'));
   try {
     const r = spawnSync(py, ['-c', EXTRACT_PY, wheel, tmp, TENSORFLOW.libs.join(','), TENSORFLOW.headers.join(',')], { encoding: 'utf8', maxBuffer: 1 << 24 });
@@ -234,9 +240,9 @@ function main() {
   }
   const cache = cacheDir();
   fs.mkdirSync(cache, { recursive: true });
-  const py = findPython();
-  const wheel = ensureWheel(cache, py);
-  const lib = ensureLibrary(cache, py, wheel);
+  let py;
+  const python = () => (py ??= findPython()); // only when the wheel must be fetched or unpacked
+  const lib = ensureLibrary(cache, python);
   layOutDeps(lib);
   buildAddon(binding);
   const ok = loadCheck();

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels } from './kernels';
 import { registerNativeKernels } from './native';
+import { registerTensorflowKernels } from './tensorflow';
 import { UserError } from '../util/errors';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -95,6 +96,7 @@ async function useTensorflow(threads: number): Promise<BackendInfo | string> {
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
   const r = loadTensorflow();
   if ('error' in r) return r.error;
+  registerTensorflowKernels(); // explicit-padding conv gradients (./tensorflow.ts)
   if (!(await tf.setBackend('tensorflow'))) return `${r.pkg} loaded but tf.setBackend('tensorflow') failed`;
   const gpu = r.pkg.endsWith('-gpu');
   const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
@@ -140,7 +142,10 @@ async function resolve(opts: BackendOptions): Promise<BackendInfo> {
   };
   if (want != null) {
     const r = await tries[want]();
-    if (typeof r === 'string') throw new UserError(`TDR_BACKEND=${want}, but that backend cannot start: ${r}`);
+    if (typeof r === 'string') {
+      const fix = want === 'tensorflow' ? ' (npm run build:tensorflow builds it; README, Backends)' : '';
+      throw new UserError(`TDR_BACKEND=${want}, but that backend cannot start: ${r}${fix}`);
+    }
     return r;
   }
   const failures: string[] = [];
@@ -186,3 +191,4 @@ export function getBackendInfo(): BackendInfo | undefined {
 
 export { registerWasmKernels, WASM_KERNELS } from './kernels';
 export { patchCpuResizeNearestNeighborGrad } from './cpu_patch';
+export { registerTensorflowKernels, TENSORFLOW_KERNELS } from './tensorflow';
