@@ -1,9 +1,17 @@
 /**
- * Backend resolver: pick the fastest tfjs backend this machine can run, once per process.
+ * Backend resolver: pick, once per process, the backend that trains fastest on this machine.
  *
- * Order: env TDR_BACKEND (tensorflow | wasm | cpu) if set; else `@tensorflow/tfjs-node-gpu`, then
- * `@tensorflow/tfjs-node` (optional dependencies: present only where libtensorflow installed),
- * else wasm (with the tdr gradient kernels of ./kernels), else the pure-JS cpu backend.
+ * Rule: env TDR_BACKEND (tensorflow | wasm | cpu) if set; else the first of DEFAULT_ORDER that starts:
+ *   tensorflow  `@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node` (optional dependencies): the
+ *               TensorFlow C library, whose addon `npm install` builds offline when it can
+ *               (scripts/build_tensorflow.js). Intra-op threads: the `threads` option, else env
+ *               TDR_THREADS, else TF_NUM_INTRAOP_THREADS, else one per core — set before tfjs-node is
+ *               required, when TensorFlow reads them. It trains the reference U-Net, the demo T2I UNet
+ *               and the demo PromptIR faster than wasm, at one thread and at two (README, Backends:
+ *               `tdr bench --t2i --promptir` on each), so it comes first.
+ *   wasm        tfjs-backend-wasm (SIMD, one thread) with the tdr gradient kernels (./kernels) and, where
+ *               they built, the OpenBLAS kernels (./native).
+ *   cpu         the pure-JS backend: slow; the oracle of the gradient tests.
  * The choice is reported once on stderr (`tdr: backend wasm (SIMD, 1 thread)`) unless
  * `{quiet: true}` or env TDR_QUIET=1.
  */
@@ -20,7 +28,7 @@ export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export interface BackendInfo {
   /** tfjs backend name, as `tf.getBackend()` reports it */
   name: BackendName;
-  /** threads the backend computes on (wasm in Node: 1; tensorflow: CPU cores) */
+  /** threads the backend computes on (wasm in Node: 1; tensorflow: its intra-op threads) */
   threads: number;
   /** wasm only: SIMD build in use */
   simd?: boolean;
@@ -30,7 +38,7 @@ export interface BackendInfo {
 
 const ALLOWED: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
-/** The order tried without TDR_BACKEND (see the module doc). */
+/** The order tried without TDR_BACKEND: fastest training first on this machine (see the module doc). */
 export const DEFAULT_ORDER: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
 export interface BackendOptions {

@@ -26,7 +26,8 @@ const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N] [--t2i] [--prom
 
 Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
 L1 loss, Adam) and a 3x3 64->64 conv2d forward/backward on [8,64,64,64], on the backend tdr
-picks (TDR_BACKEND=tensorflow|wasm|cpu to force one).
+picks (TDR_BACKEND=tensorflow|wasm|cpu to force one; TDR_THREADS=N intra-op threads
+on tensorflow).
 
 options:
   --json       one line of JSON instead of a table
