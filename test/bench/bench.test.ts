@@ -8,6 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { runBench, unetForwardGflop } from '../../lib/jobs/bench_unet';
+import { benchPromptIRStep, benchT2IStep } from '../../lib/jobs/bench_train';
 import { benchCommand, formatBench } from '../../lib/cli/commands/bench';
 
 process.env.TDR_QUIET = '1';
@@ -25,7 +26,7 @@ test('runBench steps=1 warmup=0: fields, finite loss, tensor count flat', async 
   assert.equal(r.tensorsPerStepDrift, 0);
   assert.equal(r.backend, tf.getBackend());
   assert.ok(r.threads >= 1);
-  assert.equal(r.kernels, loadNative().addon ? 'native' : 'wasm');
+  assert.equal(r.kernels, r.backend !== 'wasm' ? 'backend' : loadNative().addon ? 'native' : 'wasm');
   assert.equal(r.batch, 8);
   assert.equal(r.size, 64);
   assert.equal(r.steps, 1);
@@ -38,6 +39,30 @@ test('runBench steps=1 warmup=0: fields, finite loss, tensor count flat', async 
   const table = formatBench(r);
   assert.match(table, /U-Net train step\s+\d/);
   assert.doesNotThrow(() => JSON.parse(JSON.stringify(r)));
+});
+
+test('benchT2IStep (ci preset, steps=2 warmup=0) and benchPromptIRStep (batch 1, reps 1): fields, finite loss, tensor count flat', async () => {
+  await initBackend({ quiet: true });
+  const before = tf.memory().numTensors;
+  const t = await benchT2IStep({ preset: 'ci', steps: 2, warmup: 0 });
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(t.preset, 'ci');
+  assert.equal(t.batch, 4);
+  assert.deepEqual(t.latent, [16, 16, 4]);
+  assert.equal(t.stepsMs.length, 2);
+  assert.ok(t.stepMs > 0 && Number.isFinite(t.finalLoss) && t.finalLoss > 0 && t.trainableParams > 0);
+  const p = await benchPromptIRStep({ batch: 1, reps: 1 });
+  assert.equal(tf.memory().numTensors, before);
+  assert.deepEqual(p.map((r) => r.guidance), [false, true]);
+  for (const r of p) assert.ok(r.stepMs > 0 && r.forwardMs > 0 && r.params > 0 && r.batch === 1 && r.size === 64);
+  assert.ok(p[1].params > p[0].params, 'the guided restorer has the matcher on top');
+  const table = formatBench({ ...(await runBench({ steps: 1, warmup: 0, micro: false })), t2i: t, promptir: p });
+  assert.match(table, /T2I train step \(ci\)\s+\d/);
+  assert.match(table, /PromptIR train step, guided\s+\d/);
+});
+
+test('bench command: --sample must be a .tdrc file or none', async () => {
+  await assert.rejects(benchCommand.run(['--sample', 'x.png']), (e: Error) => e.name === 'UserError' && /--sample/.test(e.message));
 });
 
 test('throws when steps < 1', async () => {
