@@ -6,13 +6,17 @@
  *             (lib/train/loop.ts) on the real stage (t2iStage), batch 16 of 32×32×4 latents. The
  *             latents and captions are random (the cost of a step does not depend on their values);
  *             the frozen autoencoder is built but not run, as in training from the latent cache.
- *   promptir  stage 3, the demo PromptIR restorer on 64-px crops, without and with guidance: forward +
- *             ℓ1 loss (Eq. 5) + gradients (lib/restore/bench.ts; no optimiser update).
- * Medians of wall-clock times; on a shared machine they vary with the load of other processes.
+ *   promptir  stage 3, the demo PromptIR restorer (restore preset demo) on 64-px crops, without and
+ *             with guidance: forward + ℓ1 loss (Eq. 5) + gradients, as lib/restore/bench.ts times it
+ *             (no optimiser update).
+ * Medians of wall-clock times, and of this process's CPU time (user + system, all its threads) per
+ * step: on a shared machine the wall time grows with the load of other processes, the CPU time much
+ * less (for a one-thread backend it is close to the wall time on a quiet machine).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend';
 import { t2iPreset } from '../t2i/presets';
 import { TextToImage } from '../t2i/model';
@@ -21,7 +25,8 @@ import { buildVocab } from '../models/tokenizer';
 import { Params } from '../models/params';
 import { loopSettings } from '../train/config';
 import { train } from '../train/loop';
-import { benchRestorers } from '../restore/bench';
+import { GuidedRestorer } from '../restore/guided';
+import { restorePreset } from '../restore/config';
 import { Rng } from '../util/rng';
 
 export interface T2IStepBench {
@@ -36,6 +41,8 @@ export interface T2IStepBench {
   stepMs: number;
   /** every timed step, ms (the loop's own msPerStep) */
   stepsMs: number[];
+  /** median process CPU time per step, ms (between the loop's per-step log calls) */
+  stepCpuMs: number;
   finalLoss: number;
 }
 
@@ -44,9 +51,19 @@ export interface PromptIRStepBench {
   batch: number;
   size: number;
   params: number;
+  reps: number;
   /** median ms of forward + ℓ1 loss + gradients, after one warm-up */
   stepMs: number;
+  /** median process CPU time of one step, ms */
+  stepCpuMs: number;
+  /** median ms of the forward pass alone */
   forwardMs: number;
+}
+
+/** Process CPU time (user + system, every thread), ms. */
+export function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e3;
 }
 
 function median(v: number[]): number {
@@ -93,12 +110,14 @@ export async function benchT2IStep(opts: { preset?: string; batch?: number; step
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tdr-bench-t2i-'));
   try {
     const total = warmup + steps;
+    const cpu: number[] = [cpuMs()];
     const r = await train(
       t2iStage(model, cfg, cache),
       { ...loopSettings(cfg.unetTrain), steps: total, logEvery: 1, checkpointEvery: total },
-      { runDir, meta: { stage: 't2i-bench', config: cfg }, quiet: true },
+      { runDir, meta: { stage: 't2i-bench', config: cfg }, quiet: true, onLog: () => void cpu.push(cpuMs()) },
     );
     const timed = r.log.slice(warmup).map((x) => x.msPerStep);
+    const timedCpu = cpu.slice(1).map((c, i) => c - cpu[i]).slice(warmup);
     return {
       preset: cfg.preset,
       batch,
@@ -108,6 +127,7 @@ export async function benchT2IStep(opts: { preset?: string; batch?: number; step
       warmup,
       stepMs: median(timed),
       stepsMs: timed,
+      stepCpuMs: median(timedCpu),
       finalLoss: r.log[r.log.length - 1].l_total,
     };
   } finally {
@@ -121,6 +141,42 @@ export async function benchPromptIRStep(opts: { batch?: number; size?: number; r
   await initBackend();
   const batch = opts.batch ?? 8;
   const size = opts.size ?? 64;
-  const rows = benchRestorers({ batch, size, reps: opts.reps ?? 5, types: ['promptir'] });
-  return rows.map((r) => ({ guidance: r.guidance, batch, size, params: r.params, stepMs: r.stepMs, forwardMs: r.forwardMs }));
+  const reps = opts.reps ?? 5;
+  if (!Number.isInteger(reps) || reps < 1) throw new Error(`benchPromptIRStep: reps must be an integer ≥ 1, got ${reps}`);
+  const rows: PromptIRStepBench[] = [];
+  for (const guidance of [false, true]) {
+    const { model } = restorePreset('demo', { backbone: 'promptir', guidance, tasks: 'all-in-one' });
+    const p = new Params();
+    const net = new GuidedRestorer(p, 'r', model, new Rng(0));
+    const rng = new Rng(1);
+    const image = (): tf.Tensor4D => tf.tensor4d(Float32Array.from({ length: batch * size * size * 3 }, () => rng.random()), [batch, size, size, 3]);
+    const [x, y, g] = [image(), image(), image()];
+    const vars = p.trainable().map(([, v]) => v);
+    /** median wall and CPU ms of `reps` calls after one warm-up */
+    const time = (fn: () => void): { wall: number; cpu: number } => {
+      fn();
+      const wall: number[] = [];
+      const cpu: number[] = [];
+      for (let i = 0; i < reps; i++) {
+        const [t0, c0] = [performance.now(), cpuMs()];
+        fn();
+        wall.push(performance.now() - t0);
+        cpu.push(cpuMs() - c0);
+      }
+      return { wall: median(wall), cpu: median(cpu) };
+    };
+    try {
+      const forward = time(() => tf.tidy(() => void net.call(x, guidance ? g : undefined).dataSync()));
+      const step = time(() => {
+        const { value, grads } = tf.variableGrads(() => tf.mean(tf.abs(tf.sub(net.call(x, guidance ? g : undefined), y))) as tf.Scalar, vars);
+        value.dataSync();
+        tf.dispose([value, ...Object.values(grads)]);
+      });
+      rows.push({ guidance, batch, size, params: p.count(), reps, stepMs: step.wall, stepCpuMs: step.cpu, forwardMs: forward.wall });
+    } finally {
+      tf.dispose([x, y, g]);
+      p.dispose();
+    }
+  }
+  return rows;
 }

@@ -53,6 +53,8 @@ export interface BenchResult {
   unetStepMs: number;
   /** every timed step, ms */
   unetStepsMs: number[];
+  /** median process CPU time (user + system, all threads) of one train step, ms: less sensitive to other processes' load than the wall time */
+  unetStepCpuMs: number;
   /** forward GFLOP of the U-Net at this batch and size */
   forwardGflop: number;
   /** 3 × forward GFLOP / median step time */
@@ -218,6 +220,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
   const x = tf.randomUniform([BATCH, SIZE, SIZE, 3], 0, 1, 'float32', 11) as tf.Tensor4D;
   const target = tf.randomUniform([BATCH, SIZE, SIZE, 3], 0, 1, 'float32', 12) as tf.Tensor4D;
   const stepsMs: number[] = [];
+  const stepsCpuMs: number[] = [];
   let finalLoss = NaN;
   let afterFirst = 0;
   let tensorsPerStepDrift = 0;
@@ -226,13 +229,18 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     const varList = layers.flatMap((l) => [l.w, l.b]);
     for (let s = 0; s < warmup + steps; s++) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       const loss = optimizer.minimize(() => tf.tidy(() => tf.mean(tf.abs(tf.sub(unetForward(layers, x), target)))), true, varList);
       if (loss == null) throw new Error('runBench: optimizer.minimize returned no loss');
       finalLoss = (await loss.data())[0];
       loss.dispose();
       const dt = performance.now() - t0;
+      const dc = process.cpuUsage(c0);
       rss.sample();
-      if (s >= warmup) stepsMs.push(dt);
+      if (s >= warmup) {
+        stepsMs.push(dt);
+        stepsCpuMs.push((dc.user + dc.system) / 1e3);
+      }
       if (s === 0) afterFirst = tf.memory().numTensors;
     }
     tensorsPerStepDrift = tf.memory().numTensors - afterFirst;
@@ -258,6 +266,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     warmup,
     unetStepMs,
     unetStepsMs: stepsMs,
+    unetStepCpuMs: median(stepsCpuMs),
     forwardGflop,
     stepGflops: (3 * forwardGflop) / (unetStepMs / 1e3),
     finalLoss,

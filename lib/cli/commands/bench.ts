@@ -41,7 +41,10 @@ options:
                data/checkpoints/t2i-demo.tdrc when it exists; 'none': skip); target ≤ 10 s per image
   --peer       also time the same U-Net step in PyTorch CPU (python3-torch) at the same thread
                count and report the ratio project / PyTorch (goal ≤ 1.5)
-  -h, --help   this help`;
+  -h, --help   this help
+
+Times are wall-clock medians; 'CPU' is this process's CPU time per step (all threads), which other
+processes' load changes much less.`;
 
 const f1 = (v: number): string => v.toFixed(1);
 
@@ -52,7 +55,7 @@ export function formatBench(r: BenchReport): string {
   const rows: Array<[string, string]> = [
     ['backend', `${r.backend} (${r.backendDetail})`],
     ['tfjs', r.tfjsVersion],
-    ['U-Net train step', `${f1(r.unetStepMs)} ms median of ${r.steps} (after ${r.warmup} warm-up)`],
+    ['U-Net train step', `${f1(r.unetStepMs)} ms median of ${r.steps} (after ${r.warmup} warm-up; CPU ${f1(r.unetStepCpuMs)} ms)`],
     ['  all steps', r.unetStepsMs.map((v) => f1(v)).join(', ') + ' ms'],
     ['  throughput', `${f1(r.stepGflops)} GFLOP/s (3 x ${r.forwardGflop.toFixed(2)} GFLOP forward, batch ${r.batch}, ${r.size}x${r.size})`],
     ['  final L1 loss', r.finalLoss.toFixed(4)],
@@ -70,12 +73,12 @@ export function formatBench(r: BenchReport): string {
   if (r.t2i) {
     const t = r.t2i;
     rows.push(
-      [`T2I train step (${t.preset})`, `${f1(t.stepMs)} ms median of ${t.steps} (after ${t.warmup} warm-up; batch ${t.batch} of ${t.latent.join('x')} latents, ${(t.trainableParams / 1e6).toFixed(2)} M parameters)`],
+      [`T2I train step (${t.preset})`, `${f1(t.stepMs)} ms median of ${t.steps} (after ${t.warmup} warm-up; CPU ${f1(t.stepCpuMs)} ms; batch ${t.batch} of ${t.latent.join('x')} latents, ${(t.trainableParams / 1e6).toFixed(2)} M parameters)`],
       ['  all steps', t.stepsMs.map((v) => f1(v)).join(', ') + ' ms'],
     );
   }
   for (const p of r.promptir ?? []) {
-    rows.push([`PromptIR train step, ${p.guidance ? 'guided' : 'unguided'}`, `${f1(p.stepMs)} ms median (forward ${f1(p.forwardMs)} ms; batch ${p.batch}, ${p.size}x${p.size}, ${(p.params / 1e6).toFixed(2)} M parameters)`]);
+    rows.push([`PromptIR train step, ${p.guidance ? 'guided' : 'unguided'}`, `${f1(p.stepMs)} ms median of ${p.reps} (after 1 warm-up; CPU ${f1(p.stepCpuMs)} ms; forward ${f1(p.forwardMs)} ms; batch ${p.batch}, ${p.size}x${p.size}, ${(p.params / 1e6).toFixed(2)} M parameters)`]);
   }
   if (r.peer) {
     rows.push(
