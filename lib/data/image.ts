@@ -33,10 +33,3 @@ export function clip01(img: RGBImage): RGBImage {
   }
   return { height: img.height, width: img.width, data: out };
 }
-
-/** Throws unless a and b have the same height and width. `what` names the caller. */
-export function assertSameShape(what: string, a: RGBImage, b: RGBImage): void {
-  if (a.height !== b.height || a.width !== b.width) {
-    throw new Error(`${what}: images must have equal shapes, got ${a.height}x${a.width} and ${b.height}x${b.width}`);
-  }
-}

@@ -1,7 +1,7 @@
 /**
  * `npm run jupyter`: start Jupyter Notebook on this project with the tslab kernel registered
  * (kernelspec in outputs/jupyter, kernel started in the project root so that `import … from "tdr"`
- * resolves; REFERENCE §7), opened on notebooks/. Extra arguments go to `jupyter notebook`.
+ * resolves; see ./kernel.ts), opened on notebooks/. Extra arguments go to `jupyter notebook`.
  */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';

@@ -12,3 +12,5 @@ export * from './eval';
 export * from './inspect';
 export * from './bench';
 export * from './config';
+/** Classical references without learned weights (dark channel prior, non-local means): `tdr.restore.classical.…`. */
+export * as classical from './classical';
