@@ -4,14 +4,21 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, patchCpuResizeNearestNeighborGrad } from '../../lib/backend';
+import { resolvedBackendSync } from '../helpers/backend';
 
 export type CheckedBackend = 'wasm' | 'tensorflow';
 
 /**
- * The backend the gradient suite (gradients.test.ts) checks: tensorflow when run with
- * TDR_BACKEND=tensorflow, else wasm with the tdr kernels (lib/backend/kernels.ts, native.ts).
+ * The backend the gradient suite (gradients.test.ts) checks: the one the resolver picks (TDR_BACKEND,
+ * else tensorflow where tfjs-node loads, else wasm with the tdr kernels of lib/backend/kernels.ts and
+ * native.ts). `TDR_BACKEND=wasm` checks wasm where tensorflow would be the default.
  */
-export const UNDER_TEST: CheckedBackend = process.env.TDR_BACKEND === 'tensorflow' ? 'tensorflow' : 'wasm';
+export const UNDER_TEST: CheckedBackend = checked(process.env.TDR_BACKEND || resolvedBackendSync());
+
+function checked(name: string): CheckedBackend {
+  if (name !== 'wasm' && name !== 'tensorflow') throw new Error(`the gradient suite checks wasm or tensorflow against cpu, not ${name}`);
+  return name;
+}
 
 /** Make `backend` current (wasm: with the tdr kernels) and patch the cpu oracle. */
 export async function setupBackendAndOracle(backend: CheckedBackend = UNDER_TEST): Promise<void> {
