@@ -1,7 +1,7 @@
 /**
  * Backend resolver: pick, once per process, the backend that trains fastest on this machine.
  *
- * Rule: env TDR_BACKEND (tensorflow | wasm | cpu) if set; else the first of DEFAULT_ORDER that starts:
+ * Rule: the `backend` option, else env TDR_BACKEND (tensorflow | wasm | cpu) if set; else the first of DEFAULT_ORDER that starts:
  *   tensorflow  `@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node` (optional dependencies): the
  *               TensorFlow C library, whose addon `npm install` builds offline when it can
  *               (scripts/build_tensorflow.js). Intra-op threads: the `threads` option, else env
@@ -10,7 +10,9 @@
  *               and the demo PromptIR faster than wasm, at one thread and at two (README, Backends:
  *               `tdr bench --t2i --promptir` on each), so it comes first.
  *   wasm        tfjs-backend-wasm (SIMD, one thread) with the tdr gradient kernels (./kernels) and, where
- *               they built, the OpenBLAS kernels (./native).
+ *               they built, the OpenBLAS kernels (./native). Their GEMMs run on one OpenBLAS thread
+ *               unless the `threads` option or env TDR_THREADS asks for more (one step on N cores; the
+ *               data-parallel training workers use one each).
  *   cpu         the pure-JS backend: slow; the oracle of the gradient tests.
  * The choice is reported once on stderr (`tdr: backend wasm (SIMD, 1 thread)`) unless
  * `{quiet: true}` or env TDR_QUIET=1.
@@ -19,7 +21,7 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels } from './kernels';
-import { registerNativeKernels } from './native';
+import { registerNativeKernels, setNativeThreads } from './native';
 import { registerTensorflowKernels } from './tensorflow';
 import { UserError } from '../util/errors';
 
@@ -32,6 +34,8 @@ export interface BackendInfo {
   threads: number;
   /** wasm only: SIMD build in use */
   simd?: boolean;
+  /** wasm with the native kernels only: OpenBLAS threads per GEMM (1 unless asked for) */
+  blasThreads?: number;
   /** one human-readable line: package and mode */
   detail: string;
 }
@@ -44,8 +48,13 @@ export const DEFAULT_ORDER: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu
 export interface BackendOptions {
   /** no `tdr: backend …` line on stderr (also env TDR_QUIET=1) */
   quiet?: boolean;
-  /** tensorflow only: intra-op threads (default env TDR_THREADS, else TF_NUM_INTRAOP_THREADS, else one per core) */
+  /**
+   * tensorflow: intra-op threads (default env TDR_THREADS, else TF_NUM_INTRAOP_THREADS, else one per
+   * core); wasm: OpenBLAS threads of the native kernels' GEMMs (default TDR_THREADS, else 1)
+   */
   threads?: number;
+  /** this backend instead of env TDR_BACKEND (`tdr bench --backend`) */
+  backend?: BackendName;
 }
 
 /**
@@ -114,7 +123,7 @@ async function useTensorflow(threads: number): Promise<BackendInfo | string> {
   };
 }
 
-async function useWasm(): Promise<BackendInfo | string> {
+async function useWasm(blasThreads: number | undefined): Promise<BackendInfo | string> {
   registerWasmKernels();
   const native = registerNativeKernels(); // optional OpenBLAS kernels on top (./native.ts)
   let ok = false;
@@ -126,11 +135,13 @@ async function useWasm(): Promise<BackendInfo | string> {
   if (!ok) return `tfjs-backend-wasm: tf.setBackend('wasm') failed`;
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const threads = tfwasm.getThreadsCount();
+  const blas = native ? setNativeThreads(blasThreads ?? 1) : undefined;
   return {
     name: 'wasm',
     threads,
     simd,
-    detail: `tfjs-backend-wasm ${tfwasm.version_wasm} (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}, tdr gradient kernels${native ? `, native kernels: ${native.split(' ').slice(0, 2).join(' ')}` : ''})`,
+    ...(blas != null ? { blasThreads: blas } : {}),
+    detail: `tfjs-backend-wasm ${tfwasm.version_wasm} (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}, tdr gradient kernels${native ? `, native kernels: ${native.split(' ').slice(0, 2).join(' ')}, ${blas} OpenBLAS thread${blas === 1 ? '' : 's'} per GEMM` : ''})`,
   };
 }
 
@@ -140,18 +151,20 @@ async function useCpu(): Promise<BackendInfo | string> {
 }
 
 async function resolve(opts: BackendOptions): Promise<BackendInfo> {
-  const want = requestedBackend();
+  if (opts.backend != null && !ALLOWED.includes(opts.backend)) throw new UserError(`backend must be one of ${ALLOWED.join(', ')}; got '${opts.backend}'`);
+  const want = opts.backend ?? requestedBackend();
   const threads = tensorflowThreads(opts.threads);
+  const explicitThreads = opts.threads != null || (process.env.TDR_THREADS ?? '') !== '' ? threads : undefined;
   const tries: Record<BackendName, () => Promise<BackendInfo | string>> = {
     tensorflow: () => useTensorflow(threads),
-    wasm: useWasm,
+    wasm: () => useWasm(explicitThreads),
     cpu: useCpu,
   };
   if (want != null) {
     const r = await tries[want]();
     if (typeof r === 'string') {
       const fix = want === 'tensorflow' ? ' (npm run build:tensorflow builds it; README, Backends)' : '';
-      throw new UserError(`TDR_BACKEND=${want}, but that backend cannot start: ${r}${fix}`);
+      throw new UserError(`${opts.backend != null ? 'backend' : 'TDR_BACKEND'}=${want}, but that backend cannot start: ${r}${fix}`);
     }
     return r;
   }
@@ -165,7 +178,10 @@ async function resolve(opts: BackendOptions): Promise<BackendInfo> {
 }
 
 function oneLine(i: BackendInfo): string {
-  if (i.name === 'wasm') return `tdr: backend wasm (${i.simd ? 'SIMD' : 'no SIMD'}, ${i.threads} thread${i.threads === 1 ? '' : 's'})`;
+  if (i.name === 'wasm') {
+    const blas = i.blasThreads != null && i.blasThreads > 1 ? `, ${i.blasThreads} OpenBLAS threads per GEMM` : '';
+    return `tdr: backend wasm (${i.simd ? 'SIMD' : 'no SIMD'}, ${i.threads} thread${i.threads === 1 ? '' : 's'}${blas})`;
+  }
   if (i.name === 'tensorflow') return `tdr: backend tensorflow (${i.detail})`;
   return `tdr: backend cpu (pure JS, slow)`;
 }

@@ -41,6 +41,8 @@ export interface BenchResult {
   backend: string;
   threads: number;
   simd?: boolean;
+  /** wasm with the native kernels: OpenBLAS threads per GEMM */
+  blasThreads?: number;
   backendDetail: string;
   /** 'native' when the OpenBLAS kernels (lib/backend/native.ts) served conv/matmul, else 'wasm' (or the backend's own) */
   kernels: 'native' | 'wasm' | 'backend';
@@ -257,6 +259,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     backend: info.name,
     threads: info.threads,
     ...(info.simd != null ? { simd: info.simd } : {}),
+    ...(info.blasThreads != null ? { blasThreads: info.blasThreads } : {}),
     backendDetail: info.detail,
     kernels: info.name !== 'wasm' ? 'backend' : info.detail.includes('native kernels') ? 'native' : 'wasm',
     tfjsVersion: tf.version.tfjs,

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import { requestedBackend, tensorflowThreads } from '../../lib/backend';
+import { loadNative } from '../../lib/backend/native';
 
 const LIB = path.join(__dirname, '../../lib/backend/index.js');
 
@@ -96,4 +97,28 @@ test('TDR_THREADS=0: the resolver refuses it with one line naming the variable',
   const r = child({ TDR_BACKEND: 'cpu', TDR_THREADS: '0' });
   assert.equal(r.status, 3);
   assert.match(r.stderr, /ERR TDR_THREADS must be a positive integer, got '0'/);
+});
+
+test('TDR_BACKEND=wasm TDR_THREADS=2: the native kernels run their GEMMs on 2 OpenBLAS threads and the line says so; without TDR_THREADS on 1', () => {
+  const native = loadNative().addon != null;
+  const two = child({ TDR_BACKEND: 'wasm', TDR_THREADS: '2' });
+  assert.equal(two.status, 0, two.stderr);
+  const i = JSON.parse(two.stdout.trim().split('\n').pop() as string).i;
+  assert.equal(i.name, 'wasm');
+  assert.equal(i.blasThreads, native ? 2 : undefined);
+  if (native) assert.match(two.stderr, /^tdr: backend wasm \(SIMD, 1 thread, 2 OpenBLAS threads per GEMM\)$/m);
+  const one = child({ TDR_BACKEND: 'wasm' });
+  assert.equal(JSON.parse(one.stdout.trim().split('\n').pop() as string).i.blasThreads, native ? 1 : undefined);
+  assert.match(one.stderr, /^tdr: backend wasm \(SIMD, 1 thread\)$/m);
+});
+
+test("the backend option wins over TDR_BACKEND (tdr bench --backend); a bad name is a user error", () => {
+  const code = (backend: string) => `require(${JSON.stringify(LIB)}).initBackend({ quiet: true, backend: ${JSON.stringify(backend)} })
+    .then((i) => console.log(i.name), (e) => { console.error('ERR ' + e.name + ' ' + e.message); process.exit(3); })`;
+  const ok = spawnSync(process.execPath, ['-e', code('cpu')], { env: { ...process.env, TDR_BACKEND: 'wasm' }, encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(ok.stdout.trim(), 'cpu');
+  const bad = spawnSync(process.execPath, ['-e', code('gpu')], { env: process.env, encoding: 'utf8' });
+  assert.equal(bad.status, 3);
+  assert.match(bad.stderr, /ERR UserError backend must be one of tensorflow, wasm, cpu; got 'gpu'/);
 });

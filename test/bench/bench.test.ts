@@ -5,12 +5,14 @@
 import { loadNative } from '../../lib/backend/native';
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { runBench, unetForwardGflop } from '../../lib/jobs/bench_unet';
 import { benchPromptIRStep, benchT2IStep } from '../../lib/jobs/bench_train';
 import { benchCommand, formatBench, formatClassicalBench } from '../../lib/cli/commands/bench';
 import { benchClassical } from '../../lib/restore/classical/bench';
+import { runPeerBench } from '../../lib/jobs/peer';
 
 process.env.TDR_QUIET = '1';
 
@@ -81,4 +83,26 @@ test('classical bench at 32 px, one run: both methods, positive times, formatted
   for (const r of rows) assert.ok(r.ms > 0 && r.runs.length === 1 && r.ms === r.runs[0] && r.cpuMs >= 0);
   assert.match(formatClassicalBench(rows), /^DCP \+ GF 32x32 +\d+\.\d ms CPU, \d+\.\d ms wall, median per image/);
   await assert.rejects(benchCommand.run(['--classical', '--peer']), (e: Error) => e.name === 'UserError' && /--classical times the classical references only/.test(e.message));
+});
+
+test('bench command: --backend must name a backend, --threads a positive integer, --python needs --peer', async () => {
+  await assert.rejects(benchCommand.run(['--backend', 'gpu']), (e: Error) => e.name === 'UserError' && /--backend/.test(e.message));
+  await assert.rejects(benchCommand.run(['--threads', '0']), (e: Error) => e.name === 'UserError' && /--threads/.test(e.message));
+  await assert.rejects(benchCommand.run(['--python', '/usr/bin/python3']), (e: Error) => e.name === 'UserError' && /--python names the interpreters of --peer; add --peer/.test(e.message));
+});
+
+/** A Python with PyTorch here (Debian's python3-torch), or null. */
+const TORCH_PYTHON = ['/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0) ?? null;
+
+test('PyTorch peer, 1 step: reports the PyTorch version and interpreter it ran', { skip: TORCH_PYTHON == null && 'no python3-torch here' }, () => {
+  const p = runPeerBench({ threads: 1, steps: 1, warmup: 0, python: TORCH_PYTHON as string });
+  const version = spawnSync(TORCH_PYTHON as string, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(p.torchVersion, version);
+  assert.equal(p.framework, `pytorch ${version}`);
+  assert.equal(p.threads, 1);
+  assert.ok(p.python.length > 0 && p.unetStepMs > 0 && p.stepsMs.length === 1 && p.stepCpuMs > 0);
+});
+
+test('PyTorch peer: an interpreter that does not exist is a user error naming it', () => {
+  assert.throws(() => runPeerBench({ threads: 1, steps: 1, warmup: 0, python: '/nonexistent/python3' }), (e: Error) => e.name === 'UserError' && /^\/nonexistent\/python3: cannot run it/.test(e.message));
 });

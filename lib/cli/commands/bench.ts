@@ -12,6 +12,7 @@ import { benchPromptIRStep, benchT2IStep, PromptIRStepBench, T2IStepBench } from
 import { benchClassical, ClassicalBenchRow } from '../../restore/classical/bench';
 import { t2iCheckpoint } from '../../util/paths';
 import { UserError } from '../../util/errors';
+import { initBackend } from '../../backend';
 
 const Options = z.strictObject({
   json: z.boolean().default(false).describe('print one line of JSON instead of a table'),
@@ -21,10 +22,14 @@ const Options = z.strictObject({
   t2i: z.boolean().default(false).describe('also time a train step of the demo T2I latent UNet (batch 16)'),
   promptir: z.boolean().default(false).describe('also time a train step of the demo PromptIR restorer (batch 8, 64 px), unguided and guided'),
   peer: z.boolean().optional().describe('also run the PyTorch CPU peer at the same thread count and print the ratio'),
+  python: z.string().min(1).optional().describe('--peer: the Python interpreter(s) with PyTorch, comma-separated (default /usr/bin/python3)'),
+  threads: z.coerce.number().int().min(1).max(256).optional().describe('threads for one step: TensorFlow intra-op threads, or the OpenBLAS threads of the native kernels on wasm'),
+  backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional().describe('this backend instead of the default choice (TDR_BACKEND)'),
   classical: z.boolean().optional().describe('time the classical references per image instead (DCP + guided filter, non-local means)'),
 });
 
-const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N] [--t2i] [--promptir] [--sample FILE.tdrc|none] [--peer]
+const HELP = `usage: tdr bench [--backend NAME] [--threads N] [--json] [--steps N] [--warmup N] [--t2i] [--promptir]
+                 [--sample FILE.tdrc|none] [--peer [--python PY[,PY…]]]
        tdr bench --classical [--json] [--steps N]
 
 Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
@@ -33,6 +38,12 @@ picks (TDR_BACKEND=tensorflow|wasm|cpu to force one; TDR_THREADS=N intra-op thre
 on tensorflow).
 
 options:
+  --backend B  tensorflow, wasm or cpu instead of the default choice (TDR_BACKEND, else the first
+               that starts of tensorflow, wasm, cpu)
+  --threads N  the fastest one-step path at N threads: on tensorflow its intra-op threads
+               (default one per core, env TDR_THREADS); on wasm the OpenBLAS threads of each GEMM
+               of the native kernels (default 1; tfjs-backend-wasm itself runs one thread in Node,
+               and the rest of the step stays on it)
   --json       one line of JSON instead of a table
   --steps N    timed train steps, median reported (default 5)
   --warmup N   untimed train steps first (default 1)
@@ -42,8 +53,10 @@ options:
                gradients; batch 8, 64x64), without and with guidance, median of N
   --sample F   also time text-to-image sampling with checkpoint F (default: the shipped
                data/checkpoints/t2i-demo.tdrc when it exists; 'none': skip); target ≤ 10 s per image
-  --peer       also time the same U-Net step in PyTorch CPU (python3-torch) at the same thread
-               count and report the ratio project / PyTorch (goal ≤ 1.5)
+  --peer       also time the same U-Net step in PyTorch CPU at the same thread count (--threads,
+               else the backend's) and report the ratio project / PyTorch, with the PyTorch version
+  --python P   --peer with these interpreters, comma-separated, one after the other (default
+               /usr/bin/python3: Debian's python3-torch)
   --classical  instead: time per image of the classical references of 'tdr eval' (dark channel
                prior + guided filter; non-local means, RGB, template 7, search 21) at 128, 256 and
                512 px, median of N runs (--steps, default 5) after one warm-up; one thread;
@@ -63,7 +76,8 @@ export function formatClassicalBench(rows: ClassicalBenchRow[]): string {
 }
 
 /** The human-readable report: one "name  value" row per line. */
-export type BenchReport = BenchResult & { sample?: SampleBench; peer?: PeerResult & { ratio: number }; t2i?: T2IStepBench; promptir?: PromptIRStepBench[] };
+/** peers: one PyTorch run per interpreter of --python, each with ratio = tdr U-Net step / PyTorch's (wall). */
+export type BenchReport = BenchResult & { sample?: SampleBench; peers?: Array<PeerResult & { ratio: number }>; t2i?: T2IStepBench; promptir?: PromptIRStepBench[] };
 
 export function formatBench(r: BenchReport): string {
   const rows: Array<[string, string]> = [
@@ -94,10 +108,10 @@ export function formatBench(r: BenchReport): string {
   for (const p of r.promptir ?? []) {
     rows.push([`PromptIR train step, ${p.guidance ? 'guided' : 'unguided'}`, `${f1(p.stepMs)} ms median of ${p.reps} (after 1 warm-up; CPU ${f1(p.stepCpuMs)} ms; forward ${f1(p.forwardMs)} ms; batch ${p.batch}, ${p.size}x${p.size}, ${(p.params / 1e6).toFixed(2)} M parameters)`]);
   }
-  if (r.peer) {
+  for (const p of r.peers ?? []) {
     rows.push(
-      [`peer: ${r.peer.framework}`, `${f1(r.peer.unetStepMs)} ms median at ${r.peer.threads} thread(s)`],
-      ['  ratio tdr / peer', `${r.peer.ratio.toFixed(2)} (goal ≤ 1.5)`],
+      [`peer: PyTorch ${p.torchVersion}`, `${f1(p.unetStepMs)} ms median at ${p.threads} thread(s) (CPU ${f1(p.stepCpuMs)} ms; ${p.python})`],
+      ['  ratio tdr / peer', `${p.ratio.toFixed(2)} (goal ≤ 1.0)`],
     );
   }
   if (r.sample) {
@@ -127,7 +141,19 @@ export const benchCommand: Command = {
     const { options, positionals } = parseOptions(
       'bench',
       argv,
-      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' }, sample: { type: 'string' }, peer: { type: 'boolean' }, t2i: { type: 'boolean' }, promptir: { type: 'boolean' }, classical: { type: 'boolean' } },
+      {
+        json: { type: 'boolean' },
+        steps: { type: 'string' },
+        warmup: { type: 'string' },
+        sample: { type: 'string' },
+        peer: { type: 'boolean' },
+        python: { type: 'string' },
+        threads: { type: 'string' },
+        backend: { type: 'string' },
+        t2i: { type: 'boolean' },
+        promptir: { type: 'boolean' },
+        classical: { type: 'boolean' },
+      },
       Options,
     );
     if (positionals.length > 0) {
@@ -141,14 +167,20 @@ export const benchCommand: Command = {
       process.stdout.write((options.json ? JSON.stringify({ classical: rows }) : formatClassicalBench(rows)) + '\n');
       return EXIT.ok;
     }
+    if (options.python && !options.peer) throw new UserError('--python names the interpreters of --peer; add --peer');
+    // the first initBackend call decides (backend and threads are fixed once per process)
+    await initBackend({ backend: options.backend, threads: options.threads });
     const ckpt = options.sample === 'none' ? undefined : (options.sample ?? (fs.existsSync(t2iCheckpoint()) ? t2iCheckpoint() : undefined));
     if (ckpt && options.sample && !fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint`);
     const r: BenchReport = await runBench({ steps: options.steps, warmup: options.warmup });
     if (options.t2i) r.t2i = await benchT2IStep({ steps: options.steps, warmup: options.warmup });
     if (options.promptir) r.promptir = await benchPromptIRStep({ reps: options.steps });
     if (options.peer) {
-      const p = runPeerBench({ threads: r.threads, steps: options.steps, warmup: options.warmup });
-      r.peer = { ...p, ratio: r.unetStepMs / p.unetStepMs };
+      const pythons = options.python ? options.python.split(',').map((p) => p.trim()).filter(Boolean) : [undefined];
+      r.peers = pythons.map((python) => {
+        const p = runPeerBench({ threads: options.threads ?? r.threads, steps: options.steps, warmup: options.warmup, python });
+        return { ...p, ratio: r.unetStepMs / p.unetStepMs };
+      });
     }
     if (ckpt) r.sample = await benchSample(ckpt);
     process.stdout.write((options.json ? JSON.stringify(r) : formatBench(r)) + '\n');
