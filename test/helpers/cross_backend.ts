@@ -85,7 +85,8 @@ async function main(): Promise<void> {
   process.stdout.write(JSON.stringify(await runModels(dir)) + '\n');
 }
 
-if (require.main === module) {
+// run as the child script only when given a mode: `node --test dist/test/` also loads this file, without arguments
+if (require.main === module && process.argv.length > 2) {
   main().catch((e: Error) => {
     process.stderr.write(`${e.stack ?? e.message}\n`);
     process.exit(1);
