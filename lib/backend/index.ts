@@ -1,9 +1,19 @@
 /**
- * Backend resolver: pick the fastest tfjs backend this machine can run, once per process.
+ * Backend resolver: pick, once per process, the backend that trains fastest on this machine.
  *
- * Order: env TDR_BACKEND (tensorflow | wasm | cpu) if set; else `@tensorflow/tfjs-node-gpu`, then
- * `@tensorflow/tfjs-node` (optional dependencies: present only where libtensorflow installed),
- * else wasm (with the tdr gradient kernels of ./kernels), else the pure-JS cpu backend.
+ * Rule: the `backend` option, else env TDR_BACKEND (tensorflow | wasm | cpu) if set; else the first of DEFAULT_ORDER that starts:
+ *   tensorflow  `@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node` (optional dependencies): the
+ *               TensorFlow C library, whose addon `npm install` builds offline when it can
+ *               (scripts/build_tensorflow.js). Intra-op threads: the `threads` option, else env
+ *               TDR_THREADS, else TF_NUM_INTRAOP_THREADS, else one per core — set before tfjs-node is
+ *               required, when TensorFlow reads them. It trains the reference U-Net, the demo T2I UNet
+ *               and the demo PromptIR faster than wasm, at one thread and at two (README, Backends:
+ *               `tdr bench --t2i --promptir` on each), so it comes first.
+ *   wasm        tfjs-backend-wasm (SIMD, one thread) with the tdr gradient kernels (./kernels) and, where
+ *               they built, the OpenBLAS kernels (./native). Their GEMMs run on one OpenBLAS thread
+ *               unless the `threads` option or env TDR_THREADS asks for more (one step on N cores; the
+ *               data-parallel training workers use one each).
+ *   cpu         the pure-JS backend: slow; the oracle of the gradient tests.
  * The choice is reported once on stderr (`tdr: backend wasm (SIMD, 1 thread)`) unless
  * `{quiet: true}` or env TDR_QUIET=1.
  */
@@ -11,22 +21,41 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels } from './kernels';
-import { registerNativeKernels } from './native';
+import { registerNativeKernels, setNativeThreads } from './native';
+import { registerTensorflowKernels } from './tensorflow';
+import { UserError } from '../util/errors';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
 export interface BackendInfo {
   /** tfjs backend name, as `tf.getBackend()` reports it */
   name: BackendName;
-  /** threads the backend computes on (wasm in Node: 1; tensorflow: CPU cores) */
+  /** threads the backend computes on (wasm in Node: 1; tensorflow: its intra-op threads) */
   threads: number;
   /** wasm only: SIMD build in use */
   simd?: boolean;
+  /** wasm with the native kernels only: OpenBLAS threads per GEMM (1 unless asked for) */
+  blasThreads?: number;
   /** one human-readable line: package and mode */
   detail: string;
 }
 
 const ALLOWED: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+
+/** The order tried without TDR_BACKEND: fastest training first on this machine (see the module doc). */
+export const DEFAULT_ORDER: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+
+export interface BackendOptions {
+  /** no `tdr: backend …` line on stderr (also env TDR_QUIET=1) */
+  quiet?: boolean;
+  /**
+   * tensorflow: intra-op threads (default env TDR_THREADS, else TF_NUM_INTRAOP_THREADS, else one per
+   * core); wasm: OpenBLAS threads of the native kernels' GEMMs (default TDR_THREADS, else 1)
+   */
+  threads?: number;
+  /** this backend instead of env TDR_BACKEND (`tdr bench --backend`) */
+  backend?: BackendName;
+}
 
 /**
  * The backend asked for by env TDR_BACKEND, or undefined when unset/empty.
@@ -36,7 +65,7 @@ export function requestedBackend(env: NodeJS.ProcessEnv = process.env): BackendN
   const v = env.TDR_BACKEND;
   if (v == null || v === '') return undefined;
   if (!(ALLOWED as readonly string[]).includes(v)) {
-    throw new Error(`TDR_BACKEND must be one of ${ALLOWED.join(', ')}; got '${v}'`);
+    throw new UserError(`TDR_BACKEND must be one of ${ALLOWED.join(', ')}; got '${v}'`);
   }
   return v as BackendName;
 }
@@ -44,13 +73,13 @@ export function requestedBackend(env: NodeJS.ProcessEnv = process.env): BackendN
 let chosen: Promise<BackendInfo> | undefined;
 
 /** Load tfjs-node-gpu or tfjs-node; the names are computed so tsc does not need their types. */
-function loadTensorflow(): { pkg: string } | { error: string } {
+function loadTensorflow(): { pkg: string; version: string } | { error: string } {
   const errors: string[] = [];
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     try {
       const req: (id: string) => unknown = require;
       req(pkg);
-      return { pkg };
+      return { pkg, version: (req(`${pkg}/package.json`) as { version: string }).version };
     } catch (e) {
       errors.push(`${pkg}: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
     }
@@ -58,15 +87,43 @@ function loadTensorflow(): { pkg: string } | { error: string } {
   return { error: errors.join('; ') };
 }
 
-async function useTensorflow(): Promise<BackendInfo | string> {
-  const r = loadTensorflow();
-  if ('error' in r) return r.error;
-  if (!(await tf.setBackend('tensorflow'))) return `${r.pkg} loaded but tf.setBackend('tensorflow') failed`;
-  const gpu = r.pkg.endsWith('-gpu');
-  return { name: 'tensorflow', threads: os.cpus().length, detail: `${r.pkg} (libtensorflow${gpu ? ', CUDA' : ', CPU'})` };
+/**
+ * Intra-op threads of the tensorflow backend: `threads` if given, else env TDR_THREADS, else env
+ * TF_NUM_INTRAOP_THREADS, else one per core.
+ * @throws UserError naming the variable when it is not a positive integer
+ */
+export function tensorflowThreads(threads?: number, env: NodeJS.ProcessEnv = process.env): number {
+  const check = (v: number | string, what: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new UserError(`${what} must be a positive integer, got '${v}'`);
+    return n;
+  };
+  if (threads != null) return check(threads, 'threads');
+  for (const name of ['TDR_THREADS', 'TF_NUM_INTRAOP_THREADS']) {
+    const v = env[name];
+    if (v != null && v !== '') return check(v, name);
+  }
+  return os.cpus().length;
 }
 
-async function useWasm(): Promise<BackendInfo | string> {
+async function useTensorflow(threads: number): Promise<BackendInfo | string> {
+  // TensorFlow reads these once, when tfjs-node creates its eager context while it is required
+  process.env.TF_NUM_INTRAOP_THREADS = String(threads);
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
+  const r = loadTensorflow();
+  if ('error' in r) return r.error;
+  registerTensorflowKernels(); // explicit-padding conv gradients (./tensorflow.ts)
+  if (!(await tf.setBackend('tensorflow'))) return `${r.pkg} loaded but tf.setBackend('tensorflow') failed`;
+  const gpu = r.pkg.endsWith('-gpu');
+  const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
+  return {
+    name: 'tensorflow',
+    threads,
+    detail: `${r.pkg} ${r.version}, TensorFlow ${binding?.TF_Version ?? '?'} C library, ${gpu ? 'CUDA' : 'CPU'}, ${threads} intra-op thread${threads === 1 ? '' : 's'}`,
+  };
+}
+
+async function useWasm(blasThreads: number | undefined): Promise<BackendInfo | string> {
   registerWasmKernels();
   const native = registerNativeKernels(); // optional OpenBLAS kernels on top (./native.ts)
   let ok = false;
@@ -78,11 +135,13 @@ async function useWasm(): Promise<BackendInfo | string> {
   if (!ok) return `tfjs-backend-wasm: tf.setBackend('wasm') failed`;
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const threads = tfwasm.getThreadsCount();
+  const blas = native ? setNativeThreads(blasThreads ?? 1) : undefined;
   return {
     name: 'wasm',
     threads,
     simd,
-    detail: `tfjs-backend-wasm ${tfwasm.version_wasm} (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}, tdr gradient kernels${native ? `, native kernels: ${native.split(' ').slice(0, 2).join(' ')}` : ''})`,
+    ...(blas != null ? { blasThreads: blas } : {}),
+    detail: `tfjs-backend-wasm ${tfwasm.version_wasm} (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}, tdr gradient kernels${native ? `, native kernels: ${native.split(' ').slice(0, 2).join(' ')}, ${blas} OpenBLAS thread${blas === 1 ? '' : 's'} per GEMM` : ''})`,
   };
 }
 
@@ -91,20 +150,26 @@ async function useCpu(): Promise<BackendInfo | string> {
   return { name: 'cpu', threads: 1, detail: 'tfjs-backend-cpu (pure JS, slow: for tests and tiny runs)' };
 }
 
-async function resolve(): Promise<BackendInfo> {
-  const want = requestedBackend();
+async function resolve(opts: BackendOptions): Promise<BackendInfo> {
+  if (opts.backend != null && !ALLOWED.includes(opts.backend)) throw new UserError(`backend must be one of ${ALLOWED.join(', ')}; got '${opts.backend}'`);
+  const want = opts.backend ?? requestedBackend();
+  const threads = tensorflowThreads(opts.threads);
+  const explicitThreads = opts.threads != null || (process.env.TDR_THREADS ?? '') !== '' ? threads : undefined;
   const tries: Record<BackendName, () => Promise<BackendInfo | string>> = {
-    tensorflow: useTensorflow,
-    wasm: useWasm,
+    tensorflow: () => useTensorflow(threads),
+    wasm: () => useWasm(explicitThreads),
     cpu: useCpu,
   };
   if (want != null) {
     const r = await tries[want]();
-    if (typeof r === 'string') throw new Error(`TDR_BACKEND=${want}, but that backend cannot start: ${r}`);
+    if (typeof r === 'string') {
+      const fix = want === 'tensorflow' ? ' (npm run build:tensorflow builds it; README, Backends)' : '';
+      throw new UserError(`${opts.backend != null ? 'backend' : 'TDR_BACKEND'}=${want}, but that backend cannot start: ${r}${fix}`);
+    }
     return r;
   }
   const failures: string[] = [];
-  for (const name of ALLOWED) {
+  for (const name of DEFAULT_ORDER) {
     const r = await tries[name]();
     if (typeof r !== 'string') return r;
     failures.push(r);
@@ -113,7 +178,10 @@ async function resolve(): Promise<BackendInfo> {
 }
 
 function oneLine(i: BackendInfo): string {
-  if (i.name === 'wasm') return `tdr: backend wasm (${i.simd ? 'SIMD' : 'no SIMD'}, ${i.threads} thread${i.threads === 1 ? '' : 's'})`;
+  if (i.name === 'wasm') {
+    const blas = i.blasThreads != null && i.blasThreads > 1 ? `, ${i.blasThreads} OpenBLAS threads per GEMM` : '';
+    return `tdr: backend wasm (${i.simd ? 'SIMD' : 'no SIMD'}, ${i.threads} thread${i.threads === 1 ? '' : 's'}${blas})`;
+  }
   if (i.name === 'tensorflow') return `tdr: backend tensorflow (${i.detail})`;
   return `tdr: backend cpu (pure JS, slow)`;
 }
@@ -121,11 +189,11 @@ function oneLine(i: BackendInfo): string {
 /**
  * Choose and activate the backend (see the module doc). Idempotent: later calls return the same
  * info and make that backend current again if something switched away from it.
- * @throws Error when TDR_BACKEND is invalid or names a backend that cannot start
+ * @throws UserError when TDR_BACKEND or TDR_THREADS is invalid, or TDR_BACKEND names a backend that cannot start
  */
-export async function initBackend(opts: { quiet?: boolean } = {}): Promise<BackendInfo> {
+export async function initBackend(opts: BackendOptions = {}): Promise<BackendInfo> {
   if (chosen == null) {
-    chosen = resolve().then((i) => {
+    chosen = resolve(opts).then((i) => {
       if (!opts.quiet && process.env.TDR_QUIET !== '1') process.stderr.write(oneLine(i) + '\n');
       return i;
     });
@@ -140,3 +208,4 @@ export async function initBackend(opts: { quiet?: boolean } = {}): Promise<Backe
 
 export { registerWasmKernels, WASM_KERNELS } from './kernels';
 export { patchCpuResizeNearestNeighborGrad } from './cpu_patch';
+export { registerTensorflowKernels, TENSORFLOW_KERNELS } from './tensorflow';

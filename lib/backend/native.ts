@@ -93,6 +93,18 @@ export const NATIVE_KERNELS = [
  * Register the native kernels on top of the current wasm kernels (call after registerWasmKernels,
  * before tf.setBackend('wasm')). Returns the addon's description, or null when it is not available.
  */
+/**
+ * OpenBLAS threads per GEMM of the native kernels in this process (openblas_set_num_threads: one
+ * setting per process, so a data-parallel worker that loads the addon resets it to 1). Returns the
+ * count set, or null when the addon is not loaded.
+ */
+export function setNativeThreads(n: number): number | null {
+  const { addon } = loadNative();
+  if (!addon) return null;
+  addon.setThreads(n);
+  return n;
+}
+
 export function registerNativeKernels(): string | null {
   const { addon, reason } = loadNative();
   if (!addon) return null;

@@ -41,6 +41,8 @@ export interface BenchResult {
   backend: string;
   threads: number;
   simd?: boolean;
+  /** wasm with the native kernels: OpenBLAS threads per GEMM */
+  blasThreads?: number;
   backendDetail: string;
   /** 'native' when the OpenBLAS kernels (lib/backend/native.ts) served conv/matmul, else 'wasm' (or the backend's own) */
   kernels: 'native' | 'wasm' | 'backend';
@@ -53,6 +55,8 @@ export interface BenchResult {
   unetStepMs: number;
   /** every timed step, ms */
   unetStepsMs: number[];
+  /** median process CPU time (user + system, all threads) of one train step, ms: less sensitive to other processes' load than the wall time */
+  unetStepCpuMs: number;
   /** forward GFLOP of the U-Net at this batch and size */
   forwardGflop: number;
   /** 3 × forward GFLOP / median step time */
@@ -218,6 +222,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
   const x = tf.randomUniform([BATCH, SIZE, SIZE, 3], 0, 1, 'float32', 11) as tf.Tensor4D;
   const target = tf.randomUniform([BATCH, SIZE, SIZE, 3], 0, 1, 'float32', 12) as tf.Tensor4D;
   const stepsMs: number[] = [];
+  const stepsCpuMs: number[] = [];
   let finalLoss = NaN;
   let afterFirst = 0;
   let tensorsPerStepDrift = 0;
@@ -226,13 +231,18 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     const varList = layers.flatMap((l) => [l.w, l.b]);
     for (let s = 0; s < warmup + steps; s++) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       const loss = optimizer.minimize(() => tf.tidy(() => tf.mean(tf.abs(tf.sub(unetForward(layers, x), target)))), true, varList);
       if (loss == null) throw new Error('runBench: optimizer.minimize returned no loss');
       finalLoss = (await loss.data())[0];
       loss.dispose();
       const dt = performance.now() - t0;
+      const dc = process.cpuUsage(c0);
       rss.sample();
-      if (s >= warmup) stepsMs.push(dt);
+      if (s >= warmup) {
+        stepsMs.push(dt);
+        stepsCpuMs.push((dc.user + dc.system) / 1e3);
+      }
       if (s === 0) afterFirst = tf.memory().numTensors;
     }
     tensorsPerStepDrift = tf.memory().numTensors - afterFirst;
@@ -249,6 +259,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     backend: info.name,
     threads: info.threads,
     ...(info.simd != null ? { simd: info.simd } : {}),
+    ...(info.blasThreads != null ? { blasThreads: info.blasThreads } : {}),
     backendDetail: info.detail,
     kernels: info.name !== 'wasm' ? 'backend' : info.detail.includes('native kernels') ? 'native' : 'wasm',
     tfjsVersion: tf.version.tfjs,
@@ -258,6 +269,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     warmup,
     unetStepMs,
     unetStepsMs: stepsMs,
+    unetStepCpuMs: median(stepsCpuMs),
     forwardGflop,
     stepGflops: (3 * forwardGflop) / (unetStepMs / 1e3),
     finalLoss,

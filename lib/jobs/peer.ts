@@ -11,22 +11,30 @@ import { projectRoot } from '../util/fsx';
 import { UserError } from '../util/errors';
 
 export interface PeerResult {
+  /** 'pytorch <version>' */
   framework: string;
+  /** torch.__version__ of the interpreter that ran it */
+  torchVersion: string;
+  /** that interpreter (sys.executable) */
+  python: string;
   threads: number;
   unetStepMs: number;
   stepsMs: number[];
+  /** median process CPU time per step (all threads), ms */
+  stepCpuMs: number;
 }
 
 export function peerScript(): string {
   return path.join(projectRoot(), 'lib', 'jobs', 'peer', 'unet_step.py');
 }
 
-/** Run the PyTorch peer; throws a user-facing error naming what is missing. */
+/** Run the PyTorch peer with `python` (default Debian's /usr/bin/python3); throws a user-facing error naming what is missing. */
 export function runPeerBench(opts: { threads: number; steps: number; warmup: number; python?: string }): PeerResult {
   const python = opts.python ?? (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
   const r = spawnSync(python, [peerScript(), '--threads', String(opts.threads), '--steps', String(opts.steps), '--warmup', String(opts.warmup)], { encoding: 'utf8', timeout: 30 * 60_000 });
   if (r.status !== 0) {
     const missing = /No module named 'torch'/.test(r.stderr);
+    if (r.error) throw new UserError(`${python}: cannot run it (${r.error.message})`);
     throw new UserError(missing ? `${python}: PyTorch is not installed (Debian/Ubuntu: apt-get install python3-torch)` : `PyTorch peer failed: ${r.stderr.trim().split('\n').pop()}`);
   }
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as PeerResult;

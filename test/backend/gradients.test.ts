@@ -1,21 +1,22 @@
 /**
- * Gradients on wasm (tdr kernels, lib/backend/kernels.ts and lib/backend/kernels/) against the cpu backend as oracle.
- * Relative error max|wasm−cpu| / max|cpu| ≤ 1e-4 on every output.
+ * Gradients of the backend under test — wasm with the tdr kernels (lib/backend/kernels.ts and
+ * lib/backend/kernels/), or tfjs-node's TensorFlow kernels where that backend loads (TDR_BACKEND picks) —
+ * against the cpu backend as oracle. Relative error max|backend−cpu| / max|cpu| ≤ 1e-4 on every output.
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { WASM_KERNELS } from '../../lib/backend';
-import { maxErrors, record, setupWasmAndOracle, values, wasmVsCpu } from './helpers';
+import { backendVsCpu, maxErrors, record, setupBackendAndOracle, UNDER_TEST, values } from './helpers';
 
 const TOL = 1e-4;
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
 type Shape4 = [number, number, number, number];
 
-before(setupWasmAndOracle);
+before(() => setupBackendAndOracle());
 after(() => {
   // the numbers for the report
-  process.stdout.write(`# max relative errors: ${JSON.stringify(maxErrors)}\n`);
+  process.stdout.write(`# max relative errors (${UNDER_TEST} vs cpu): ${JSON.stringify(maxErrors)}\n`);
 });
 
 function padName(p: Pad): string {
@@ -47,7 +48,7 @@ const CONV_CASES: Array<{ x: Shape4; f: Shape4; s: number | [number, number]; p:
 describe('forward conv2d / depthwiseConv2d, pad same and stride > 1 (explicit-padding wrapper)', () => {
   for (const c of CONV_CASES.filter((k) => k.p === 'same')) {
     test(`x=[${c.x}] f=[${c.f}] s=${c.s} p=same`, async () => {
-      const { errors } = await wasmVsCpu(() => {
+      const { errors } = await backendVsCpu(() => {
         const x = tf.tensor(values(c.x, 1), c.x) as tf.Tensor4D;
         const f = tf.tensor(values(c.f, 2), c.f) as tf.Tensor4D;
         const fd = tf.tensor(values([c.f[0], c.f[1], c.f[2], 2], 3), [c.f[0], c.f[1], c.f[2], 2]) as tf.Tensor4D;
@@ -67,7 +68,7 @@ describe('forward conv2d / depthwiseConv2d, pad same and stride > 1 (explicit-pa
 describe('Conv2DBackpropInput + Conv2DBackpropFilter (gradient of conv2d)', () => {
   for (const c of CONV_CASES) {
     test(`x=[${c.x}] f=[${c.f}] s=${c.s} p=${padName(c.p)}`, async () => {
-      const { errors } = await wasmVsCpu(() =>
+      const { errors } = await backendVsCpu(() =>
         tf.grads((x: tf.Tensor, f: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.s, c.p).square().sum())([
           tf.tensor(values(c.x, 1), c.x),
           tf.tensor(values(c.f, 2), c.f),
@@ -77,7 +78,7 @@ describe('Conv2DBackpropInput + Conv2DBackpropFilter (gradient of conv2d)', () =
     });
   }
   test('fused conv2d + bias + relu x=[2,16,16,8] f=[3,3,8,12] s=1 p=same', async () => {
-    const { errors } = await wasmVsCpu(() =>
+    const { errors } = await backendVsCpu(() =>
       tf.grads((x: tf.Tensor, f: tf.Tensor, b: tf.Tensor) =>
         tf.fused.conv2d({ x: x as tf.Tensor4D, filter: f as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' }).sum(),
       )([tf.tensor(values([2, 16, 16, 8], 3), [2, 16, 16, 8]), tf.tensor(values([3, 3, 8, 12], 4), [3, 3, 8, 12]), tf.tensor(values([12], 5))]),
@@ -98,7 +99,7 @@ const DW_CASES: Array<{ x: Shape4; f: Shape4; s: number | [number, number]; p: P
 describe('DepthwiseConv2dNativeBackpropInput + ...BackpropFilter (gradient of depthwiseConv2d)', () => {
   for (const c of DW_CASES) {
     test(`x=[${c.x}] f=[${c.f}] s=${c.s} p=${padName(c.p)}`, async () => {
-      const { errors } = await wasmVsCpu(() =>
+      const { errors } = await backendVsCpu(() =>
         tf.grads((x: tf.Tensor, f: tf.Tensor) => tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.s, c.p).square().sum())([
           tf.tensor(values(c.x, 6), c.x),
           tf.tensor(values(c.f, 7), c.f),
@@ -115,7 +116,7 @@ describe('UnsortedSegmentSum (gradient of gather)', () => {
     [[7, 2, 3], [6, 6, 0]],
   ] as Array<[number[], number[]]>) {
     test(`params=[${table}] indices=[${ids.length}]`, async () => {
-      const { errors } = await wasmVsCpu(() => {
+      const { errors } = await backendVsCpu(() => {
         const w = tf.tensor(values([ids.length, ...table.slice(1)], 8), [ids.length, ...table.slice(1)]);
         return tf.grads((p: tf.Tensor) => tf.gather(p, tf.tensor1d(ids, 'int32')).mul(w).sum())([tf.tensor(values(table, 9), table)]);
       });
@@ -123,7 +124,7 @@ describe('UnsortedSegmentSum (gradient of gather)', () => {
     });
   }
   test('direct: ids out of range are dropped, x=[5,2] ids=[5] numSegments=3', async () => {
-    const { errors } = await wasmVsCpu(() => [
+    const { errors } = await backendVsCpu(() => [
       tf.unsortedSegmentSum(tf.tensor(values([5, 2], 10), [5, 2]), tf.tensor1d([0, 2, 0, 1, 2], 'int32'), 3),
     ]);
     check(['UnsortedSegmentSum'], errors);
@@ -142,7 +143,7 @@ describe('BatchMatMul / _FusedMatMul (explicit transposes, batch loop)', () => {
   ];
   for (const c of MM) {
     test(`a=[${c.a}] b=[${c.b}] transposeA=${c.ta} transposeB=${c.tb}`, async () => {
-      const { errors } = await wasmVsCpu(() => {
+      const { errors } = await backendVsCpu(() => {
         const a = tf.tensor(values(c.a, 11), c.a);
         const b = tf.tensor(values(c.b, 12), c.b);
         const y = tf.matMul(a, b, c.ta, c.tb);
@@ -155,7 +156,7 @@ describe('BatchMatMul / _FusedMatMul (explicit transposes, batch loop)', () => {
     });
   }
   test('fused a=[9,6] b=[4,6] transposeB=true bias=[4] relu', async () => {
-    const { errors } = await wasmVsCpu(() => {
+    const { errors } = await backendVsCpu(() => {
       const a = tf.tensor(values([9, 6], 13), [9, 6]);
       const b = tf.tensor(values([4, 6], 14), [4, 6]);
       const bias = tf.tensor(values([4], 15), [4]);
@@ -177,31 +178,31 @@ describe('Slice (heap-view copy)', () => {
   ];
   for (const c of S) {
     test(`x=[${c.x}] begin=[${c.begin}] size=[${c.size}]`, async () => {
-      const { errors } = await wasmVsCpu(() => [tf.slice(tf.tensor(values(c.x, 16), c.x), c.begin, c.size)]);
+      const { errors } = await backendVsCpu(() => [tf.slice(tf.tensor(values(c.x, 16), c.x), c.begin, c.size)]);
       check(['Slice'], errors);
     });
   }
   test('empty slice x=[4,5] begin=[2,0] size=[0,5]', async () => {
-    const { shapes } = await wasmVsCpu(() => [tf.slice(tf.tensor(values([4, 5], 17), [4, 5]), [2, 0], [0, 5])]);
+    const { shapes } = await backendVsCpu(() => [tf.slice(tf.tensor(values([4, 5], 17), [4, 5]), [2, 0], [0, 5])]);
     assert.deepEqual(shapes[0], [0, 5]);
   });
 });
 
 describe('pooling, resize and attention gradients a U-Net / transformer step uses', () => {
   test('maxPool 3x3 s=2 p=same x=[2,9,7,3] (all-negative windows)', async () => {
-    const { errors } = await wasmVsCpu(() =>
+    const { errors } = await backendVsCpu(() =>
       tf.grads((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 3, 2, 'same').square().sum())([tf.tensor(values([2, 9, 7, 3], 25), [2, 9, 7, 3]).sub(0.5)]),
     );
     check(['MaxPoolGrad'], errors);
   });
   test('maxPool 2x2 s=2 x=[3,8,6,4]', async () => {
-    const { errors } = await wasmVsCpu(() =>
+    const { errors } = await backendVsCpu(() =>
       tf.grads((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid').square().sum())([tf.tensor(values([3, 8, 6, 4], 18), [3, 8, 6, 4])]),
     );
     check(['MaxPoolGrad'], errors);
   });
   test('resizeNearestNeighbor x2 x=[3,5,4,2] (cpu oracle patched for batch > 1)', async () => {
-    const { errors } = await wasmVsCpu(() => {
+    const { errors } = await backendVsCpu(() => {
       const w = tf.tensor(values([3, 10, 8, 2], 19), [3, 10, 8, 2]);
       return tf.grads((x: tf.Tensor) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [10, 8]).mul(w).sum())([
         tf.tensor(values([3, 5, 4, 2], 20), [3, 5, 4, 2]),
@@ -211,7 +212,7 @@ describe('pooling, resize and attention gradients a U-Net / transformer step use
   });
   test('resizeNearestNeighbor x3 x=[2,4,5,3] (integer factor: block sums) and 5x4 -> 7x9 (stock path)', async () => {
     for (const [x, to] of [[[2, 4, 5, 3], [12, 15]], [[2, 5, 4, 3], [7, 9]]] as Array<[number[], [number, number]]>) {
-      const { errors } = await wasmVsCpu(() => {
+      const { errors } = await backendVsCpu(() => {
         const w = tf.tensor(values([x[0], to[0], to[1], x[3]], 23), [x[0], to[0], to[1], x[3]]);
         return tf.grads((t: tf.Tensor) => tf.image.resizeNearestNeighbor(t as tf.Tensor4D, to).mul(w).sum())([tf.tensor(values(x, 24), x)]);
       });
@@ -219,7 +220,7 @@ describe('pooling, resize and attention gradients a U-Net / transformer step use
     }
   });
   test('concat along every axis, short and long inner runs (values)', async () => {
-    const { errors } = await wasmVsCpu(() => {
+    const { errors } = await backendVsCpu(() => {
       const outs: tf.Tensor[] = [];
       for (const axis of [0, 1, 2, 3]) {
         const a = tf.tensor(values([2, 3, 4, 5], 30 + axis), [2, 3, 4, 5]);
@@ -232,7 +233,7 @@ describe('pooling, resize and attention gradients a U-Net / transformer step use
     check(['Concat', 'Concat', 'Concat', 'Concat'], errors);
   });
   test('concat gradient = SplitV: channels 3 + 5 + 2 and rows 2 + 4', async () => {
-    const { errors } = await wasmVsCpu(() => {
+    const { errors } = await backendVsCpu(() => {
       const a = tf.tensor(values([2, 6, 4, 3], 25), [2, 6, 4, 3]);
       const b = tf.tensor(values([2, 6, 4, 5], 26), [2, 6, 4, 5]);
       const c = tf.tensor(values([2, 6, 4, 2], 27), [2, 6, 4, 2]);
@@ -243,7 +244,7 @@ describe('pooling, resize and attention gradients a U-Net / transformer step use
     check(['SplitV', 'SplitV', 'SplitV', 'SplitV', 'SplitV'], errors);
   });
   test('resizeBilinear 5x4 -> 9x11 x=[2,5,4,3]', async () => {
-    const { errors } = await wasmVsCpu(() => {
+    const { errors } = await backendVsCpu(() => {
       const w = tf.tensor(values([2, 9, 11, 3], 21), [2, 9, 11, 3]);
       return tf.grads((x: tf.Tensor) => tf.image.resizeBilinear(x as tf.Tensor4D, [9, 11]).mul(w).sum())([
         tf.tensor(values([2, 5, 4, 3], 22), [2, 5, 4, 3]),
@@ -252,7 +253,7 @@ describe('pooling, resize and attention gradients a U-Net / transformer step use
     check(['ResizeBilinearGrad'], errors);
   });
   test('layer norm + softmax attention x=[2,16,8] (concat, moments, batched matMul)', async () => {
-    const { errors } = await wasmVsCpu(() => {
+    const { errors } = await backendVsCpu(() => {
       const wq = tf.tensor(values([8, 8], 23), [8, 8]);
       const f = (x: tf.Tensor): tf.Tensor => {
         const { mean, variance } = tf.moments(x, -1, true);
@@ -267,7 +268,7 @@ describe('pooling, resize and attention gradients a U-Net / transformer step use
   });
 });
 
-describe('kernel checks', () => {
+describe('kernel checks (tdr wasm kernels)', { skip: UNDER_TEST !== 'wasm' && 'these are the error messages of the tdr wasm kernels' }, () => {
   test('throws when dilations > 1 (DepthwiseConv2dNativeBackpropFilter)', () => {
     const x = tf.zeros([1, 5, 5, 2]);
     const dy = tf.zeros([1, 5, 5, 2]);

@@ -121,7 +121,7 @@ test('data-parallel training of a demo-sized text encoder + UNet on native kerne
 
 test('the gradient suite passes with TDR_NATIVE=0 too (the pure-wasm kernels)', { skip: loadNative().addon ? false : 'native kernels not built: the suite above already ran on wasm' }, () => {
   const file = path.join(__dirname, 'gradients.test.js');
-  const env: NodeJS.ProcessEnv = { ...process.env, TDR_NATIVE: '0' };
+  const env: NodeJS.ProcessEnv = { ...process.env, TDR_NATIVE: '0', TDR_BACKEND: 'wasm' };
   delete env.NODE_TEST_CONTEXT; // a plain run with its own TAP output, not a subtest stream
   const r = spawnSync(process.execPath, ['--test', file], { encoding: 'utf8', env, timeout: 15 * 60_000 });
   assert.equal(r.status, 0, r.stdout.split('\n').filter((l) => l.startsWith('not ok') || l.includes('error')).slice(0, 20).join('\n'));

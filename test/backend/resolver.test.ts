@@ -6,20 +6,25 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { requestedBackend } from '../../lib/backend';
+import * as os from 'node:os';
+import { requestedBackend, tensorflowThreads } from '../../lib/backend';
+import { loadNative } from '../../lib/backend/native';
 
 const LIB = path.join(__dirname, '../../lib/backend/index.js');
 
 function child(env: Record<string, string | undefined>): { status: number | null; stdout: string; stderr: string } {
   const code = `require(${JSON.stringify(LIB)}).initBackend()
-    .then(async (i) => { const j = await require(${JSON.stringify(LIB)}).initBackend(); console.log(JSON.stringify({ i, same: i === j })); })
+    .then(async (i) => { const j = await require(${JSON.stringify(LIB)}).initBackend(); console.log(JSON.stringify({ i, same: i === j, intra: process.env.TF_NUM_INTRAOP_THREADS })); })
     .catch((e) => { console.error('ERR ' + e.message); process.exit(3); });`;
-  const r = spawnSync(process.execPath, ['-e', code], { env: { ...process.env, TDR_QUIET: undefined, ...env }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', code], { env: { ...process.env, TDR_QUIET: undefined, TDR_THREADS: undefined, TF_NUM_INTRAOP_THREADS: undefined, ...env }, encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Does tfjs-node load here (its addon built by scripts/build_tensorflow.js)? */
+const TENSORFLOW_BUILT = spawnSync(process.execPath, ['-e', "require('@tensorflow/tfjs-node')"], { cwd: path.join(__dirname, '..', '..', '..'), encoding: 'utf8', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } }).status === 0;
+
 test('throws when TDR_BACKEND=bogus: names the variable and allowed values', () => {
-  assert.throws(() => requestedBackend({ TDR_BACKEND: 'bogus' }), /TDR_BACKEND must be one of tensorflow, wasm, cpu; got 'bogus'/);
+  assert.throws(() => requestedBackend({ TDR_BACKEND: 'bogus' }), (e: Error) => e.name === 'UserError' && /TDR_BACKEND must be one of tensorflow, wasm, cpu; got 'bogus'/.test(e.message));
   const r = child({ TDR_BACKEND: 'bogus' });
   assert.equal(r.status, 3);
   assert.match(r.stderr, /ERR TDR_BACKEND must be one of tensorflow, wasm, cpu; got 'bogus'/);
@@ -50,29 +55,70 @@ test('TDR_BACKEND=wasm with TDR_QUIET=1: wasm, SIMD flag and thread count, nothi
   assert.doesNotMatch(r.stderr, /tdr: backend/);
 });
 
-test('default order: tfjs-node(-gpu) when installed, else wasm', () => {
+test('default order: tensorflow where tfjs-node loads, else wasm', () => {
   const r = child({ TDR_BACKEND: undefined });
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop() as string);
-  let nodeInstalled = true;
-  try {
-    require.resolve('@tensorflow/tfjs-node');
-  } catch {
-    nodeInstalled = false;
-  }
-  assert.equal(out.i.name, nodeInstalled ? 'tensorflow' : 'wasm');
+  assert.equal(out.i.name, TENSORFLOW_BUILT ? 'tensorflow' : 'wasm');
   assert.match(r.stderr, new RegExp(`^tdr: backend ${out.i.name} `, 'm'));
 });
 
-test('TDR_BACKEND=tensorflow without tfjs-node installed: a clear error', (t) => {
-  try {
-    require.resolve('@tensorflow/tfjs-node');
-    t.skip('tfjs-node is installed here');
-    return;
-  } catch {
-    // expected on this machine
-  }
+test('TDR_BACKEND=tensorflow where tfjs-node does not load: a clear error naming the fix', { skip: TENSORFLOW_BUILT && 'tfjs-node loads here' }, () => {
   const r = child({ TDR_BACKEND: 'tensorflow' });
   assert.equal(r.status, 3);
-  assert.match(r.stderr, /ERR TDR_BACKEND=tensorflow, but that backend cannot start: @tensorflow\/tfjs-node-gpu: /);
+  assert.match(r.stderr, /ERR TDR_BACKEND=tensorflow, but that backend cannot start: @tensorflow\/tfjs-node-gpu: .*; @tensorflow\/tfjs-node: .*npm run build:tensorflow/);
+});
+
+test('TDR_BACKEND=tensorflow TDR_THREADS=1: one intra-op thread, set before tfjs-node loaded, one backend line', { skip: !TENSORFLOW_BUILT && 'tfjs-node does not load here (npm run build:tensorflow)' }, () => {
+  const r = child({ TDR_BACKEND: 'tensorflow', TDR_THREADS: '1' });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  assert.equal(out.i.name, 'tensorflow');
+  assert.equal(out.i.threads, 1);
+  assert.equal(out.intra, '1');
+  assert.equal(out.same, true);
+  assert.equal(r.stderr.split('\n').filter((l) => l.startsWith('tdr: backend')).length, 1);
+  assert.match(r.stderr, /^tdr: backend tensorflow \(@tensorflow\/tfjs-node 4\.22\.0, TensorFlow \d+\.\d+\.\d+ C library, CPU, 1 intra-op thread\)$/m);
+});
+
+test('tensorflowThreads: the option, else TDR_THREADS, else TF_NUM_INTRAOP_THREADS, else one per core; bad values are user errors', () => {
+  assert.equal(tensorflowThreads(3, { TDR_THREADS: '2', TF_NUM_INTRAOP_THREADS: '1' }), 3);
+  assert.equal(tensorflowThreads(undefined, { TDR_THREADS: '2', TF_NUM_INTRAOP_THREADS: '1' }), 2);
+  assert.equal(tensorflowThreads(undefined, { TDR_THREADS: '', TF_NUM_INTRAOP_THREADS: '1' }), 1);
+  assert.equal(tensorflowThreads(undefined, {}), os.cpus().length);
+  for (const [v, name] of [['0', 'TDR_THREADS'], ['1.5', 'TDR_THREADS'], ['two', 'TDR_THREADS']]) {
+    assert.throws(() => tensorflowThreads(undefined, { [name]: v }), (e: Error) => e.name === 'UserError' && e.message === `${name} must be a positive integer, got '${v}'`);
+  }
+  assert.throws(() => tensorflowThreads(undefined, { TF_NUM_INTRAOP_THREADS: '-1' }), /TF_NUM_INTRAOP_THREADS must be a positive integer, got '-1'/);
+  assert.throws(() => tensorflowThreads(0), /threads must be a positive integer, got '0'/);
+});
+
+test('TDR_THREADS=0: the resolver refuses it with one line naming the variable', () => {
+  const r = child({ TDR_BACKEND: 'cpu', TDR_THREADS: '0' });
+  assert.equal(r.status, 3);
+  assert.match(r.stderr, /ERR TDR_THREADS must be a positive integer, got '0'/);
+});
+
+test('TDR_BACKEND=wasm TDR_THREADS=2: the native kernels run their GEMMs on 2 OpenBLAS threads and the line says so; without TDR_THREADS on 1', () => {
+  const native = loadNative().addon != null;
+  const two = child({ TDR_BACKEND: 'wasm', TDR_THREADS: '2' });
+  assert.equal(two.status, 0, two.stderr);
+  const i = JSON.parse(two.stdout.trim().split('\n').pop() as string).i;
+  assert.equal(i.name, 'wasm');
+  assert.equal(i.blasThreads, native ? 2 : undefined);
+  if (native) assert.match(two.stderr, /^tdr: backend wasm \(SIMD, 1 thread, 2 OpenBLAS threads per GEMM\)$/m);
+  const one = child({ TDR_BACKEND: 'wasm' });
+  assert.equal(JSON.parse(one.stdout.trim().split('\n').pop() as string).i.blasThreads, native ? 1 : undefined);
+  assert.match(one.stderr, /^tdr: backend wasm \(SIMD, 1 thread\)$/m);
+});
+
+test("the backend option wins over TDR_BACKEND (tdr bench --backend); a bad name is a user error", () => {
+  const code = (backend: string) => `require(${JSON.stringify(LIB)}).initBackend({ quiet: true, backend: ${JSON.stringify(backend)} })
+    .then((i) => console.log(i.name), (e) => { console.error('ERR ' + e.name + ' ' + e.message); process.exit(3); })`;
+  const ok = spawnSync(process.execPath, ['-e', code('cpu')], { env: { ...process.env, TDR_BACKEND: 'wasm' }, encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(ok.stdout.trim(), 'cpu');
+  const bad = spawnSync(process.execPath, ['-e', code('gpu')], { env: process.env, encoding: 'utf8' });
+  assert.equal(bad.status, 3);
+  assert.match(bad.stderr, /ERR UserError backend must be one of tensorflow, wasm, cpu; got 'gpu'/);
 });

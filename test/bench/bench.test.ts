@@ -5,11 +5,14 @@
 import { loadNative } from '../../lib/backend/native';
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { runBench, unetForwardGflop } from '../../lib/jobs/bench_unet';
+import { benchPromptIRStep, benchT2IStep } from '../../lib/jobs/bench_train';
 import { benchCommand, formatBench, formatClassicalBench } from '../../lib/cli/commands/bench';
 import { benchClassical } from '../../lib/restore/classical/bench';
+import { runPeerBench } from '../../lib/jobs/peer';
 
 process.env.TDR_QUIET = '1';
 
@@ -26,7 +29,7 @@ test('runBench steps=1 warmup=0: fields, finite loss, tensor count flat', async 
   assert.equal(r.tensorsPerStepDrift, 0);
   assert.equal(r.backend, tf.getBackend());
   assert.ok(r.threads >= 1);
-  assert.equal(r.kernels, loadNative().addon ? 'native' : 'wasm');
+  assert.equal(r.kernels, r.backend !== 'wasm' ? 'backend' : loadNative().addon ? 'native' : 'wasm');
   assert.equal(r.batch, 8);
   assert.equal(r.size, 64);
   assert.equal(r.steps, 1);
@@ -39,6 +42,30 @@ test('runBench steps=1 warmup=0: fields, finite loss, tensor count flat', async 
   const table = formatBench(r);
   assert.match(table, /U-Net train step\s+\d/);
   assert.doesNotThrow(() => JSON.parse(JSON.stringify(r)));
+});
+
+test('benchT2IStep (ci preset, steps=2 warmup=0) and benchPromptIRStep (batch 1, reps 1): fields, finite loss, tensor count flat', async () => {
+  await initBackend({ quiet: true });
+  const before = tf.memory().numTensors;
+  const t = await benchT2IStep({ preset: 'ci', steps: 2, warmup: 0 });
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(t.preset, 'ci');
+  assert.equal(t.batch, 4);
+  assert.deepEqual(t.latent, [16, 16, 4]);
+  assert.equal(t.stepsMs.length, 2);
+  assert.ok(t.stepMs > 0 && Number.isFinite(t.finalLoss) && t.finalLoss > 0 && t.trainableParams > 0);
+  const p = await benchPromptIRStep({ batch: 1, reps: 1 });
+  assert.equal(tf.memory().numTensors, before);
+  assert.deepEqual(p.map((r) => r.guidance), [false, true]);
+  for (const r of p) assert.ok(r.stepMs > 0 && r.forwardMs > 0 && r.params > 0 && r.batch === 1 && r.size === 64);
+  assert.ok(p[1].params > p[0].params, 'the guided restorer has the matcher on top');
+  const table = formatBench({ ...(await runBench({ steps: 1, warmup: 0, micro: false })), t2i: t, promptir: p });
+  assert.match(table, /T2I train step \(ci\)\s+\d/);
+  assert.match(table, /PromptIR train step, guided\s+\d/);
+});
+
+test('bench command: --sample must be a .tdrc file or none', async () => {
+  await assert.rejects(benchCommand.run(['--sample', 'x.png']), (e: Error) => e.name === 'UserError' && /--sample/.test(e.message));
 });
 
 test('throws when steps < 1', async () => {
@@ -56,4 +83,26 @@ test('classical bench at 32 px, one run: both methods, positive times, formatted
   for (const r of rows) assert.ok(r.ms > 0 && r.runs.length === 1 && r.ms === r.runs[0] && r.cpuMs >= 0);
   assert.match(formatClassicalBench(rows), /^DCP \+ GF 32x32 +\d+\.\d ms CPU, \d+\.\d ms wall, median per image/);
   await assert.rejects(benchCommand.run(['--classical', '--peer']), (e: Error) => e.name === 'UserError' && /--classical times the classical references only/.test(e.message));
+});
+
+test('bench command: --backend must name a backend, --threads a positive integer, --python needs --peer', async () => {
+  await assert.rejects(benchCommand.run(['--backend', 'gpu']), (e: Error) => e.name === 'UserError' && /--backend/.test(e.message));
+  await assert.rejects(benchCommand.run(['--threads', '0']), (e: Error) => e.name === 'UserError' && /--threads/.test(e.message));
+  await assert.rejects(benchCommand.run(['--python', '/usr/bin/python3']), (e: Error) => e.name === 'UserError' && /--python names the interpreters of --peer; add --peer/.test(e.message));
+});
+
+/** A Python with PyTorch here (Debian's python3-torch), or null. */
+const TORCH_PYTHON = ['/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0) ?? null;
+
+test('PyTorch peer, 1 step: reports the PyTorch version and interpreter it ran', { skip: TORCH_PYTHON == null && 'no python3-torch here' }, () => {
+  const p = runPeerBench({ threads: 1, steps: 1, warmup: 0, python: TORCH_PYTHON as string });
+  const version = spawnSync(TORCH_PYTHON as string, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(p.torchVersion, version);
+  assert.equal(p.framework, `pytorch ${version}`);
+  assert.equal(p.threads, 1);
+  assert.ok(p.python.length > 0 && p.unetStepMs > 0 && p.stepsMs.length === 1 && p.stepCpuMs > 0);
+});
+
+test('PyTorch peer: an interpreter that does not exist is a user error naming it', () => {
+  assert.throws(() => runPeerBench({ threads: 1, steps: 1, warmup: 0, python: '/nonexistent/python3' }), (e: Error) => e.name === 'UserError' && /^\/nonexistent\/python3: cannot run it/.test(e.message));
 });

@@ -1,15 +1,17 @@
 /**
  * DDIM scheduler: schedule values, timestep grids, one step computed by hand (η = 0 and η = 1),
- * a full η = 0 loop with the true noise as oracle, errors. Run on wasm and on cpu.
+ * a full η = 0 loop with the true noise as oracle, errors. Run on the backend under test and on cpu.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
+import { backendUnderTest } from '../helpers/backend';
 import { DDIMScheduler, betaSchedule, alphasCumprod } from '../../lib/models/ddim';
 import { Rng } from '../../lib/util/rng';
 
-const BACKENDS = ['wasm', 'cpu'];
+const BACKENDS = ['under test', 'cpu'];
+const use = async (backend: string): Promise<boolean> => tf.setBackend(backend === 'under test' ? await backendUnderTest() : backend);
 
 function close(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
   assert.equal(got.length, want.length, `${what}: length`);
@@ -73,7 +75,7 @@ test("timesteps: 'leading' with stepsOffset 1 (SD), n = 10 and 50; 'trailing' n 
 
 for (const backend of BACKENDS) {
   test(`${backend}: step by hand, x=[1,3] t=501 → 401 (n=10), eta=0 and eta=1`, async () => {
-    await tf.setBackend(backend);
+    await use(backend);
     const s = new DDIMScheduler();
     s.setTimesteps(10);
     const x = [0.5, -1.0, 2.0];
@@ -105,7 +107,7 @@ for (const backend of BACKENDS) {
   });
 
   test(`${backend}: last step t=1 uses ᾱ_0 (setAlphaToOne false) or 1 (true)`, async () => {
-    await tf.setBackend(backend);
+    await use(backend);
     for (const setAlphaToOne of [false, true]) {
       const s = new DDIMScheduler({ setAlphaToOne });
       s.setTimesteps(10);
@@ -121,7 +123,7 @@ for (const backend of BACKENDS) {
   });
 
   test(`${backend}: addNoise x0=[2,2,2,1] per-sample t=[10,900] is √ᾱ·x0 + √(1−ᾱ)·ε`, async () => {
-    await tf.setBackend(backend);
+    await use(backend);
     const s = new DDIMScheduler();
     const x0 = Array.from({ length: 8 }, (_, i) => i / 4 - 1);
     const eps = Array.from({ length: 8 }, (_, i) => Math.sin(i));
@@ -136,7 +138,7 @@ for (const backend of BACKENDS) {
   });
 
   test(`${backend}: full eta=0 loop, 50 steps, oracle eps of a known x0=[1,4,4,2] recovers x0`, async () => {
-    await tf.setBackend(backend);
+    await use(backend);
     const rng = new Rng(7);
     const shape = [1, 4, 4, 2];
     const x0v = Array.from({ length: 32 }, () => rng.uniform(-1, 1));

@@ -6,6 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, patchCpuResizeNearestNeighborGrad } from '../../lib/backend';
+import { backendUnderTest } from '../helpers/backend';
 import { UNet } from '../../lib/models/unet';
 import { DDIMScheduler } from '../../lib/models/ddim';
 import { diffusionLoss, cfgEps, sampleLatents, drawDiffusionNoise } from '../../lib/models/diffusion';
@@ -91,12 +92,13 @@ test('diffusionLoss z0=[2,8,8,4] ctx=[2,4,32]: deterministic for a seed, hand va
   p.dispose();
 });
 
-test('wasm vs cpu: diffusionLoss z0=[2,8,8,4] ctx=[2,4,32] and every UNet gradient agree (rel. 1e-4)', async () => {
+test('backend under test vs cpu: diffusionLoss z0=[2,8,8,4] ctx=[2,4,32] and every UNet gradient agree (rel. 1e-4)', async () => {
+  const under = await backendUnderTest();
   patchCpuResizeNearestNeighborGrad(); // the cpu oracle's nearest-upsampling gradient is wrong for batch > 1 in tfjs 4.22
   const { p, unet } = makeUnet();
   const got: Record<string, { loss: number; grads: Map<string, Float32Array> }> = {};
   try {
-    for (const backend of ['wasm', 'cpu']) {
+    for (const backend of [under, 'cpu']) {
       await tf.setBackend(backend);
       const z0 = randn([2, 8, 8, 4], 4) as tf.Tensor4D;
       const ctx = randn([2, 4, 32], 5) as tf.Tensor3D;
@@ -106,18 +108,18 @@ test('wasm vs cpu: diffusionLoss z0=[2,8,8,4] ctx=[2,4,32] and every UNet gradie
       tf.dispose([value, ...Object.values(grads), z0, ctx]);
     }
   } finally {
-    await tf.setBackend('wasm');
+    await tf.setBackend(under);
   }
-  assert.ok(Math.abs(got.wasm.loss - got.cpu.loss) < 1e-5 * got.cpu.loss, `loss wasm ${got.wasm.loss} cpu ${got.cpu.loss}`);
+  assert.ok(Math.abs(got[under].loss - got.cpu.loss) < 1e-5 * got.cpu.loss, `loss ${under} ${got[under].loss} cpu ${got.cpu.loss}`);
   for (const [name, gc] of got.cpu.grads) {
-    const gw = got.wasm.grads.get(name)!;
+    const gw = got[under].grads.get(name)!;
     let d = 0;
     let s = 0;
     for (let i = 0; i < gc.length; i++) {
       d = Math.max(d, Math.abs(gw[i] - gc[i]));
       s = Math.max(s, Math.abs(gc[i]));
     }
-    assert.ok(d <= 1e-4 * Math.max(s, 1e-6), `gradient of ${name}: max |wasm − cpu| = ${d}, max |cpu| = ${s}`);
+    assert.ok(d <= 1e-4 * Math.max(s, 1e-6), `gradient of ${name}: max |${under} − cpu| = ${d}, max |cpu| = ${s}`);
   }
   p.dispose();
 });

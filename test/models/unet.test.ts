@@ -1,11 +1,12 @@
 /**
- * Conditional UNet: output shapes on wasm and cpu (same weights → same output), gradient flow,
+ * Conditional UNet: output shapes on the backend under test and cpu (same weights → same output), gradient flow,
  * cross-attention k/v listing and override, FLOP count, memory, argument and config errors.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
+import { backendUnderTest } from '../helpers/backend';
 import { UNet, UNetConfigSchema, unetFlops } from '../../lib/models/unet';
 import { PRESETS } from '../../lib/t2i/presets';
 import { Linear } from '../../lib/models/nn';
@@ -30,13 +31,14 @@ test('setup backend', async () => {
   await initBackend({ quiet: true });
 });
 
-test('x=[2,16,16,4] t=[2] ctx=[2,8,32]: output [2,16,16,4] on wasm and cpu, equal values, no leak', async () => {
+test('x=[2,16,16,4] t=[2] ctx=[2,8,32]: output [2,16,16,4] on the backend under test and cpu, equal values, no leak', async () => {
+  const under = await backendUnderTest();
   const p = new Params();
   const unet = new UNet(p, 'unet', TINY, new Rng(0));
   randomizeZeroInit(p, 1);
   const outs: Float32Array[] = [];
   try {
-    for (const backend of ['wasm', 'cpu']) {
+    for (const backend of [under, 'cpu']) {
       await tf.setBackend(backend);
       const { x, t, ctx } = inputs(2, 16, 16, 8, 32);
       const before = tf.memory().numTensors;
@@ -48,7 +50,7 @@ test('x=[2,16,16,4] t=[2] ctx=[2,8,32]: output [2,16,16,4] on wasm and cpu, equa
       tf.dispose([x, t, ctx]);
     }
   } finally {
-    await tf.setBackend('wasm');
+    await tf.setBackend(under);
   }
   let maxDiff = 0;
   let scale = 0;
@@ -57,7 +59,7 @@ test('x=[2,16,16,4] t=[2] ctx=[2,8,32]: output [2,16,16,4] on wasm and cpu, equa
     scale = Math.max(scale, Math.abs(outs[1][i]));
   }
   assert.ok(scale > 0, 'output is not all zeros after randomizeZeroInit');
-  assert.ok(maxDiff / scale < 1e-4, `wasm vs cpu relative difference ${maxDiff / scale}`);
+  assert.ok(maxDiff / scale < 1e-4, `${under} vs cpu relative difference ${maxDiff / scale}`);
   p.dispose();
 });
 

@@ -8,39 +8,63 @@ import * as fs from 'node:fs';
 import { BenchResult, runBench } from '../../jobs/bench_unet';
 import { benchSample, SampleBench } from '../../jobs/bench_sample';
 import { runPeerBench, PeerResult } from '../../jobs/peer';
+import { benchPromptIRStep, benchT2IStep, PromptIRStepBench, T2IStepBench } from '../../jobs/bench_train';
 import { benchClassical, ClassicalBenchRow } from '../../restore/classical/bench';
 import { t2iCheckpoint } from '../../util/paths';
 import { UserError } from '../../util/errors';
+import { initBackend } from '../../backend';
 
 const Options = z.strictObject({
   json: z.boolean().default(false).describe('print one line of JSON instead of a table'),
   steps: z.coerce.number().int().min(1).max(1000).default(5).describe('timed train steps (median reported)'),
   warmup: z.coerce.number().int().min(0).max(100).default(1).describe('untimed train steps first'),
-  sample: z.string().endsWith('.tdrc', { message: 'expected a .tdrc checkpoint' }).optional().describe('t2i checkpoint to time sampling with'),
+  sample: z.union([z.literal('none'), z.string().endsWith('.tdrc', { message: "expected a .tdrc checkpoint or 'none'" })]).optional().describe('t2i checkpoint to time sampling with, or none'),
+  t2i: z.boolean().default(false).describe('also time a train step of the demo T2I latent UNet (batch 16)'),
+  promptir: z.boolean().default(false).describe('also time a train step of the demo PromptIR restorer (batch 8, 64 px), unguided and guided'),
   peer: z.boolean().optional().describe('also run the PyTorch CPU peer at the same thread count and print the ratio'),
+  python: z.string().min(1).optional().describe('--peer: the Python interpreter(s) with PyTorch, comma-separated (default /usr/bin/python3)'),
+  threads: z.coerce.number().int().min(1).max(256).optional().describe('threads for one step: TensorFlow intra-op threads, or the OpenBLAS threads of the native kernels on wasm'),
+  backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional().describe('this backend instead of the default choice (TDR_BACKEND)'),
   classical: z.boolean().optional().describe('time the classical references per image instead (DCP + guided filter, non-local means)'),
 });
 
-const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N] [--sample FILE.tdrc] [--peer]
+const HELP = `usage: tdr bench [--backend NAME] [--threads N] [--json] [--steps N] [--warmup N] [--t2i] [--promptir]
+                 [--sample FILE.tdrc|none] [--peer [--python PY[,PY…]]]
        tdr bench --classical [--json] [--steps N]
 
 Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
 L1 loss, Adam) and a 3x3 64->64 conv2d forward/backward on [8,64,64,64], on the backend tdr
-picks (TDR_BACKEND=tensorflow|wasm|cpu to force one).
+picks (TDR_BACKEND=tensorflow|wasm|cpu to force one; TDR_THREADS=N intra-op threads
+on tensorflow).
 
 options:
+  --backend B  tensorflow, wasm or cpu instead of the default choice (TDR_BACKEND, else the first
+               that starts of tensorflow, wasm, cpu)
+  --threads N  the fastest one-step path at N threads: on tensorflow its intra-op threads
+               (default one per core, env TDR_THREADS); on wasm the OpenBLAS threads of each GEMM
+               of the native kernels (default 1; tfjs-backend-wasm itself runs one thread in Node,
+               and the rest of the step stays on it)
   --json       one line of JSON instead of a table
   --steps N    timed train steps, median reported (default 5)
   --warmup N   untimed train steps first (default 1)
+  --t2i        also time a train step of the demo text-to-image model (text encoder + latent
+               UNet, Eq. 1 loss, AdamW, EMA; batch 16 of 32x32x4 latents), median of N
+  --promptir   also time a train step of the demo PromptIR restorer (forward, L1 loss and
+               gradients; batch 8, 64x64), without and with guidance, median of N
   --sample F   also time text-to-image sampling with checkpoint F (default: the shipped
-               data/checkpoints/t2i-demo.tdrc when it exists); target ≤ 10 s per image
-  --peer       also time the same U-Net step in PyTorch CPU (python3-torch) at the same thread
-               count and report the ratio project / PyTorch (goal ≤ 1.5)
+               data/checkpoints/t2i-demo.tdrc when it exists; 'none': skip); target ≤ 10 s per image
+  --peer       also time the same U-Net step in PyTorch CPU at the same thread count (--threads,
+               else the backend's) and report the ratio project / PyTorch, with the PyTorch version
+  --python P   --peer with these interpreters, comma-separated, one after the other (default
+               /usr/bin/python3: Debian's python3-torch)
   --classical  instead: time per image of the classical references of 'tdr eval' (dark channel
                prior + guided filter; non-local means, RGB, template 7, search 21) at 128, 256 and
                512 px, median of N runs (--steps, default 5) after one warm-up; one thread;
                process CPU time and wall-clock time (other load stretches the latter)
-  -h, --help   this help`;
+  -h, --help   this help
+
+Times are wall-clock medians; 'CPU' is this process's CPU time per step (all threads), which other
+processes' load changes much less.`;
 
 const f1 = (v: number): string => v.toFixed(1);
 
@@ -52,11 +76,14 @@ export function formatClassicalBench(rows: ClassicalBenchRow[]): string {
 }
 
 /** The human-readable report: one "name  value" row per line. */
-export function formatBench(r: BenchResult & { sample?: SampleBench; peer?: PeerResult & { ratio: number } }): string {
+/** peers: one PyTorch run per interpreter of --python, each with ratio = tdr U-Net step / PyTorch's (wall). */
+export type BenchReport = BenchResult & { sample?: SampleBench; peers?: Array<PeerResult & { ratio: number }>; t2i?: T2IStepBench; promptir?: PromptIRStepBench[] };
+
+export function formatBench(r: BenchReport): string {
   const rows: Array<[string, string]> = [
     ['backend', `${r.backend} (${r.backendDetail})`],
     ['tfjs', r.tfjsVersion],
-    ['U-Net train step', `${f1(r.unetStepMs)} ms median of ${r.steps} (after ${r.warmup} warm-up)`],
+    ['U-Net train step', `${f1(r.unetStepMs)} ms median of ${r.steps} (after ${r.warmup} warm-up; CPU ${f1(r.unetStepCpuMs)} ms)`],
     ['  all steps', r.unetStepsMs.map((v) => f1(v)).join(', ') + ' ms'],
     ['  throughput', `${f1(r.stepGflops)} GFLOP/s (3 x ${r.forwardGflop.toFixed(2)} GFLOP forward, batch ${r.batch}, ${r.size}x${r.size})`],
     ['  final L1 loss', r.finalLoss.toFixed(4)],
@@ -71,10 +98,20 @@ export function formatBench(r: BenchResult & { sample?: SampleBench; peer?: Peer
       ['  backprop input', `${f1(c.backpropInputMs)} ms  ${f1(c.backpropInputGflops)} GFLOP/s`],
     );
   }
-  if (r.peer) {
+  if (r.t2i) {
+    const t = r.t2i;
     rows.push(
-      [`peer: ${r.peer.framework}`, `${f1(r.peer.unetStepMs)} ms median at ${r.peer.threads} thread(s)`],
-      ['  ratio tdr / peer', `${r.peer.ratio.toFixed(2)} (goal ≤ 1.5)`],
+      [`T2I train step (${t.preset})`, `${f1(t.stepMs)} ms median of ${t.steps} (after ${t.warmup} warm-up; CPU ${f1(t.stepCpuMs)} ms; batch ${t.batch} of ${t.latent.join('x')} latents, ${(t.trainableParams / 1e6).toFixed(2)} M parameters)`],
+      ['  all steps', t.stepsMs.map((v) => f1(v)).join(', ') + ' ms'],
+    );
+  }
+  for (const p of r.promptir ?? []) {
+    rows.push([`PromptIR train step, ${p.guidance ? 'guided' : 'unguided'}`, `${f1(p.stepMs)} ms median of ${p.reps} (after 1 warm-up; CPU ${f1(p.stepCpuMs)} ms; forward ${f1(p.forwardMs)} ms; batch ${p.batch}, ${p.size}x${p.size}, ${(p.params / 1e6).toFixed(2)} M parameters)`]);
+  }
+  for (const p of r.peers ?? []) {
+    rows.push(
+      [`peer: PyTorch ${p.torchVersion}`, `${f1(p.unetStepMs)} ms median at ${p.threads} thread(s) (CPU ${f1(p.stepCpuMs)} ms; ${p.python})`],
+      ['  ratio tdr / peer', `${p.ratio.toFixed(2)} (goal ≤ 1.0)`],
     );
   }
   if (r.sample) {
@@ -104,24 +141,46 @@ export const benchCommand: Command = {
     const { options, positionals } = parseOptions(
       'bench',
       argv,
-      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' }, sample: { type: 'string' }, peer: { type: 'boolean' }, classical: { type: 'boolean' } },
+      {
+        json: { type: 'boolean' },
+        steps: { type: 'string' },
+        warmup: { type: 'string' },
+        sample: { type: 'string' },
+        peer: { type: 'boolean' },
+        python: { type: 'string' },
+        threads: { type: 'string' },
+        backend: { type: 'string' },
+        t2i: { type: 'boolean' },
+        promptir: { type: 'boolean' },
+        classical: { type: 'boolean' },
+      },
       Options,
     );
     if (positionals.length > 0) {
       throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr bench --help'`);
     }
     if (options.classical) {
-      if (options.sample || options.peer) throw new UserError('--classical times the classical references only; drop --sample/--peer');
+      if (options.sample || options.peer || options.t2i || options.promptir) {
+        throw new UserError('--classical times the classical references only; drop --sample/--peer/--t2i/--promptir');
+      }
       const rows = benchClassical({ reps: options.steps });
       process.stdout.write((options.json ? JSON.stringify({ classical: rows }) : formatClassicalBench(rows)) + '\n');
       return EXIT.ok;
     }
-    const ckpt = options.sample ?? (fs.existsSync(t2iCheckpoint()) ? t2iCheckpoint() : undefined);
-    if (options.sample && !fs.existsSync(options.sample)) throw new UserError(`${options.sample}: no such checkpoint`);
-    const r: BenchResult & { sample?: SampleBench; peer?: PeerResult & { ratio: number } } = await runBench({ steps: options.steps, warmup: options.warmup });
+    if (options.python && !options.peer) throw new UserError('--python names the interpreters of --peer; add --peer');
+    // the first initBackend call decides (backend and threads are fixed once per process)
+    await initBackend({ backend: options.backend, threads: options.threads });
+    const ckpt = options.sample === 'none' ? undefined : (options.sample ?? (fs.existsSync(t2iCheckpoint()) ? t2iCheckpoint() : undefined));
+    if (ckpt && options.sample && !fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint`);
+    const r: BenchReport = await runBench({ steps: options.steps, warmup: options.warmup });
+    if (options.t2i) r.t2i = await benchT2IStep({ steps: options.steps, warmup: options.warmup });
+    if (options.promptir) r.promptir = await benchPromptIRStep({ reps: options.steps });
     if (options.peer) {
-      const p = runPeerBench({ threads: r.threads, steps: options.steps, warmup: options.warmup });
-      r.peer = { ...p, ratio: r.unetStepMs / p.unetStepMs };
+      const pythons = options.python ? options.python.split(',').map((p) => p.trim()).filter(Boolean) : [undefined];
+      r.peers = pythons.map((python) => {
+        const p = runPeerBench({ threads: options.threads ?? r.threads, steps: options.steps, warmup: options.warmup, python });
+        return { ...p, ratio: r.unetStepMs / p.unetStepMs };
+      });
     }
     if (ckpt) r.sample = await benchSample(ckpt);
     process.stdout.write((options.json ? JSON.stringify(r) : formatBench(r)) + '\n');

@@ -3,13 +3,15 @@
 lib/jobs/bench_unet.ts: 15 convs 3→32→32, pool, 32→64→64, pool, 64→128→128, pool,
 128→128→128, nearest-up + concat 256→128→128, up + concat 192→64→64, up + concat 96→32→32,
 1×1 32→3; 3×3 same convs with bias and ReLU; max-pool 2; batch 8, 64×64×3; L1 to a random target;
-Adam 1e-3. Prints one line of JSON: {"framework", "threads", "unetStepMs", "stepsMs"}.
+Adam 1e-3. Prints one line of JSON: {"framework", "torchVersion", "python", "threads", "unetStepMs",
+"stepsMs", "stepCpuMs"} (stepCpuMs: median process CPU time per step, all threads).
 
 Usage: python3 unet_step.py [--threads N] [--steps N] [--warmup N]   (Debian: apt-get install python3-torch)
 """
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -61,16 +63,20 @@ def main():
     x = torch.rand(8, 3, 64, 64)
     y = torch.rand(8, 3, 64, 64)
     times = []
+    cpu = []
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
+        c0 = time.process_time()
         opt.zero_grad(set_to_none=True)
         loss = (net(x) - y).abs().mean()
         loss.backward()
         opt.step()
         dt = (time.perf_counter() - t0) * 1000
+        dc = (time.process_time() - c0) * 1000
         if i >= a.warmup:
             times.append(dt)
-    print(json.dumps({"framework": f"pytorch {torch.__version__}", "threads": torch.get_num_threads(), "unetStepMs": statistics.median(times), "stepsMs": times}))
+            cpu.append(dc)
+    print(json.dumps({"framework": f"pytorch {torch.__version__}", "torchVersion": torch.__version__, "python": sys.executable, "threads": torch.get_num_threads(), "unetStepMs": statistics.median(times), "stepsMs": times, "stepCpuMs": statistics.median(cpu)}))
 
 
 if __name__ == "__main__":
