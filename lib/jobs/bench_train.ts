@@ -91,7 +91,8 @@ export async function benchT2IStep(opts: { preset?: string; batch?: number; step
   await initBackend();
   const base = t2iPreset(opts.preset ?? 'demo');
   const batch = opts.batch ?? base.unetTrain.batch;
-  const cfg = { ...base, unetTrain: { ...base.unetTrain, batch } };
+  // the caption path of the step (text encoder + UNet), as the demo preset trains; a preset with `words` (ci) is timed without them
+  const cfg = { ...base, words: undefined, cropScales: undefined, unetTrain: { ...base.unetTrain, batch } };
   const rng = new Rng(7);
   const n = 64;
   const captions = randomCaptions(n, rng);
