@@ -102,7 +102,18 @@ export function l2normalize<T extends tf.Tensor>(x: T, eps = 1e-12): T {
 
 /** Exact GELU, 0.5·x·(1 + erf(x/√2)) (PyTorch `F.gelu` default; wasm has an Erf kernel). */
 export function geluErf<T extends tf.Tensor>(x: T): T {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as T);
+  return tf.tidy(() => {
+    // written out so that at most two temporaries of x's size are alive (inference memory)
+    const a = tf.mul(x, Math.SQRT1_2);
+    const e = tf.erf(a);
+    a.dispose();
+    const f = tf.add(e, 1);
+    e.dispose();
+    const h = tf.mul(x, 0.5);
+    const y = tf.mul(h, f) as T;
+    tf.dispose([h, f]);
+    return y;
+  });
 }
 
 /** Split the channel axis of [B,H,W,C] into two halves (PyTorch `chunk(2, dim=1)`). */
@@ -163,4 +174,20 @@ export function checkGuidance(who: string, spec: FusionSpec | undefined, guidanc
       throw new Error(`${who}: guidance level ${l} must be [${want}] (padded input ${hp}×${wp}), got [${g.shape}]`);
     }
   });
+}
+
+/** Apply the blocks in turn; the intermediate outputs (not `x`) are disposed once consumed. */
+export function runBlocks(blocks: { call(x: tf.Tensor4D): tf.Tensor4D }[], x: tf.Tensor4D): tf.Tensor4D {
+  let h = x;
+  for (const blk of blocks) h = replaced(h, blk.call(h), x);
+  return h;
+}
+
+/**
+ * `next`, after disposing `prev` unless it is one of `keep` (inference memory: a forward pass holds only
+ * the live activations; under a gradient tape the engine keeps its own copies of what backprop needs).
+ */
+export function replaced(prev: tf.Tensor4D, next: tf.Tensor4D, ...keep: tf.Tensor[]): tf.Tensor4D {
+  if (prev !== next && !keep.includes(prev)) prev.dispose();
+  return next;
 }

@@ -71,7 +71,7 @@ class PromptInteraction {
     this.reduce = new Conv2d(p, `${name}.reduce`, cin + cp, cout, rng, { k: 1, bias: cfg.bias });
   }
   call(x: tf.Tensor4D): tf.Tensor4D {
-    return this.reduce.call(this.block.call(tf.concat([x, this.gen.call(x)], 3) as tf.Tensor4D));
+    return tf.tidy(() => this.reduce.call(this.block.call(tf.concat([x, this.gen.call(x)], 3) as tf.Tensor4D)));
   }
 }
 
