@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { TextToImage } from '../t2i/model';
 import { sampleLatents } from '../models/diffusion';
-import { RGBImage } from '../data/image';
+import { RGBImage, assertFinite } from '../data/image';
 import { fromBatch, crop } from '../data/patches';
 import { encodeImage, readImage, resizeImage } from '../data/io';
 import { projectRoot, writeFileAtomic } from '../util/fsx';
@@ -93,6 +93,7 @@ export async function generateFromWords(model: GuidanceModel, t2i: TextToImage, 
     z.dispose();
     const imgs = fromBatch(x);
     x.dispose();
+    for (const im of imgs) assertFinite(im.data, 'the guidance model (with its text-to-image model)');
     return imgs;
   } finally {
     ctx.dispose();

@@ -23,7 +23,7 @@ import { z } from 'zod';
 import { Params, init } from '../models/params';
 import { Conv2d, DepthwiseConv2d, LayerNorm } from '../models/nn';
 import { Rng } from '../util/rng';
-import { FusionSpec, RestorationBackbone, checkGuidance, checkImage, chunk2, cropTo, padToMultiple, pixelShuffle, runBlocks, replaced } from './layers';
+import { FusionSpec, RestorationBackbone, checkGuidance, checkImage, chunk2, cropTo, padToMultiple, pixelShuffle, runBlocks, replaced, spatialMean } from './layers';
 
 const posInt = z.number().int().positive();
 
@@ -72,7 +72,7 @@ export class NAFBlock {
     const y = tf.tidy(() => {
       const [x1, x2] = chunk2(this.dw.call(this.conv1.call(this.norm1.call(inp))));
       let x = tf.mul(x1, x2) as tf.Tensor4D; // SimpleGate
-      x = tf.mul(x, this.sca.call(tf.mean(x, [1, 2], true) as tf.Tensor4D)) as tf.Tensor4D; // simplified channel attention
+      x = tf.mul(x, this.sca.call(spatialMean(x, true) as tf.Tensor4D)) as tf.Tensor4D; // simplified channel attention (GAP: of the whole image in a tiled pass)
       return tf.add(inp, tf.mul(this.conv3.call(x), this.beta)) as tf.Tensor4D;
     });
     const out = tf.tidy(() => {

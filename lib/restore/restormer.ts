@@ -24,7 +24,7 @@ import { z } from 'zod';
 import { Params, init } from '../models/params';
 import { Conv2d, DepthwiseConv2d, LayerNorm } from '../models/nn';
 import { Rng } from '../util/rng';
-import { FusionSpec, RestorationBackbone, checkGuidance, checkImage, chunk2, cropTo, geluErf, l2normalize, padToMultiple, pixelShuffle, pixelUnshuffle, replaced, runBlocks } from './layers';
+import { FusionSpec, RestorationBackbone, channelCorrelation, checkGuidance, checkImage, chunk2, cropTo, geluErf, padToMultiple, pixelShuffle, pixelUnshuffle, replaced, runBlocks } from './layers';
 
 export { runBlocks } from './layers';
 
@@ -88,11 +88,11 @@ export class MDTA {
         return r;
       };
       const qt = toHeads(q);
-      const qh = replaced(qt, l2normalize(qt));
       const kt = toHeads(k);
-      const kh = replaced(kt, l2normalize(kt));
-      const logits = tf.mul(tf.matMul(qh, kh, false, true), this.temperature.reshape([1, nh, 1, 1])); // [B,heads,ch,ch]
-      tf.dispose([qh, kh]);
+      // q̂ k̂ᵀ, q and k normalised over all pixels (of the whole image in a tiled pass: channelCorrelation)
+      const corr = channelCorrelation(qt, kt, h, w);
+      tf.dispose([qt, kt]);
+      const logits = replaced(corr, tf.mul(corr, this.temperature.reshape([1, nh, 1, 1])) as tf.Tensor4D); // [B,heads,ch,ch]
       const out = tf.matMul(tf.softmax(logits, -1), toHeads(v)); // [B,heads,ch,HW]
       const o = out.transpose([0, 3, 1, 2]).reshape([b, h, w, c]) as tf.Tensor4D;
       out.dispose();
