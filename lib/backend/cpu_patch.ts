@@ -2,7 +2,7 @@
  * Correct ResizeNearestNeighborGrad and ResizeBilinearGrad for the tfjs 4.22 `cpu` backend.
  *
  * tfjs-backend-cpu 4.22.0 offsets dy by the *input's* batch stride, so its gradient of
- * `tf.image.resizeNearestNeighbor` is wrong for batch > 1 (REFERENCE §7). The cpu backend is the
+ * `tf.image.resizeNearestNeighbor` is wrong for batch > 1 (its `ResizeNearestNeighborGrad` kernel). The cpu backend is the
  * oracle of the gradient tests, so they install this first. Same index rule as the forward kernel:
  * source row = min(H−1, alignCorners ? round(y·scale) : floor(y·scale)), scale = effective sizes ratio;
  * dx[n,r,c,d] = Σ of dy over the output pixels whose source is (r,c).

@@ -42,7 +42,6 @@ export function requestedBackend(env: NodeJS.ProcessEnv = process.env): BackendN
 }
 
 let chosen: Promise<BackendInfo> | undefined;
-let info: BackendInfo | undefined;
 
 /** Load tfjs-node-gpu or tfjs-node; the names are computed so tsc does not need their types. */
 function loadTensorflow(): { pkg: string } | { error: string } {
@@ -127,7 +126,6 @@ function oneLine(i: BackendInfo): string {
 export async function initBackend(opts: { quiet?: boolean } = {}): Promise<BackendInfo> {
   if (chosen == null) {
     chosen = resolve().then((i) => {
-      info = i;
       if (!opts.quiet && process.env.TDR_QUIET !== '1') process.stderr.write(oneLine(i) + '\n');
       return i;
     });
@@ -138,11 +136,6 @@ export async function initBackend(opts: { quiet?: boolean } = {}): Promise<Backe
   const i = await chosen;
   if (tf.getBackend() !== i.name) await tf.setBackend(i.name);
   return i;
-}
-
-/** The info of the backend chosen by `initBackend`, or undefined before it finished. */
-export function getBackendInfo(): BackendInfo | undefined {
-  return info;
 }
 
 export { registerWasmKernels, WASM_KERNELS } from './kernels';

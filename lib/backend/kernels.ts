@@ -1,7 +1,7 @@
 /**
  * Gradient kernels for the tfjs 4.22 `wasm` backend, composed from its fast XNNPACK kernels.
  *
- * Why (REFERENCE §7): wasm 4.22 has no Conv2DBackpropFilter, no depthwise backprop kernels and no
+ * Why: wasm 4.22 has no Conv2DBackpropFilter, no depthwise backprop kernels and no
  * UnsortedSegmentSum (gradient of `tf.gather`); its Conv2DBackpropInput is a naive loop (≈1.5 s per
  * 3×3 64→64 layer at 8×64×64) and its BatchMatMul with `transposeA`/`transposeB` takes a naive path
  * (10–14× slower than an explicit Transpose followed by a plain matMul), and a batched matMul is

@@ -1,5 +1,5 @@
 /**
- * Optional native CPU kernels for the wasm backend (issue #7 item 4): `native/` is a Node-API addon
+ * Optional native CPU kernels for the wasm backend: `native/` is a Node-API addon
  * built by `npm install`'s postinstall (scripts/build_native.js, npm's own node-gyp) against
  * Debian's OpenBLAS (`libopenblas-dev`); when it does not build, nothing fails. When it loaded, the GEMM-shaped kernels run there:
  *   Conv2D, FusedConv2D (bias + linear/relu), Conv2DBackpropFilter, Conv2DBackpropInput (im2col /

@@ -1,5 +1,5 @@
 /**
- * Captions for training the text-to-image model (DESIGN §2): "a photo of <content caption>" from the
+ * Captions for training the text-to-image model (stage 0; docs/notation.md): "a photo of <content caption>" from the
  * corpus manifest, plus ", <phrase>" when the image was degraded, where the phrase comes from the
  * drawn degradation parameters and uses the words noisy, rainy, hazy, blurry. So "a photo of a
  * meadow" and "a photo of a meadow, hazy" name different images — the intuition of the paper's Fig. 1.
@@ -14,11 +14,4 @@ export function trainingCaption(entry: CorpusEntry | string, phrase?: string): s
   const base = typeof entry === 'string' ? entry : promptOf(entry);
   const p = phrase?.trim();
   return p ? `${base}, ${p}` : base;
-}
-
-/** The degradation word a caption carries, if any. */
-export function degradationWordOf(caption: string): (typeof DEGRADATION_WORDS)[number] | null {
-  const tail = caption.split(',').slice(1).join(',');
-  for (const w of DEGRADATION_WORDS) if (new RegExp(`\\b${w}\\b`).test(tail)) return w;
-  return null;
 }

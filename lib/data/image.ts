@@ -6,6 +6,7 @@
  * and from tfjs `[H,W,3]` tensors for the models.
  */
 import { UserError } from '../util/errors';
+
 export interface RGBImage {
   readonly height: number;
   readonly width: number;
@@ -33,13 +34,6 @@ export function clip01(img: RGBImage): RGBImage {
     out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
   }
   return { height: img.height, width: img.width, data: out };
-}
-
-/** Throws unless a and b have the same height and width. `what` names the caller. */
-export function assertSameShape(what: string, a: RGBImage, b: RGBImage): void {
-  if (a.height !== b.height || a.width !== b.width) {
-    throw new Error(`${what}: images must have equal shapes, got ${a.height}x${a.width} and ${b.height}x${b.width}`);
-  }
 }
 
 /** A model output with NaN or ±Inf values (corrupt or diverged weights): refused, never saved as an image. */

@@ -1,5 +1,5 @@
 /**
- * Looking inside E_txt and E'_txt (beyond the paper; the official repo's open issue #2 asks which
+ * Looking inside E_txt and E'_txt (beyond the paper; github.com/mrluin/TextualDegRemoval/issues/2 asks which
  * words the pseudo-words are):
  *   (a) `decodeWords` / `tokenShift` / `degradationWordScores`: nearest vocabulary tokens of each
  *       pseudo-word (cosine against the T2I's token-embedding table), and which tokens a

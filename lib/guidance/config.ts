@@ -1,8 +1,8 @@
 /**
- * Presets for degradation-free guidance (stages 1–2 of DESIGN §1): the image-to-text mapper M_i2t
+ * Presets for degradation-free guidance (stages 1–2; paper Sec. 3.2): the image-to-text mapper M_i2t
  * (Eq. 2) with its ELITE-style k/v copies, the textual restoration module M_clean (Eq. 3), their
  * training data and loops, and guidance sampling. One zod schema, three presets (ci / demo / paper);
- * keys are the constructors' own option names (STYLE §7.6); a preset overrides only what differs.
+ * keys are the constructors' own option names; a preset overrides only what differs.
  *
  * Sizes that come from the text-to-image model (text width D, image size, context length) are not
  * repeated here: they are read from the T2I model the guidance model is built on (`t2iPreset` names
@@ -125,7 +125,7 @@ const paper: GuidanceConfigInput = {
   // official: lr 1e-6 × (batch 4 · accum 4 · 4 GPUs) = 6.4e-5, constant, 200k steps
   i2tTrain: { steps: 200000, batch: 64, lr: 6.4e-5, warmup: 0, schedule: 'constant', weightDecay: 0.01, clipNorm: 1, emaDecay: 0, checkpointEvery: 200, logEvery: 10, seed: 3 },
   cleanTrain: { steps: 200000, batch: 64, lr: 6.4e-5, warmup: 0, schedule: 'constant', weightDecay: 0.01, clipNorm: 1, emaDecay: 0, checkpointEvery: 200, logEvery: 10, seed: 4 },
-  sample: { steps: 100, cfgScale: 5, seed: 42 }, // REFERENCE §1: DDIM 100, CFG 5, seed 42
+  sample: { steps: 100, cfgScale: 5, seed: 42 }, // official scripts/generate/main_generate_reference.py: DDIM 100, CFG 5, seed 42
 };
 
 export const GUIDANCE_PRESETS = { ci, demo, paper } as const;

@@ -1,5 +1,5 @@
 /**
- * Does textual restoration remove the degradation from the guidance? (issue "Done when"; the
+ * Does textual restoration remove the degradation from the guidance? (the
  * paper's Fig. 1): for validation photos degraded by each task, generate G(E_txt) and G(E'_txt)
  * with the same seed and measure the degradation statistic of each task —
  *   noise, rain → high-frequency energy (Laplacian, lib/metrics/stats.ts), haze → dark channel,

@@ -2,7 +2,7 @@
  * M_clean, the textual restoration module of Eq. (3): E'_txt = M_clean(E_txt), both [B,N,D].
  *
  * Paper: Sec. 3.2 ("Textual Restoration"). Reference: mrluin/TextualDegRemoval `CleanMapper` in
- *   scripts/train/main_train_tr_mapping.py (REFERENCE §1): per word i an independent MLP
+ *   scripts/train/main_train_tr_mapping.py: per word i an independent MLP
  *   (Linear(D,h) → LayerNorm → LeakyReLU) × 3 → Linear(h,D) applied to word i only.
  *
  * Two variants, chosen by `cfg.type` (lib/guidance/config.ts):
@@ -42,6 +42,7 @@ class MixerBlock {
   }
 }
 
+/** Eq. (3)'s M_clean: per-word MLPs (the official `CleanMapper`) or the word mixer (see above). */
 export class CleanMapper {
   private readonly perWord?: WordMlp;
   private readonly mixer?: { inp: Linear; pos: tf.Variable; blocks: MixerBlock[]; ln: LayerNorm; out: Linear };
@@ -67,7 +68,7 @@ export class CleanMapper {
   }
 
   /**
-   * E'_txt = M_clean(E_txt).
+   * E'_txt = M_clean(E_txt), Eq. (3).
    * @param words [B,N,D]
    * @returns [B,N,D]
    */

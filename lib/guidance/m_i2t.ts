@@ -3,7 +3,7 @@
  *
  * Paper: Lin et al., "Improving Image Restoration through Removing Degradations in Textual
  *   Representations", CVPR 2024, Sec. 3.2 ("Image-to-Text Mapping"), following ELITE (Wei et al. 2023).
- * Reference: mrluin/TextualDegRemoval `Mapper` in scripts/train/main_train_i2t_mapping.py (REFERENCE §1):
+ * Reference: mrluin/TextualDegRemoval `Mapper` in scripts/train/main_train_i2t_mapping.py:
  *   for each word i: w_i = mapping_i(CLS) + mean_over_patches(mapping_patch_i(patch tokens)),
  *   each mapping = (Linear → LayerNorm → LeakyReLU) × k, then Linear to the text width D.
  *   The N words replace the placeholder of "a photo of a S" before the frozen text encoder; trainable
@@ -119,7 +119,7 @@ export class ImageToTextMapper {
   }
 
   /**
-   * E_txt = M_i2t(τi(X)).
+   * E_txt = M_i2t(τi(X)), Eq. (2).
    * @param f.global [B,dim]; f.tokens [B,T,dim]
    * @returns words [B,N,D]
    */

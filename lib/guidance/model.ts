@@ -112,7 +112,7 @@ export class GuidanceModel {
     return stage === 'i2t' ? ['mi2t', 'kv'] : ['mclean'];
   }
 
-  /** Freeze everything but `stage`'s modules (stage 2 trains M_clean only: REFERENCE §1, gap 1). */
+  /** Freeze everything but `stage`'s modules (stage 2 trains M_clean only; see ./train_clean.ts). */
   setStage(stage: GuidanceStageName): void {
     this.params.unfreeze(['mi2t', 'kv', 'mclean']);
     this.params.freeze(GuidanceModel.trainablePrefixes(stage === 'i2t' ? 'clean' : 'i2t'));

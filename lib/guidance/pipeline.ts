@@ -1,6 +1,6 @@
 /**
  * Degradation-free guidance generation (paper Sec. 3.2, Fig. 2a; official
- * scripts/generate/main_generate_reference.py, REFERENCE §1):
+ * scripts/generate/main_generate_reference.py):
  *
  *   X ─τi─▶ E_img ─M_i2t─▶ E_txt ─M_clean (unless raw)─▶ E'_txt ─splice into "a photo of a S"─▶ τt
  *     ─▶ context ─DDIM + CFG (uncond = empty prompt; UNet with the k/v copies)─▶ z0 ─D─▶ G

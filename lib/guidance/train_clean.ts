@@ -1,10 +1,10 @@
 /**
- * Stage 2 (DESIGN §1, paper Sec. 3.2 "Model Optimization"): train M_clean with Eq. (1) on
+ * Stage 2 (paper Sec. 3.2 "Model Optimization"): train M_clean with Eq. (1) on
  * (degraded, clean) pairs of all tasks at once: the diffusion model must reconstruct the CLEAN crop's
  * latents from M_clean(M_i2t(τi(X_degraded))). M_i2t, the k/v copies, the T2I model and τi are frozen.
  *
  * The official stage-2 script built its optimiser over the frozen M_i2t (`mapper.parameters()`), so
- * M_clean never changed (REFERENCE §1, gap 1). Here the trainable set is `mclean.*` only
+ * M_clean never changed (scripts/train/main_train_tr_mapping.py `main()`). Here the trainable set is `mclean.*` only
  * (`GuidanceModel.setStage('clean')`), and test/guidance/stages.test.ts checks which weights move.
  *
  * Since M_i2t is frozen, E_txt of every cached crop is computed once when the stage is built.

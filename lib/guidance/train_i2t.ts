@@ -1,5 +1,5 @@
 /**
- * Stage 1 (DESIGN §1, paper Sec. 3.2 "Model Optimization"): train M_i2t and the k/v copies with
+ * Stage 1 (paper Sec. 3.2 "Model Optimization"): train M_i2t and the k/v copies with
  * Eq. (1) on clean AND degraded crops of the training photos, each crop reconstructing itself from
  * its own E_txt. The T2I model (text encoder, UNet, autoencoder) and τi stay frozen.
  *

@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { initBackend, getBackendInfo } from '../backend';
+import { initBackend } from '../backend';
 import { readImage, resizeImage, writeImage } from '../data/io';
 import { loadPhotos } from '../data/patches';
 import { degrade } from '../data/degrade';
@@ -162,7 +162,7 @@ export function formatRestoreBench(rows: RestoreBenchRow[]): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
-  const backend = rows[0]?.backend ?? getBackendInfo()?.detail ?? '';
+  const backend = rows[0]?.backend ?? '';
   return [
     `backend: ${backend}; tile budget ${rows[0]?.budgetMiB ?? DEFAULT_TILE_BUDGET_MIB} MiB; each run in a fresh process (decode, guidance, restoration, PNG encode); targets: 512² guided ≤ 5 s, 12 Mpx ≤ 2048 MiB peak RSS`,
     line(head),

@@ -1,5 +1,5 @@
 /**
- * Benchmark of text-to-image sampling (issue #3's target: a ≥ 128×128 image in ≤ 10 s on the
+ * Benchmark of text-to-image sampling (the project's target: a ≥ 128×128 image in ≤ 10 s on the
  * 2-core machine): load a t2i checkpoint, generate with its preset's DDIM steps and CFG scale,
  * report the median wall time over a few seeds.
  */
@@ -13,7 +13,7 @@ export interface SampleBench {
   /** median ms per image (text encoding + DDIM loop + decoding), after one warm-up */
   sampleMs: number;
   samplesMs: number[];
-  /** the issue's target */
+  /** the target (10 s) */
   targetMs: number;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Benchmark: one training step of the reference U-Net (REFERENCE §7), plus conv2d micro-timings.
+ * Benchmark: one training step of the reference U-Net (below; PyTorch twin: lib/jobs/peer/unet_step.py), plus conv2d micro-timings.
  *
  * The reference U-Net — 15 convs, every 3×3 conv 'same' with bias and ReLU (tf.fused.conv2d):
  *   enc1 3→32→32 [64²], maxPool 2, enc2 32→64→64 [32²], pool, enc3 64→128→128 [16²], pool,

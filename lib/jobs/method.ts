@@ -6,6 +6,8 @@
  *   X → τi → M_i2t → M_clean → E'_txt → text-to-image → G(E'_txt) (Sec. 3.2, Eq. 2–3; the guidance)
  *   X → restorer without guidance → Ŷ_plain;  (X, G(E'_txt)) → guided restorer → Ŷ_guided (Sec. 3.3, Eq. 4)
  *   PSNR / SSIM of X, Ŷ_plain, Ŷ_guided against Y (Y channel for rain, as the evaluation harness)
+ *   X → the task's classical method (lib/restore/classical: dark channel prior for haze, non-local means
+ *   for noise; none for rain) → Ŷ_classical, a reference with no learned weights
  * Checkpoints: the guidance model (+ the text-to-image model it references) and the all-in-one
  * restorers with and without guidance. A missing one is reported with the command that builds it;
  * the caller decides whether that is an error (`npm start` prints it and still writes the
@@ -13,7 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RGBImage } from '../data/image';
+import { RGBImage, clip01 } from '../data/image';
 import { ALL_IN_ONE_TASKS, TaskSpec } from '../data/degrade';
 import { psnr, ssim } from '../metrics/metrics';
 import { guidanceCheckpoint } from '../guidance/config';
@@ -23,6 +25,7 @@ import { loadGuidancePair, guidanceCached } from '../guidance/pipeline';
 import { loadRestorer, guidanceModelMismatch } from '../restore/train';
 import { guidanceModelRef } from './sources';
 import { degradeForEval, restoreImage, usesY, validationImages } from '../restore/eval';
+import { classicalMethodFor } from '../restore/classical';
 import { Row } from '../viz/table';
 import { UserError } from '../util/errors';
 
@@ -64,14 +67,18 @@ export interface MethodSample {
   guidance: RGBImage;
   plain: RGBImage;
   guided: RGBImage;
+  /** the task's classical method's output (clipped), null where the task has none (rain) */
+  classical: RGBImage | null;
+  /** that method's abbreviation ('DCP + GF', 'NLM'), null where none */
+  classicalMethod: string | null;
   channel: 'rgb' | 'y';
   /**
    * guidedOther: the guided restorer given ANOTHER photo's guidance (the next photo's G(E'_txt), same
    * task) — a control: if it scores like `guided`, the gain does not come from what G shows. NaN with
    * one photo.
    */
-  psnr: { input: number; plain: number; guided: number; guidedOther: number };
-  ssim: { input: number; plain: number; guided: number };
+  psnr: { input: number; plain: number; guided: number; guidedOther: number; classical: number };
+  ssim: { input: number; plain: number; guided: number; classical: number };
 }
 
 export interface MethodResult {
@@ -80,6 +87,11 @@ export interface MethodResult {
   samples: MethodSample[];
   /** per task: mean PSNR/SSIM of input, unguided and guided restoration, and the guided − unguided gain */
   rows: Row[];
+  /**
+   * per task: the classical reference (method, PSNR/SSIM) and the networks' PSNR minus it — comparison
+   * rows; '—' (NaN) where the task has no classical method
+   */
+  classicalRows: Row[];
   checkpoints: { guidance: string; guided: string; plain: string };
   /** e.g. the guided restorer was trained with another guidance model than the one that makes G here */
   notes: string[];
@@ -106,7 +118,7 @@ export function methodCheckpoints(opts: Pick<MethodOptions, 'backbone' | 'guidan
 /** Run degrade → guidance → restoration (with and without guidance) → metrics. */
 export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult> {
   const { files, missing } = methodCheckpoints(opts);
-  if (missing.length) return { missing, samples: [], rows: [], checkpoints: files, notes: [] };
+  if (missing.length) return { missing, samples: [], rows: [], classicalRows: [], checkpoints: files, notes: [] };
   const specs: TaskSpec[] = (opts.tasks ?? DEFAULT_TASKS).map((name) => {
     const s = ALL_IN_ONE_TASKS.find((t) => t.name === name);
     if (!s) throw new UserError(`unknown task '${name}'; expected one of ${ALL_IN_ONE_TASKS.map((t) => t.name).join(', ')}`);
@@ -129,6 +141,8 @@ export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult>
         const g = (await guidanceCached(pair.guidance, pair.t2i, x, gOpts)).image;
         const yp = restoreImage(plain.net, x);
         const yg = restoreImage(guided.net, x, g);
+        const cm = classicalMethodFor(spec);
+        const yc: RGBImage | null = cm ? clip01(cm.restore(x, spec)) : null;
         const mo = { quantize: true, yChannel: usesY(spec) };
         samples.push({
           id: img.id,
@@ -139,9 +153,11 @@ export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult>
           guidance: g,
           plain: yp,
           guided: yg,
+          classical: yc,
+          classicalMethod: cm?.short ?? null,
           channel: usesY(spec) ? 'y' : 'rgb',
-          psnr: { input: psnr(img.clean, x, mo), plain: psnr(img.clean, yp, mo), guided: psnr(img.clean, yg, mo), guidedOther: NaN },
-          ssim: { input: ssim(img.clean, x, mo), plain: ssim(img.clean, yp, mo), guided: ssim(img.clean, yg, mo) },
+          psnr: { input: psnr(img.clean, x, mo), plain: psnr(img.clean, yp, mo), guided: psnr(img.clean, yg, mo), guidedOther: NaN, classical: yc ? psnr(img.clean, yc, mo) : NaN },
+          ssim: { input: ssim(img.clean, x, mo), plain: ssim(img.clean, yp, mo), guided: ssim(img.clean, yg, mo), classical: yc ? ssim(img.clean, yc, mo) : NaN },
         });
         opts.onProgress?.(samples.length, total);
       }
@@ -173,7 +189,18 @@ export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult>
         'SSIM guided': mean(s.map((x) => x.ssim.guided)),
       };
     });
-    return { missing: [], samples, rows, checkpoints: files, notes };
+    const classicalRows: Row[] = specs.map((spec) => {
+      const s = samples.filter((x) => x.task === spec.name);
+      return {
+        task: spec.name,
+        'classical method': s[0].classicalMethod,
+        'PSNR classical': mean(s.map((x) => x.psnr.classical)),
+        'SSIM classical': mean(s.map((x) => x.ssim.classical)),
+        'unguided − classical (dB)': mean(s.map((x) => x.psnr.plain - x.psnr.classical)),
+        'guided − classical (dB)': mean(s.map((x) => x.psnr.guided - x.psnr.classical)),
+      };
+    });
+    return { missing: [], samples, rows, classicalRows, checkpoints: files, notes };
   } finally {
     guided.params.dispose();
     plain.params.dispose();
@@ -185,7 +212,10 @@ export async function runMethod(opts: MethodOptions = {}): Promise<MethodResult>
 /** Table digits of `MethodResult.rows`. */
 export const METHOD_DIGITS = { images: 0, 'PSNR input': 2, 'PSNR unguided': 2, 'PSNR guided': 2, 'gain (dB)': 2, "PSNR guided, another photo's G": 2, 'SSIM unguided': 4, 'SSIM guided': 4 };
 
-/** Labelled images of one sample, in the paper's Fig. 1 / Fig. 3 order. */
+/** Table digits of `MethodResult.classicalRows`. */
+export const CLASSICAL_DIGITS = { 'PSNR classical': 2, 'SSIM classical': 4, 'unguided − classical (dB)': 2, 'guided − classical (dB)': 2 };
+
+/** Labelled images of one sample, in the paper's Fig. 1 / Fig. 3 order, then the classical reference (if any). */
 export function methodRow(s: MethodSample): Array<{ image: RGBImage; label: string }> {
   const unit = s.channel === 'y' ? 'dB (Y)' : 'dB';
   return [
@@ -194,6 +224,7 @@ export function methodRow(s: MethodSample): Array<{ image: RGBImage; label: stri
     { image: s.guidance, label: "G(E'_txt)" },
     { image: s.plain, label: `unguided ${s.psnr.plain.toFixed(2)}` },
     { image: s.guided, label: `guided ${s.psnr.guided.toFixed(2)}` },
+    ...(s.classical ? [{ image: s.classical, label: `classical ${s.classicalMethod} ${s.psnr.classical.toFixed(2)}` }] : []),
     { image: s.clean, label: `Y (${s.id})` },
   ];
 }

@@ -1,5 +1,5 @@
 /**
- * The PyTorch CPU peer of the reference U-Net step (issue #7): the same network, batch and
+ * The PyTorch CPU peer of the reference U-Net step (lib/jobs/bench_unet.ts): the same network, batch and
  * optimiser in PyTorch (Debian's python3-torch), at the same thread count, run side by side with
  * `tdr bench --peer`. Absolute times on shared 2-core machines are noisy; the ratio of one run is
  * what counts.

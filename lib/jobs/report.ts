@@ -5,6 +5,7 @@
  * Then the whole method (./method.ts) on a few of the photos with the shipped checkpoints: degrade →
  * guidance G(E_txt) and G(E'_txt) → restoration without and with guidance → PSNR/SSIM; when a
  * checkpoint is missing the report says which and how to build it, and the degradation part stands.
+ * Beside it, the classical references (dark channel prior, non-local means) on the same inputs.
  */
 import * as path from 'node:path';
 import { listEntries, loadCorpusImage } from '../data/corpus';
@@ -16,7 +17,9 @@ import { imageGridHtml } from '../viz/grid';
 import { plotlyHtml, lineFigure, barFigure, htmlPage, resetPlotlyBundle } from '../viz/plotly';
 import { writeFileAtomic, projectRoot } from '../util/fsx';
 import { Progress } from '../train/progress';
-import { MethodOptions, MethodResult, METHOD_DIGITS, methodRow, runMethod, shortPath } from './method';
+import { MethodOptions, MethodResult, METHOD_DIGITS, CLASSICAL_DIGITS, methodRow, runMethod, shortPath } from './method';
+import { classicalNotes } from '../restore/eval';
+import { ALL_IN_ONE_TASKS } from '../data/degrade';
 
 export interface ReportOptions {
   /** how many validation photos (default all) */
@@ -123,8 +126,16 @@ export async function runReport(opts: ReportOptions = {}): Promise<ReportResult>
           ),
         ),
       );
+      // comparison rows: the classical references on the same inputs
+      const ccols = ['task', 'classical method', ...Object.keys(CLASSICAL_DIGITS)];
+      const ccap = 'Classical references (no learned weights) on the same inputs; positive differences = the network is better';
+      const cnotes = classicalNotes(method.rows.map((r) => ALL_IN_ONE_TASKS.find((t) => t.name === r.task)!));
+      methodHtml.push(htmlTable(method.classicalRows, { columns: ccols, digits: CLASSICAL_DIGITS, caption: ccap }), ...cnotes.map((n) => `<p style="margin:2px 0">${n.replace(/</g, '&lt;')}</p>`));
       for (const s of method.samples) methodHtml.push(await imageGridHtml(methodRow(s), { height: 150 }));
-      if (!opts.quiet) process.stdout.write('\n' + markdownTable(method.rows, { columns: mcols, digits: METHOD_DIGITS, caption: mcap }) + '\n');
+      if (!opts.quiet) {
+        process.stdout.write('\n' + markdownTable(method.rows, { columns: mcols, digits: METHOD_DIGITS, caption: mcap }) + '\n');
+        process.stdout.write('\n' + markdownTable(method.classicalRows, { columns: ccols, digits: CLASSICAL_DIGITS, caption: ccap }) + '\n' + cnotes.map((n) => `> ${n}`).join('\n') + '\n');
+      }
     }
   }
 

@@ -1,6 +1,6 @@
 /**
- * PSNR and SSIM with the conventions of XPixelGroup/BasicSR `basicsr/metrics/psnr_ssim.py`
- * (REFERENCE §6), plus the 3-D SSIM that TextualDegRemoval/Restormer report for RGB.
+ * PSNR and SSIM with the conventions of XPixelGroup/BasicSR `basicsr/metrics/psnr_ssim.py`,
+ * plus the 3-D SSIM that TextualDegRemoval (`metrics/psnr_ssim.py` `_ssim_3d`) and Restormer report for RGB.
  *
  * Inputs: RGBImage, float32 RGB HWC in [0,1]. Every metric first maps the values to the
  * [0,255] scale in float64 (v·255) and computes on those numbers WITHOUT rounding, as BasicSR

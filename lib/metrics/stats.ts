@@ -1,7 +1,7 @@
 /**
  * Image statistics that measure how much of a degradation an image carries, used to check that
- * degradation words steer the text-to-image model (issue: ", hazy" raises the dark channel,
- * ", noisy" raises high-frequency energy) and, later, that guidance from E'_txt carries less of the
+ * degradation words steer the text-to-image model (", hazy" should raise the dark channel,
+ * ", noisy" the high-frequency energy) and, later, that guidance from E'_txt carries less of the
  * degradation than guidance from E_txt (paper Fig. 1).
  */
 import { RGBImage } from '../data/image';

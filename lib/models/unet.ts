@@ -7,7 +7,7 @@
  * Reference: huggingface/diffusers `models/unets/unet_2d_condition.py` (58eb52c) with
  *   CrossAttnDownBlock2D / UNetMidBlock2DCrossAttn / CrossAttnUpBlock2D, ResnetBlock2D,
  *   Transformer2DModel + BasicTransformerBlock; same block order and skip bookkeeping.
- * Deviations (sized for a CPU, REFERENCE §7): GroupNorm with `groups` (8) instead of 32; a plain GELU
+ * Deviations (sized for a CPU): GroupNorm with `groups` (8) instead of 32; a plain GELU
  *   MLP instead of GEGLU; one transformer block per attention site; Attention's output projection
  *   is zero-initialised (nn.Attention), so every attention branch starts as identity; only the
  *   final output conv is zero-initialised (as LDM's `zero_module`), so at init ε_θ ≡ 0 and only
@@ -28,14 +28,14 @@
  *   conditions through cross-attention only; a small UNet trained from scratch on CPU learns the
  *   content of a caption much faster with this global path (measured: `tdr t2i-check`, content retrieval).
  *
- * ELITE-style k/v copies (REFERENCE §1): `crossAttentionKV()` lists every cross-attention ("attn2")
+ * ELITE-style k/v copies (the official `inj_forward_crossattention`, scripts/train/main_train_i2t_mapping.py): `crossAttentionKV()` lists every cross-attention ("attn2")
  * with its key/value Linear layers by name; `call(…, {kvOverride})` uses replacement layers for the
  * names in the map (the M_i2t stage trains such copies while the UNet stays frozen).
  *
  * Cost (forward, from `unetFlops`; multiply-add = 2 FLOP; GroupNorm/LayerNorm/softmax/elementwise
- * not counted): the demo config `UNET_DEMO` on 32×32×4 latents with a 16-token context ≈ 0.65 GFLOP
- * per sample, so a train step at batch 16 (forward + 2× backward ≈ 3× forward) ≈ 31 GFLOP; at the
- * ≈ 10–14 GFLOP/s wasm reaches here, ≈ 2.5–3.5 s per step.
+ * not counted): the demo preset's UNet (`unet` of lib/t2i/presets.ts) on 32×32×4 latents with a
+ * 16-token context ≈ 0.65 GFLOP per sample, so a train step at batch 16 (forward + 2× backward ≈ 3×
+ * forward) ≈ 31 GFLOP; measured step times: docs/experiments.md §1.
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -75,32 +75,6 @@ export const UNetConfigSchema = z
     if (c.midAttention && last % c.heads !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `middle channels ${last} not divisible by heads = ${c.heads}` });
   });
 export type UNetConfig = z.infer<typeof UNetConfigSchema>;
-
-/**
- * Demo size for 32×32×4 latents and a 16-token context of width 128: 1.51 M parameters,
- * 0.65 GFLOP forward per sample (`unetFlops`), ≈ 31 GFLOP per train step at batch 16.
- * Measured on the 2-core machine (wasm SIMD, 1 thread, tdr gradient kernels; other jobs kept the
- * load average at 3–6, so these are upper bounds): one train step at batch 16 — `diffusionLoss` +
- * `tf.variableGrads` + AdamW over all 1.51 M parameters — median 3.0 s (best 2.8 s) ≈ 10 GFLOP/s;
- * forward alone 0.9 s. Same layout with channels [32, 64, 128]: 3.6 M params, 0.97 GFLOP/sample,
- * 4.2 s per step; [64, 128, 128] (timeDim 256, ffMult 4): 2.6 GFLOP/sample, ≈ 9 s estimated.
- * Where the time goes (tf.profile of one step, kernel times): convolutions and their gradients
- * ≈ 40 %, matmuls ≈ 25 % (BatchMatMul: 4158 calls, as attention's [B·heads] batches run as loops
- * of 2-D matmuls on wasm), the rest transposes, reductions and elementwise ops (GELU's
- * `tf.pow(x, 3)`: 14 calls ≈ 90 ms).
- */
-export const UNET_DEMO: z.input<typeof UNetConfigSchema> = {
-  latentChannels: 4,
-  channels: [32, 64, 64],
-  resBlocks: 1,
-  attentionLevels: [1, 2],
-  midAttention: true,
-  heads: 4,
-  ctxDim: 128,
-  timeDim: 128,
-  groups: 8,
-  ffMult: 2,
-};
 
 /** GroupNorm → SiLU → conv3×3 → + time → GroupNorm → SiLU → conv3×3, plus a (1×1 when cin ≠ cout) skip. */
 class ResBlock {

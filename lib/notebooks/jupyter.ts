@@ -1,7 +1,7 @@
 /**
  * `npm run jupyter`: start Jupyter Notebook on this project with the tslab kernel registered
  * (kernelspec in outputs/jupyter, kernel started in the project root so that `import … from "tdr"`
- * resolves), opened on notebooks/. Extra arguments go to `jupyter notebook`.
+ * resolves; see ./kernel.ts), opened on notebooks/. Extra arguments go to `jupyter notebook`.
  *
  * The wrapper forwards SIGINT, SIGTERM and SIGHUP to Jupyter and exits only once Jupyter has exited
  * (with its exit code), so stopping the wrapper alone (kill, a process manager, an IDE's stop button)

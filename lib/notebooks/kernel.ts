@@ -1,5 +1,5 @@
 /**
- * The project's Jupyter kernelspec for tslab (REFERENCE §7): tslab ignores tsconfig.json and uses the
+ * The project's Jupyter kernelspec for tslab (github.com/yunabe/tslab/issues/63): tslab ignores tsconfig.json and uses the
  * kernel's working directory as rootDir, so the kernel is started in the project root; notebooks
  * import the library by the package's name (`import { … } from "tdr"`; node_modules/tdr links to the
  * project, made by `npm install`).

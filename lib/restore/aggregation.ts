@@ -3,7 +3,7 @@
  * MASA-SR match & extraction module (Lu et al., "MASA-SR: Matching Acceleration and Spatial
  * Adaptation for Reference-Based Image Super-Resolution", CVPR 2021, dvlab-research/MASA-SR
  * `models/archs/MASA_arch.py`) as re-used by mrluin/TextualDegRemoval's `*RefFusion` networks
- * (REFERENCE §1, §3). It produces F̂g, the guidance features aligned to the degraded input, for the
+ * (`models/archs/network_*_guided_arch.py`). It produces F̂g, the guidance features aligned to the degraded input, for the
  * Eq. (4) fusion inside the backbones.
  *
  *  1. Shared encoder (`masa_enc`) for X and G: conv + residual blocks at 1/1, 1/2, 1/4, 1/8
@@ -26,7 +26,7 @@
  * whose match puts window cell w under c) / (number of in-block neighbours of c), applied to the
  * pixel-unshuffled window features by a matMul; windows are cut with tf.slice.
  *
- * The official defect this module guards against (REFERENCE §1 gap 5): the Restormer/PromptIR/
+ * The official defect this module guards against (mrluin/TextualDegRemoval `models/archs/network_*_guided_arch.py`): the Restormer/PromptIR/
  * DRSformer RefFusion forwards index `feat_lq[4]`, `feat_ref[4]` (a 5th level) and transfer from
  * `feat_ref[3..0]`, but their `Encoder` returns 4 levels (L5 commented out) → IndexError; the NAFNet
  * variant has 5 levels but builds its middle fusion block from `reffusion_n_blocks[index + 1]`, one

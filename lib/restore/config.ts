@@ -1,9 +1,9 @@
 /**
- * Presets for guided restoration (stage 3 of DESIGN §1; paper Sec. 3.3, Eq. 4–5) — one zod schema,
+ * Presets for guided restoration (stage 3; paper Sec. 3.3, Eq. 4–5) — one zod schema,
  * three presets, resolved for a chosen backbone, guidance on/off and task set:
  *   ci    tiny: a few training steps in seconds on 2 photos, guidance with 4 DDIM steps (tests, notebooks under CI)
  *   demo  the shipped checkpoints: small backbones, 64-px patches, trainable on a 2-core CPU in hours
- *   paper the official stage-3 options (REFERENCE §1: mrluin/TextualDegRemoval options/train_restoration
+ *   paper the official stage-3 options (mrluin/TextualDegRemoval options/train_restoration/
  *         *.yml): gt_size 384, batch 8, lr 2e-4, ref_lr 1e-4, AdamW wd 1e-4, param_fix_iterations
  *         20000, 1M iterations, L1; full-width backbones. It must parse and build; it is for a GPU.
  *
@@ -11,13 +11,13 @@
  *   gt_size → patchSize · lr → train.lr · ref_lr → refLr (absolute LR of every `<prefix>.masa.`
  *   parameter, i.e. the matcher encoder and the fusion blocks; the loop gets it as the ratio
  *   refLr / lr) · param_fix_iterations → paramFixIterations (the matcher group is frozen, LR 0, for
- *   that many steps — the official key never took effect, REFERENCE §1 gap 7) · total_iter →
+ *   that many steps — the official key never took effect: models/image_restoration_ref_model.py reads `fix_iterations`) · total_iter →
  *   train.steps · batch_size_per_gpu → train.batch · weight_decay → train.weightDecay.
  * Deviation: the official CosineAnnealingRestartCyclicLR (periods [306000, 694000], eta_mins [3e-4,
  * 1e-6]) is replaced by the project loop's single cosine with warm-up down to lr·minLrRatio; the
  * matcher group follows the same curve scaled by refLr / lr.
  *
- * Keys are the constructors' own option names (STYLE §7.6). A preset overrides only what differs.
+ * Keys are the constructors' own option names. A preset overrides only what differs.
  */
 import { z } from 'zod';
 import { BackboneConfig, BackboneConfigSchema, GuidedRestorerConfigSchema } from './guided';

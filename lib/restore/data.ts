@@ -1,5 +1,5 @@
 /**
- * Training data of guided restoration (stage 3; paper Sec. 3.3, REFERENCE §1): (degraded X, clean Y,
+ * Training data of guided restoration (stage 3; paper Sec. 3.3): (degraded X, clean Y,
  * guidance G) patches from the training photos.
  *
  * Per sample (all randomness from the batch rng, so a batch is a function of (seed, step) and can be
@@ -34,7 +34,6 @@ import { loadCheckpoint, saveCheckpoint, Named } from '../util/checkpoint';
 import { Rng, hashString } from '../util/rng';
 import type { TaskSet } from './config';
 import { GuidanceSource, clampImage, guidanceKey } from './source';
-import { UserError } from '../util/errors';
 
 // ---------------------------------------------------------------------------------------------
 // Task sets
@@ -247,6 +246,7 @@ export interface RestoreData {
   candidates?: Map<string, { g: RGBImage; cands: GuidanceCandidates }>;
 }
 
+/** The photos, task specs and (guided) guidance candidates that `sampleRestore` draws from; checks every photo fits a patch. */
 export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchSize: number, guidance?: GuidanceImages): RestoreData {
   if (photos.length === 0) throw new Error('makeRestoreData: no training photos');
   for (const p of photos) {
@@ -297,6 +297,7 @@ export function restoreBatch(data: RestoreData, n: number, rng: Rng): RestoreBat
   return batchOf(samples);
 }
 
+/** Samples → one `RestoreBatch` (g only when every sample has a guidance crop). */
 export function batchOf(samples: RestoreSample[]): RestoreBatch {
   const t = (imgs: RGBImage[]) => {
     const { height: h, width: w } = imgs[0];

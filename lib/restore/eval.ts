@@ -1,7 +1,7 @@
 /**
- * Evaluation harness of guided restoration (paper Tables 1–9 at small scale; issue 4 item 5).
+ * Evaluation harness of guided restoration (paper Tables 1–9 at small scale).
  *
- * Protocol (DESIGN §5, REFERENCE §1/§6):
+ * Protocol (BasicSR `basicsr/metrics/psnr_ssim.py`; official scripts/eval/main_evaluation_*.py):
  *  - images: centred `size`×`size` crops of the validation photos (resized to `shortSide` first);
  *  - degradation: the task spec with a fixed seed per (image, task) (`evalSeed`); Gaussian noise in
  *    'float' mode (x + N(0,σ/255), no clip, no quantisation — the Restormer / TextualDegRemoval eval),
@@ -13,10 +13,12 @@
  *  - per-image deltas (model − baseline) and their mean ± (population) std, whatever their sign.
  * Tables: Markdown, HTML and JSON written atomically (`writeTables`); the data is returned too.
  * A guidance source flagged `standIn` gets its note printed above every table that uses it.
+ * Classical references (./classical: dark channel prior for haze, non-local means for noise; no learned
+ * weights) are measured on the same degraded images as a row of their own; '—' where a task has none.
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { RGBImage, makeImage } from '../data/image';
+import { RGBImage, makeImage, clip01 } from '../data/image';
 import { centerCrop, loadPhotos, toBatch, fromBatch } from '../data/patches';
 import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, Task } from '../data/degrade';
 import { psnr, ssim } from '../metrics/metrics';
@@ -28,6 +30,7 @@ import { GuidedRestorer } from './guided';
 import { TileOptions, restoreTiled } from './tiled';
 import { GuidanceSource, guidanceKey, noGuidance } from './source';
 import type { RestoreConfig } from './config';
+import { ClassicalMethod, classicalMethodFor, NO_CLASSICAL } from './classical';
 
 /** A validation image. */
 export interface EvalImage {
@@ -47,12 +50,42 @@ export interface EvalModel {
    * NEXT validation photo's degraded input (same task, cyclic), 'grey' = a flat 0.5 image.
    */
   control?: GuidanceControl;
+  /**
+   * A classical reference instead of a network (`net` null): each task restored by the method of
+   * `classicalMethodFor` (./classical); tasks without one get no record ('—' in the tables).
+   */
+  classical?: boolean;
 }
 
 export type GuidanceControl = 'other-photo' | 'grey';
 
 /** The 'input' pseudo-model: the degraded image, unrestored. */
 export const INPUT_MODEL: EvalModel = { name: 'input (degraded)', net: null, guidance: noGuidance };
+
+/** The classical methods used for `specs` (one per distinct method, in task order). */
+export function classicalMethods(specs: readonly TaskSpec[]): ClassicalMethod[] {
+  return [...new Set(specs.map(classicalMethodFor).filter((m): m is ClassicalMethod => m !== null))];
+}
+
+/**
+ * The classical-reference pseudo-model for `specs`, named after its methods (e.g. 'classical: DCP + GF / NLM'),
+ * or null when no spec has a classical method.
+ */
+export function classicalModel(specs: readonly TaskSpec[]): EvalModel | null {
+  const ms = classicalMethods(specs);
+  return ms.length ? { name: `classical: ${ms.map((m) => m.short).join(' / ')}`, net: null, guidance: noGuidance, classical: true } : null;
+}
+
+/** Table notes on the classical row: each method with its citation and settings, and why a task has none. */
+export function classicalNotes(specs: readonly TaskSpec[]): string[] {
+  const notes = classicalMethods(specs).map((m) => {
+    const tasks = specs.filter((s) => classicalMethodFor(s) === m).map((s) => s.name);
+    return `classical reference for ${tasks.join(', ')} (no learned weights): ${m.name} — ${m.citation}; ${m.settings}.`;
+  });
+  const without = [...new Set(specs.filter((s) => !classicalMethodFor(s)).map((s) => s.task))];
+  for (const t of without) notes.push(`${t}: ${NO_CLASSICAL[t] ?? 'no classical reference'} ('—').`);
+  return notes;
+}
 
 /** Table 1 columns in the paper's order: dehaze, derain, denoise σ15/25/50. */
 export const TABLE1_TASKS: TaskSpec[] = ['haze', 'rain', 'noise15', 'noise25', 'noise50'].map((n) => ALL_IN_ONE_TASKS.find((t) => t.name === n)!);
@@ -117,6 +150,7 @@ export interface EvalRecord {
 export async function evaluateModels(models: EvalModel[], specs: TaskSpec[], images: EvalImage[], opts: { onProgress?: (done: number, total: number) => void } = {}): Promise<EvalRecord[]> {
   const out: EvalRecord[] = [];
   const total = models.length * specs.length * images.length;
+  let done = 0;
   // per source OBJECT (not its name: Table 9's sources for different N are all called 'text'), per input
   const gcache = new Map<GuidanceSource, Map<string, RGBImage>>();
   const guidanceOf = async (src: GuidanceSource, img: EvalImage, spec: TaskSpec, x: RGBImage): Promise<RGBImage> => {
@@ -136,7 +170,14 @@ export async function evaluateModels(models: EvalModel[], specs: TaskSpec[], ima
       const y = usesY(spec);
       for (const m of models) {
         let restored: RGBImage;
-        if (!m.net) restored = x;
+        if (m.classical) {
+          const method = classicalMethodFor(spec);
+          if (!method) {
+            opts.onProgress?.(++done, total);
+            continue;
+          }
+          restored = clip01(method.restore(x, spec));
+        } else if (!m.net) restored = x;
         else if (m.net.cfg.guidance) {
           let g: RGBImage;
           if (m.control === 'grey') g = makeImage(x.height, x.width, new Float32Array(x.height * x.width * 3).fill(0.5));
@@ -149,7 +190,7 @@ export async function evaluateModels(models: EvalModel[], specs: TaskSpec[], ima
         } else restored = restoreImage(m.net, x);
         const mo = { quantize: true, yChannel: y };
         out.push({ model: m.name, image: img.id, task: spec.name, psnr: psnr(img.clean, restored, mo), ssim: ssim(img.clean, restored, mo), channel: y ? 'y' : 'rgb' });
-        opts.onProgress?.(out.length, total);
+        opts.onProgress?.(++done, total);
       }
     }
   }
@@ -235,6 +276,7 @@ export function buildTable(kind: string, title: string, records: EvalRecord[], m
     const ap: number[] = [];
     const as: number[] = [];
     for (const [img, e] of perImageAvg) {
+      if (e.p.length < tasks.length) continue; // a model without some task (a classical row) has no average
       const d = { model: m, image: img, task: 'average', dPsnr: avg(e.p), dSsim: avg(e.s) };
       deltas.push(d);
       ap.push(d.dPsnr);
@@ -258,10 +300,12 @@ function avg(xs: number[]): number {
 }
 
 function fmtPair(p: number, s: number): string {
+  if (Number.isNaN(p)) return '—';
   return `${p.toFixed(2)}/${s.toFixed(3)}`;
 }
 
 function fmtDelta(st: Stat, digits: number, unit = ''): string {
+  if (st.n === 0) return '—';
   const sign = st.mean >= 0 ? '+' : '−';
   return `${sign}${Math.abs(st.mean).toFixed(digits)} ± ${st.std.toFixed(digits)}${unit}`;
 }
@@ -323,7 +367,8 @@ function renderTables(r: TableResult): void {
 /**
  * Table 1 (all-in-one: dehaze, derain, denoise σ15/25/50, average; PSNR/SSIM) for a backbone
  * without and with guidance (same data and steps). Deltas: guided − unguided. The degraded input is
- * a reference row.
+ * a reference row, and (unless `classical: false`) the classical methods of ./classical are the last
+ * row ('—' for rain and the average).
  */
 export async function table1(args: {
   unguided: GuidedRestorer;
@@ -332,6 +377,8 @@ export async function table1(args: {
   images: EvalImage[];
   /** also the guided model with another photo's guidance and with a grey one (does it use G's content?) */
   controls?: boolean;
+  /** add the classical reference row (default true) */
+  classical?: boolean;
   onProgress?: (d: number, t: number) => void;
 }): Promise<TableResult> {
   const type = args.unguided.cfg.backbone.type;
@@ -340,12 +387,18 @@ export async function table1(args: {
     models.push({ name: `${type} + another photo's guidance`, net: args.guided, guidance: args.guidance, control: 'other-photo' });
     models.push({ name: `${type} + grey guidance`, net: args.guided, guidance: args.guidance, control: 'grey' });
   }
+  const classical = args.classical === false ? null : classicalModel(TABLE1_TASKS);
+  if (classical) models.push(classical);
   const recs = await evaluateModels(models, TABLE1_TASKS, args.images, { onProgress: args.onProgress });
-  return buildTable('table1', `Table 1 (all-in-one restoration, ${type}): without vs with guidance`, recs, models, models[1].name, TABLE1_TASKS);
+  return buildTable('table1', `Table 1 (all-in-one restoration, ${type}): without vs with guidance`, recs, models, models[1].name, TABLE1_TASKS, classical ? classicalNotes(TABLE1_TASKS) : []);
 }
 
-/** A single-task table (noise σ15/25/50, rain on Y, haze, motion, defocus) for a backbone without and with guidance. */
-export async function singleTaskTable(args: { task: Task; unguided: GuidedRestorer; guided?: GuidedRestorer; guidance?: GuidanceSource; images: EvalImage[]; onProgress?: (d: number, t: number) => void }): Promise<TableResult> {
+/**
+ * A single-task table (noise σ15/25/50, rain on Y, haze, motion, defocus) for a backbone without and
+ * with guidance; unless `classical: false`, the task's classical method (./classical) as the last row
+ * (none for rain, motion, defocus: a note says why).
+ */
+export async function singleTaskTable(args: { task: Task; unguided: GuidedRestorer; guided?: GuidedRestorer; guidance?: GuidanceSource; images: EvalImage[]; classical?: boolean; onProgress?: (d: number, t: number) => void }): Promise<TableResult> {
   const type = args.unguided.cfg.backbone.type;
   const specs = singleTaskSpecs(args.task);
   const models: EvalModel[] = [INPUT_MODEL, { name: type, net: args.unguided, guidance: noGuidance }];
@@ -353,8 +406,10 @@ export async function singleTaskTable(args: { task: Task; unguided: GuidedRestor
     if (!args.guidance) throw new Error('singleTaskTable: a guided model needs its guidance source');
     models.push({ name: `${type} + guidance`, net: args.guided, guidance: args.guidance });
   }
+  const classical = args.classical === false ? null : classicalModel(specs);
+  if (classical) models.push(classical);
   const recs = await evaluateModels(models, specs, args.images, { onProgress: args.onProgress });
-  return buildTable(`single-${args.task}`, `Single-task ${args.task} (${type}): without vs with guidance`, recs, models, models[1].name, specs);
+  return buildTable(`single-${args.task}`, `Single-task ${args.task} (${type}): without vs with guidance`, recs, models, models[1].name, specs, args.classical === false ? [] : classicalNotes(specs));
 }
 
 /** Table 9's word counts. */

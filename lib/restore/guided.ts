@@ -1,5 +1,5 @@
 /**
- * Guided restoration (paper Sec. 3.3, stage 3 of mrluin/TextualDegRemoval, REFERENCE §1): a
+ * Guided restoration (paper Sec. 3.3; stage 3 of mrluin/TextualDegRemoval, `models/image_restoration_ref_model.py`): a
  * restoration backbone (NAFNet, Restormer or PromptIR) that, with `guidance: true`, receives the
  * guidance image G through dynamic aggregation (aggregation.ts) and Eq. (4) fusion at every
  * resolution level; trained with the ℓ1 loss of Eq. (5) (training code lives elsewhere).

@@ -13,3 +13,5 @@ export * from './tiled';
 export * from './inspect';
 export * from './bench';
 export * from './config';
+/** Classical references without learned weights (dark channel prior, non-local means): `tdr.restore.classical.…`. */
+export * as classical from './classical';

@@ -2,7 +2,7 @@
  * Small tensor helpers shared by the restoration backbones (NAFNet, Restormer, PromptIR) and the
  * dynamic-aggregation matcher. NHWC throughout.
  *
- * Why these exist (REFERENCE §7, tfjs 4.22): tfjs has no `spaceToDepth` op at all and no gradient for
+ * Why these exist (tfjs 4.22): tfjs has no `spaceToDepth` op at all and no gradient for
  * `depthToSpace`, so pixel-(un)shuffle are written here with their gradients; there is no
  * replicate padding (edge copies are concatenated instead); `tf.gather`'s gradient needs
  * UnsortedSegmentSum, which the matcher avoids entirely (see aggregation.ts).

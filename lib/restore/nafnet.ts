@@ -1,7 +1,7 @@
 /**
  * NAFNet (Chen et al., "Simple Baselines for Image Restoration", ECCV 2022), reference repository
  * megvii-research/NAFNet (`basicsr/models/archs/NAFNet_arch.py`), and its guided variant
- * `NAFNetRefFusion` of mrluin/TextualDegRemoval (REFERENCE §1).
+ * `NAFNetRefFusion` of mrluin/TextualDegRemoval (`models/archs/network_nafnet_guided_arch.py`).
  *
  * NAFBlock: LayerNorm2d → 1×1 (C→2C) → depthwise 3×3 → SimpleGate (x1·x2) → simplified channel
  * attention (x·Conv1×1(GAP(x))) → 1×1 → y = x + β·(…); then y + γ·(1×1 → SimpleGate → 1×1)(LN(y)),

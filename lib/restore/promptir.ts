@@ -1,7 +1,7 @@
 /**
  * PromptIR (Potlapalli et al., "PromptIR: Prompting for All-in-One Blind Image Restoration",
  * NeurIPS 2023), reference repository va1shn9v/PromptIR (`net/model.py`, `decoder=True`), and its
- * guided variant `PromptIRRefFusion` of mrluin/TextualDegRemoval (REFERENCE §1, §2) — the paper's
+ * guided variant `PromptIRRefFusion` of mrluin/TextualDegRemoval (`models/archs/network_promptir_guided_arch.py`) — the paper's
  * main all-in-one backbone.
  *
  * = the Restormer encoder (restormer.ts) + a decoder with a prompt block at 3 levels:

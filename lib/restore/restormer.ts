@@ -1,7 +1,7 @@
 /**
  * Restormer (Zamir et al., "Restormer: Efficient Transformer for High-Resolution Image Restoration",
  * CVPR 2022), reference repository swz30/Restormer (`basicsr/models/archs/restormer_arch.py`), and its
- * guided variant `RestormerRefFusion` of mrluin/TextualDegRemoval (REFERENCE §1).
+ * guided variant `RestormerRefFusion` of mrluin/TextualDegRemoval (`models/archs/network_restormer_guided_arch.py`).
  *
  * Architecture: 3×3 patch embedding → 4-level encoder/decoder of transformer blocks
  * (MDTA = multi-Dconv-head *transposed* attention across channels, GDFN = gated-Dconv feed-forward),

@@ -1,5 +1,5 @@
 /**
- * Stage 3 (DESIGN §1; paper Sec. 3.3): train a restorer — NAFNet, Restormer or PromptIR, with or
+ * Stage 3 (paper Sec. 3.3): train a restorer — NAFNet, Restormer or PromptIR, with or
  * without guidance (dynamic aggregation + Eq. 4 fusion) — with the shared loop (lib/train/loop.ts):
  *   loss      ℓ1 = ‖Ŷ − Y‖₁, Eq. (5): mean absolute error over the batch (`l1Loss`)
  *   optimiser AdamW (decoupled weight decay), cosine schedule with warm-up (`lrAt`)

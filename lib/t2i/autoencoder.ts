@@ -1,5 +1,5 @@
 /**
- * Stage 0a (DESIGN §1): train the autoencoder E/D on corpus crops, clean and degraded, so that the
+ * Stage 0a (docs/notation.md, "Training stages"): train the autoencoder E/D on corpus crops, clean and degraded, so that the
  * latent space can represent noise, rain streaks and haze too (otherwise "…, noisy" could never be
  * generated). Loss: L1 reconstruction + a small latent L2 penalty. After training, the latent scale
  * (1/std of z over training crops, SD's 0.18215) is measured and stored with the weights.

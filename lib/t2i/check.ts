@@ -1,5 +1,5 @@
 /**
- * Does the text-to-image model follow the text? Two checks of issue #3:
+ * Does the text-to-image model follow the text? Two checks:
  * 1. degradation words steer it: for the same caption and seed, ", hazy" should raise the mean dark
  *    channel and ", noisy" the high-frequency energy of the sample, against the plain caption;
  * 2. it generates rather than copies: the distance of a sample to its nearest training crop is
@@ -108,7 +108,7 @@ export async function aeReconstructions(model: TextToImage, n: number): Promise<
  * How much high-frequency detail the autoencoder keeps: mean HF energy (Laplacian, lib/metrics/stats) of the
  * clean crops, their reconstructions, the σ25-noisy crops and theirs; `noiseKept` = (AE(X) − AE(Y)) / (X − Y),
  * the share of the noise's HF excess that survives encoding. The guidance can only carry what the latents
- * carry: a low `noiseKept` means noise cannot reach G through any text (measured for issue 5's noise goal).
+ * carry: a low `noiseKept` means noise cannot reach G through any text (docs/experiments.md: the autoencoder's high-frequency loss).
  */
 export function aeHighFrequency(recs: ReadonlyArray<{ clean: RGBImage; rec: RGBImage; noisy: RGBImage; recNoisy: RGBImage }>): { clean: number; rec: number; noisy: number; recNoisy: number; noiseKept: number } {
   if (!recs.length) throw new Error('aeHighFrequency: no reconstructions');
@@ -140,7 +140,7 @@ export interface ContentRetrieval {
 
 /**
  * Do CONTENT words steer the model? For each training photo's caption and seed, the sample is
- * encoded by the frozen image encoder (MobileNetV2 global vector, DESIGN §2 — not trained on this
+ * encoded by the frozen image encoder (MobileNetV2 global vector, lib/models/image_encoder.ts — not trained on this
  * corpus, so it is an independent judge) and ranked against every training photo (mean feature of
  * five imageSize crops: centre and corners). Rank 1 = the sample looks most like its own caption's
  * photo. Chance: top-1 = 1/photos, top-5 = 5/photos; the empty prompt's samples measure it empirically

@@ -1,5 +1,5 @@
 /**
- * The text-to-image latent diffusion model that replaces Stable Diffusion here (DESIGN §2):
+ * The text-to-image latent diffusion model that replaces Stable Diffusion here (docs/notation.md, deviations):
  * CLIP BPE tokens → text encoder τt → context; autoencoder E/D; conditional UNet ε_θ; DDIM + CFG.
  * One object holds the three networks (parameters under `ae.`, `text.`, `unet.`), the compact
  * vocabulary and the latent scale, and saves/loads them as one checkpoint.

@@ -1,9 +1,9 @@
 /**
- * Presets for the text-to-image model (stage 0 of DESIGN §1) — one zod schema, three presets:
+ * Presets for the text-to-image model (stage 0, docs/notation.md) — one zod schema, three presets:
  *   ci    tiny: every training cell of a notebook runs in seconds under CI
  *   demo  the shipped checkpoint: 128×128 images from 32×32×4 latents, trainable on a CPU in hours
  *   paper Stable-Diffusion-like sizes (512 px, f8, 77 tokens, DDIM 100 steps, CFG 5) for users with a GPU
- * Keys are the constructors' own option names (STYLE §7.6). A preset overrides only what differs.
+ * Keys are the constructors' own option names. A preset overrides only what differs.
  */
 import { z } from 'zod';
 import { AutoencoderConfigSchema } from '../models/autoencoder';
@@ -66,14 +66,14 @@ export type T2IConfig = z.infer<typeof T2IConfigSchema>;
 
 const demo: z.input<typeof T2IConfigSchema> = {
   preset: 'demo',
-  imageSize: 128, // the issue asks for ≥ 128×128 samples
+  imageSize: 128, // samples of at least 128×128
   photoShortSide: 160, // a 128 crop of a 160-px photo keeps most of the scene: the caption stays true
   autoencoder: { channels: [24, 48, 96], latentChannels: 4, groups: 8 }, // f = 4: 128 px ↔ 32×32×4
   aeCrop: 64,
   aeScales: [160, 320], // also finer detail, so that noise and rain streaks are reconstructed
   aeDegradeProb: 0.5,
   // With L1 alone the AE kept 0.2 % of σ25 noise's excess high-frequency energy (t2i-check), so ", noisy" and
-  // noisy pseudo-words could not reach G; 0.5 keeps most of it (README, "What the text-to-image model needed…").
+  // noisy pseudo-words could not reach G; 0.5 keeps most of it (docs/experiments.md, "What the text-to-image model needed").
   aeHfWeight: 0.5,
   aeTrain: { steps: 2000, batch: 8, lr: 1e-3, warmup: 100, minLrRatio: 0.05, weightDecay: 0, emaDecay: 0.999, checkpointEvery: 100, logEvery: 10, seed: 1 },
   text: { width: 128, layers: 2, heads: 4, contextLength: 48 }, // longest caption + phrase ≈ 22 tokens; BOS + "a photo of a" + N pseudo-words + EOS = N + 6 ≤ 48 holds Table 9's N = 40
@@ -81,7 +81,7 @@ const demo: z.input<typeof T2IConfigSchema> = {
   numTrainSteps: 1000,
   condDropProb: 0.1, // SD / CFG paper
   // Offset noise: plain ε washed the samples out (dark channel 0.32; the clean photos 0.21) and haze could not be
-  // told apart from the T2I's own haze (README, "What the text-to-image model needed…"). Stages 1–2 train with the same noise.
+  // told apart from the T2I's own haze (docs/experiments.md, "What the text-to-image model needed"). Stages 1–2 train with the same noise.
   offsetNoise: 0.1,
   cropsPerPhoto: 8,
   degradedPerCrop: 4,
@@ -109,7 +109,7 @@ const ci: z.input<typeof T2IConfigSchema> = {
 const paper: z.input<typeof T2IConfigSchema> = {
   ...demo,
   preset: 'paper',
-  imageSize: 512, // SD 2.1-base resolution (REFERENCE §1)
+  imageSize: 512, // SD 2.1-base resolution (paper Sec. 4, Implementation Details)
   photoShortSide: 576,
   autoencoder: { channels: [128, 256, 512, 512], latentChannels: 4, groups: 32 }, // SD VAE widths, f = 8
   aeCrop: 256,
@@ -119,7 +119,7 @@ const paper: z.input<typeof T2IConfigSchema> = {
   text: { width: 1024, layers: 23, heads: 16, contextLength: 77 }, // OpenCLIP ViT-H text tower as used by SD 2.1
   unet: { latentChannels: 4, channels: [320, 640, 1280, 1280], resBlocks: 2, attentionLevels: [0, 1, 2], midAttention: true, heads: 8, ctxDim: 1024, timeDim: 1280, groups: 32, ffMult: 4 },
   unetTrain: { ...demo.unetTrain, steps: 200000, batch: 64, lr: 1e-4, warmup: 10000 },
-  sample: { steps: 100, cfgScale: 5, eta: 0 }, // REFERENCE §1: DDIM 100 steps, CFG 5
+  sample: { steps: 100, cfgScale: 5, eta: 0 }, // official `validation()` (scripts/train/main_train_tr_mapping.py): DDIM 100 steps, CFG 5
 };
 
 export const PRESETS = { ci, demo, paper } as const;

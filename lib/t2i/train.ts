@@ -1,5 +1,5 @@
 /**
- * Stage 0b (DESIGN §1): train the text encoder τt and the conditional UNet ε_θ of the small
+ * Stage 0b (docs/notation.md, "Training stages"): train the text encoder τt and the conditional UNet ε_θ of the small
  * text-to-image model with Eq. (1), on captioned clean AND degraded crops of the training photos,
  * so that degradation words in a caption ("…, hazy") produce the degradation.
  *

@@ -33,8 +33,3 @@ export function parseConfig<S extends z.ZodType>(schema: S, raw: unknown, label:
   if (!r.success) throw new UserError(`${label}: ${zodIssuesLine(r.error)}`);
   return r.data;
 }
-
-/** An unknown name among known ones: "unknown <what> '<name>'; <what>s: a, b, c". */
-export function unknownName(what: string, name: string, known: readonly string[]): UserError {
-  return new UserError(`unknown ${what} '${name}'; ${what}s: ${known.join(', ')}`);
-}

@@ -6,7 +6,6 @@ import sharp from 'sharp';
 import { RGBImage } from '../data/image';
 import { encodeImage, toUint8 } from '../data/io';
 import { escapeHtml } from './table';
-import { writeFileAtomicAsync } from '../util/fsx';
 
 export interface GridOptions {
   /** images per row (default: all in one row) */
@@ -53,15 +52,11 @@ export async function gridPng(images: RGBImage[], opts: GridOptions = {}): Promi
     .toBuffer();
 }
 
-/** gridPng written atomically to `file`. */
-export async function saveGrid(file: string, images: RGBImage[], opts: GridOptions = {}): Promise<void> {
-  await writeFileAtomicAsync(file, await gridPng(images, opts));
-}
-
-/** `<img>` with the image inlined as a base64 PNG. `height` scales the display (nearest-neighbour look kept). */
+/** `<img>` with the image inlined as a base64 PNG. `height` scales the display, aspect ratio and nearest-neighbour look kept. */
 export async function imageTag(img: RGBImage, height?: number): Promise<string> {
   const b64 = (await encodeImage(img, 'png')).toString('base64');
-  const style = height ? ` style="height:${height}px;image-rendering:pixelated"` : '';
+  // width:auto, or the width attribute would keep the natural width and stretch the image to `height`
+  const style = height ? ` style="height:${height}px;width:auto;image-rendering:pixelated"` : '';
   return `<img src="data:image/png;base64,${b64}" width="${img.width}" height="${img.height}"${style} alt="image"/>`;
 }
 
@@ -70,16 +65,40 @@ export interface LabelledImage {
   label: string;
 }
 
-/** An HTML figure: labelled images in rows of `columns` (default all), each shown `height` px tall. */
+/** Narrowest cell of `imageGridHtml` (px), so that a label of a small image still has room for a few words per line. */
+const MIN_CELL_WIDTH = 96;
+
+/**
+ * A grid label that fits about three lines of a `width`-px cell (12 px sans-serif, ≈ 6.5 px per
+ * character): longer labels are cut, at a space when one is near the end, and end in "…".
+ */
+function cellLabel(label: string, width: number): { text: string; cut: boolean } {
+  const max = Math.max(24, Math.floor((3 * width) / 6.5));
+  if (label.length <= max) return { text: label, cut: false };
+  const head = label.slice(0, max - 1);
+  const space = head.lastIndexOf(' ');
+  return { text: `${(space > 0.7 * max ? head.slice(0, space) : head).trimEnd()}…`, cut: true };
+}
+
+/**
+ * An HTML figure: labelled images in rows of `columns` (default all), each shown `height` px tall
+ * with its aspect ratio. Each label wraps inside its cell (as wide as the image, at least 96 px), so
+ * labels never run into their neighbours; a label longer than about three lines is cut with "…" and
+ * shown whole as the caption's tooltip.
+ */
 export async function imageGridHtml(items: LabelledImage[], opts: { columns?: number; height?: number; title?: string } = {}): Promise<string> {
   const cols = opts.columns ?? items.length;
   const h = opts.height ?? 160;
   const cells = await Promise.all(
-    items.map(
-      async (it) =>
-        `<figure style="margin:4px;display:inline-block;text-align:center;vertical-align:top">${await imageTag(it.image, h)}` +
-        `<figcaption style="font:12px sans-serif;max-width:${Math.max(h, 120)}px">${escapeHtml(it.label)}</figcaption></figure>`,
-    ),
+    items.map(async (it) => {
+      const w = Math.max(MIN_CELL_WIDTH, Math.round((it.image.width * h) / it.image.height));
+      const label = cellLabel(it.label, w);
+      const title = label.cut ? ` title="${escapeHtml(it.label)}"` : '';
+      return (
+        `<figure style="margin:4px;display:inline-block;text-align:center;vertical-align:top;width:${w}px">${await imageTag(it.image, h)}` +
+        `<figcaption style="font:12px sans-serif;white-space:normal;overflow-wrap:anywhere"${title}>${escapeHtml(label.text)}</figcaption></figure>`
+      );
+    }),
   );
   const rows: string[] = [];
   for (let i = 0; i < cells.length; i += cols) rows.push(`<div style="white-space:nowrap">${cells.slice(i, i + cols).join('')}</div>`);

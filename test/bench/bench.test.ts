@@ -8,11 +8,12 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { runBench, unetForwardGflop } from '../../lib/jobs/bench_unet';
-import { benchCommand, formatBench } from '../../lib/cli/commands/bench';
+import { benchCommand, formatBench, formatClassicalBench } from '../../lib/cli/commands/bench';
+import { benchClassical } from '../../lib/restore/classical/bench';
 
 process.env.TDR_QUIET = '1';
 
-test('reference U-Net forward is 9.42 GFLOP at batch 8, 64x64 (REFERENCE §7)', () => {
+test('reference U-Net forward is 9.42 GFLOP at batch 8, 64x64', () => {
   assert.ok(Math.abs(unetForwardGflop() - 9.42) < 0.01, String(unetForwardGflop()));
 });
 
@@ -47,4 +48,12 @@ test('throws when steps < 1', async () => {
 test('bench command: --steps 0 and stray arguments are user errors', async () => {
   await assert.rejects(benchCommand.run(['--steps', '0']), (e: Error) => e.name === 'UserError' && /--steps/.test(e.message));
   await assert.rejects(benchCommand.run(['extra']), (e: Error) => e.name === 'UserError' && /unexpected argument 'extra'/.test(e.message));
+});
+
+test('classical bench at 32 px, one run: both methods, positive times, formatted rows; --classical with --peer is a user error', async () => {
+  const rows = benchClassical({ sizes: [32], reps: 1 });
+  assert.deepEqual(rows.map((r) => `${r.method} ${r.size}`), ['DCP + GF 32', 'NLM 32']);
+  for (const r of rows) assert.ok(r.ms > 0 && r.runs.length === 1 && r.ms === r.runs[0] && r.cpuMs >= 0);
+  assert.match(formatClassicalBench(rows), /^DCP \+ GF 32x32 +\d+\.\d ms CPU, \d+\.\d ms wall, median per image/);
+  await assert.rejects(benchCommand.run(['--classical', '--peer']), (e: Error) => e.name === 'UserError' && /--classical times the classical references only/.test(e.message));
 });

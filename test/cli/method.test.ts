@@ -70,6 +70,12 @@ test('ci checkpoints of every stage, then tdr report runs degrade → guidance �
     assert.equal(nums[0], 2, line);
   }
   assert.match(r.stdout, /gain \(dB\) \| PSNR guided, another photo's G \|/);
+  // comparison rows: the classical references on the same inputs (none for rain)
+  const part3 = r.stdout.slice(r.stdout.indexOf('Classical references (no learned weights)'));
+  assert.match(part3.split('\n').find((l) => l.startsWith('| haze ')) ?? '', /^\| haze \| DCP \+ GF \| \d+\.\d\d \| \d\.\d{4} \| -?\d+\.\d\d \| -?\d+\.\d\d \|$/);
+  assert.match(part3.split('\n').find((l) => l.startsWith('| noise25 ')) ?? '', /^\| noise25 \| NLM \| \d+\.\d\d \|/);
+  assert.match(part3.split('\n').find((l) => l.startsWith('| rain ')) ?? '', /^\| rain \| — \| — \| — \| — \| — \|$/);
+  assert.match(part3, /He, Sun, Tang/);
   const page = fs.readFileSync(html, 'utf8');
   assert.match(page, /<h2>The whole method<\/h2>/);
   assert.match(page, /G\(E'_txt\)/);

@@ -102,6 +102,7 @@ test('eval: bad inputs → exit 2 one line; Table 1 with the clean-oracle stand-
     [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--words', '10'], /--words applies to --table 9 only/],
     [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', '9', '--words', '10,3'], /--words: each N must be in 5\.\.40/],
     [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', '9', '--words', 'ten'], /--words: expected comma-separated numbers/],
+    [['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--table', '9', '--no-classical'], /--no-classical applies to --table 1 and single only/],
   ] as Array<[string[], RegExp]>) {
     const r = await run(() => evalCommand.run(args));
     assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.error}`);
@@ -112,7 +113,12 @@ test('eval: bad inputs → exit 2 one line; Table 1 with the clean-oracle stand-
   const r = await run(() => evalCommand.run(['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--guidance', 'clean-oracle', '--limit', '1']));
   assert.equal(r.code, 0, r.error);
   for (const ext of ['md', 'html', 'json']) assert.ok(fs.existsSync(path.join(outDir, `table1-nafnet.${ext}`)));
-  assert.match(fs.readFileSync(path.join(outDir, 'table1-nafnet.md'), 'utf8'), /STAND-IN 'clean-oracle'/);
+  const md = fs.readFileSync(path.join(outDir, 'table1-nafnet.md'), 'utf8');
+  assert.match(md, /STAND-IN 'clean-oracle'/);
+  assert.match(md, /\| classical: DCP \+ GF \/ NLM \| none \|/, 'the classical reference row');
+  const r2 = await run(() => evalCommand.run(['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--guidance', 'clean-oracle', '--limit', '1', '--no-classical']));
+  assert.equal(r2.code, 0, r2.error);
+  assert.doesNotMatch(fs.readFileSync(path.join(outDir, 'table1-nafnet.md'), 'utf8'), /classical:/);
 });
 
 test('train restore: bad backbone / tasks / preset → exit 2 one line (nothing trained)', async () => {

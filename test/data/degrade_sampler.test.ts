@@ -1,6 +1,6 @@
 /**
- * Regression test for the official all-in-one task sampler bug (REFERENCE §1, "Reproduction gaps"
- * item 2): mrluin/TextualDegRemoval `data/guidance_generation_dataset.py` `PairedLQHQDataset`
+ * Regression test for the official all-in-one task sampler bug:
+ * mrluin/TextualDegRemoval `data/guidance_generation_dataset.py` `PairedLQHQDataset`
  * picks its task with `random.choice([i in range(len(self.tasks))])` — a one-element list holding a
  * boolean, so index 1 (True) for the first n dataset indices and index 0 (False) afterwards: only
  * tasks 0 and 1 are ever used. Our `sampleTask` must be uniform over all tasks.

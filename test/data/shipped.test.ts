@@ -29,11 +29,11 @@ test('shipped checkpoints: within 60 MB, each with its log, a rebuild command an
   }
 });
 
-test('data/configs: every shipped config parses (a T2I config or a guidance config) and the README names it', async () => {
+test('data/configs: every shipped config parses (a T2I config or a guidance config) and docs/experiments.md names it', async () => {
   const { parseT2IConfig } = await import('../../lib/t2i/presets');
   const { parseGuidanceConfig } = await import('../../lib/guidance/config');
   const cfgDir = path.join(root, 'data', 'configs');
-  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const experiments = fs.readFileSync(path.join(root, 'docs', 'experiments.md'), 'utf8');
   const files = fs.readdirSync(cfgDir).filter((f) => f.endsWith('.json'));
   assert.ok(files.length >= 2, files.join(', '));
   for (const f of files) {
@@ -42,7 +42,7 @@ test('data/configs: every shipped config parses (a T2I config or a guidance conf
     // a guidance config names the T2I preset it builds on; a T2I config has the autoencoder
     if ('t2iPreset' in raw) parseGuidanceConfig(raw, file);
     else parseT2IConfig(raw, file);
-    assert.ok(readme.includes(`data/configs/${f}`), `README does not mention data/configs/${f}`);
+    assert.ok(experiments.includes(`data/configs/${f}`), `docs/experiments.md does not name data/configs/${f} (each experiment config is recorded with its command and result there)`);
   }
 });
 

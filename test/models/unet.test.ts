@@ -6,7 +6,8 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
-import { UNet, UNetConfigSchema, UNET_DEMO, unetFlops } from '../../lib/models/unet';
+import { UNet, UNetConfigSchema, unetFlops } from '../../lib/models/unet';
+import { PRESETS } from '../../lib/t2i/presets';
 import { Linear } from '../../lib/models/nn';
 import { Params } from '../../lib/models/params';
 import { Rng } from '../../lib/util/rng';
@@ -164,7 +165,7 @@ test('throws when the config is invalid, naming the field', () => {
   assert.throws(mk({ ...TINY, heads: 5, groups: 4, channels: [12, 12] }), /channels\[1\] = 12 is not divisible by heads = 5/);
 });
 
-test('unetFlops: one level, no attention, counted by hand; demo config ≈ 0.65 GFLOP on 32×32', () => {
+test("unetFlops: one level, no attention, counted by hand; the demo preset's UNet ≈ 0.65 GFLOP on 32×32", () => {
   const cfg = { channels: [8], resBlocks: 1, attentionLevels: [], midAttention: false, timeDim: 16, groups: 4 };
   const px = 4 * 4;
   const conv = (k: number, ci: number, co: number) => 2 * k * k * ci * co * px;
@@ -176,13 +177,14 @@ test('unetFlops: one level, no attention, counted by hand; demo config ≈ 0.65 
     res(16, 8) + res(16, 8) + // up0.res0 (skip of down0.res0), up0.res1 (skip of convIn)
     conv(3, 8, 4); // convOut
   assert.equal(unetFlops(cfg, 4, 4, 1), want);
-  const demo = unetFlops(UNET_DEMO, 32, 32, 16);
+  const demoUnet = PRESETS.demo.unet;
+  const demo = unetFlops(demoUnet, 32, 32, 16);
   assert.ok(demo > 0.6e9 && demo < 0.7e9, `demo forward ${demo / 1e9} GFLOP/sample`);
   const p = new Params();
-  new UNet(p, 'unet', UNET_DEMO, new Rng(0));
+  new UNet(p, 'unet', demoUnet, new Rng(0));
   assert.ok(p.count() > 1.4e6 && p.count() < 1.6e6, `demo params ${p.count()}`);
   p.dispose();
-  assert.ok(UNetConfigSchema.safeParse(UNET_DEMO).success);
+  assert.ok(UNetConfigSchema.safeParse(demoUnet).success);
 });
 
 test('pooledText: without any attention the text still reaches the output through the time embedding; off, it does not', () => {

@@ -33,6 +33,18 @@ test('notebooks are committed clean: no outputs, no execution counts', () => {
   }
 });
 
+test('notebook code is typed: no `as any` or `: any` escapes (a missing type belongs in the library)', () => {
+  const bad: string[] = [];
+  for (const f of notebooks) {
+    const nb = JSON.parse(fs.readFileSync(path.join(root, 'notebooks', f), 'utf8'));
+    (nb.cells as Array<{ cell_type: string; source: string[] }>).forEach((c, i) => {
+      if (c.cell_type !== 'code') return;
+      for (const line of c.source.join('').split('\n')) if (/\bas any\b|:\s*any\b|<any>|any\[\]/.test(line)) bad.push(`${f} cell ${i}: ${line.trim()}`);
+    });
+  }
+  assert.deepEqual(bad, []);
+});
+
 test('failedCells finds error outputs', () => {
   const nb = { cells: [{ cell_type: 'code', source: 'x', outputs: [{ output_type: 'error', ename: 'E', evalue: 'boom' }] }] };
   assert.equal(failedCells(nb)[0].error, 'E: boom');

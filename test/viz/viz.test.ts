@@ -31,6 +31,23 @@ test('imageGridHtml: one <img> per item with escaped labels', async () => {
   assert.ok(html.includes('data:image/png;base64,'));
 });
 
+test('imageGridHtml: labels wrap inside a cell as wide as the shown image, long ones are cut with the whole label as tooltip; images keep their aspect', async () => {
+  const wide = makeImage(32, 64, new Float32Array(32 * 64 * 3).fill(0.5)); // 2:1
+  const long = `Y: ${'a photo of a mountain lake under a cloudy sky '.repeat(4)}<end>`;
+  const html = await imageGridHtml([{ image: wide, label: 'X: haze · darkChannel 0.596' }, { image: blue, label: long }], { height: 64 });
+  const figures = html.match(/<figure [^>]*>/g) ?? [];
+  assert.deepEqual(figures.map((f) => /width:(\d+)px/.exec(f)?.[1]), ['128', '96'], 'cell width = shown image width (2:1 at 64 px), at least 96 px');
+  const captions = [...html.matchAll(/<figcaption style="([^"]*)"( title="([^"]*)")?>([^<]*)<\/figcaption>/g)];
+  assert.equal(captions.length, 2);
+  for (const c of captions) assert.match(c[1], /white-space:normal/, 'the row is nowrap; captions must wrap');
+  assert.equal(captions[0][4], 'X: haze · darkChannel 0.596');
+  assert.equal(captions[0][2], undefined, 'a short label has no tooltip');
+  assert.ok(captions[1][4].endsWith('…') && captions[1][4].length < long.length / 2, captions[1][4]);
+  assert.ok(captions[1][4].startsWith('Y: a photo of a mountain lake'));
+  assert.equal(captions[1][3], long.replace(/</g, '&lt;').replace(/>/g, '&gt;'), 'the whole label is the tooltip');
+  for (const img of html.match(/<img [^>]*>/g) ?? []) assert.match(img, /height:64px;width:auto/);
+});
+
 test('htmlTable / markdownTable format numbers, ∞ and missing values', () => {
   const rows = [{ task: 'noise', psnr: 28.1234, ssim: 0.81 }, { task: 'clean', psnr: Infinity, ssim: null }];
   const h = htmlTable(rows, { digits: { psnr: 2, ssim: 4 }, caption: 'x<y' });

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { BenchResult, runBench } from '../../jobs/bench_unet';
 import { benchSample, SampleBench } from '../../jobs/bench_sample';
 import { runPeerBench, PeerResult } from '../../jobs/peer';
+import { benchClassical, ClassicalBenchRow } from '../../restore/classical/bench';
 import { t2iCheckpoint } from '../../util/paths';
 import { UserError } from '../../util/errors';
 
@@ -17,9 +18,11 @@ const Options = z.strictObject({
   warmup: z.coerce.number().int().min(0).max(100).default(1).describe('untimed train steps first'),
   sample: z.string().endsWith('.tdrc', { message: 'expected a .tdrc checkpoint' }).optional().describe('t2i checkpoint to time sampling with'),
   peer: z.boolean().optional().describe('also run the PyTorch CPU peer at the same thread count and print the ratio'),
+  classical: z.boolean().optional().describe('time the classical references per image instead (DCP + guided filter, non-local means)'),
 });
 
 const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N] [--sample FILE.tdrc] [--peer]
+       tdr bench --classical [--json] [--steps N]
 
 Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
 L1 loss, Adam) and a 3x3 64->64 conv2d forward/backward on [8,64,64,64], on the backend tdr
@@ -33,9 +36,20 @@ options:
                data/checkpoints/t2i-demo.tdrc when it exists); target ≤ 10 s per image
   --peer       also time the same U-Net step in PyTorch CPU (python3-torch) at the same thread
                count and report the ratio project / PyTorch (goal ≤ 1.5)
+  --classical  instead: time per image of the classical references of 'tdr eval' (dark channel
+               prior + guided filter; non-local means, RGB, template 7, search 21) at 128, 256 and
+               512 px, median of N runs (--steps, default 5) after one warm-up; one thread;
+               process CPU time and wall-clock time (other load stretches the latter)
   -h, --help   this help`;
 
 const f1 = (v: number): string => v.toFixed(1);
+
+/** The classical timings, one "method size  ms" row per line. */
+export function formatClassicalBench(rows: ClassicalBenchRow[]): string {
+  const lines = rows.map((r) => [`${r.method} ${r.size}x${r.size}`, `${f1(r.cpuMs)} ms CPU, ${f1(r.ms)} ms wall, median per image (wall runs ${r.runs.map(f1).join(', ')})`] as const);
+  const width = Math.max(...lines.map(([k]) => k.length));
+  return lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
+}
 
 /** The human-readable report: one "name  value" row per line. */
 export function formatBench(r: BenchResult & { sample?: SampleBench; peer?: PeerResult & { ratio: number } }): string {
@@ -90,11 +104,17 @@ export const benchCommand: Command = {
     const { options, positionals } = parseOptions(
       'bench',
       argv,
-      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' }, sample: { type: 'string' }, peer: { type: 'boolean' } },
+      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' }, sample: { type: 'string' }, peer: { type: 'boolean' }, classical: { type: 'boolean' } },
       Options,
     );
     if (positionals.length > 0) {
       throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr bench --help'`);
+    }
+    if (options.classical) {
+      if (options.sample || options.peer) throw new UserError('--classical times the classical references only; drop --sample/--peer');
+      const rows = benchClassical({ reps: options.steps });
+      process.stdout.write((options.json ? JSON.stringify({ classical: rows }) : formatClassicalBench(rows)) + '\n');
+      return EXIT.ok;
     }
     const ckpt = options.sample ?? (fs.existsSync(t2iCheckpoint()) ? t2iCheckpoint() : undefined);
     if (options.sample && !fs.existsSync(options.sample)) throw new UserError(`${options.sample}: no such checkpoint`);

@@ -10,15 +10,20 @@ import { guidanceSourceByName } from '../../jobs/sources';
 import { loadRestorer, guidanceModelMismatch } from '../../restore/train';
 import { TableResult, singleTaskTable, table1, table9, validationImages, writeTables, singleTaskSpecs, TABLE1_TASKS } from '../../restore/eval';
 import { GuidanceSource } from '../../restore/source';
+import { NLM_RULE } from '../../restore/classical';
 import { pickGuidance, DEFAULT_GUIDANCE } from './restore';
 import { Progress } from '../../train/progress';
 import type { Task } from '../../data/degrade';
 import { UserError } from '../../util/errors';
 
-const HELP = `usage: tdr eval --checkpoint FILE [--checkpoint FILE] --out-dir DIR [--table 1|single|9] [--guidance NAME] [--controls] [--words LIST] [--limit N]
+const HELP = `usage: tdr eval --checkpoint FILE [--checkpoint FILE] --out-dir DIR [--table 1|single|9] [--guidance NAME] [--controls] [--no-classical] [--words LIST] [--limit N]
 
 Evaluate trained restorers on the validation photos and write <out-dir>/<table>.md, .html and .json
 (PSNR/SSIM per BasicSR; derain on Y, the rest on RGB; per-image deltas with mean ± std).
+Tables 1 and single end with a classical reference row on the same inputs (no learned weights): dark
+channel prior + guided filter for haze (He et al., CVPR 2009 / ECCV 2010), non-local means for noise
+(Buades et al., CVPR 2005; OpenCV conventions, h = k·σ, k = ${NLM_RULE.kAt.map(([s, k]) => `${k} at σ${s}`).join(', ')});
+'—' for rain, motion and defocus.
 
   --table 1       all-in-one (dehaze, derain, denoise σ15/25/50): needs an unguided and a guided
                   checkpoint of the same backbone (default)
@@ -33,6 +38,7 @@ options:
   --controls         Table 1: also the guided model given ANOTHER photo's guidance (the next validation
                      photo's, same task) and a flat grey one — if these score like its own guidance, the
                      gain does not come from what G shows
+  --no-classical     leave out the classical reference row (Tables 1 and single)
   --words LIST       Table 9: comma-separated N to evaluate (default 5,10,20,30,40); each needs its guidance model
                      data/checkpoints/guidance-demo-n<N>.tdrc (N = 20: guidance-demo.tdrc)
   --limit N          only the first N validation photos`;
@@ -44,6 +50,7 @@ const Options = z.strictObject({
   guidance: z.string().min(1).optional(),
   limit: z.coerce.number().int().positive().optional(),
   controls: z.boolean().optional(),
+  'no-classical': z.boolean().optional(),
   words: z
     .string()
     .regex(/^\d+(,\d+)*$/, { message: 'expected comma-separated numbers, e.g. 10,20' })
@@ -60,12 +67,14 @@ export const evalCommand: Command = {
     const { options, positionals } = parseOptions(
       'eval',
       argv,
-      { checkpoint: { type: 'string', multiple: true }, 'out-dir': { type: 'string' }, table: { type: 'string' }, guidance: { type: 'string' }, limit: { type: 'string' }, controls: { type: 'boolean' }, words: { type: 'string' } },
+      { checkpoint: { type: 'string', multiple: true }, 'out-dir': { type: 'string' }, table: { type: 'string' }, guidance: { type: 'string' }, limit: { type: 'string' }, controls: { type: 'boolean' }, 'no-classical': { type: 'boolean' }, words: { type: 'string' } },
       Options,
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
     if (options.controls && options.table !== '1') throw new UserError('--controls applies to --table 1 only');
     if (options.words && options.table !== '9') throw new UserError('--words applies to --table 9 only');
+    if (options['no-classical'] && options.table === '9') throw new UserError('--no-classical applies to --table 1 and single only (Table 9 has no classical row)');
+    const classical = !options['no-classical'];
     for (const f of options.checkpoint) if (!fs.existsSync(f)) throw new UserError(`${f}: no such checkpoint`);
     await initBackend({ quiet: true });
     const loaded = options.checkpoint.map((f) => ({ file: f, ...loadRestorer(f) }));
@@ -97,13 +106,13 @@ export const evalCommand: Command = {
         if (base.cfg.tasks !== 'all-in-one') throw new UserError(`Table 1 compares all-in-one models; ${base.file} was trained on '${base.cfg.tasks}' (use --table single)`);
         const source = pickGuidance(options.guidance);
         warnMismatch(g, source);
-        result = await table1({ unguided: base.net, guided: g.net, guidance: source, images, controls: options.controls, onProgress });
+        result = await table1({ unguided: base.net, guided: g.net, guidance: source, images, controls: options.controls, classical, onProgress });
         name = `table1-${base.cfg.model.backbone.type}`;
       } else if (options.table === 'single') {
         if (base.cfg.tasks === 'all-in-one') throw new UserError(`${base.file} is an all-in-one model (use --table 1)`);
         const source = g ? pickGuidance(options.guidance) : undefined;
         if (g) warnMismatch(g, source);
-        result = await singleTaskTable({ task: base.cfg.tasks as Task, unguided: base.net, guided: g?.net, guidance: source, images, onProgress });
+        result = await singleTaskTable({ task: base.cfg.tasks as Task, unguided: base.net, guided: g?.net, guidance: source, images, classical, onProgress });
         name = `single-${base.cfg.tasks}-${base.cfg.model.backbone.type}`;
       } else {
         if (!g) throw new UserError('Table 9 needs a guided checkpoint too');

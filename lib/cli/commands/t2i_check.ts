@@ -11,7 +11,7 @@ import { UserError } from '../../util/errors';
 
 const HELP = `usage: tdr t2i-check [--checkpoint FILE.tdrc] [--seeds N] [--captions N] [--content N] [--cfg S] [--photos N] [--json]
 
-Measures the text-to-image model (issue #3's acceptance):
+Measures the text-to-image model:
   1. autoencoder reconstruction PSNR on validation photos (centre crops, clean and noisy σ25), and how much of
      their high-frequency energy (and of the noise's) the reconstruction keeps;
   2. for captions × seeds: ", hazy" vs the plain caption (mean dark channel) and ", noisy" vs plain

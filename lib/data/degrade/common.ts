@@ -147,13 +147,6 @@ export function convolve(img: RGBImage, k: Kernel, border: Border = 'replicate')
   return makeImage(H, W, Float32Array.from(acc));
 }
 
-/** Deep-ish copy of a params object with its values listed in a fixed key order (for reports). */
-export function ordered<P extends object>(p: P, keys: readonly (keyof P)[]): P {
-  const out = {} as P;
-  for (const key of keys) out[key] = p[key];
-  return out;
-}
-
 /** Phrase qualifier: 'slightly ', '' or 'heavily ' from a strength and two thresholds. */
 export function qualifier(strength: number, slightBelow: number, heavyAbove: number): string {
   return strength < slightBelow ? 'slightly ' : strength > heavyAbove ? 'heavily ' : '';

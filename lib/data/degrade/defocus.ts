@@ -1,7 +1,7 @@
 /**
  * Defocus blur: a normalised disk (pillbox) PSF of radius r with a small Gaussian anti-alias, as
  * `disk(radius, alias_blur)` in hendrycks/robustness ImageNet-C `make_imagenet_c.py`
- * (REFERENCE §5): D(x,y) = [x² + y² ≤ r²] / Σ, then Gaussian-blurred with σ = aliasBlur.
+ * : D(x,y) = [x² + y² ≤ r²] / Σ, then Gaussian-blurred with σ = aliasBlur.
  *
  * Differences from ImageNet-C, on purpose: our grid is ±(ceil(r)+2) (theirs is ±8 for r ≤ 8,
  * which clips nothing but wastes taps), the anti-alias Gaussian has radius ceil(3σ) (theirs a fixed

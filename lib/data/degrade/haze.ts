@@ -1,5 +1,5 @@
 /**
- * Haze by the atmospheric scattering model (Koschmieder; REFERENCE §5):
+ * Haze by the atmospheric scattering model (Koschmieder; as liruoteng/HeavyRainRemoval `datagen/render_haze.m`):
  *
  *   I(p) = J(p)·t(p) + A·(1 − t(p)),   t(p) = exp(−β·d(p))
  *

@@ -126,8 +126,8 @@ export interface TaskSpec {
 }
 
 /**
- * The paper's all-in-one set (REFERENCE §1: 001 yml `Dataset_PairedUnifiedWithRef`, uniform among
- * 5): Gaussian noise σ15, σ25, σ50, rain, haze.
+ * The paper's all-in-one set (official options/train_restoration/001_promptir_all_in_one_restoration.yml,
+ * `Dataset_PairedUnifiedWithRef`, uniform among 5): Gaussian noise σ15, σ25, σ50, rain, haze.
  */
 export const ALL_IN_ONE_TASKS: readonly TaskSpec[] = [
   { name: 'noise15', task: 'noise', params: { sigma: 15 } },
@@ -141,7 +141,7 @@ export const ALL_IN_ONE_TASKS: readonly TaskSpec[] = [
  * Draw one task uniformly: index = rng.int(tasks.length), each with probability 1/n.
  *
  * This replaces the official `PairedLQHQDataset` line `random.choice([i in range(len(self.tasks))])`
- * (REFERENCE §1, gap 2): the list holds ONE boolean (`i`, the dataset index, is in range or not),
+ * (data/guidance_generation_dataset.py): the list holds ONE boolean (`i`, the dataset index, is in range or not),
  * so the "choice" is deterministic, True → task 1 for the first n indices, False → task 0 for every
  * later index; tasks 2… are never sampled. test/data/degrade_sampler.test.ts checks that our
  * frequencies are uniform and that every task is reachable.

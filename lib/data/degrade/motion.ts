@@ -1,7 +1,7 @@
 /**
  * Camera-shake motion blur from random trajectories (Boracchi & Foi, "Modeling the performance of
  * image restoration from motion blur", IEEE TIP 2012), following the description of DeblurGAN's
- * `motion_blur/generate_trajectory.py` + `generate_PSF.py` (REFERENCE §5); re-written, not copied.
+ * KupynOrest/DeblurGAN `motion_blur/generate_trajectory.py` + `generate_PSF.py`; re-written, not copied.
  *
  * Trajectory (`generateTrajectory`), `iters` = 2000 points x_t ∈ ℂ, step s = length/(iters−1):
  *   v_0 = e^{i·angle}·(expl > 0 ? expl : s)

@@ -1,7 +1,7 @@
 /**
  * Additive white Gaussian noise, σ on the 0–255 scale.
  *
- * Two protocols (REFERENCE §5):
+ * Two protocols:
  * - `'float'` (Restormer / TextualDegRemoval evaluation): y = x + n·σ/255, n ~ N(0,1) per value,
  *   NO clipping and NO quantisation; values may leave [0,1]. (Writing the result to an 8-bit file
  *   later clips and rounds it.)
@@ -31,8 +31,6 @@ export interface NoiseParams {
 export const NOISE_LIMITS: { readonly sigma: Range } = { sigma: [0, 255] };
 /** Sampling ranges: σ ~ U[0, 50] as in TextualDegRemoval's blind-denoising training data. */
 export const NOISE_DEFAULTS: { readonly sigma: Range } = { sigma: [0, 50] };
-/** The paper's fixed noise levels (BSD68 / all-in-one). */
-export const NOISE_LEVELS = [15, 25, 50] as const;
 
 /** Throws naming the parameter and its allowed range / values. */
 export function validateNoise(p: NoiseParams): NoiseParams {

@@ -1,5 +1,5 @@
 /**
- * Rain streaks, Rain100L-like, additive model O = clip(B + S, 0, 1) (REFERENCE §5; after
+ * Rain streaks, Rain100L-like, additive model O = clip(B + S, 0, 1) (after
  * liruoteng/HeavyRainRemoval `render_rain.m` and the common Python variant that motion-blurs
  * thresholded uniform noise with a rotated line kernel).
  *

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch CPU peer of `tdr bench` (issue #7): the SAME reference U-Net train step as
-lib/jobs/bench_unet.ts (REFERENCE §7): 15 convs 3→32→32, pool, 32→64→64, pool, 64→128→128, pool,
+"""PyTorch CPU peer of `tdr bench`: the SAME reference U-Net train step as
+lib/jobs/bench_unet.ts: 15 convs 3→32→32, pool, 32→64→64, pool, 64→128→128, pool,
 128→128→128, nearest-up + concat 256→128→128, up + concat 192→64→64, up + concat 96→32→32,
 1×1 32→3; 3×3 same convs with bias and ReLU; max-pool 2; batch 8, 64×64×3; L1 to a random target;
 Adam 1e-3. Prints one line of JSON: {"framework", "threads", "unetStepMs", "stepsMs"}.
