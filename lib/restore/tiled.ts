@@ -167,7 +167,8 @@ export function planTiles(net: GuidedRestorer, h: number, w: number, opts: TileO
     return Math.min(Math.ceil(o / m) * m, Math.max(0, t - m));
   };
   if (opts.tile !== undefined) {
-    const t = Math.max(m, Math.floor(opts.tile / m) * m);
+    // at least two multiples, so that neighbouring tiles can overlap
+    const t = Math.max(2 * m, Math.floor(opts.tile / m) * m);
     const th = Math.min(t, hp);
     const tw = Math.min(t, wp);
     const predicted = forwardBytes(net, th, tw, th === hp && tw === wp ? g : gEnc);
