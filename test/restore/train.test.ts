@@ -228,3 +228,21 @@ test('loadRestorer refuses another backbone, another guidance setting, and anoth
   await assert.rejects(trainRestorer(ci(true), path.join(dir, 'x'), { guidance: noGuidance }), /needs a guidance source/);
   await assert.rejects(trainRestorer(ci(false), path.join(dir, 'y'), { guidance: cleanOracleGuidance() }), /unguided .* but a guidance source 'clean-oracle' was given/);
 });
+
+test('the ci preset is a plumbing run of seconds: guidance for 2 photos × the tasks, 4 DDIM steps each (not 190 pairs at full steps)', async () => {
+  const cfg = ci(true);
+  const requests: Array<number | undefined> = [];
+  const counting: GuidanceSource = {
+    name: 'counting',
+    async get(d, _key, req) {
+      requests.push(req?.steps);
+      return { height: d.height, width: d.width, data: new Float32Array(d.height * d.width * 3).fill(0.5) };
+    },
+  };
+  // no photoLimit option: the preset's own limit applies, as with `tdr train restore --preset ci`
+  const r = await trainRestorer(cfg, path.join(dir, 'ci-count'), { guidance: counting, quiet: true });
+  r.params.dispose();
+  assert.equal(requests.length, 2 * taskSpecs(cfg.tasks).length, `${requests.length} guidance generations`);
+  assert.ok(requests.every((s) => s === 4), `steps requested: ${[...new Set(requests)]}`);
+  assert.equal(r.result.step, cfg.train.steps);
+});
