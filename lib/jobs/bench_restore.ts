@@ -33,6 +33,23 @@ export const RESTORE_BENCH_SIZES: Array<[string, number, number]> = [
   ['12 Mpx', 4000, 3000],
 ];
 
+/**
+ * `--sizes` of `tdr bench --restore`: comma-separated 512 | 1024 | 3mp | 12mp (the benchmark's sizes)
+ * or WxH (e.g. 640x480; 16 to 8000 px a side).
+ * @throws UserError naming the bad entry
+ */
+export function parseRestoreBenchSizes(spec: string): Array<[string, number, number]> {
+  const named: Record<string, [string, number, number]> = { '512': RESTORE_BENCH_SIZES[0], '1024': RESTORE_BENCH_SIZES[1], '3mp': RESTORE_BENCH_SIZES[2], '12mp': RESTORE_BENCH_SIZES[3] };
+  return spec.split(',').map((s) => {
+    const t = s.trim().toLowerCase();
+    if (named[t]) return named[t];
+    const m = /^(\d+)x(\d+)$/.exec(t);
+    const [w, h] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+    if (!(w >= 16 && h >= 16 && w <= 8000 && h <= 8000)) throw new UserError(`--sizes: '${s}' is not 512, 1024, 3mp, 12mp or WxH with sides of 16 to 8000 px`);
+    return [`${w}x${h}`, w, h];
+  });
+}
+
 export interface RestoreBenchArgs {
   label: string;
   width: number;
@@ -83,8 +100,9 @@ export async function benchRestoreOnce(args: RestoreBenchArgs & { input: string 
     await writeImage(out, y);
     const te = performance.now();
     const cpu = process.cpuUsage(cpu0);
+    const { input: _input, tile: _tile, ...shown } = args;
     return {
-      ...args,
+      ...shown,
       backend: info.detail,
       megapixels: (x.width * x.height) / 1e6,
       decodeS: (tb - ta) / 1000,

@@ -9,6 +9,7 @@ import { BenchResult, runBench } from '../../jobs/bench_unet';
 import { benchSample, SampleBench } from '../../jobs/bench_sample';
 import { runPeerBench, PeerResult } from '../../jobs/peer';
 import { benchClassical, ClassicalBenchRow } from '../../restore/classical/bench';
+import { RestoreBenchRow, formatRestoreBench, parseRestoreBenchSizes, runRestoreBench } from '../../jobs/bench_restore';
 import { t2iCheckpoint } from '../../util/paths';
 import { UserError } from '../../util/errors';
 
@@ -19,10 +20,15 @@ const Options = z.strictObject({
   sample: z.string().endsWith('.tdrc', { message: 'expected a .tdrc checkpoint' }).optional().describe('t2i checkpoint to time sampling with'),
   peer: z.boolean().optional().describe('also run the PyTorch CPU peer at the same thread count and print the ratio'),
   classical: z.boolean().optional().describe('time the classical references per image instead (DCP + guided filter, non-local means)'),
+  restore: z.boolean().optional().describe("time 'tdr restore' on photos of 512² to 12 Mpixel instead (seconds, peak RSS)"),
+  sizes: z.string().min(1).optional().describe('--restore only: comma-separated sizes (512, 1024, 3mp, 12mp or WxH)'),
+  'tile-budget': z.coerce.number().int().min(16).optional().describe('--restore only: tile memory budget, MiB'),
+  'no-guidance': z.boolean().optional().describe('--restore only: the unguided restorer alone'),
 });
 
 const HELP = `usage: tdr bench [--json] [--steps N] [--warmup N] [--sample FILE.tdrc] [--peer]
        tdr bench --classical [--json] [--steps N]
+       tdr bench --restore [--json] [--sizes LIST] [--tile-budget MIB] [--no-guidance]
 
 Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
 L1 loss, Adam) and a 3x3 64->64 conv2d forward/backward on [8,64,64,64], on the backend tdr
@@ -40,6 +46,11 @@ options:
                prior + guided filter; non-local means, RGB, template 7, search 21) at 128, 256 and
                512 px, median of N runs (--steps, default 5) after one warm-up; one thread;
                process CPU time and wall-clock time (other load stretches the latter)
+  --restore    instead: 'tdr restore' of a noisy photo (σ 25) at 512², 1024², 3 Mpixel and 12 Mpixel
+               (--sizes 512,1024,3mp,12mp or WxH,…) with the shipped PromptIR demo restorers, guided
+               (G generated from the image) and unguided, each size in a fresh process: seconds
+               (decode, guidance, tiled restoration, encode), CPU seconds and peak RSS; targets:
+               512² guided ≤ 5 s, 12 Mpixel within 2 GiB peak RSS
   -h, --help   this help`;
 
 const f1 = (v: number): string => v.toFixed(1);
@@ -104,11 +115,32 @@ export const benchCommand: Command = {
     const { options, positionals } = parseOptions(
       'bench',
       argv,
-      { json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' }, sample: { type: 'string' }, peer: { type: 'boolean' }, classical: { type: 'boolean' } },
+      {
+        json: { type: 'boolean' }, steps: { type: 'string' }, warmup: { type: 'string' }, sample: { type: 'string' }, peer: { type: 'boolean' }, classical: { type: 'boolean' },
+        restore: { type: 'boolean' }, sizes: { type: 'string' }, 'tile-budget': { type: 'string' }, 'no-guidance': { type: 'boolean' },
+      },
       Options,
     );
     if (positionals.length > 0) {
       throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr bench --help'`);
+    }
+    const restoreOnly = (['sizes', 'tile-budget', 'no-guidance'] as const).find((k) => options[k] !== undefined);
+    if (restoreOnly && !options.restore) throw new UserError(`--${restoreOnly} applies to --restore only`);
+    if (options.restore) {
+      if (options.classical || options.sample || options.peer) throw new UserError('--restore times tdr restore only; drop --classical/--sample/--peer');
+      const sizes = options.sizes !== undefined ? parseRestoreBenchSizes(options.sizes) : undefined;
+      const rows: RestoreBenchRow[] = [];
+      await runRestoreBench({
+        sizes,
+        guided: options['no-guidance'] ? [false] : [true, false],
+        budgetMiB: options['tile-budget'],
+        onRow: (r) => {
+          rows.push(r);
+          if (!options.json) process.stderr.write(`tdr bench: ${r.label}${r.guided ? ' guided' : ''}: ${r.totalS.toFixed(1)} s, ${r.peakRssMiB.toFixed(0)} MiB\n`);
+        },
+      });
+      process.stdout.write((options.json ? JSON.stringify({ restore: rows }) : formatRestoreBench(rows)) + '\n');
+      return EXIT.ok;
     }
     if (options.classical) {
       if (options.sample || options.peer) throw new UserError('--classical times the classical references only; drop --sample/--peer');
