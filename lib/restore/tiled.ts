@@ -74,13 +74,32 @@ export function forwardBytes(net: GuidedRestorer, h: number, w: number, g?: { si
   }
   let bytes = 4 * (perPx + (agg ? 4 * nf : 0)) * area;
   if (agg && g) {
-    const mg = agg.guidanceMultiple;
-    const gArea = Math.max(Math.ceil(g.size[0] / mg) * mg, 3 * mg) * Math.max(Math.ceil(g.size[1] / mg) * mg, 3 * mg);
     // the X side (encoder + correlations) and the G windows every block transfers at every level
-    const matcher = nf * (150 * area + 75 * gArea);
-    bytes = Math.max(bytes, matcher);
+    bytes = Math.max(bytes, matcherBytes(agg, Math.ceil(h / m) * m, Math.ceil(w / m) * m, g.size[0], g.size[1]));
   }
   return Math.ceil(1.15 * (bytes + 4 * net.params.count()));
+}
+
+/**
+ * Predicted peak bytes of the matcher alone on an h×w X and an hg×wg G (the X side: encoder and
+ * correlations, ≈ 150·nf bytes per padded X pixel; the G windows, ≈ 75·nf per padded G pixel), as in
+ * `forwardBytes`.
+ */
+export function matcherBytes(agg: { cfg: { nf: number }; sizeMultiple: number; guidanceMultiple: number }, h: number, w: number, hg: number, wg: number): number {
+  const m = agg.sizeMultiple;
+  const mg = agg.guidanceMultiple;
+  const area = Math.ceil(h / m) * m * Math.ceil(w / m) * m;
+  const gArea = Math.max(Math.ceil(hg / mg) * mg, 3 * mg) * Math.max(Math.ceil(wg / mg) * mg, 3 * mg);
+  return agg.cfg.nf * (150 * area + 75 * gArea);
+}
+
+/**
+ * Refuse, before any pass, a whole-image network call whose predicted peak is beyond what the
+ * backend can hold: a UserError naming `what`, the size, the predicted bytes and the limit.
+ */
+export function checkWholeImageFits(what: string, h: number, w: number, bytes: number): void {
+  const limit = backendLimitBytes();
+  if (bytes > limit) throw new UserError(`${what}: a ${w}x${h} image needs about ${mib(bytes)} (predicted) in one pass, more than the ${tf.getBackend()} backend can hold (${mib(limit)}); use a smaller image or crop`);
 }
 
 export interface TileOptions {

@@ -18,6 +18,8 @@ import { GuidedRestorer } from '../../lib/restore/guided';
 import {
   GUIDANCE_MAX_PIXELS,
   backendLimitBytes,
+  checkWholeImageFits,
+  matcherBytes,
   cores,
   fitGuidance,
   forwardBytes,
@@ -26,6 +28,7 @@ import {
   tileWindow,
 } from '../../lib/restore/tiled';
 import { restoreImage } from '../../lib/restore/eval';
+import { inspectMatch } from '../../lib/restore/inspect';
 import { shippedCheckpoint } from '../../lib/util/paths';
 import { UserError } from '../../lib/util/errors';
 import { Rng } from '../../lib/util/rng';
@@ -187,4 +190,15 @@ test('forwardBytes: the predicted peak of one pass covers the peak tf.profile me
       assert.ok(predicted <= 2.5 * measured, `${name} ${side}²: predicted ${predicted} > 2.5 × measured ${measured}`);
     }
   }
+});
+
+test('whole-image matcher inspection (notebook 06) refuses a size the backend cannot hold up front, with the size and the limit', () => {
+  const { net } = nets['promptir-demo-guided'];
+  const agg = net.aggregation!;
+  // the smallest square whose matcher pass is predicted beyond the backend's limit
+  let side = 256;
+  while (matcherBytes(agg, side, side, 128, 128) <= backendLimitBytes()) side += 64;
+  const x = makeImage(side, side, new Float32Array(side * side * 3).fill(0.5));
+  assert.throws(() => inspectMatch(net, x, g128), (e: Error) => e instanceof UserError && new RegExp(`^inspectMatch: a ${side}x${side} image needs about \\d+ MiB \\(predicted\\) in one pass, more than the \\w+ backend can hold \\(\\d+ MiB\\)`).test(e.message));
+  assert.doesNotThrow(() => checkWholeImageFits('x', 10, 10, backendLimitBytes()));
 });
