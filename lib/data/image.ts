@@ -5,6 +5,8 @@
  * byte-reproducible and free of tensor-memory management. `toTensor` / `fromTensor` convert to
  * and from tfjs `[H,W,3]` tensors for the models.
  */
+import { UserError } from '../util/errors';
+
 export interface RGBImage {
   readonly height: number;
   readonly width: number;
@@ -32,4 +34,16 @@ export function clip01(img: RGBImage): RGBImage {
     out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
   }
   return { height: img.height, width: img.width, data: out };
+}
+
+/** A model output with NaN or ±Inf values (corrupt or diverged weights): refused, never saved as an image. */
+export class NonFiniteError extends UserError {
+  override name = 'NonFiniteError';
+}
+
+/** Throw NonFiniteError `<what> produced non-finite values …` when any value is NaN or ±Inf. */
+export function assertFinite(data: Float32Array, what: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) throw new NonFiniteError(`${what} produced non-finite values (NaN or Inf): its checkpoint is corrupt or its training diverged`);
+  }
 }

@@ -5,8 +5,11 @@
  * - grayscale is expanded to RGB, alpha is dropped (flattened onto nothing: the colour channels are kept),
  * - 8-bit and 16-bit inputs are both mapped to [0,1] (divided by 255 or 65535),
  * - EXIF orientation is applied,
+ * - CMYK (JPEG, TIFF) is converted to sRGB, 16-bit PNG/TIFF keep their 16 bits until [0,1],
+ * - WebP, TIFF, GIF (first frame), AVIF/HEIF where libvips has the codec,
  * - a pixel limit (default 64 Mpx, `TDR_MAX_PIXELS` to change) refuses decompression bombs
- *   before decoding, with an error that names the file and its size.
+ *   before decoding, with an error that names the file and its size,
+ * - `maxSide` decodes a reduced view (shrink-on-load for JPEG/WebP) for callers that need no more.
  * Every failure is an `ImageError` whose message names the file and what was wrong.
  */
 import * as fs from 'node:fs';
@@ -35,6 +38,12 @@ export function maxPixels(): number {
 export interface ReadOptions {
   /** refuse images with more pixels than this (default: maxPixels()) */
   maxPixels?: number;
+  /**
+   * Decode a reduced view whose long side is at most this (Lanczos; JPEG and WebP are shrunk while
+   * decoding, so a photo of any size is read in little memory). The pixel limit then applies to the
+   * view, and the input may have up to libvips' own limit (0x3FFF² ≈ 268 Mpx).
+   */
+  maxSide?: number;
 }
 
 /** Decode an image file or buffer. `name` is used in error messages for buffers. */
@@ -63,13 +72,20 @@ export async function readImage(src: string | Uint8Array, opts: ReadOptions = {}
   const w = meta.autoOrient?.width ?? meta.width;
   const h = meta.autoOrient?.height ?? meta.height;
   if (!w || !h) throw new ImageError(`${label}: image has no width/height`);
-  if (w * h > limit) {
-    throw new ImageError(`${label}: ${w}x${h} = ${w * h} pixels exceeds the limit of ${limit} (set TDR_MAX_PIXELS to raise it)`);
+  const shrink = opts.maxSide !== undefined && Math.max(w, h) > opts.maxSide;
+  const s = shrink ? opts.maxSide! / Math.max(w, h) : 1;
+  const [ow, oh] = shrink ? [Math.max(1, Math.round(w * s)), Math.max(1, Math.round(h * s))] : [w, h];
+  const VIPS_LIMIT = 0x3fff * 0x3fff;
+  if (ow * oh > limit || (shrink && w * h > VIPS_LIMIT)) {
+    const lim = shrink ? VIPS_LIMIT : limit;
+    throw new ImageError(`${label}: ${w}x${h} = ${w * h} pixels exceeds the limit of ${lim}${shrink ? '' : ' (set TDR_MAX_PIXELS to raise it)'}`);
   }
   const sixteen = meta.depth === 'ushort' || meta.depth === 'short';
   let raw: { data: Buffer; info: OutputInfo };
   try {
-    let pipe = sharp(input, { limitInputPixels: limit, failOn: 'error' }).rotate().removeAlpha().toColourspace(sixteen ? 'rgb16' : 'srgb');
+    let pipe = sharp(input, { limitInputPixels: shrink ? VIPS_LIMIT : limit, failOn: 'error', sequentialRead: true }).rotate();
+    if (shrink) pipe = pipe.resize(ow, oh, { fit: 'fill', kernel: 'lanczos3' });
+    pipe = pipe.removeAlpha().toColourspace(sixteen ? 'rgb16' : 'srgb');
     raw = await pipe.raw({ depth: sixteen ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
     throw new ImageError(`${label}: cannot decode image (${firstLine((e as Error).message)})`);
@@ -104,20 +120,27 @@ export function fromUint8(height: number, width: number, bytes: Uint8Array): RGB
   return makeImage(height, width, data);
 }
 
-export type ImageFormat = 'png' | 'jpeg';
+export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'tiff';
 
-/** Encode to PNG (lossless, 8-bit) or JPEG (quality 95 default). */
+/** Output file extensions and their formats. */
+const OUTPUT_FORMATS: Record<string, ImageFormat> = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp', '.tif': 'tiff', '.tiff': 'tiff' };
+export const OUTPUT_EXTENSIONS = Object.keys(OUTPUT_FORMATS);
+
+/** Encode to PNG (lossless, 8-bit), JPEG (quality 95 default, 4:4:4), WebP (same quality) or TIFF (lossless, 8-bit). */
 export async function encodeImage(img: RGBImage, format: ImageFormat = 'png', quality = 95): Promise<Buffer> {
-  const s = sharp(Buffer.from(toUint8(img).buffer), { raw: { width: img.width, height: img.height, channels: 3 } });
-  return format === 'png' ? s.png({ compressionLevel: 6 }).toBuffer() : s.jpeg({ quality, chromaSubsampling: '4:4:4' }).toBuffer();
+  const s = sharp(Buffer.from(toUint8(img).buffer), { raw: { width: img.width, height: img.height, channels: 3 }, limitInputPixels: false });
+  if (format === 'png') return s.png({ compressionLevel: 6 }).toBuffer();
+  if (format === 'jpeg') return s.jpeg({ quality, chromaSubsampling: '4:4:4' }).toBuffer();
+  if (format === 'webp') return s.webp({ quality }).toBuffer();
+  return s.tiff({ compression: 'lzw' }).toBuffer();
 }
 
 /** The format implied by a file name's extension, or an ImageError naming it. */
 export function formatFromPath(file: string): ImageFormat {
   const ext = path.extname(file).toLowerCase();
-  if (ext === '.png') return 'png';
-  if (ext === '.jpg' || ext === '.jpeg') return 'jpeg';
-  throw new ImageError(`${file}: unsupported output extension '${ext || '(none)'}', expected .png, .jpg or .jpeg`);
+  const f = OUTPUT_FORMATS[ext];
+  if (f) return f;
+  throw new ImageError(`${file}: unsupported output extension '${ext || '(none)'}', expected .png, .jpg, .jpeg, .webp, .tif or .tiff`);
 }
 
 /** Write an image atomically (temp file + rename); format from the extension. */

@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { TextToImage } from '../t2i/model';
 import { sampleLatents } from '../models/diffusion';
-import { RGBImage } from '../data/image';
+import { RGBImage, assertFinite } from '../data/image';
 import { fromBatch, crop } from '../data/patches';
 import { encodeImage, readImage, resizeImage } from '../data/io';
 import { projectRoot, writeFileAtomic } from '../util/fsx';
@@ -93,6 +93,7 @@ export async function generateFromWords(model: GuidanceModel, t2i: TextToImage, 
     z.dispose();
     const imgs = fromBatch(x);
     x.dispose();
+    for (const im of imgs) assertFinite(im.data, 'the guidance model (with its text-to-image model)');
     return imgs;
   } finally {
     ctx.dispose();
@@ -160,15 +161,33 @@ export async function guidanceCached(
 ): Promise<{ png: Buffer; file: string; cached: boolean; image: RGBImage }> {
   const dir = opts.cacheDir ?? defaultGuidanceCacheDir();
   const file = path.join(dir, `${guidanceCacheKey(model, t2i, img, opts)}.png`);
-  if (fs.existsSync(file)) {
-    const png = fs.readFileSync(file);
-    return { png, file, cached: true, image: await readImage(png, {}, file) };
+  // a cache never fails the caller: an unreadable entry is made again, an unwritable folder is noted once
+  try {
+    if (fs.existsSync(file)) {
+      const png = fs.readFileSync(file);
+      return { png, file, cached: true, image: await readImage(png, {}, file) };
+    }
+  } catch (e) {
+    cacheNote(`cannot read the cached guidance ${file} (${(e as Error).message.split('\n')[0]}); generating it again`);
   }
   const [g] = await generateGuidance(model, t2i, [img], opts);
   const png = await encodeImage(g, 'png');
-  writeFileAtomic(file, png);
+  try {
+    writeFileAtomic(file, png);
+  } catch (e) {
+    cacheNote(`cannot write the guidance cache in ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); going on without it (set TDR_GUIDANCE_CACHE to a writable folder)`);
+  }
   // return what the cache will return next time (8-bit), so a cached and a fresh call agree
   return { png, file, cached: false, image: await readImage(png, {}, file) };
+}
+
+const noted = new Set<string>();
+
+/** One line on stderr per distinct cache problem and process. */
+function cacheNote(msg: string): void {
+  if (noted.has(msg)) return;
+  noted.add(msg);
+  process.stderr.write(`tdr: note: ${msg}\n`);
 }
 
 /**

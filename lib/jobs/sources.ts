@@ -7,7 +7,8 @@
  *
  * Checkpoint: $TDR_GUIDANCE_CHECKPOINT, else data/checkpoints/guidance-demo.tdrc; for Table 9's
  * other N, data/checkpoints/guidance-demo-n<N>.tdrc (trained with `tdr train i2t|clean` and
- * mapper.numWords = N). The official generation uses one fixed seed (42) for every input; so does this.
+ * mapper.numWords = N). The official generation uses one fixed seed (42) for every input; so does this,
+ * unless the request names another (`tdr restore --seed N`).
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -49,9 +50,9 @@ export function textGuidance(opts: { words?: number; raw?: boolean } = {}): Guid
   return {
     name: opts.raw ? 'text-raw' : 'text',
     model: guidanceModelRef(file),
-    async get(degraded) {
+    async get(degraded, _key, request) {
       if (!pair) pair = loadGuidancePair(file);
-      const r = await guidanceCached(pair.guidance, pair.t2i, degraded, { raw: opts.raw });
+      const r = await guidanceCached(pair.guidance, pair.t2i, degraded, { raw: opts.raw, seed: request?.seed, steps: request?.steps });
       return r.image;
     },
   };

@@ -146,6 +146,17 @@ export class DDIMScheduler {
     this.numInferenceSteps = n;
   }
 
+  /**
+   * The largest n that `setTimesteps(n)` accepts: numTrainSteps for 'trailing'; for 'leading' the
+   * largest n with (n−1)·⌊T/n⌋ + stepsOffset < T (SD's offset 1: 999 of 1000).
+   */
+  maxInferenceSteps(): number {
+    const T = this.config.numTrainSteps;
+    if (this.config.timestepSpacing === 'trailing') return T;
+    for (let n = T; n >= 1; n--) if ((n - 1) * Math.floor(T / n) + this.config.stepsOffset < T) return n;
+    return 0;
+  }
+
   /** ᾱ at t, or the final ᾱ when t < 0. */
   private alphaProd(t: number): number {
     return t >= 0 ? this.alphasCumprod[t] : this.finalAlphaCumprod;

@@ -182,6 +182,9 @@ export async function sampleLatents(unet: UNet, scheduler: DDIMScheduler, ctx: t
       } finally {
         predX0.dispose();
       }
+      // let the event loop run between steps: a Ctrl-C (SIGINT handler) is seen within one step,
+      // not after the last one
+      await new Promise((resolve) => setImmediate(resolve));
     }
     return x;
   } catch (e) {

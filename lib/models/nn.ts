@@ -94,8 +94,11 @@ export class LayerNorm {
     this.beta = p.add(`${name}.b`, [d], init.zeros());
   }
   call<T extends tf.Tensor>(x: T): T {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps))), this.gamma), this.beta) as T;
+    // own tidy: only the output outlives the call (at inference the temporaries are freed at once)
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps))), this.gamma), this.beta) as T;
+    });
   }
 }
 

@@ -69,6 +69,11 @@ export function failedCells(nb: { cells: NbCell[] }): Array<{ index: number; sou
 }
 
 export function findJupyter(): string {
+  const env = process.env.TDR_JUPYTER;
+  if (env) {
+    if (!fs.existsSync(env)) throw new Error(`TDR_JUPYTER=${env}: no such file`);
+    return env;
+  }
   for (const p of ['/usr/bin/jupyter', '/usr/local/bin/jupyter']) if (fs.existsSync(p)) return p;
   const r = spawnSync('sh', ['-c', 'command -v jupyter'], { encoding: 'utf8' });
   if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();

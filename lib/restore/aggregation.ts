@@ -70,7 +70,7 @@ class ResidualBlock {
     this.c2 = new Conv2d(p, `${name}.c2`, c, c, rng);
   }
   call(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.add(this.c2.call(this.c1.call(x, 'relu')), x) as tf.Tensor4D;
+    return tf.tidy(() => tf.add(this.c2.call(this.c1.call(x, 'relu')), x) as tf.Tensor4D);
   }
 }
 
@@ -88,7 +88,9 @@ export class MatcherEncoder {
     const out: tf.Tensor4D[] = [];
     let h = x;
     this.convs.forEach((conv, l) => {
-      h = this.blocks[l].reduce((a, blk) => blk.call(a), conv.call(h, 'relu'));
+      // one tidy per level: only the level's output outlives it (inference memory)
+      const prev = h;
+      h = tf.tidy(() => this.blocks[l].reduce((a, blk) => blk.call(a), conv.call(prev, 'relu')));
       out.push(h);
     });
     return out;
@@ -173,11 +175,21 @@ export function windowDiameter(refCells: number, blocks: number, r: number): num
   return 2 * Math.floor(Math.floor(refCells / (2 * blocks)) * r) + 1;
 }
 
+/** Options of a match: how a tile of a larger image is matched the way the whole image would be. */
+export interface MatchOptions {
+  /**
+   * The X blocks per axis [py, px] that set the size of the fine-search window in G (default: X's
+   * own). A tile of a larger image passes the whole (padded) image's block counts, so that each of its
+   * blocks searches the same G window as in the untiled pass (lib/restore/tiled.ts).
+   */
+  windowBlocks?: [number, number];
+}
+
 /**
  * Coarse + fine search (steps 2–3).
  * @returns indices (JS) and `sim` [B·P,k²], the top-1 cosine of every X cell (differentiable)
  */
-export function matchFeatures(xd: tf.Tensor4D, gd: tf.Tensor4D, cfg: Pick<AggregationConfig, 'blockSize' | 'refDownBlockSize' | 'dilations'>): { indices: MatchIndices; sim: tf.Tensor2D } {
+export function matchFeatures(xd: tf.Tensor4D, gd: tf.Tensor4D, cfg: Pick<AggregationConfig, 'blockSize' | 'refDownBlockSize' | 'dilations'>, opts: MatchOptions = {}): { indices: MatchIndices; sim: tf.Tensor2D } {
   const [b, h, w, c] = xd.shape;
   const [bg, hr, wr, cg] = gd.shape;
   const k = cfg.blockSize;
@@ -185,8 +197,9 @@ export function matchFeatures(xd: tf.Tensor4D, gd: tf.Tensor4D, cfg: Pick<Aggreg
   if (hr < 3 || wr < 3) throw new Error(`matchFeatures: G features [${gd.shape}] need at least 3×3 cells`);
   const py = h / k;
   const px = w / k;
-  const wy = Math.min(windowDiameter(hr, py, cfg.refDownBlockSize) + 2, hr);
-  const wx = Math.min(windowDiameter(wr, px, cfg.refDownBlockSize) + 2, wr);
+  const [wpy, wpx] = opts.windowBlocks ?? [py, px];
+  const wy = Math.min(windowDiameter(hr, wpy, cfg.refDownBlockSize) + 2, hr);
+  const wx = Math.min(windowDiameter(wr, wpx, cfg.refDownBlockSize) + 2, wr);
   const geom: MatchGeometry = { b, h, w, k, py, px, hr, wr, wy, wx };
   const coarse = coarseSearch(xd, gd, k, cfg.dilations);
   const nb = b * py * px;
@@ -321,26 +334,41 @@ export class DynamicAggregation {
     return 2 ** (this.cfg.levels - 1);
   }
   /**
-   * @param x [B,H,W,3] in [0,1], H and W multiples of `sizeMultiple`
+   * The encoder's features of a guidance image, to be reused by several `forward` calls (the tiles of
+   * one image: G is encoded once). The caller disposes them.
    * @param g [B,Hg,Wg,3] in [0,1], Hg and Wg multiples of `guidanceMultiple`, ≥ 3·guidanceMultiple
-   * @returns F̂g per level l: [B,H/2^l,W/2^l,nf·2^l], and the match indices
+   * @returns one map per level, [B,Hg/2^l,Wg/2^l,nf·2^l]
    */
-  forward(x: tf.Tensor4D, g: tf.Tensor4D): { features: tf.Tensor4D[]; indices: MatchIndices } {
-    checkImage(this.prefix, 'x', x);
+  encodeGuidance(g: tf.Tensor4D): tf.Tensor4D[] {
     checkImage(this.prefix, 'g', g);
-    const m = this.sizeMultiple;
     const mg = this.guidanceMultiple;
-    if (x.shape[1] % m !== 0 || x.shape[2] % m !== 0) throw new Error(`${this.prefix}: x [${x.shape}] must be padded to a multiple of ${m} (2^(levels−1)·blockSize)`);
     if (g.shape[1] % mg !== 0 || g.shape[2] % mg !== 0 || g.shape[1] < 3 * mg || g.shape[2] < 3 * mg) {
       throw new Error(`${this.prefix}: g [${g.shape}] must be padded to a multiple of ${mg} and be at least ${3 * mg}×${3 * mg}`);
     }
-    if (g.shape[0] !== x.shape[0]) throw new Error(`${this.prefix}: x [${x.shape}] and g [${g.shape}] must have the same batch size`);
+    return this.encoder.call(g);
+  }
+
+  /**
+   * @param x [B,H,W,3] in [0,1], H and W multiples of `sizeMultiple`
+   * @param g [B,Hg,Wg,3] in [0,1], Hg and Wg multiples of `guidanceMultiple`, ≥ 3·guidanceMultiple;
+   *   or its features from `encodeGuidance` (not disposed here)
+   * @param opts `windowBlocks`: see MatchOptions (tiles)
+   * @returns F̂g per level l: [B,H/2^l,W/2^l,nf·2^l], and the match indices
+   */
+  forward(x: tf.Tensor4D, g: tf.Tensor4D | tf.Tensor4D[], opts: MatchOptions = {}): { features: tf.Tensor4D[]; indices: MatchIndices } {
+    checkImage(this.prefix, 'x', x);
+    const m = this.sizeMultiple;
+    if (x.shape[1] % m !== 0 || x.shape[2] % m !== 0) throw new Error(`${this.prefix}: x [${x.shape}] must be padded to a multiple of ${m} (2^(levels−1)·blockSize)`);
+    const gb = Array.isArray(g) ? g[0].shape[0] : g.shape[0];
+    if (gb !== x.shape[0]) throw new Error(`${this.prefix}: x [${x.shape}] and g [${Array.isArray(g) ? g[0].shape : g.shape}] must have the same batch size`);
+    if (Array.isArray(g) && g.length !== this.cfg.levels) throw new Error(`${this.prefix}: expected guidance features for ${this.cfg.levels} levels, got ${g.length}`);
     let indices: MatchIndices | undefined;
     const features = tf.tidy(() => {
       const fx = this.encoder.call(x);
-      const fg = this.encoder.call(g);
+      const fg = Array.isArray(g) ? g : this.encodeGuidance(g);
       const last = this.cfg.levels - 1; // the deepest level: index levels−1, never a hard-coded 4
-      const r = matchFeatures(fx[last], fg[last], this.cfg);
+      const r = matchFeatures(fx[last], fg[last], this.cfg, opts);
+      tf.dispose(fx);
       indices = r.indices;
       const a = transferMatrix(r.indices);
       return fg.map((gl, l) => transferLevel(gl, a, r.sim, r.indices, 2 ** (last - l)));

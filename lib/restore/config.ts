@@ -1,7 +1,7 @@
 /**
  * Presets for guided restoration (stage 3; paper Sec. 3.3, Eq. 4–5) — one zod schema,
  * three presets, resolved for a chosen backbone, guidance on/off and task set:
- *   ci    tiny: a few training steps in seconds (tests, notebooks under CI)
+ *   ci    tiny: a few training steps in seconds on 2 photos, guidance with 4 DDIM steps (tests, notebooks under CI)
  *   demo  the shipped checkpoints: small backbones, 64-px patches, trainable on a 2-core CPU in hours
  *   paper the official stage-3 options (mrluin/TextualDegRemoval options/train_restoration/
  *         *.yml): gt_size 384, batch 8, lr 2e-4, ref_lr 1e-4, AdamW wd 1e-4, param_fix_iterations
@@ -67,6 +67,8 @@ export const RestoreConfigSchema = z
       .describe(
         'peak LR of the matcher encoder (<prefix>.masa.enc.) alone, default refLr; 0 keeps it at its random init — with L1 only, the trained demo encoder collapsed (cosine ≈ 1 at every position, notebook 06); not in the official code',
       ),
+    photoLimit: z.number().int().positive().optional().describe('use only the first N training photos (ci: a few, so that guidance is generated for few pairs)'),
+    guidanceSteps: z.number().int().positive().optional().describe("DDIM steps of the training pairs' guidance generation (default: the guidance model's own; ci: a few)"),
     train: BatchedTrainConfigSchema.describe('run settings; batch = batch_size_per_gpu'),
     eval: z.strictObject({
       size: z.number().int().min(16).describe('side of the centred validation crops (px); a multiple of 64 avoids padding'),
@@ -102,6 +104,8 @@ interface PresetSpec {
   validation?: RestoreConfig['validation'];
   refLr: number;
   paramFixIterations: number;
+  photoLimit?: number;
+  guidanceSteps?: number;
   train: z.input<typeof BatchedTrainConfigSchema>;
   eval: RestoreConfig['eval'];
 }
@@ -121,6 +125,8 @@ export const RestorePresetFileSchema = z.strictObject({
   cropScales: z.unknown().optional(),
   taskWeights: z.unknown().optional(),
   validation: z.unknown().optional(),
+  photoLimit: z.unknown().optional(),
+  guidanceSteps: z.unknown().optional(),
   refLr: z.unknown(),
   paramFixIterations: z.unknown(),
   train: z.unknown(),
@@ -154,6 +160,9 @@ const ci: PresetSpec = {
   photoShortSide: 32,
   refLr: 5e-4,
   paramFixIterations: 1,
+  // seconds, not minutes: guidance for 2 photos × the task set, 4 DDIM steps each (a plumbing run)
+  photoLimit: 2,
+  guidanceSteps: 4,
   train: { steps: 3, batch: 2, lr: 1e-3, warmup: 1, minLrRatio: 0.1, weightDecay: 1e-4, clipNorm: 1, emaDecay: 0.9, checkpointEvery: 2, logEvery: 1, seed: 3 },
   eval: { size: 32, shortSide: 32, limit: 2 },
 };
@@ -215,6 +224,8 @@ export function restorePresetFrom(name: string, p: Omit<z.input<typeof RestorePr
     ...(p.validation !== undefined ? { validation: p.validation } : {}),
     refLr: p.refLr,
     paramFixIterations: p.paramFixIterations,
+    ...(p.photoLimit !== undefined ? { photoLimit: p.photoLimit } : {}),
+    ...(p.guidanceSteps !== undefined ? { guidanceSteps: p.guidanceSteps } : {}),
     train: p.train,
     eval: p.eval,
   };

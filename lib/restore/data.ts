@@ -161,11 +161,11 @@ export async function buildGuidanceCache(
   source: GuidanceSource,
   patchSize: number,
   file?: string,
-  opts: { quiet?: boolean } = {},
+  opts: { quiet?: boolean; steps?: number } = {},
 ): Promise<GuidanceImages> {
   const keys = photos.flatMap((p) => specs.map((s) => guidanceKey('train', p.entry.id, s.name)));
   if (file) {
-    const loaded = tryLoadGuidanceCache(file, source.name, patchSize, source.model?.sha256 ?? null);
+    const loaded = tryLoadGuidanceCache(file, source.name, patchSize, source.model?.sha256 ?? null, opts.steps ?? null);
     if (loaded && keys.every((k) => loaded.has(k))) return loaded;
   }
   const cache: GuidanceImages = new Map();
@@ -173,7 +173,7 @@ export async function buildGuidanceCache(
   for (const p of photos) {
     for (const spec of specs) {
       const key = guidanceKey('train', p.entry.id, spec.name);
-      let g = await source.get(guidanceInput(p.image, p.entry.id, spec), key, { clean: p.image });
+      let g = await source.get(guidanceInput(p.image, p.entry.id, spec), key, { clean: p.image, steps: opts.steps });
       if (g.height < patchSize || g.width < patchSize) {
         const s = patchSize / Math.min(g.height, g.width);
         g = clampImage(await resizeImage(g, Math.max(patchSize, Math.round(g.width * s)), Math.max(patchSize, Math.round(g.height * s)), 'lanczos3'));
@@ -186,16 +186,17 @@ export async function buildGuidanceCache(
   if (!opts.quiet) process.stderr.write('\n');
   if (file) {
     const tensors: Named = new Map([...cache].map(([k, g]) => [k, { shape: [g.height, g.width, 3], data: g.data }]));
-    saveCheckpoint(file, { kind: 'guidance-cache', source: source.name, standIn: source.standIn ?? null, model: source.model?.sha256 ?? null, patchSize }, tensors);
+    saveCheckpoint(file, { kind: 'guidance-cache', source: source.name, standIn: source.standIn ?? null, model: source.model?.sha256 ?? null, patchSize, steps: opts.steps ?? null }, tensors);
   }
   return cache;
 }
 
 /**
  * Load a guidance cache file; null if it is absent or from another source / patch size / guidance
- * model (`modelSha`: the sha256 of the source's model, null for a source without one; undefined: not checked).
+ * model (`modelSha`: the sha256 of the source's model, null for a source without one; undefined: not
+ * checked) / number of generation steps (`steps`: null = the source's default; undefined: not checked).
  */
-export function tryLoadGuidanceCache(file: string, sourceName?: string, patchSize?: number, modelSha?: string | null): GuidanceImages | null {
+export function tryLoadGuidanceCache(file: string, sourceName?: string, patchSize?: number, modelSha?: string | null, steps?: number | null): GuidanceImages | null {
   let ck;
   try {
     ck = loadCheckpoint(file);
@@ -206,6 +207,7 @@ export function tryLoadGuidanceCache(file: string, sourceName?: string, patchSiz
   if (sourceName !== undefined && ck.meta.source !== sourceName) return null;
   if (patchSize !== undefined && ck.meta.patchSize !== patchSize) return null;
   if (modelSha !== undefined && (ck.meta.model ?? null) !== modelSha) return null;
+  if (steps !== undefined && (ck.meta.steps ?? null) !== steps) return null;
   const cache: GuidanceImages = new Map();
   for (const [k, t] of ck.tensors) cache.set(k, makeImage(t.shape[0], t.shape[1], t.data));
   return cache;

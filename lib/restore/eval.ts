@@ -27,6 +27,7 @@ import { htmlTable, markdownTable, Row, escapeHtml } from '../viz/table';
 import { writeFileAtomic } from '../util/fsx';
 import { hashString } from '../util/rng';
 import { GuidedRestorer } from './guided';
+import { TileOptions, restoreTiled } from './tiled';
 import { GuidanceSource, guidanceKey, noGuidance } from './source';
 import type { RestoreConfig } from './config';
 import { ClassicalMethod, classicalMethodFor, NO_CLASSICAL } from './classical';
@@ -118,23 +119,17 @@ export async function validationImages(ev: RestoreConfig['eval'], limit = ev.lim
 }
 
 /**
- * Restore one image.
- * @param x [H,W,3] degraded; @param g [Hg,Wg,3] guidance (guided nets only)
+ * Restore one image of any size: in one pass when it fits the tile budget (the untiled network
+ * output), else in overlapping tiles blended without seams, G encoded once and matched whole by every
+ * tile (lib/restore/tiled.ts). A guidance image above GUIDANCE_MAX_PIXELS is reduced first.
+ * @param x [H,W,3] degraded; @param g [Hg,Wg,3] guidance (guided nets only; ignored by unguided ones)
+ * @param opts tile size / memory budget / overlap / progress per tile
  * @returns [H,W,3] clipped to [0,1]
+ * @throws UserError when the budget or tile cannot be held by the backend; NonFiniteError
+ *   when the network's output is not finite (corrupt weights)
  */
-export function restoreImage(net: GuidedRestorer, x: RGBImage, g?: RGBImage): RGBImage {
-  const out = tf.tidy(() => {
-    const xt = toBatch([x]);
-    const gt = net.cfg.guidance ? toBatch([g ?? missingGuidance()]) : undefined;
-    return tf.clipByValue(net.call(xt, gt), 0, 1);
-  });
-  const [img] = fromBatch(out);
-  out.dispose();
-  return img;
-}
-
-function missingGuidance(): never {
-  throw new Error('restoreImage: the network is guided; pass the guidance image');
+export function restoreImage(net: GuidedRestorer, x: RGBImage, g?: RGBImage, opts: TileOptions = {}): RGBImage {
+  return restoreTiled(net, x, g, opts);
 }
 
 /** One measurement. */

@@ -26,8 +26,8 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { Params } from '../models/params';
 import { Rng } from '../util/rng';
-import { AggregationConfigSchema, DynamicAggregation, MatchIndices } from './aggregation';
-import { FusionSpec, RestorationBackbone, checkImage, cropTo, padToMultiple } from './layers';
+import { AggregationConfigSchema, DynamicAggregation, MatchIndices, MatchOptions } from './aggregation';
+import { FusionSpec, RestorationBackbone, TileRegion, checkImage, cropTo, padToMultiple } from './layers';
 import { NAFNet, NAFNetConfigObject } from './nafnet';
 import { PromptIR, PromptIRConfigSchema } from './promptir';
 import { Restormer, RestormerConfigSchema } from './restormer';
@@ -123,27 +123,72 @@ export class GuidedRestorer {
   }
 
   /**
+   * H and W of X are padded to a multiple of this before the network sees them (and cropped back):
+   * the matcher's 2^(levels−1)·blockSize when guided, the backbone's own multiple when not. Tiles of
+   * a larger image are multiples of it and start at multiples of it (lib/restore/tiled.ts).
+   */
+  get sizeMultiple(): number {
+    return this.aggregation ? lcm(this.aggregation.sizeMultiple, this.backbone.sizeMultiple) : this.backbone.sizeMultiple;
+  }
+
+  /**
+   * The guidance image, padded as `call` pads it and encoded by the matcher, for several calls on
+   * the tiles of one image (G is encoded once). Dispose the result.
+   * @param g [1,Hg,Wg,3] in [0,1], any size
+   */
+  encodeGuidance(g: tf.Tensor4D): GuidanceFeatures {
+    const agg = this.aggregation;
+    if (!agg) throw new Error(`${this.prefix}: built with guidance: false; it takes no guidance image`);
+    checkImage(this.prefix, 'g', g);
+    const features = tf.tidy(() => agg.encodeGuidance(padToMultiple(g, agg.guidanceMultiple, 3 * agg.guidanceMultiple)));
+    return { features, shape: [g.shape[1], g.shape[2]], dispose: () => tf.dispose(features) };
+  }
+
+  /**
    * @param x degraded images [B,H,W,3] in [0,1]
-   * @param g guidance images [B,Hg,Wg,3] in [0,1] (required iff `guidance`); any size
+   * @param g guidance images [B,Hg,Wg,3] in [0,1] (required iff `guidance`); any size; or their
+   *   `encodeGuidance` features (not disposed here)
+   * @param opts when x is a tile of a larger image: `windowBlocks`, that image's X blocks
+   *   (MatchOptions), and `region`, where the tile lies in it (TileRegion)
    * @returns restored [B,H,W,3] (x + residual, not clipped)
    */
-  call(x: tf.Tensor4D, g?: tf.Tensor4D): tf.Tensor4D {
+  call(x: tf.Tensor4D, g?: tf.Tensor4D | GuidanceFeatures, opts: MatchOptions & { region?: TileRegion } = {}): tf.Tensor4D {
     checkImage(this.prefix, 'x', x);
     if (!this.aggregation) {
       if (g) throw new Error(`${this.prefix}: built with guidance: false, but a guidance image was given`);
-      return this.backbone.call(x);
+      return this.backbone.call(x, undefined, opts.region);
     }
     if (!g) throw new Error(`${this.prefix}: built with guidance: true; call(x, g) needs the guidance image g`);
-    checkImage(this.prefix, 'g', g);
-    if (g.shape[0] !== x.shape[0]) throw new Error(`${this.prefix}: x [${x.shape}] and g [${g.shape}] must have the same batch size`);
+    const encoded = !(g instanceof tf.Tensor);
+    if (!encoded) {
+      checkImage(this.prefix, 'g', g);
+      if (g.shape[0] !== x.shape[0]) throw new Error(`${this.prefix}: x [${x.shape}] and g [${g.shape}] must have the same batch size`);
+    }
     const agg = this.aggregation;
     return tf.tidy(() => {
       const [, h, w] = x.shape;
       const xp = padToMultiple(x, agg.sizeMultiple);
-      const gp = padToMultiple(g, agg.guidanceMultiple, 3 * agg.guidanceMultiple);
-      const { features, indices } = agg.forward(xp, gp);
+      const gp = encoded ? g.features : padToMultiple(g, agg.guidanceMultiple, 3 * agg.guidanceMultiple);
+      const { features, indices } = agg.forward(xp, gp, opts);
       this.lastMatch = indices;
-      return cropTo(this.backbone.call(xp, features), h, w);
+      return cropTo(this.backbone.call(xp, features, opts.region), h, w);
     });
   }
+}
+
+/** The matcher's features of one guidance image (`GuidedRestorer.encodeGuidance`). */
+export interface GuidanceFeatures {
+  /** one map per matcher level, [1,Hg'/2^l,Wg'/2^l,nf·2^l] (Hg', Wg': G padded) */
+  features: tf.Tensor4D[];
+  /** G's size before padding [Hg, Wg] */
+  shape: [number, number];
+  dispose(): void;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+function lcm(a: number, b: number): number {
+  return (a / gcd(a, b)) * b;
 }

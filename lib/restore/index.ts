@@ -9,6 +9,7 @@ export * from './data';
 export * from './source';
 export * from './train';
 export * from './eval';
+export * from './tiled';
 export * from './inspect';
 export * from './bench';
 export * from './config';

@@ -8,6 +8,7 @@ import { toBatch } from '../data/patches';
 import { GuidedRestorer } from './guided';
 import { matchFeatures, matchedCells, DynamicAggregation } from './aggregation';
 import { padToMultiple } from './layers';
+import { checkWholeImageFits, matcherBytes } from './tiled';
 
 export interface MatchView {
   /** pixels per deepest-level cell: 2^(levels−1) */
@@ -29,11 +30,14 @@ export interface MatchView {
 
 /**
  * Run only the matcher of a guided restorer (or a bare DynamicAggregation) on one X and one G.
- * Sizes as in `GuidedRestorer.call`: X padded to the matcher's multiple, G to its own.
+ * Sizes as in `GuidedRestorer.call`: X padded to the matcher's multiple, G to its own. The whole
+ * image goes through the matcher at once: a size the backend cannot hold is refused up front
+ * (UserError with the size and the limit).
  */
 export function inspectMatch(net: GuidedRestorer | DynamicAggregation, x: RGBImage, g: RGBImage): MatchView {
   const agg = net instanceof GuidedRestorer ? net.aggregation : net;
   if (!agg) throw new Error('inspectMatch: the restorer was built without guidance (no matcher)');
+  checkWholeImageFits('inspectMatch', x.height, x.width, matcherBytes(agg, x.height, x.width, g.height, g.width) + 4 * 3 * (x.height * x.width + g.height * g.width));
   let result: { indices: ReturnType<typeof matchFeatures>['indices']; simArr: Float32Array } | undefined;
   tf.tidy(() => {
     const xp = padToMultiple(toBatch([x]), agg.sizeMultiple);

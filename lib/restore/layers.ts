@@ -102,7 +102,18 @@ export function l2normalize<T extends tf.Tensor>(x: T, eps = 1e-12): T {
 
 /** Exact GELU, 0.5·x·(1 + erf(x/√2)) (PyTorch `F.gelu` default; wasm has an Erf kernel). */
 export function geluErf<T extends tf.Tensor>(x: T): T {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as T);
+  return tf.tidy(() => {
+    // written out so that at most two temporaries of x's size are alive (inference memory)
+    const a = tf.mul(x, Math.SQRT1_2);
+    const e = tf.erf(a);
+    a.dispose();
+    const f = tf.add(e, 1);
+    e.dispose();
+    const h = tf.mul(x, 0.5);
+    const y = tf.mul(h, f) as T;
+    tf.dispose([h, f]);
+    return y;
+  });
 }
 
 /** Split the channel axis of [B,H,W,C] into two halves (PyTorch `chunk(2, dim=1)`). */
@@ -134,6 +145,54 @@ export interface FusionSpec {
   rng?: Rng;
 }
 
+/**
+ * Where an input tile lies in the whole image it was cut from (lib/restore/tiled.ts), for layers whose
+ * output depends on the position in the image (PromptIR's prompts are resized to the whole image,
+ * and a tile takes its part of them). Pixels at full resolution; the whole image as padded.
+ */
+export interface TileRegion {
+  top: number;
+  left: number;
+  /** the whole (padded) image */
+  height: number;
+  width: number;
+}
+
+/**
+ * Rows [offset, offset + n) of the matrix that resizes S samples to `size` bilinearly with half-pixel
+ * centres (tf.image.resizeBilinear(…, alignCorners false, halfPixelCenters true), edges clamped):
+ * [n, S], two non-zeros per row.
+ */
+export function bilinearRows(S: number, size: number, offset: number, n: number): tf.Tensor2D {
+  const m = new Float32Array(n * S);
+  const ratio = S / size;
+  for (let r = 0; r < n; r++) {
+    const src = ratio * (offset + r + 0.5) - 0.5;
+    const lo = Math.max(0, Math.floor(src));
+    const frac = src - lo;
+    const hi = Math.min(S - 1, Math.ceil(src));
+    m[r * S + lo] += 1 - frac;
+    m[r * S + hi] += frac;
+  }
+  return tf.tensor2d(m, [n, S]);
+}
+
+/**
+ * The part [top, top+n) × [left, left+m) of `resizeBilinear(p, [height, width], false, true)`,
+ * computed without the whole resized map.
+ * @param p [B,S,S2,C] @returns [B,n,m,C]
+ */
+export function resizeBilinearWindow(p: tf.Tensor4D, height: number, width: number, top: number, left: number, n: number, m: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, s1, s2, c] = p.shape;
+    const ry = bilinearRows(s1, height, top, n);
+    const rx = bilinearRows(s2, width, left, m);
+    const rows = tf.matMul(ry, p.transpose([1, 0, 2, 3]).reshape([s1, b * s2 * c])).reshape([n, b, s2, c]); // [n,B,S2,C]
+    const cols = tf.matMul(rx, rows.transpose([2, 1, 0, 3]).reshape([s2, b * n * c])).reshape([m, b, n, c]); // [m,B,n,C]
+    return cols.transpose([1, 2, 0, 3]) as tf.Tensor4D;
+  });
+}
+
 /** What `GuidedRestorer` needs from a backbone. */
 export interface RestorationBackbone {
   /** number of resolution levels (fusion points): level l is at 1/2^l */
@@ -145,9 +204,11 @@ export interface RestorationBackbone {
   /**
    * @param x [B,H,W,3] in [0,1]; any H, W (zero-padded to `sizeMultiple`, cropped back)
    * @param guidance F̂g per level, [B,Hp/2^l,Wp/2^l,channels[l]] for the padded size Hp×Wp
+   * @param region where x lies in a larger image when it is a tile of it (x then a multiple of
+   *   `sizeMultiple`, at a multiple of it)
    * @returns [B,H,W,3] = x + predicted residual (not clipped)
    */
-  call(x: tf.Tensor4D, guidance?: tf.Tensor4D[]): tf.Tensor4D;
+  call(x: tf.Tensor4D, guidance?: tf.Tensor4D[], region?: TileRegion): tf.Tensor4D;
 }
 
 /** Validate the guidance list a backbone got against its fusion spec and padded size. */
@@ -162,5 +223,187 @@ export function checkGuidance(who: string, spec: FusionSpec | undefined, guidanc
     if (g.rank !== 4 || g.shape.some((d, i) => d !== want[i])) {
       throw new Error(`${who}: guidance level ${l} must be [${want}] (padded input ${hp}×${wp}), got [${g.shape}]`);
     }
+  });
+}
+
+/** Apply the blocks in turn; the intermediate outputs (not `x`) are disposed once consumed. */
+export function runBlocks(blocks: { call(x: tf.Tensor4D): tf.Tensor4D }[], x: tf.Tensor4D): tf.Tensor4D {
+  let h = x;
+  for (const blk of blocks) h = replaced(h, blk.call(h), x);
+  return h;
+}
+
+/**
+ * `next`, after disposing `prev` unless it is one of `keep` (inference memory: a forward pass holds only
+ * the live activations; under a gradient tape the engine keeps its own copies of what backprop needs).
+ */
+export function replaced(prev: tf.Tensor4D, next: tf.Tensor4D, ...keep: tf.Tensor[]): tf.Tensor4D {
+  if (prev !== next && !keep.includes(prev)) prev.dispose();
+  return next;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole-image statistics of a tiled pass
+
+/** The pixels of a tile that count for it in the whole image's statistics: a partition of the image over the tiles (tile coordinates, full resolution). */
+export interface CoreRegion {
+  top: number;
+  left: number;
+  bottom: number;
+  right: number;
+  tileHeight: number;
+  tileWidth: number;
+}
+
+/**
+ * The statistics that make a restorer's output depend on the WHOLE image — Restormer/PromptIR's MDTA
+ * attention (channel correlations normalised over all pixels), PromptIR's prompt weights and NAFNet's
+ * channel attention (global average pooling) — gathered over the tiles of an image and handed back to
+ * them (lib/restore/tiled.ts): in a pass every op adds the sums over the tile's core region
+ * (`CoreRegion`; the cores partition the padded image), and in the next pass it uses the sums of all
+ * tiles, i.e. the statistics of the whole image as the previous pass saw it. Ops are told apart by
+ * their call order, which is the same in every tile. Outside a tiled pass (`withImageStatistics`)
+ * nothing changes.
+ */
+export class ImageStatistics {
+  /** the whole image's sums of the previous pass (what ops use), per op */
+  private whole: { sums: Float64Array[]; counts: number[] } | null = null;
+  /** this pass's sums, per op */
+  private sums: Float64Array[] = [];
+  private counts: number[] = [];
+  private recording = true;
+  private calls = 0;
+  private core?: CoreRegion;
+
+  /** Start a tile (resets the op counter). */
+  startTile(core: CoreRegion): void {
+    this.core = core;
+    this.calls = 0;
+  }
+
+  /**
+   * After every tile of a pass: the ops of the next pass take this pass's sums (the whole image's
+   * statistics); `record` = gather them again in the next pass (for yet another one).
+   */
+  nextPass(record: boolean): void {
+    this.whole = { sums: this.sums, counts: this.counts };
+    this.sums = [];
+    this.counts = [];
+    this.recording = record;
+  }
+
+  /** Ops per tile (recorded in the last pass that recorded). */
+  get ops(): number {
+    return Math.max(this.sums.length, this.whole?.sums.length ?? 0);
+  }
+
+  /** The tile's core at an op's resolution: [top, left, bottom, right] of an h×w map. */
+  coreAt(h: number, w: number): [number, number, number, number] {
+    const c = this.core;
+    if (!c) throw new Error('ImageStatistics: startTile was not called');
+    const sy = c.tileHeight / h;
+    const sx = c.tileWidth / w;
+    const r = [c.top / sy, c.left / sx, c.bottom / sy, c.right / sx];
+    if (!r.every(Number.isInteger)) throw new Error(`ImageStatistics: core [${[c.top, c.left, c.bottom, c.right]}] of a ${c.tileHeight}x${c.tileWidth} tile does not fall on the ${h}x${w} grid`);
+    return r as [number, number, number, number];
+  }
+
+  /**
+   * One op: adds its core sums (`values`, when recording) and returns the whole image's from the
+   * previous pass (null in the first pass: the op then uses the tile's own).
+   */
+  next(values: () => { sums: Float32Array; count: number }): { sums: Float64Array; count: number } | null {
+    const i = this.calls++;
+    if (this.recording) {
+      const v = values();
+      if (!this.sums[i]) {
+        this.sums[i] = new Float64Array(v.sums.length);
+        this.counts[i] = 0;
+      }
+      const s = this.sums[i];
+      for (let j = 0; j < s.length; j++) s[j] += v.sums[j];
+      this.counts[i] += v.count;
+    }
+    if (!this.whole) return null;
+    if (i >= this.whole.sums.length) throw new Error(`ImageStatistics: op ${i} was not recorded in the previous pass (${this.whole.sums.length} ops per tile)`);
+    return { sums: this.whole.sums[i], count: this.whole.counts[i] };
+  }
+}
+
+let activeStats: ImageStatistics | null = null;
+
+/** Run `fn` with `stats` gathering or applying the whole image's statistics (see ImageStatistics). */
+export function withImageStatistics<T>(stats: ImageStatistics, fn: () => T): T {
+  const prev = activeStats;
+  activeStats = stats;
+  try {
+    return fn();
+  } finally {
+    activeStats = prev;
+  }
+}
+
+/**
+ * Global average pooling over H and W, [B,H,W,C] → [B,C] (or [B,1,1,C] with keepDims): of the tile as
+ * usual, or of the whole image inside a tiled pass (ImageStatistics).
+ */
+export function spatialMean(x: tf.Tensor4D, keepDims = false): tf.Tensor {
+  const s = activeStats;
+  const [b, h, w, c] = x.shape;
+  const shape = keepDims ? [b, 1, 1, c] : [b, c];
+  if (!s) return tf.mean(x, [1, 2], keepDims);
+  const whole = s.next(() => {
+    const [t, l, bo, r] = s.coreAt(h, w);
+    const sums = tf.tidy(() => tf.sum(tf.slice(x, [0, t, l, 0], [-1, bo - t, r - l, -1]), [1, 2]));
+    const data = sums.dataSync() as Float32Array;
+    sums.dispose();
+    return { sums: data, count: (bo - t) * (r - l) };
+  });
+  if (!whole) return tf.mean(x, [1, 2], keepDims);
+  return tf.tensor(Float32Array.from(whole.sums, (v) => v / whole.count), shape);
+}
+
+/**
+ * MDTA's attention logits before the temperature (Restormer, "Restormer: Efficient Transformer for
+ * High-Resolution Image Restoration", CVPR 2022, Sec. 3.1): the channel × channel cosine similarities
+ * q̂ k̂ᵀ with q and k L2-normalised over all pixels — of the tile as usual, or of the whole image inside
+ * a tiled pass (ImageStatistics; the sums q kᵀ, Σq², Σk² add over tiles).
+ * @param q [B,heads,ch,HW] @param k [B,heads,ch,HW] (HW = the h×w map, row-major); not disposed
+ * @returns [B,heads,ch,ch]
+ */
+export function channelCorrelation(q: tf.Tensor4D, k: tf.Tensor4D, h: number, w: number, eps = 1e-12): tf.Tensor4D {
+  const local = () =>
+    tf.tidy(() => {
+      const qh = l2normalize(q);
+      const kh = l2normalize(k);
+      return tf.matMul(qh, kh, false, true) as tf.Tensor4D;
+    });
+  const s = activeStats;
+  if (!s) return local();
+  const [b, nh, ch] = q.shape;
+  const whole = s.next(() => {
+    const [t, l, bo, r] = s.coreAt(h, w);
+    const m = new Float32Array(h * w);
+    for (let y = t; y < bo; y++) m.fill(1, y * w + l, y * w + r);
+    const parts = tf.tidy(() => {
+      const mask = tf.tensor4d(m, [1, 1, 1, h * w]);
+      const qm = tf.mul(q, mask);
+      const gram = tf.matMul(qm, k, false, true); // [B,heads,ch,ch]
+      const nq = tf.sum(tf.mul(qm, q), -1); // [B,heads,ch]
+      const nk = tf.sum(tf.mul(tf.mul(k, mask), k), -1);
+      return tf.concat([gram.reshape([-1]), nq.reshape([-1]), nk.reshape([-1])]);
+    });
+    const data = parts.dataSync() as Float32Array;
+    parts.dispose();
+    return { sums: data, count: (bo - t) * (r - l) };
+  });
+  if (!whole) return local();
+  const g = b * nh * ch * ch;
+  const n = b * nh * ch;
+  return tf.tidy(() => {
+    const gram = tf.tensor4d(Float32Array.from(whole.sums.subarray(0, g)), [b, nh, ch, ch]);
+    const nq = tf.maximum(tf.sqrt(tf.tensor4d(Float32Array.from(whole.sums.subarray(g, g + n)), [b, nh, ch, 1])), eps);
+    const nk = tf.maximum(tf.sqrt(tf.tensor4d(Float32Array.from(whole.sums.subarray(g + n, g + 2 * n)), [b, nh, 1, ch])), eps);
+    return tf.div(gram, tf.mul(nq, nk)) as tf.Tensor4D;
   });
 }

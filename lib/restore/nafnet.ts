@@ -23,7 +23,7 @@ import { z } from 'zod';
 import { Params, init } from '../models/params';
 import { Conv2d, DepthwiseConv2d, LayerNorm } from '../models/nn';
 import { Rng } from '../util/rng';
-import { FusionSpec, RestorationBackbone, checkGuidance, checkImage, chunk2, cropTo, padToMultiple, pixelShuffle } from './layers';
+import { FusionSpec, RestorationBackbone, checkGuidance, checkImage, chunk2, cropTo, padToMultiple, pixelShuffle, runBlocks, replaced, spatialMean } from './layers';
 
 const posInt = z.number().int().positive();
 
@@ -67,12 +67,20 @@ export class NAFBlock {
   }
   /** @param inp [B,H,W,c] → [B,H,W,c] */
   call(inp: tf.Tensor4D): tf.Tensor4D {
-    let [x1, x2] = chunk2(this.dw.call(this.conv1.call(this.norm1.call(inp))));
-    let x = tf.mul(x1, x2) as tf.Tensor4D; // SimpleGate
-    x = tf.mul(x, this.sca.call(tf.mean(x, [1, 2], true) as tf.Tensor4D)) as tf.Tensor4D; // simplified channel attention
-    const y = tf.add(inp, tf.mul(this.conv3.call(x), this.beta)) as tf.Tensor4D;
-    [x1, x2] = chunk2(this.conv4.call(this.norm2.call(y)));
-    return tf.add(y, tf.mul(this.conv5.call(tf.mul(x1, x2) as tf.Tensor4D), this.gamma)) as tf.Tensor4D;
+    // two tidies: at inference the intermediates are freed as each half returns (a forward pass peaks
+    // at one block's memory); under a gradient tape the engine keeps what backprop needs
+    const y = tf.tidy(() => {
+      const [x1, x2] = chunk2(this.dw.call(this.conv1.call(this.norm1.call(inp))));
+      let x = tf.mul(x1, x2) as tf.Tensor4D; // SimpleGate
+      x = tf.mul(x, this.sca.call(spatialMean(x, true) as tf.Tensor4D)) as tf.Tensor4D; // simplified channel attention (GAP: of the whole image in a tiled pass)
+      return tf.add(inp, tf.mul(this.conv3.call(x), this.beta)) as tf.Tensor4D;
+    });
+    const out = tf.tidy(() => {
+      const [x1, x2] = chunk2(this.conv4.call(this.norm2.call(y)));
+      return tf.add(y, tf.mul(this.conv5.call(tf.mul(x1, x2) as tf.Tensor4D), this.gamma)) as tf.Tensor4D;
+    });
+    y.dispose();
+    return out;
   }
 }
 
@@ -84,7 +92,7 @@ export class NAFFusion {
   }
   /** @param fx [B,H,W,C] @param fg [B,H,W,Cg] → [B,H,W,C] */
   call(fx: tf.Tensor4D, fg: tf.Tensor4D): tf.Tensor4D {
-    return tf.slice(this.block.call(tf.concat([fx, fg], 3) as tf.Tensor4D), [0, 0, 0, 0], [-1, -1, -1, this.c]);
+    return tf.tidy(() => tf.slice(this.block.call(tf.concat([fx, fg], 3) as tf.Tensor4D), [0, 0, 0, 0], [-1, -1, -1, this.c]));
   }
 }
 
@@ -127,21 +135,27 @@ export class NAFNet implements RestorationBackbone {
       const [b, h, w] = x.shape;
       const xp = padToMultiple(x, this.sizeMultiple);
       checkGuidance(this.prefix, this.fusion, guidance, b, xp.shape[1], xp.shape[2]);
-      const fuse = (t: tf.Tensor4D, l: number) => (guidance && this.fuse ? this.fuse[l].call(t, guidance[l]) : t);
-      const run = (blocks: NAFBlock[], t: tf.Tensor4D) => blocks.reduce((a, blk) => blk.call(a), t);
+      // intermediates are disposed once consumed (`replaced`): inference holds only live activations
+      const fuse = (t: tf.Tensor4D, l: number) => (guidance && this.fuse ? replaced(t, this.fuse[l].call(t, guidance[l])) : t);
       let y = this.intro.call(xp);
       const skips: tf.Tensor4D[] = [];
       this.enc.forEach((blocks, l) => {
-        y = run(blocks, fuse(y, l));
+        y = fuse(y, l);
+        y = replaced(y, runBlocks(blocks, y));
         skips.push(y);
         y = this.down[l].call(y);
       });
-      y = run(this.middle, fuse(y, this.levels - 1));
+      y = fuse(y, this.levels - 1);
+      y = replaced(y, runBlocks(this.middle, y));
       this.dec.forEach((blocks, i) => {
-        y = tf.add(pixelShuffle(this.up[i].call(y), 2), skips[skips.length - 1 - i]) as tf.Tensor4D;
-        y = run(blocks, y);
+        const up = this.up[i].call(y);
+        y = replaced(y, pixelShuffle(up, 2));
+        up.dispose();
+        y = replaced(y, tf.add(y, skips[skips.length - 1 - i]) as tf.Tensor4D);
+        y = replaced(y, runBlocks(blocks, y));
       });
-      return cropTo(tf.add(this.ending.call(y), xp) as tf.Tensor4D, h, w);
+      const out = replaced(y, this.ending.call(y));
+      return cropTo(replaced(out, tf.add(out, xp) as tf.Tensor4D), h, w);
     });
   }
 }

@@ -17,6 +17,10 @@
  *
  * Guidance (Eq. 4): as in Restormer, fusion at the inputs of the 4 encoder levels.
  *
+ * Tiles (lib/restore/tiled.ts): the prompt is a spatial map resized to the feature size; a tile of a
+ * larger image takes its window of the prompt resized to the WHOLE image (`TileRegion`), as the untiled
+ * pass would give it, not the whole prompt squeezed into the tile.
+ *
  * Deviations: small defaults (dim 16, blocks [1,1,1,1], 1 refinement block, prompts 16/32/64
  * channels at sizes 32/16/8 — the official 64/128/320 at 64/32/16 for 128-px crops with dim 48);
  * inputs padded to a multiple of 8 and cropped back. The official unused `chnl_reduce*` and
@@ -27,7 +31,7 @@ import { z } from 'zod';
 import { Params } from '../models/params';
 import { Conv2d, Linear } from '../models/nn';
 import { Rng } from '../util/rng';
-import { FusionSpec, RestorationBackbone, checkGuidance, checkImage, cropTo, padToMultiple } from './layers';
+import { FusionSpec, RestorationBackbone, TileRegion, checkGuidance, checkImage, cropTo, padToMultiple, resizeBilinearWindow, spatialMean } from './layers';
 import { RestormerConfigSchema, RestormerDecoder, RestormerEncoder, TransformerBlock, fuseHeads } from './restormer';
 
 const posInt = z.number().int().positive();
@@ -49,12 +53,18 @@ export class PromptGenBlock {
     this.linear = new Linear(p, `${name}.linear`, cin, len, rng);
     this.conv = new Conv2d(p, `${name}.conv`, dim, dim, rng, { bias: false });
   }
-  /** @param x [B,H,W,cin] → prompt [B,H,W,dim] */
-  call(x: tf.Tensor4D): tf.Tensor4D {
+  /**
+   * @param x [B,H,W,cin] → prompt [B,H,W,dim]
+   * @param region (a tile of a larger image) x's place in that image's map at this level: the
+   *   prompt is resized to the whole map and the tile takes its window of it
+   */
+  call(x: tf.Tensor4D, region?: TileRegion): tf.Tensor4D {
     const [b, h, w] = x.shape;
-    const weights = tf.softmax(this.linear.call(tf.mean(x, [1, 2]) as tf.Tensor2D), -1); // [B,N]
+    const weights = tf.softmax(this.linear.call(spatialMean(x) as tf.Tensor2D), -1); // [B,N] (GAP: of the whole image in a tiled pass)
     const mixed = tf.matMul(weights, this.prompts as tf.Tensor2D).reshape([b, this.size, this.size, this.dim]) as tf.Tensor4D; // [B,S,S,Cp]
-    const resized = h === this.size && w === this.size ? mixed : tf.image.resizeBilinear(mixed, [h, w], false, true);
+    let resized: tf.Tensor4D;
+    if (region && (region.height !== h || region.width !== w)) resized = resizeBilinearWindow(mixed, region.height, region.width, region.top, region.left, h, w);
+    else resized = h === this.size && w === this.size ? mixed : tf.image.resizeBilinear(mixed, [h, w], false, true);
     return this.conv.call(resized);
   }
 }
@@ -70,8 +80,8 @@ class PromptInteraction {
     this.block = new TransformerBlock(p, `${name}.block`, cin + cp, fuseHeads(cin + cp, heads), cfg, rng);
     this.reduce = new Conv2d(p, `${name}.reduce`, cin + cp, cout, rng, { k: 1, bias: cfg.bias });
   }
-  call(x: tf.Tensor4D): tf.Tensor4D {
-    return this.reduce.call(this.block.call(tf.concat([x, this.gen.call(x)], 3) as tf.Tensor4D));
+  call(x: tf.Tensor4D, region?: TileRegion): tf.Tensor4D {
+    return tf.tidy(() => this.reduce.call(this.block.call(tf.concat([x, this.gen.call(x, region)], 3) as tf.Tensor4D)));
   }
 }
 
@@ -98,14 +108,20 @@ export class PromptIR implements RestorationBackbone {
   get levelChannels(): number[] {
     return this.encoder.levelChannels;
   }
-  call(x: tf.Tensor4D, guidance?: tf.Tensor4D[]): tf.Tensor4D {
+  call(x: tf.Tensor4D, guidance?: tf.Tensor4D[], region?: TileRegion): tf.Tensor4D {
     checkImage(this.prefix, 'x', x);
     return tf.tidy(() => {
       const [b, h, w] = x.shape;
       const xp = padToMultiple(x, this.sizeMultiple);
       checkGuidance(this.prefix, this.fusion, guidance, b, xp.shape[1], xp.shape[2]);
       const { skips, latent } = this.encoder.call(xp, guidance);
-      return cropTo(this.decoder.call(xp, skips, latent, (y, i) => this.prompt[i].call(y)), h, w);
+      // prompt i works at 1/2^(3−i) of the input: a tile's region scales alike
+      const at = (i: number): TileRegion | undefined => {
+        if (!region) return undefined;
+        const s = 2 ** (3 - i);
+        return { top: region.top / s, left: region.left / s, height: region.height / s, width: region.width / s };
+      };
+      return cropTo(this.decoder.call(xp, skips, latent, (y, i) => this.prompt[i].call(y, at(i))), h, w);
     });
   }
 }

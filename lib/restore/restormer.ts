@@ -24,7 +24,9 @@ import { z } from 'zod';
 import { Params, init } from '../models/params';
 import { Conv2d, DepthwiseConv2d, LayerNorm } from '../models/nn';
 import { Rng } from '../util/rng';
-import { FusionSpec, RestorationBackbone, checkGuidance, checkImage, chunk2, cropTo, geluErf, l2normalize, padToMultiple, pixelShuffle, pixelUnshuffle } from './layers';
+import { FusionSpec, RestorationBackbone, channelCorrelation, checkGuidance, checkImage, chunk2, cropTo, geluErf, padToMultiple, pixelShuffle, pixelUnshuffle, replaced, runBlocks } from './layers';
+
+export { runBlocks } from './layers';
 
 const posInt = z.number().int().positive();
 
@@ -74,13 +76,28 @@ export class MDTA {
     const [b, h, w, c] = x.shape;
     const nh = this.heads;
     const ch = c / nh;
-    const [q, k, v] = tf.split(this.dw.call(this.qkv.call(x)), 3, 3) as tf.Tensor4D[];
-    const toHeads = (t: tf.Tensor4D) => t.reshape([b, h * w, nh, ch]).transpose([0, 2, 3, 1]) as tf.Tensor4D; // [B,heads,ch,HW]
-    const qh = l2normalize(toHeads(q));
-    const kh = l2normalize(toHeads(k));
-    const logits = tf.mul(tf.matMul(qh, kh, false, true), this.temperature.reshape([1, nh, 1, 1])); // [B,heads,ch,ch]
-    const out = tf.matMul(tf.softmax(logits, -1), toHeads(v)); // [B,heads,ch,HW]
-    return this.proj.call(out.transpose([0, 3, 1, 2]).reshape([b, h, w, c]) as tf.Tensor4D);
+    return tf.tidy(() => {
+      // intermediates freed once consumed (inference memory), as in GDFN
+      const a = this.qkv.call(x);
+      const d = replaced(a, this.dw.call(a));
+      const [q, k, v] = tf.split(d, 3, 3) as tf.Tensor4D[];
+      d.dispose();
+      const toHeads = (t: tf.Tensor4D) => {
+        const r = t.reshape([b, h * w, nh, ch]).transpose([0, 2, 3, 1]) as tf.Tensor4D; // [B,heads,ch,HW]
+        t.dispose();
+        return r;
+      };
+      const qt = toHeads(q);
+      const kt = toHeads(k);
+      // q̂ k̂ᵀ, q and k normalised over all pixels (of the whole image in a tiled pass: channelCorrelation)
+      const corr = channelCorrelation(qt, kt, h, w);
+      tf.dispose([qt, kt]);
+      const logits = replaced(corr, tf.mul(corr, this.temperature.reshape([1, nh, 1, 1])) as tf.Tensor4D); // [B,heads,ch,ch]
+      const out = tf.matMul(tf.softmax(logits, -1), toHeads(v)); // [B,heads,ch,HW]
+      const o = out.transpose([0, 3, 1, 2]).reshape([b, h, w, c]) as tf.Tensor4D;
+      out.dispose();
+      return replaced(o, this.proj.call(o));
+    });
   }
 }
 
@@ -96,8 +113,17 @@ export class GDFN {
     this.pout = new Conv2d(p, `${name}.pout`, hidden, c, rng, { k: 1, bias });
   }
   call(x: tf.Tensor4D): tf.Tensor4D {
-    const [x1, x2] = chunk2(this.dw.call(this.pin.call(x)));
-    return this.pout.call(tf.mul(geluErf(x1), x2));
+    return tf.tidy(() => {
+      // each intermediate is freed once consumed (inference peak ≈ two hidden-width maps, not six)
+      const a = this.pin.call(x);
+      const d = replaced(a, this.dw.call(a));
+      const [x1, x2] = chunk2(d);
+      d.dispose();
+      const act = replaced(x1, geluErf(x1));
+      const gated = replaced(act, tf.mul(act, x2) as tf.Tensor4D);
+      x2.dispose();
+      return replaced(gated, this.pout.call(gated));
+    });
   }
 }
 
@@ -114,13 +140,12 @@ export class TransformerBlock {
     this.ffn = new GDFN(p, `${name}.ffn`, c, cfg.ffnExpansion, cfg.bias, rng);
   }
   call(x: tf.Tensor4D): tf.Tensor4D {
-    const y = tf.add(x, this.attn.call(this.norm1.call(x))) as tf.Tensor4D;
-    return tf.add(y, this.ffn.call(this.norm2.call(y))) as tf.Tensor4D;
+    // each half in its own tidy: at inference its intermediates are freed as soon as it returns (the
+    // peak memory of a forward pass is one block's, not the sum over blocks); under a gradient tape the
+    // tensors backprop needs are kept by the engine, so training is unchanged
+    const y = tf.tidy(() => tf.add(x, this.attn.call(this.norm1.call(x))) as tf.Tensor4D);
+    return replaced(y, tf.tidy(() => tf.add(y, this.ffn.call(this.norm2.call(y))) as tf.Tensor4D));
   }
-}
-
-export function runBlocks(blocks: { call(x: tf.Tensor4D): tf.Tensor4D }[], x: tf.Tensor4D): tf.Tensor4D {
-  return blocks.reduce((h, blk) => blk.call(h), x);
 }
 
 /** 3×3 conv C→C/2 then pixel-unshuffle: [B,H,W,C] → [B,H/2,W/2,2C]. */
@@ -160,8 +185,10 @@ export class TransformerFusion {
   }
   /** @param fx [B,H,W,C] @param fg [B,H,W,Cg] → [B,H,W,C] */
   call(fx: tf.Tensor4D, fg: tf.Tensor4D): tf.Tensor4D {
-    const fused = this.block.call(tf.concat([fx, fg], 3) as tf.Tensor4D);
-    return tf.add(fx, tf.mul(this.alpha, tf.slice(fused, [0, 0, 0, 0], [-1, -1, -1, this.c]))) as tf.Tensor4D;
+    return tf.tidy(() => {
+      const fused = this.block.call(tf.concat([fx, fg], 3) as tf.Tensor4D);
+      return tf.add(fx, tf.mul(this.alpha, tf.slice(fused, [0, 0, 0, 0], [-1, -1, -1, this.c]))) as tf.Tensor4D;
+    });
   }
 }
 
@@ -197,15 +224,17 @@ export class RestormerEncoder {
    * @returns skips [enc1 [B,H,W,d], enc2, enc3] and latent [B,H/8,W/8,8d]
    */
   call(x: tf.Tensor4D, guidance?: tf.Tensor4D[]): { skips: tf.Tensor4D[]; latent: tf.Tensor4D } {
-    const fuse = (h: tf.Tensor4D, l: number) => (guidance && this.fuse ? this.fuse[l].call(h, guidance[l]) : h);
+    const fuse = (h: tf.Tensor4D, l: number) => (guidance && this.fuse ? replaced(h, this.fuse[l].call(h, guidance[l])) : h);
     let h = this.embed.call(x);
     const skips: tf.Tensor4D[] = [];
     for (let l = 0; l < 3; l++) {
-      h = runBlocks(this.enc[l], fuse(h, l));
+      h = fuse(h, l);
+      h = replaced(h, runBlocks(this.enc[l], h));
       skips.push(h);
       h = this.down[l].call(h);
     }
-    return { skips, latent: runBlocks(this.latent, fuse(h, 3)) };
+    h = fuse(h, 3);
+    return { skips, latent: replaced(h, runBlocks(this.latent, h)) };
   }
 }
 
@@ -246,15 +275,20 @@ export class RestormerDecoder {
    * @param before applied to the features entering decoder level 3 − i (i = 0, 1, 2)
    */
   call(xp: tf.Tensor4D, skips: tf.Tensor4D[], latent: tf.Tensor4D, before?: (y: tf.Tensor4D, i: number) => tf.Tensor4D): tf.Tensor4D {
+    // intermediates are disposed as soon as they are consumed (`replaced`); latent and skips are the caller's
     let y = latent;
     for (let i = 0; i < 3; i++) {
-      if (before) y = before(y, i);
-      y = tf.concat([this.up[i].call(y), skips[2 - i]], 3) as tf.Tensor4D;
-      if (i < 2) y = this.reduce[i].call(y);
-      y = runBlocks(this.dec[i], y);
+      if (before) y = replaced(y, before(y, i), latent);
+      const up = this.up[i].call(y);
+      y = replaced(y, tf.concat([up, skips[2 - i]], 3) as tf.Tensor4D, latent);
+      up.dispose();
+      if (i < 2) y = replaced(y, this.reduce[i].call(y));
+      y = replaced(y, runBlocks(this.dec[i], y));
     }
-    y = runBlocks(this.refinement, y);
-    return tf.add(this.out.call(y), xp) as tf.Tensor4D;
+    y = replaced(y, runBlocks(this.refinement, y));
+    const out = this.out.call(y);
+    y.dispose();
+    return replaced(out, tf.add(out, xp) as tf.Tensor4D);
   }
 }
 

@@ -40,10 +40,21 @@ export interface GuidanceSource {
    * The guidance image for a degraded image.
    * @param degraded [H,W,3] float32 RGB in [0,1] (float-noise inputs may leave [0,1])
    * @param key stable identity of the degraded image (`guidanceKey`), for the source's cache and seed
-   * @param oracle the clean image, offered ONLY for oracle stand-ins; a real source must ignore it
+   * @param opts `clean`: the clean image, offered ONLY for oracle stand-ins (a real source must
+   *   ignore it); `seed`: the seed of a generating source (default: its own, e.g. the checkpoint's)
    * @returns [Hg,Wg,3] float32 RGB in [0,1], any size
    */
-  get(degraded: RGBImage, key: string, oracle?: { clean: RGBImage }): Promise<RGBImage>;
+  get(degraded: RGBImage, key: string, opts?: GuidanceRequest): Promise<RGBImage>;
+}
+
+/** What a caller may add to a guidance request. */
+export interface GuidanceRequest {
+  /** the clean image (oracle stand-ins only) */
+  clean?: RGBImage;
+  /** seed of the generation (sources that generate G); default: the source's own */
+  seed?: number;
+  /** DDIM steps of the generation (sources that generate G); default: the source's own */
+  steps?: number;
 }
 
 /** Key of a degraded image: `<split>:<photo id>:<task name>` (e.g. 'val:opencv-lena:noise25'). */
@@ -72,7 +83,7 @@ export function cleanOracleGuidance(): GuidanceSource {
     name: 'clean-oracle',
     standIn: CLEAN_ORACLE_NOTE,
     async get(degraded, key, oracle) {
-      if (!oracle) throw new Error(`clean-oracle: no clean image offered for '${key}' (this stand-in only works inside training/evaluation, where the clean image is known)`);
+      if (!oracle?.clean) throw new Error(`clean-oracle: no clean image offered for '${key}' (this stand-in only works inside training/evaluation, where the clean image is known)`);
       const c = oracle.clean;
       if (c.height !== degraded.height || c.width !== degraded.width) {
         throw new Error(`clean-oracle: clean ${c.height}x${c.width} and degraded ${degraded.height}x${degraded.width} differ for '${key}'`);

@@ -113,7 +113,7 @@ function restoreData(cfg: RestoreConfig, ph: { photos: LoadedPhoto[]; moreScales
 /** Worker factory (lib/train/parallel.ts): the same stage in a training worker. */
 export async function restoreStageForWorker(args: { config: RestoreConfig; guidanceFile?: string; photoLimit?: number }): Promise<Stage<RestoreBatch>> {
   const cfg = parseRestoreConfig(args.config, 'worker config');
-  const ph = await restorePhotos(cfg, args.photoLimit);
+  const ph = await restorePhotos(cfg, args.photoLimit ?? cfg.photoLimit);
   let cache;
   if (cfg.model.guidance) {
     cache = args.guidanceFile ? tryLoadGuidanceCache(args.guidanceFile) : null;
@@ -191,11 +191,12 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
     }
   }
   fs.mkdirSync(runDir, { recursive: true });
-  const ph = await restorePhotos(cfg, opts.photoLimit);
+  const photoLimit = opts.photoLimit ?? cfg.photoLimit;
+  const ph = await restorePhotos(cfg, photoLimit);
   const specs = taskSpecs(cfg.tasks);
   const guidanceFile = path.join(runDir, GUIDANCE_CACHE_FILE);
   // G of every training photo × task, and of the held-out validation photos (generated from the text side as any input)
-  const cache = cfg.model.guidance ? await buildGuidanceCache([...ph.photos, ...ph.holdout], specs, source!, cfg.patchSize, guidanceFile, { quiet: opts.quiet }) : undefined;
+  const cache = cfg.model.guidance ? await buildGuidanceCache([...ph.photos, ...ph.holdout], specs, source!, cfg.patchSize, guidanceFile, { quiet: opts.quiet, steps: cfg.guidanceSteps }) : undefined;
   const { params, net } = buildRestorer(cfg);
   const stage = restoreStage(cfg, params, net, restoreData(cfg, ph, cache));
   const trainCfg = loopSettings(cfg.train);
@@ -207,7 +208,7 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
     quiet: opts.quiet,
     maxStepsThisCall: opts.maxStepsThisCall,
     onLog: opts.onLog,
-    parallel: workers > 1 ? { workers, factory: { module: __filename, fn: 'restoreStageForWorker', args: { config: cfg, guidanceFile: cache ? guidanceFile : undefined, photoLimit: opts.photoLimit } } } : undefined,
+    parallel: workers > 1 ? { workers, factory: { module: __filename, fn: 'restoreStageForWorker', args: { config: cfg, guidanceFile: cache ? guidanceFile : undefined, photoLimit } } } : undefined,
     validate: cfg.validation && ph.holdout.length ? { every: cfg.validation.every, best: { key: 'v_psnr', mode: 'max' }, run: async () => validationPsnr(cfg, net, ph.holdout, cache) } : undefined,
   });
   // the shipped weights: the best validation checkpoint when the run validates, else the final EMA weights
@@ -218,14 +219,28 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
 }
 
 /**
- * A one-line warning when a guided restorer meets G from another guidance model than it was trained
- * with (e.g. after the text-to-image model or the guidance was retrained); null when they match or
- * either side does not name its model (stand-ins, restorers saved before models were recorded).
+ * A one-line note when a guided restorer may meet G from another guidance than it was trained with:
+ *  - another source than its training one (e.g. a restorer trained on the 'clean-oracle' stand-in fed
+ *    the 'text' guidance);
+ *  - another guidance model than the one it records (e.g. after the text-to-image model or the guidance
+ *    was retrained);
+ *  - a guidance model, while the restorer records none (saved before models were recorded): which one
+ *    it was trained with is unknown.
+ * Null when they match, or when nothing is compared (`source` undefined: G given as an image).
+ * @param source the source's name (if known) and the model it generates G with
  */
-export function guidanceModelMismatch(file: string, meta: Record<string, unknown>, source: Pick<GuidanceSource, 'model'> | undefined): string | null {
+export function guidanceModelMismatch(file: string, meta: Record<string, unknown>, source: (Pick<GuidanceSource, 'model'> & { name?: string }) | undefined): string | null {
+  if (!source) return null;
+  const wasName = typeof meta.guidance === 'string' ? meta.guidance : undefined;
   const was = meta.guidanceModel as GuidanceModelRef | null | undefined;
-  const now = source?.model;
-  if (!was || !now || was.sha256 === now.sha256) return null;
+  const now = source.model;
+  const from = now ? `${now.file} (sha256 ${now.sha256.slice(0, 12)}…)` : `source '${source.name}'`;
+  if (wasName && source.name && wasName !== source.name) {
+    return `note: ${file} was trained with the guidance source '${wasName}' but gets G from '${source.name}'${now ? ` (${now.file})` : ''}; its results are not those of a restorer trained on this guidance — retrain it for the paper's setting`;
+  }
+  if (!now) return null;
+  if (!was) return `note: ${file} does not record which guidance model it was trained with; it gets G from ${from} — if it was trained with another, retrain it for the paper's setting`;
+  if (was.sha256 === now.sha256) return null;
   return `note: ${file} was trained with the guidance of ${was.file} (sha256 ${was.sha256.slice(0, 12)}…) but gets G from ${now.file} (${now.sha256.slice(0, 12)}…); retrain it for the paper's setting`;
 }
 

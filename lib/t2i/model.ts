@@ -24,7 +24,7 @@ import { ImageToTextMapper, featureDim, featureTokens, mapperFeatures } from '..
 import { T2IConfig, parseT2IConfig } from './presets';
 import { saveCheckpoint, loadCheckpoint, Named, CheckpointError } from '../util/checkpoint';
 import { splitState } from '../train/loop';
-import { RGBImage } from '../data/image';
+import { RGBImage, assertFinite } from '../data/image';
 import { fromBatch } from '../data/patches';
 import { Rng } from '../util/rng';
 
@@ -154,6 +154,7 @@ export class TextToImage {
       z.dispose();
       const imgs = fromBatch(x);
       x.dispose();
+      for (const im of imgs) assertFinite(im.data, 'the text-to-image model');
       return imgs;
     } finally {
       if (ctx !== prompts) ctx.dispose();

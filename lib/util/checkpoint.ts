@@ -4,8 +4,14 @@
  * crash never leaves a half-written checkpoint; the reader checks magic, header, sizes and names, and
  * every error names the file.
  *
+ * Integrity: the header holds `sha256`, the SHA-256 of the blob, and the reader verifies it (a flipped
+ * byte anywhere in the tensors is refused, not loaded as a slightly different model). Files written
+ * before the checksum existed have none and are still read. Whatever the file, a tensor with a
+ * non-finite value (NaN, ±Inf — e.g. a corrupted float16 exponent) is refused.
+ *
  * Layout: "TDRC1\n" | uint32 LE header byte length | header JSON (utf8) | zero padding to 8 | blob.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { writeFileAtomic } from './fsx';
 import { UserError } from './errors';
@@ -17,6 +23,8 @@ export interface CheckpointHeader {
   /** anything JSON: resolved config, step, best metric, rng seeds, kind of model… */
   meta: Record<string, unknown>;
   tensors: Array<{ name: string; shape: number[]; dtype: 'float32' | 'float16'; offset: number; bytes: number }>;
+  /** SHA-256 (hex) of the blob; absent in files written before it was recorded */
+  sha256?: string;
 }
 
 const MAGIC = Buffer.from('TDRC1\n', 'ascii');
@@ -41,7 +49,9 @@ export function saveCheckpoint(file: string, meta: Record<string, unknown>, tens
     parts.push(Buffer.from(buf), Buffer.alloc(pad));
     offset += buf.length + pad;
   }
-  const header: CheckpointHeader = { format: 1, meta, tensors: index };
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  const header: CheckpointHeader = { format: 1, meta, tensors: index, sha256: hash.digest('hex') };
   const hjson = Buffer.from(JSON.stringify(header), 'utf8');
   const hlen = Buffer.alloc(4);
   hlen.writeUInt32LE(hjson.length);
@@ -92,6 +102,14 @@ export function loadCheckpoint(file: string): { meta: Record<string, unknown>; t
   const hstart = PREFIX;
   const header = parseHeader(file, buf.subarray(hstart, hstart + hlen), hlen);
   const blobStart = hstart + hlen + ((8 - ((hstart + hlen) % 8)) % 8);
+  if (header.sha256 !== undefined) {
+    const blobEnd = blobStart + header.tensors.reduce((a, t) => Math.max(a, t.offset + t.bytes + ((8 - (t.bytes % 8)) % 8)), 0);
+    if (blobEnd > buf.length) throw new CheckpointError(`${file}: truncated checkpoint (${buf.length} bytes, the tensors need ${blobEnd})`);
+    const got = createHash('sha256').update(buf.subarray(blobStart, blobEnd)).digest('hex');
+    if (got !== header.sha256) {
+      throw new CheckpointError(`${file}: corrupt checkpoint: the tensor data's sha256 is ${got.slice(0, 12)}…, the header records ${String(header.sha256).slice(0, 12)}… (the file was damaged after it was written; restore it from its source or retrain)`);
+    }
+  }
   const tensors: Named = new Map();
   for (const t of header.tensors) {
     const start = blobStart + t.offset;
@@ -103,6 +121,8 @@ export function loadCheckpoint(file: string): { meta: Record<string, unknown>; t
     const copy = new Uint8Array(raw.length);
     copy.set(raw);
     const data = t.dtype === 'float16' ? fromFloat16(new Uint16Array(copy.buffer)) : new Float32Array(copy.buffer);
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new CheckpointError(`${file}: corrupt checkpoint: tensor '${t.name}' holds a non-finite value (${data[bad]} at index ${bad}); restore the file from its source or retrain`);
     tensors.set(t.name, { shape: t.shape, data });
   }
   return { meta: header.meta, tensors };

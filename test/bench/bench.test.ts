@@ -13,6 +13,8 @@ import { benchPromptIRStep, benchT2IStep } from '../../lib/jobs/bench_train';
 import { benchCommand, formatBench, formatClassicalBench } from '../../lib/cli/commands/bench';
 import { benchClassical } from '../../lib/restore/classical/bench';
 import { runPeerBench } from '../../lib/jobs/peer';
+import { formatRestoreBench, parseRestoreBenchSizes, runRestoreBench } from '../../lib/jobs/bench_restore';
+import { UserError } from '../../lib/util/errors';
 
 process.env.TDR_QUIET = '1';
 
@@ -105,4 +107,23 @@ test('PyTorch peer, 1 step: reports the PyTorch version and interpreter it ran',
 
 test('PyTorch peer: an interpreter that does not exist is a user error naming it', () => {
   assert.throws(() => runPeerBench({ threads: 1, steps: 1, warmup: 0, python: '/nonexistent/python3' }), (e: Error) => e.name === 'UserError' && /^\/nonexistent\/python3: cannot run it/.test(e.message));
+});
+
+test('restore bench at 64×48, unguided, one child process: fields, tile plan, peak RSS, formatted row; --sizes validated; restore-only options need --restore', async () => {
+  const rows = await runRestoreBench({ sizes: [['64x48', 64, 48]], guided: [false] });
+  assert.equal(rows.length, 1);
+  const r = rows[0];
+  assert.deepEqual([r.label, r.width, r.height, r.guided, r.tiles, r.passes], ['64x48', 64, 48, false, 1, 1]);
+  assert.ok(Math.abs(r.megapixels - 64 * 48 / 1e6) < 1e-12);
+  for (const k of ['decodeS', 'restoreS', 'encodeS', 'totalS', 'cpuS', 'peakRssMiB', 'predictedTileMiB'] as const) assert.ok(Number.isFinite(r[k]) && r[k] > 0, `${k}: ${r[k]}`);
+  assert.ok(r.totalS >= r.restoreS && r.peakRssMiB > 50, 'a node process with the wasm backend');
+  assert.match(r.backend, /\S/);
+  const table = formatRestoreBench(rows);
+  assert.match(table, /targets: 512² guided ≤ 5 s, 12 Mpx ≤ 2048 MiB peak RSS/);
+  assert.match(table, /^64x48 \(64x48\) +PromptIR +1 \(48x64\) +– +\d+\.\d +\d+\.\d +\d+\.\d +\d+$/m);
+  assert.deepEqual(parseRestoreBenchSizes('512, 12mp,640x480'), [['512²', 512, 512], ['12 Mpx', 4000, 3000], ['640x480', 640, 480]]);
+  for (const bad of ['5x5', '4mp', '640*480', '']) assert.throws(() => parseRestoreBenchSizes(bad), (e: Error) => e instanceof UserError && /^--sizes: '.*' is not 512, 1024, 3mp, 12mp or WxH/.test(e.message));
+  await assert.rejects(benchCommand.run(['--sizes', '512']), (e: Error) => e instanceof UserError && /--sizes applies to --restore only/.test(e.message));
+  await assert.rejects(benchCommand.run(['--restore', '--peer']), (e: Error) => e instanceof UserError && /--restore times tdr restore only/.test(e.message));
+  await assert.rejects(benchCommand.run(['--restore', '--sizes', '3x3']), (e: Error) => e instanceof UserError && /--sizes: '3x3'/.test(e.message));
 });

@@ -86,7 +86,7 @@ const BAD: [string, string[], RegExp][] = [
   ['missing --seed', [input, '--task', 'haze'], /^--seed is required/],
   ['missing input', [path.join(dir, 'nope.png'), '--task', 'haze', '--seed', '1'], /nope\.png: no such file$/],
   ['text file named .png', [textPng, '--task', 'haze', '--seed', '1'], /text\.png: not a readable image/],
-  ['no input', ['--task', 'haze', '--seed', '1'], /expected exactly one input image, got 0/],
+  ['no input', ['--task', 'haze', '--seed', '1'], /expected exactly one input image \(or folder\), got 0/],
   ['unknown option', [input, '--task', 'haze', '--seed', '1', '--beta', '2'], /Unknown option '--beta'/],
 ];
 

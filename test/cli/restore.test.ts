@@ -67,6 +67,7 @@ const bad: Array<[string, string[], RegExp]> = [
   ['bad output extension', [input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', plainCk, '--out', path.join(dir, 'out.gif')], /unsupported output extension '\.gif'/],
   ['clean-oracle has no clean image here', [input, '--backbone', 'nafnet', '--guidance', 'clean-oracle', '--checkpoint', guidedCk], /needs the clean image/],
   ['no guidance checkpoint for the text source', [input, '--backbone', 'nafnet', '--checkpoint', guidedCk], /guidance-demo\.tdrc: no guidance checkpoint/],
+  ['a tile budget above what the backend holds', [input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', plainCk, '--tile-budget', '100000'], /tile budget 100000 MiB is above what the \w+ backend can hold \(\d+ MiB\)/],
 ];
 for (const [what, args, msg] of bad) {
   test(`restore: ${what} → exit 2, one line, no output file`, async () => {
@@ -88,6 +89,35 @@ test('restore: unguided and guided (--guidance-image) runs write an image of the
   const out2 = path.join(dir, 'guided.png');
   assert.deepEqual(await run(() => restoreCommand.run([input, '--backbone', 'nafnet', '--guidance-image', input, '--checkpoint', guidedCk, '--out', out2])), { code: 0 });
   assert.ok(fs.existsSync(out2));
+});
+
+test('restore and degrade: --out equal to the input file is refused, the input left as it was', async () => {
+  const { degradeCommand } = await import('../../lib/cli/commands/degrade');
+  const copy = path.join(dir, 'keep.png');
+  fs.copyFileSync(input, copy);
+  const before = fs.readFileSync(copy);
+  for (const [name, fn] of [
+    ['restore', () => restoreCommand.run([copy, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', plainCk, '--out', copy])],
+    ['restore (another spelling of the path)', () => restoreCommand.run([copy, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', plainCk, '--out', path.join(dir, '.', 'sub', '..', 'keep.png')])],
+    ['degrade', () => degradeCommand.run([copy, '--task', 'noise', '--seed', '1', '--out', copy])],
+  ] as Array<[string, () => Promise<number>]>) {
+    const r = await run(fn);
+    assert.equal(r.code, EXIT.usage, `${name}: ${r.error}`);
+    assert.match(r.error!, /keep\.png is the input file .*refusing to overwrite an input/);
+    assert.ok(fs.readFileSync(copy).equals(before), `${name}: input untouched`);
+  }
+});
+
+test('restore: a corrupted checkpoint (one byte flipped) is refused with exit 2, never an all-black image with exit 0', async () => {
+  const bad = path.join(dir, 'flipped.tdrc');
+  const buf = fs.readFileSync(plainCk);
+  buf[buf.length - 200] ^= 0xff;
+  fs.writeFileSync(bad, buf);
+  const out = path.join(dir, 'flipped-out.png');
+  const r = await run(() => restoreCommand.run([input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', bad, '--out', out]));
+  assert.equal(r.code, EXIT.usage, r.error);
+  assert.match(r.error!, /flipped\.tdrc: corrupt checkpoint: the tensor data's sha256 is [0-9a-f]{12}…, the header records [0-9a-f]{12}…/);
+  assert.ok(!fs.existsSync(out));
 });
 
 test('eval: bad inputs → exit 2 one line; Table 1 with the clean-oracle stand-in writes md/html/json', async () => {
@@ -125,6 +155,8 @@ test('eval: bad inputs → exit 2 one line; Table 1 with the clean-oracle stand-
 test('train restore: bad backbone / tasks / preset → exit 2 one line (nothing trained)', async () => {
   for (const [args, msg] of [
     [['restore', '--backbone', 'unet'], /--backbone/],
+    // the README's row without --backbone: the message says the option is required and shows the command
+    [['--preset', 'ci'], /^--backbone is required \(promptir, nafnet, restormer\); e\.g\. 'tdr train restore --backbone promptir --preset ci'$/],
     [['--backbone', 'nafnet', '--tasks', 'snow'], /--tasks/],
     [['--backbone', 'nafnet', '--preset', 'huge'], /--preset/],
     [['--backbone', 'nafnet', '--no-guidance', '--guidance', 'clean-oracle'], /--no-guidance takes no --guidance/],

@@ -144,7 +144,7 @@ test('tdr guide: same seed → same bytes (cached or not), --raw differs, errors
     [[input, '--checkpoint', path.join(dir, 'nope.tdrc'), '--out', out('x.png')], /no such guidance checkpoint/],
     [[path.join(dir, 'missing.png'), '--checkpoint', ckpt, '--out', out('x.png')], /missing\.png/],
     [[input, '--checkpoint', ckpt, '--seed', '-1', '--out', out('x.png')], /--seed/],
-    [[input, input, '--checkpoint', ckpt, '--out', out('x.png')], /exactly one input image, got 2/],
+    [[input, input, '--checkpoint', ckpt, '--out', out('x.png')], /exactly one input image \(or folder\), got 2/],
   ];
   for (const [args, re] of fails) {
     await assert.rejects(guideCommand.run(args), (e: Error) => {

@@ -13,6 +13,7 @@ import { initBackend } from '../../lib/backend';
 import { restorePreset, RestoreConfig, restoreRunName } from '../../lib/restore/config';
 import { shippedCheckpoint } from '../../lib/util/paths';
 import { restoreCheckpoint } from '../../lib/jobs/method';
+import { guidanceModelRef } from '../../lib/jobs/sources';
 import { buildRestorer, restoreStage, trainRestorer, saveRestorer, loadRestorer, l1Loss, GUIDANCE_CACHE_FILE, guidanceModelMismatch } from '../../lib/restore/train';
 import { RestoreBatch, makeRestoreData, taskSpecs, buildGuidanceCache, tryLoadGuidanceCache } from '../../lib/restore/data';
 import { cleanOracleGuidance, noGuidance, GuidanceSource } from '../../lib/restore/source';
@@ -181,8 +182,31 @@ test('a guided run records its guidance model; a run of another model is not res
   const metaA = readCheckpointMeta(path.join(runA, 'checkpoint.tdrc'));
   assert.match(guidanceModelMismatch('r.tdrc', metaA, flat(shaB, 0)) ?? '', /^note: r\.tdrc was trained with the guidance of data\/checkpoints\/g\.tdrc \(sha256 aaaaaaaaaaaa…\) but gets G from data\/checkpoints\/g\.tdrc \(bbbbbbbbbbbb…\)/);
   assert.equal(guidanceModelMismatch('r.tdrc', metaA, flat(shaA, 0)), null);
-  assert.equal(guidanceModelMismatch('r.tdrc', metaA, cleanOracleGuidance()), null, 'a stand-in names no model');
-  assert.equal(guidanceModelMismatch('r.tdrc', { guidance: 'text' }, flat(shaB, 0)), null, 'a restorer saved before models were recorded');
+  assert.equal(guidanceModelMismatch('r.tdrc', metaA, undefined), null, 'G given as an image: nothing to compare');
+  // another source than the training one (e.g. a clean-oracle restorer fed the text guidance) is said
+  assert.match(guidanceModelMismatch('r.tdrc', metaA, cleanOracleGuidance()) ?? '', /^note: r\.tdrc was trained with the guidance source 'flat' but gets G from 'clean-oracle'/);
+  assert.match(
+    guidanceModelMismatch('r.tdrc', { guidance: 'clean-oracle', guidanceModel: null }, { name: 'text', model: { file: 'data/checkpoints/guidance-demo.tdrc', sha256: shaB } }) ?? '',
+    /^note: r\.tdrc was trained with the guidance source 'clean-oracle' but gets G from 'text' \(data\/checkpoints\/guidance-demo\.tdrc\)/,
+  );
+  // a restorer saved before models were recorded: which model it was trained with is unknown, and said
+  assert.match(guidanceModelMismatch('r.tdrc', { guidance: 'flat' }, flat(shaB, 0)) ?? '', /^note: r\.tdrc does not record which guidance model it was trained with; it gets G from data\/checkpoints\/g\.tdrc/);
+  assert.match(guidanceModelMismatch('r.tdrc', {}, { model: { file: 'g.tdrc', sha256: shaB } }) ?? '', /does not record which guidance model/);
+});
+
+test('the shipped guided restorers get the note with the shipped text guidance (no guidance-model record, or another source)', () => {
+  const gfile = shippedCheckpoint('guidance-demo');
+  if (!fs.existsSync(gfile)) return;
+  const model = guidanceModelRef(gfile);
+  for (const name of ['restore-promptir-all-in-one-guided-demo', 'restore-promptir-all-in-one-guided-demo-clean-oracle']) {
+    const file = shippedCheckpoint(name);
+    if (!fs.existsSync(file)) continue;
+    const meta = readCheckpointMeta(file);
+    const note = guidanceModelMismatch(file, meta, { name: 'text', model });
+    const recorded = meta.guidanceModel as { sha256?: string } | null | undefined;
+    if (meta.guidance === 'text' && recorded?.sha256 === model.sha256) assert.equal(note, null);
+    else assert.match(note ?? '', /^note: /, `${name}: ${JSON.stringify({ guidance: meta.guidance, guidanceModel: meta.guidanceModel })}`);
+  }
 });
 
 test('loadRestorer refuses another backbone, another guidance setting, and another shape (naming file and parameter)', async () => {
@@ -236,4 +260,22 @@ test('multi-scale crops, task weights and a held-out validation set: patches com
   const bestStep = val.reduce((a, v) => (v.v_psnr > a.v_psnr ? v : a)).step;
   assert.equal(best.step, bestStep, 'best.tdrc holds the best validation step');
   r.params.dispose();
+});
+
+test('the ci preset is a plumbing run of seconds: guidance for 2 photos × the tasks, 4 DDIM steps each (not 190 pairs at full steps)', async () => {
+  const cfg = ci(true);
+  const requests: Array<number | undefined> = [];
+  const counting: GuidanceSource = {
+    name: 'counting',
+    async get(d, _key, req) {
+      requests.push(req?.steps);
+      return { height: d.height, width: d.width, data: new Float32Array(d.height * d.width * 3).fill(0.5) };
+    },
+  };
+  // no photoLimit option: the preset's own limit applies, as with `tdr train restore --preset ci`
+  const r = await trainRestorer(cfg, path.join(dir, 'ci-count'), { guidance: counting, quiet: true });
+  r.params.dispose();
+  assert.equal(requests.length, 2 * taskSpecs(cfg.tasks).length, `${requests.length} guidance generations`);
+  assert.ok(requests.every((s) => s === 4), `steps requested: ${[...new Set(requests)]}`);
+  assert.equal(r.result.step, cfg.train.steps);
 });

@@ -10,6 +10,7 @@ import { benchSample, SampleBench } from '../../jobs/bench_sample';
 import { runPeerBench, PeerResult } from '../../jobs/peer';
 import { benchPromptIRStep, benchT2IStep, PromptIRStepBench, T2IStepBench } from '../../jobs/bench_train';
 import { benchClassical, ClassicalBenchRow } from '../../restore/classical/bench';
+import { RestoreBenchRow, formatRestoreBench, parseRestoreBenchSizes, runRestoreBench } from '../../jobs/bench_restore';
 import { t2iCheckpoint } from '../../util/paths';
 import { UserError } from '../../util/errors';
 import { initBackend } from '../../backend';
@@ -26,11 +27,16 @@ const Options = z.strictObject({
   threads: z.coerce.number().int().min(1).max(256).optional().describe('threads for one step: TensorFlow intra-op threads, or the OpenBLAS threads of the native kernels on wasm'),
   backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional().describe('this backend instead of the default choice (TDR_BACKEND)'),
   classical: z.boolean().optional().describe('time the classical references per image instead (DCP + guided filter, non-local means)'),
+  restore: z.boolean().optional().describe("time 'tdr restore' on photos of 512² to 12 Mpixel instead (seconds, peak RSS)"),
+  sizes: z.string().min(1).optional().describe('--restore only: comma-separated sizes (512, 1024, 3mp, 12mp or WxH)'),
+  'tile-budget': z.coerce.number().int().min(16).optional().describe('--restore only: tile memory budget, MiB'),
+  'no-guidance': z.boolean().optional().describe('--restore only: the unguided restorer alone'),
 });
 
 const HELP = `usage: tdr bench [--backend NAME] [--threads N] [--json] [--steps N] [--warmup N] [--t2i] [--promptir]
                  [--sample FILE.tdrc|none] [--peer [--python PY[,PY…]]]
        tdr bench --classical [--json] [--steps N]
+       tdr bench --restore [--json] [--sizes LIST] [--tile-budget MIB] [--no-guidance]
 
 Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
 L1 loss, Adam) and a 3x3 64->64 conv2d forward/backward on [8,64,64,64], on the backend tdr
@@ -61,6 +67,11 @@ options:
                prior + guided filter; non-local means, RGB, template 7, search 21) at 128, 256 and
                512 px, median of N runs (--steps, default 5) after one warm-up; one thread;
                process CPU time and wall-clock time (other load stretches the latter)
+  --restore    instead: 'tdr restore' of a noisy photo (σ 25) at 512², 1024², 3 Mpixel and 12 Mpixel
+               (--sizes 512,1024,3mp,12mp or WxH,…) with the shipped PromptIR demo restorers, guided
+               (G generated from the image) and unguided, each size in a fresh process: seconds
+               (decode, guidance, tiled restoration, encode), CPU seconds and peak RSS; targets:
+               512² guided ≤ 5 s, 12 Mpixel within 2 GiB peak RSS
   -h, --help   this help
 
 Times are wall-clock medians; 'CPU' is this process's CPU time per step (all threads), which other
@@ -153,11 +164,33 @@ export const benchCommand: Command = {
         t2i: { type: 'boolean' },
         promptir: { type: 'boolean' },
         classical: { type: 'boolean' },
+        restore: { type: 'boolean' },
+        sizes: { type: 'string' },
+        'tile-budget': { type: 'string' },
+        'no-guidance': { type: 'boolean' },
       },
       Options,
     );
     if (positionals.length > 0) {
       throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr bench --help'`);
+    }
+    const restoreOnly = (['sizes', 'tile-budget', 'no-guidance'] as const).find((k) => options[k] !== undefined);
+    if (restoreOnly && !options.restore) throw new UserError(`--${restoreOnly} applies to --restore only`);
+    if (options.restore) {
+      if (options.classical || options.sample || options.peer) throw new UserError('--restore times tdr restore only; drop --classical/--sample/--peer');
+      const sizes = options.sizes !== undefined ? parseRestoreBenchSizes(options.sizes) : undefined;
+      const rows: RestoreBenchRow[] = [];
+      await runRestoreBench({
+        sizes,
+        guided: options['no-guidance'] ? [false] : [true, false],
+        budgetMiB: options['tile-budget'],
+        onRow: (r) => {
+          rows.push(r);
+          if (!options.json) process.stderr.write(`tdr bench: ${r.label}${r.guided ? ' guided' : ''}: ${r.totalS.toFixed(1)} s, ${r.peakRssMiB.toFixed(0)} MiB\n`);
+        },
+      });
+      process.stdout.write((options.json ? JSON.stringify({ restore: rows }) : formatRestoreBench(rows)) + '\n');
+      return EXIT.ok;
     }
     if (options.classical) {
       if (options.sample || options.peer || options.t2i || options.promptir) {

@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { Command, parseOptions, readJsonFile } from '../command';
 import { initBackend } from '../../backend';
-import { readImage, formatFromPath, ImageError } from '../../data/io';
+import { readImage, ImageError } from '../../data/io';
 import { writeFileAtomic } from '../../util/fsx';
 import { readLog, writeLogBeside } from '../../train/loop';
 import { Progress } from '../../train/progress';
@@ -31,14 +31,19 @@ import { encodeImage } from '../../data/io';
 import { trainImageToText } from '../../guidance/train_i2t';
 import { trainCleanMapper } from '../../guidance/train_clean';
 import { UserError } from '../../util/errors';
+import { forEachFile, isDirectory, listImages, outputPathFor, prepareOutputFolder, refuseOverwrite } from '../files';
+import type { RGBImage } from '../../data/image';
+import type { DDIMScheduler } from '../../models/ddim';
 
-const HELP = `usage: tdr guide <degraded image> --out FILE.png [--seed N] [--raw] [--checkpoint FILE.tdrc] [--t2i FILE.tdrc] [--steps N] [--cfg S] [--no-cache]
+const HELP = `usage: tdr guide <degraded image | folder> --out FILE.png | FOLDER [--seed N] [--raw] [--checkpoint FILE.tdrc] [--t2i FILE.tdrc] [--steps N] [--cfg S] [--no-cache]
 
 Generate degradation-free guidance G for a degraded image: τi → M_i2t → M_clean → "a photo of a S"
-→ text encoder → DDIM + CFG → decoder. Same image and seed → same bytes.
+→ text encoder → DDIM + CFG → decoder. Same image and seed → same bytes. A folder: G for every image
+into the --out folder as <name>.png (non-images skipped; a bad file is reported and the others go
+on; exit ≠ 0 if any failed). An image beyond the pixel limit is read reduced (G needs a small view).
 
 options:
-  --out FILE         output PNG (written atomically)
+  --out FILE         output PNG (written atomically); a folder for a folder input
   --seed N           seed of the initial noise (default: the checkpoint's, 42 as the official code)
   --raw              use E_txt (no textual restoration M_clean) instead of E'_txt
   --checkpoint FILE  guidance checkpoint (default $TDR_GUIDANCE_CHECKPOINT, else data/checkpoints/guidance-demo.tdrc)
@@ -80,24 +85,37 @@ export const guideCommand: Command = {
       GuideOptions.partial({ out: true }),
     );
     if (options.out === undefined) throw new UserError("--out is required; see 'tdr guide --help'");
-    if (positionals.length !== 1) throw new UserError(`expected exactly one input image, got ${positionals.length}; see 'tdr guide --help'`);
-    let format;
-    try {
-      format = formatFromPath(options.out);
-    } catch (e) {
-      throw new UserError(`--out ${(e as Error).message}`);
+    if (positionals.length !== 1) throw new UserError(`expected exactly one input image (or folder), got ${positionals.length}; see 'tdr guide --help'`);
+    const input = positionals[0];
+    const folder = isDirectory(input);
+    let jobs: Array<{ file: string; out: string }>;
+    if (folder) {
+      const { images, skipped } = listImages(input);
+      prepareOutputFolder(input, options.out);
+      if (skipped.length) process.stderr.write(`tdr guide: skipping ${skipped.length} entr${skipped.length === 1 ? 'y' : 'ies'} that are not images\n`);
+      if (!images.length) throw new UserError(`${input}: no image files in the folder`);
+      jobs = images.map((f) => ({ file: f, out: outputPathFor(f, options.out!, '.png') }));
+    } else {
+      const out = isDirectory(options.out) ? outputPathFor(input, options.out, '.png') : options.out;
+      // guidance is PNG only (lossless: what the cache holds and what restorers were trained on)
+      if (path.extname(out).toLowerCase() !== '.png') throw new UserError(`--out ${out}: guidance is written as PNG; use a .png file name`);
+      refuseOverwrite(out, [input]);
+      jobs = [{ file: input, out }];
     }
-    if (format !== 'png') throw new UserError(`--out ${options.out}: guidance is written as PNG; use a .png file name`);
     const ckpt = options.checkpoint ?? guidanceCheckpoint();
     if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such guidance checkpoint (train one with 'tdr train i2t --preset demo' then 'tdr train clean --preset demo')`);
     if (options.t2i !== undefined && !fs.existsSync(options.t2i)) throw new UserError(`--t2i ${options.t2i}: no such checkpoint`);
-    let img;
-    try {
-      img = await readImage(positionals[0]);
-    } catch (e) {
-      if (e instanceof ImageError) throw new UserError(e.message);
-      throw e;
-    }
+    // G sees a small view of the input (the T2I's imageSize): an image beyond the pixel limit is read
+    // reduced while decoding (shrink-on-load) instead of refused
+    const read = async (file: string) => {
+      try {
+        return await readImage(file);
+      } catch (e) {
+        if (e instanceof ImageError && /exceeds the limit/.test(e.message)) return readImage(file, { maxSide: GUIDE_MAX_SIDE });
+        throw e;
+      }
+    };
+    const first = folder ? undefined : await read(jobs[0].file); // a bad single input fails before the models load
     await initBackend();
     const { guidance, t2i } = loadGuidancePair(ckpt, { t2iFile: options.t2i });
     try {
@@ -105,34 +123,54 @@ export const guideCommand: Command = {
         process.stderr.write(`tdr guide: warning: ${ckpt} holds an untrained M_clean (stage 2 not run); use --raw or run 'tdr train clean'\n`);
       }
       const steps = options.steps ?? guidance.cfg.sample.steps;
+      checkSteps(t2i.scheduler, steps);
       const seed = options.seed ?? guidance.cfg.sample.seed;
-      const bar = new Progress('guide', steps);
-      const t0 = Date.now();
-      const gopts = { seed, raw: options.raw, steps, cfgScale: options.cfg, onStep: (i: number) => bar.update(i + 1) };
-      let png: Buffer;
-      let note = '';
-      if (options['no-cache']) {
-        const [g] = await generateGuidance(guidance, t2i, [img], gopts);
-        png = await encodeImage(g, 'png');
-      } else {
-        const r = await guidanceCached(guidance, t2i, img, gopts);
-        png = r.png;
-        if (r.cached) note = ` (cached: ${r.file})`;
+      const one = async (file: string, out: string, img?: RGBImage) => {
+        const x = img ?? (await read(file));
+        const bar = new Progress(folder ? `guide ${path.basename(file)}` : 'guide', steps);
+        const t0 = Date.now();
+        const gopts = { seed, raw: options.raw, steps, cfgScale: options.cfg, onStep: (i: number) => bar.update(i + 1) };
+        let png: Buffer;
+        let note = '';
+        if (options['no-cache']) {
+          const [g] = await generateGuidance(guidance, t2i, [x], gopts);
+          png = await encodeImage(g, 'png');
+        } else {
+          const r = await guidanceCached(guidance, t2i, x, gopts);
+          png = r.png;
+          if (r.cached) note = ` (cached: ${r.file})`;
+        }
+        try {
+          writeFileAtomic(out, png);
+        } catch (e) {
+          throw new UserError(`--out ${out}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        }
+        const which = options.raw ? 'G(E_txt)' : "G(E'_txt)";
+        process.stdout.write(`${out}: ${which}, ${t2i.cfg.imageSize}x${t2i.cfg.imageSize}, seed ${seed}, ${steps} DDIM steps, ${((Date.now() - t0) / 1000).toFixed(1)} s${note}\n`);
+      };
+      if (!folder) {
+        await one(jobs[0].file, jobs[0].out, first);
+        return 0;
       }
-      try {
-        writeFileAtomic(options.out, png);
-      } catch (e) {
-        throw new UserError(`--out ${options.out}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-      }
-      const which = options.raw ? 'G(E_txt)' : "G(E'_txt)";
-      process.stdout.write(`${options.out}: ${which}, ${t2i.cfg.imageSize}x${t2i.cfg.imageSize}, seed ${seed}, ${steps} DDIM steps, ${((Date.now() - t0) / 1000).toFixed(1)} s${note}\n`);
+      return await forEachFile('guide', jobs.map((j) => j.file), (f, i) => one(f, jobs[i].out));
     } finally {
       guidance.dispose();
       t2i.dispose();
     }
-    return 0;
   },
 };
+
+/** Long side of the view `tdr guide` reads of an image beyond the pixel limit (G is made from a 128-px view anyway). */
+const GUIDE_MAX_SIDE = 2048;
+
+/**
+ * Refuse DDIM step counts the scheduler cannot make (e.g. 1000 with 'leading' spacing and offset 1:
+ * the first timestep would be 1000, outside [0, 1000)).
+ */
+export function checkSteps(scheduler: DDIMScheduler, steps: number, option = '--steps'): void {
+  const max = scheduler.maxInferenceSteps();
+  if (steps > max) throw new UserError(`${option} ${steps}: this model's DDIM scheduler allows at most ${max} steps (${scheduler.config.numTrainSteps} training steps, '${scheduler.config.timestepSpacing}' spacing, offset ${scheduler.config.stepsOffset})`);
+}
 
 // ---------------------------------------------------------------------------------------------
 // tdr train i2t | clean

@@ -1,5 +1,6 @@
 /**
- * `tdr restore` (restore one degraded image with a trained restorer, guided or not) and the body of
+ * `tdr restore` (restore degraded images — one file or a folder, any size, tiled within a memory
+ * budget — with a trained restorer, guided or not) and the body of
  * `tdr train restore` (`trainRestoreCommandRun`, wired by the lead into `tdr train`).
  */
 import * as fs from 'node:fs';
@@ -11,12 +12,14 @@ import { Command, parseOptions, readJsonFile } from '../command';
 import { initBackend } from '../../backend';
 import { guidanceSourceByName, guidanceSourceNames } from '../../jobs/sources';
 import { readImage, writeImage, formatFromPath } from '../../data/io';
+import { IMAGE_EXTENSIONS, forEachFile, isDirectory, listImages, outputPathFor, prepareOutputFolder, refuseOverwrite } from '../files';
+import { DEFAULT_TILE_BUDGET_MIB, GUIDANCE_MAX_PIXELS, planTiles, restoreTiledAsync } from '../../restore/tiled';
+import { Progress } from '../../train/progress';
 import { defaultRunsDir, shippedCheckpoint } from '../../util/paths';
 import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restorePresetFrom, parseRestorePresetFile, restoreRunName } from '../../restore/config';
 import { defaultWorkers } from '../../train/parallel';
 import { readLog, writeLogBeside } from '../../train/loop';
 import { loadRestorer, saveRestorer, trainRestorer, guidanceModelMismatch } from '../../restore/train';
-import { restoreImage } from '../../restore/eval';
 import { GuidanceSource, guidanceKey, noGuidance } from '../../restore/source';
 import { UserError } from '../../util/errors';
 
@@ -35,74 +38,129 @@ export function defaultRestoreCheckpoint(backbone: string, guidance: boolean): s
   return shippedCheckpoint(`restore-${backbone}-all-in-one-${guidance ? 'guided' : 'plain'}-demo`);
 }
 
-const RESTORE_HELP = `usage: tdr restore <degraded image> --backbone promptir|nafnet|restormer --out FILE.png
+const RESTORE_HELP = `usage: tdr restore <degraded image | folder> --backbone promptir|nafnet|restormer --out FILE | FOLDER
                    [--no-guidance] [--seed N] [--checkpoint FILE.tdrc] [--guidance NAME | --guidance-image FILE]
+                   [--tile N] [--tile-budget MIB]
 
-Restore one degraded image with a trained restorer (paper Sec. 3.3). A guided model needs a
-guidance image G: generated from the input by the guidance source (default '${DEFAULT_GUIDANCE}', the
-text-side pipeline, cached by it), or given with --guidance-image.
+Restore degraded images of any size with a trained restorer (paper Sec. 3.3). A guided model needs a
+guidance image G: generated once per image from the whole input by the guidance source (default
+'${DEFAULT_GUIDANCE}', the text-side pipeline, cached by it), or given with --guidance-image.
+An image larger than the tile budget is restored in overlapping tiles blended without seams (every
+tile matched against the whole G), with a progress bar on stderr; the output has the input's size.
+A folder is restored file by file into the --out folder (same names; files that are not images are
+skipped; a bad file is reported in one line and the others go on; exit ≠ 0 if any failed). An input
+file is never overwritten.
 
 options:
   --backbone NAME        ${BACKBONE_TYPES.join(' | ')} (must match the checkpoint)
   --no-guidance          the unguided baseline
-  --seed N               seed of the guidance generation (default 0)
+  --seed N               seed of the guidance generation (default: the guidance checkpoint's, 42)
   --checkpoint FILE      a restorer checkpoint (default data/checkpoints/restore-<backbone>-all-in-one-<guided|plain>-demo.tdrc)
   --guidance NAME        guidance source: ${guidanceSourceNames().filter((n) => n !== 'none').join(', ')} (default ${DEFAULT_GUIDANCE})
-  --guidance-image FILE  use this image as G
-  --out FILE             .png or .jpg`;
+  --guidance-image FILE  use this image as G (reduced to ${Math.sqrt(GUIDANCE_MAX_PIXELS)}x${Math.sqrt(GUIDANCE_MAX_PIXELS)} pixels at most)
+  --tile N               tile side in pixels (rounded to the network's multiple); default: the largest that fits --tile-budget
+  --tile-budget MIB      memory for one tile's pass, MiB (default ${DEFAULT_TILE_BUDGET_MIB}); images that fit it are restored in one pass
+  --out FILE | FOLDER    .png, .jpg, .webp or .tif; a folder when the input is one`;
 
 const RestoreOptions = z.strictObject({
   backbone: z.enum(BACKBONE_TYPES),
   'no-guidance': z.boolean().optional(),
-  seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).default(0),
+  seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).optional(),
   checkpoint: z.string().min(1).optional(),
   guidance: z.string().min(1).optional(),
   'guidance-image': z.string().min(1).optional(),
+  tile: z.coerce.number().int().min(8).max(16384).optional(),
+  'tile-budget': z.coerce.number().int().min(16).optional(),
   out: z.string().min(1),
 });
 
 export const restoreCommand: Command = {
   name: 'restore',
-  summary: 'restore a degraded image with a trained restorer (with or without guidance)',
+  summary: 'restore degraded images (any size, tiled; a file or a folder) with a trained restorer',
   help: RESTORE_HELP,
   async run(argv) {
     const { options, positionals } = parseOptions(
       'restore',
       argv,
-      { backbone: { type: 'string' }, 'no-guidance': { type: 'boolean' }, seed: { type: 'string' }, checkpoint: { type: 'string' }, guidance: { type: 'string' }, 'guidance-image': { type: 'string' }, out: { type: 'string' } },
-      RestoreOptions,
+      {
+        backbone: { type: 'string' },
+        'no-guidance': { type: 'boolean' },
+        seed: { type: 'string' },
+        checkpoint: { type: 'string' },
+        guidance: { type: 'string' },
+        'guidance-image': { type: 'string' },
+        tile: { type: 'string' },
+        'tile-budget': { type: 'string' },
+        out: { type: 'string' },
+      },
+      RestoreOptions.partial({ backbone: true, out: true }),
     );
-    if (positionals.length === 0) throw new UserError("missing the degraded image; see 'tdr restore --help'");
+    if (options.backbone === undefined) throw new UserError(`--backbone is required (${BACKBONE_TYPES.join(', ')}); see 'tdr restore --help'`);
+    if (options.out === undefined) throw new UserError("--out is required (a file, or a folder for a folder input); see 'tdr restore --help'");
+    if (positionals.length === 0) throw new UserError("missing the degraded image (or folder); see 'tdr restore --help'");
     if (positionals.length > 1) throw new UserError(`unexpected argument '${positionals[1]}'`);
+    const backbone = options.backbone;
+    const out = options.out;
     const guided = !options['no-guidance'];
     if (!guided && (options.guidance || options['guidance-image'])) throw new UserError('--no-guidance takes no --guidance / --guidance-image');
     if (options.guidance && options['guidance-image']) throw new UserError('give --guidance or --guidance-image, not both');
-    formatFromPath(options.out); // bad extension → error before any work
-    const file = positionals[0];
-    const x = await readImage(file); // missing / not an image → ImageError (exit 2)
-    const g = options['guidance-image'] ? await readImage(options['guidance-image']) : undefined;
-    const source = guided && !g ? pickGuidance(options.guidance) : undefined;
+    if (options.seed !== undefined && (!guided || options['guidance-image'])) throw new UserError('--seed sets the guidance generation; it does not apply with --no-guidance or --guidance-image');
+    const input = positionals[0];
+    const folder = isDirectory(input);
+    let jobs: Array<{ file: string; out: string }>;
+    if (folder) {
+      const { images, skipped } = listImages(input);
+      prepareOutputFolder(input, out);
+      if (skipped.length) process.stderr.write(`tdr restore: skipping ${skipped.length} entr${skipped.length === 1 ? 'y' : 'ies'} that are not images (${skipped.slice(0, 3).map((f) => path.basename(f)).join(', ')}${skipped.length > 3 ? ', …' : ''})\n`);
+      if (!images.length) throw new UserError(`${input}: no image files (${IMAGE_EXTENSIONS.join(' ')}) in the folder`);
+      jobs = images.map((f) => ({ file: f, out: outputPathFor(f, out) }));
+    } else {
+      const target = isDirectory(out) ? outputPathFor(input, out) : out;
+      formatFromPath(target); // bad extension → error before any work
+      refuseOverwrite(target, [input]);
+      jobs = [{ file: input, out: target }];
+    }
+    if (options['guidance-image']) for (const j of jobs) refuseOverwrite(j.out, [options['guidance-image']], 'the output');
+    const g0 = options['guidance-image'] ? await readImage(options['guidance-image']) : undefined;
+    const source = guided && !g0 ? pickGuidance(options.guidance) : undefined;
     if (source?.standIn && source.name === 'clean-oracle') throw new UserError("guidance source 'clean-oracle' needs the clean image, which tdr restore does not have; use --guidance-image or the text source");
-    const ckpt = options.checkpoint ?? defaultRestoreCheckpoint(options.backbone, guided);
-    if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint (train one with 'tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --preset demo')`);
+    const ckpt = options.checkpoint ?? defaultRestoreCheckpoint(backbone, guided);
+    if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint (train one with 'tdr train restore --backbone ${backbone}${guided ? '' : ' --no-guidance'} --preset demo')`);
     await initBackend({ quiet: true });
-    const { params, net, meta } = loadRestorer(ckpt, { backbone: options.backbone, guidance: guided });
-    const note = guidanceModelMismatch(ckpt, meta, source);
-    if (note) process.stderr.write(`${note}\n`);
+    const { params, net, meta } = loadRestorer(ckpt, { backbone, guidance: guided });
     try {
-      const t0 = Date.now();
-      let gimg = g;
-      if (guided && !gimg) {
-        const digest = createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 16);
-        gimg = await source!.get(x, guidanceKey('input', digest, `seed${options.seed}`));
+      const note = guidanceModelMismatch(ckpt, meta, source);
+      if (note) process.stderr.write(`${note}\n`);
+      const tileOpts = { tile: options.tile, budgetMiB: options['tile-budget'] };
+      const one = async (file: string, target: string) => {
+        const x = await readImage(file); // missing / not an image / too large → ImageError (exit 2)
+        // refuse a size the backend cannot hold before generating any guidance
+        const plan = planTiles(net, x.height, x.width, { ...tileOpts, guidance: guided ? [g0?.height ?? 128, g0?.width ?? 128] : undefined });
+        const t0 = Date.now();
+        let gimg = g0;
+        if (guided && !gimg) {
+          const digest = createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 16);
+          gimg = await source!.get(x, guidanceKey('input', digest, `seed${options.seed ?? 'default'}`), { seed: options.seed });
+        }
+        const t1 = Date.now();
+        const passes = plan.count > 1 ? 2 * plan.count : 1;
+        const bar = passes > 1 ? new Progress(`restore ${path.basename(file)} (${plan.count} tiles of ${plan.tileHeight}x${plan.tileWidth}, 2 passes)`, passes) : undefined;
+        const y = await restoreTiledAsync(net, x, gimg, { ...tileOpts, onProgress: (d) => bar?.update(d) });
+        const t2 = Date.now();
+        await writeImage(target, y);
+        const secs = (a: number, b: number) => ((b - a) / 1000).toFixed(1);
+        const how = guided ? ` + guidance (${g0 ? 'given image' : source!.name}${g0 ? '' : `, ${secs(t0, t1)} s`})` : '';
+        const tiles = plan.count > 1 ? `, ${plan.count} tiles of ${plan.tileHeight}x${plan.tileWidth}` : '';
+        process.stdout.write(`${target}: ${y.width}x${y.height}, ${backbone}${how}, restored in ${secs(t1, t2)} s${tiles}\n`);
+      };
+      if (!folder) {
+        await one(jobs[0].file, jobs[0].out);
+        return 0;
       }
-      const y = restoreImage(net, x, gimg);
-      await writeImage(options.out, y);
-      process.stdout.write(`${options.out}: ${y.width}x${y.height}, ${options.backbone}${guided ? ` + guidance (${g ? 'given image' : source!.name})` : ''}, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      return await forEachFile('restore', jobs.map((j) => j.file), async (f, i) => one(f, jobs[i].out));
     } finally {
       params.dispose();
     }
-    return 0;
   },
 };
 
@@ -155,12 +213,14 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
       backbone: { type: 'string' }, 'no-guidance': { type: 'boolean' }, tasks: { type: 'string' }, preset: { type: 'string' }, config: { type: 'string' }, guidance: { type: 'string' },
       'matcher-encoder-lr': { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' },
     },
-    TrainOptions,
+    TrainOptions.partial({ backbone: true }),
   );
   if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
+  if (options.backbone === undefined) throw new UserError(`--backbone is required (${BACKBONE_TYPES.join(', ')}); e.g. 'tdr train restore --backbone promptir --preset ${options.preset}'`);
   const guided = !options['no-guidance'];
   if (!guided && options.guidance) throw new UserError('--no-guidance takes no --guidance');
   if (!guided && options['matcher-encoder-lr'] !== undefined) throw new UserError('--no-guidance has no matcher (--matcher-encoder-lr)');
+  const backbone = options.backbone;
   if (options.preset && options.config) throw new UserError('give --preset or --config, not both');
   const choice = { backbone: options.backbone, guidance: guided, tasks: options.tasks };
   const file = options.config ? parseRestorePresetFile(readJsonFile(options.config), options.config) : undefined;

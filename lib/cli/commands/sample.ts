@@ -7,6 +7,7 @@ import { writeImage, formatFromPath } from '../../data/io';
 import { Progress } from '../../train/progress';
 import { t2iCheckpoint } from '../../util/paths';
 import { UserError } from '../../util/errors';
+import { checkSteps } from './guide';
 
 const HELP = `usage: tdr sample --prompt "<text>" --seed N --out FILE.png [--steps N] [--cfg S] [--eta E] [--checkpoint FILE.tdrc]
 
@@ -51,6 +52,7 @@ export const sampleCommand: Command = {
     const model = TextToImage.load(ckpt);
     try {
       const steps = options.steps ?? model.cfg.sample.steps;
+      checkSteps(model.scheduler, steps);
       const bar = new Progress('sample', steps);
       const t0 = Date.now();
       const [img] = await model.generate([options.prompt], { seed: options.seed, steps, cfgScale: options.cfg, eta: options.eta, onStep: (i) => bar.update(i + 1) });
