@@ -15,7 +15,7 @@ import { buildRestorer, saveRestorer } from '../../lib/restore/train';
 import { restoreCommand } from '../../lib/cli/commands/restore';
 import { ImageError, readImage } from '../../lib/data/io';
 import { UserError } from '../../lib/util/errors';
-import { crc32, patternBytes, tmpDir } from '../helpers/fixtures';
+import { patternBytes, pngChunk, tmpDir } from '../helpers/fixtures';
 import * as zlib from 'node:zlib';
 
 const dir = tmpDir('tdr-cli-photos-');
@@ -52,14 +52,7 @@ test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** A 16-bit RGB PNG written byte by byte (big-endian samples, filter 0), so that no encoder rounds it. */
 function png16(h: number, w: number, d: Uint16Array): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(td));
-    return Buffer.concat([len, td, crc]);
-  };
+  const chunk = pngChunk;
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(w, 0);
   ihdr.writeUInt32BE(h, 4);
