@@ -1,7 +1,10 @@
 /**
  * Backend resolver: pick, once per process, the backend that trains fastest on this machine.
  *
- * Rule: the `backend` option, else env TDR_BACKEND (tensorflow | wasm | cpu) if set; else the first of DEFAULT_ORDER that starts:
+ * Rule: the `backend` option, else env TDR_BACKEND (tensorflow | wasm | cpu) if set; else this machine's
+ * measurement, the record of `tdr bench --choose-backend` (./choice.ts: the backend and thread count
+ * whose demo training steps were fastest here; ignored with a reason when it was measured on another
+ * machine or its backend no longer starts); else the first of DEFAULT_ORDER that starts:
  *   tensorflow  `@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node` (optional dependencies): the
  *               TensorFlow C library, whose addon `npm install` builds offline when it can
  *               (scripts/build_tensorflow.js). Intra-op threads: the `threads` option, else env
@@ -24,6 +27,7 @@ import { registerWasmKernels } from './kernels';
 import { registerNativeKernels, setNativeThreads } from './native';
 import { registerTensorflowKernels } from './tensorflow';
 import { UserError } from '../util/errors';
+import { readChoice } from './choice';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -38,6 +42,10 @@ export interface BackendInfo {
   blasThreads?: number;
   /** one human-readable line: package and mode */
   detail: string;
+  /** how it was chosen: 'option', 'env' (TDR_BACKEND), 'measured' (this machine's `tdr bench --choose-backend` record) or 'default' (DEFAULT_ORDER) */
+  chosenBy?: 'option' | 'env' | 'measured' | 'default';
+  /** 'measured': when; 'default': why no record was used */
+  choiceNote?: string;
 }
 
 const ALLOWED: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -166,24 +174,37 @@ async function resolve(opts: BackendOptions): Promise<BackendInfo> {
       const fix = want === 'tensorflow' ? ' (npm run build:tensorflow builds it; README, Backends)' : '';
       throw new UserError(`${opts.backend != null ? 'backend' : 'TDR_BACKEND'}=${want}, but that backend cannot start: ${r}${fix}`);
     }
-    return r;
+    return { ...r, chosenBy: opts.backend != null ? 'option' : 'env' };
+  }
+  // this machine's measurement (`tdr bench --choose-backend`, ./choice.ts), if there is one
+  const rec = readChoice();
+  let note: string;
+  if ('choice' in rec) {
+    const c = rec.choice.chosen;
+    const t = explicitThreads ?? ((process.env.TF_NUM_INTRAOP_THREADS ?? '') !== '' && c.backend === 'tensorflow' ? threads : c.threads);
+    const r = c.backend === 'tensorflow' ? await useTensorflow(t) : c.backend === 'wasm' ? await useWasm(t) : await useCpu();
+    if (typeof r !== 'string') return { ...r, chosenBy: 'measured', choiceNote: `measured fastest for training here on ${rec.choice.measuredAt.slice(0, 10)} (tdr bench --choose-backend)` };
+    note = `the measured choice ${c.backend} cannot start now (${r}); default order`;
+  } else {
+    note = rec.none;
   }
   const failures: string[] = [];
   for (const name of DEFAULT_ORDER) {
     const r = await tries[name]();
-    if (typeof r !== 'string') return r;
+    if (typeof r !== 'string') return { ...r, chosenBy: 'default', choiceNote: note };
     failures.push(r);
   }
   throw new Error(`tdr: no tfjs backend could start: ${failures.join('; ')}`);
 }
 
 function oneLine(i: BackendInfo): string {
+  const why = i.chosenBy === 'measured' ? `; ${i.choiceNote}` : '';
   if (i.name === 'wasm') {
     const blas = i.blasThreads != null && i.blasThreads > 1 ? `, ${i.blasThreads} OpenBLAS threads per GEMM` : '';
-    return `tdr: backend wasm (${i.simd ? 'SIMD' : 'no SIMD'}, ${i.threads} thread${i.threads === 1 ? '' : 's'}${blas})`;
+    return `tdr: backend wasm (${i.simd ? 'SIMD' : 'no SIMD'}, ${i.threads} thread${i.threads === 1 ? '' : 's'}${blas}${why})`;
   }
-  if (i.name === 'tensorflow') return `tdr: backend tensorflow (${i.detail})`;
-  return `tdr: backend cpu (pure JS, slow)`;
+  if (i.name === 'tensorflow') return `tdr: backend tensorflow (${i.detail}${why})`;
+  return `tdr: backend cpu (pure JS, slow${why})`;
 }
 
 /**
@@ -207,5 +228,7 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
 }
 
 export { registerWasmKernels, WASM_KERNELS } from './kernels';
+export { machineKey, choiceFile, readChoice, writeChoice, pickCandidate } from './choice';
+export type { BackendChoice, ChoiceCandidate, MachineKey } from './choice';
 export { patchCpuResizeNearestNeighborGrad } from './cpu_patch';
 export { registerTensorflowKernels, TENSORFLOW_KERNELS } from './tensorflow';

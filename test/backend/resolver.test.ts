@@ -7,7 +7,8 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as os from 'node:os';
-import { requestedBackend, tensorflowThreads } from '../../lib/backend';
+import * as fs from 'node:fs';
+import { requestedBackend, tensorflowThreads, machineKey, readChoice, writeChoice, pickCandidate, BackendChoice } from '../../lib/backend';
 import { loadNative } from '../../lib/backend/native';
 
 const LIB = path.join(__dirname, '../../lib/backend/index.js');
@@ -16,7 +17,9 @@ function child(env: Record<string, string | undefined>): { status: number | null
   const code = `require(${JSON.stringify(LIB)}).initBackend()
     .then(async (i) => { const j = await require(${JSON.stringify(LIB)}).initBackend(); console.log(JSON.stringify({ i, same: i === j, intra: process.env.TF_NUM_INTRAOP_THREADS })); })
     .catch((e) => { console.error('ERR ' + e.message); process.exit(3); });`;
-  const r = spawnSync(process.execPath, ['-e', code], { env: { ...process.env, TDR_QUIET: undefined, TDR_THREADS: undefined, TF_NUM_INTRAOP_THREADS: undefined, ...env }, encoding: 'utf8' });
+  // no machine record unless a test writes one (a developer's own `tdr bench --choose-backend` must not steer these)
+  const noRecord = path.join(os.tmpdir(), `tdr-no-backend-choice-${process.pid}.json`);
+  const r = spawnSync(process.execPath, ['-e', code], { env: { ...process.env, TDR_QUIET: undefined, TDR_THREADS: undefined, TF_NUM_INTRAOP_THREADS: undefined, TDR_BACKEND_CHOICE: noRecord, ...env }, encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -121,4 +124,81 @@ test("the backend option wins over TDR_BACKEND (tdr bench --backend); a bad name
   const bad = spawnSync(process.execPath, ['-e', code('gpu')], { env: process.env, encoding: 'utf8' });
   assert.equal(bad.status, 3);
   assert.match(bad.stderr, /ERR UserError backend must be one of tensorflow, wasm, cpu; got 'gpu'/);
+});
+
+// ---- this machine's measurement (lib/backend/choice.ts, written by `tdr bench --choose-backend`)
+
+function record(chosen: BackendChoice['chosen'], machine = machineKey()): BackendChoice {
+  return {
+    version: 1,
+    machine,
+    measuredAt: '2026-12-05T03:00:00.000Z',
+    candidates: [
+      { backend: 'wasm', threads: 1, t2iStepMs: 1800, promptirStepMs: 1500, score: 3300 },
+      { backend: chosen.backend, threads: chosen.threads, t2iStepMs: 900, promptirStepMs: 700, score: 1600 },
+    ],
+    chosen,
+  };
+}
+
+test('pickCandidate: the lowest sum of the two training steps; none timed is an error', () => {
+  const c = record({ backend: 'tensorflow', threads: 2 }).candidates;
+  assert.deepEqual(pickCandidate(c), { backend: 'tensorflow', threads: 2 });
+  assert.deepEqual(pickCandidate([c[0]]), { backend: 'wasm', threads: 1 });
+  assert.throws(() => pickCandidate([]), /no backend could be timed/);
+});
+
+test('readChoice: this machine\'s record is used; another machine\'s, a malformed or a missing file is a reason, never an error', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tdr-choice-'));
+  try {
+    const file = path.join(dir, 'backend-choice.json');
+    assert.match((readChoice(file) as { none: string }).none, /no measurement/);
+    writeChoice(record({ backend: 'cpu', threads: 1 }), file);
+    const ok = readChoice(file);
+    assert.ok('choice' in ok);
+    assert.deepEqual(ok.choice.chosen, { backend: 'cpu', threads: 1 });
+    writeChoice(record({ backend: 'cpu', threads: 1 }, { ...machineKey(), cores: machineKey().cores + 6, cpu: 'Other CPU' }), file);
+    const other = readChoice(file) as { none: string };
+    assert.match(other.none, /measured on another machine \(cpu Other CPU ≠ .*, cores \d+ ≠ \d+\); ignored/);
+    fs.writeFileSync(file, '{"version": 1, "chosen": {"backend": "gpu", "threads": 1}}');
+    assert.match((readChoice(file) as { none: string }).none, /not a backend-choice record of this version/);
+    fs.writeFileSync(file, 'not json');
+    assert.match((readChoice(file) as { none: string }).none, /not JSON/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without TDR_BACKEND the resolver follows this machine\'s record and says so; TDR_BACKEND and TDR_THREADS still win; another machine\'s record is ignored', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tdr-choice-'));
+  try {
+    const file = path.join(dir, 'backend-choice.json');
+    writeChoice(record({ backend: 'cpu', threads: 1 }), file);
+    const r = child({ TDR_BACKEND: undefined, TDR_BACKEND_CHOICE: file });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+    assert.equal(out.i.name, 'cpu');
+    assert.equal(out.i.chosenBy, 'measured');
+    assert.match(r.stderr, /^tdr: backend cpu \(pure JS, slow; measured fastest for training here on 2026-12-05 \(tdr bench --choose-backend\)\)$/m);
+    // the user's TDR_BACKEND wins over the record
+    const env = child({ TDR_BACKEND: 'wasm', TDR_BACKEND_CHOICE: file });
+    assert.equal(JSON.parse(env.stdout.trim().split('\n').pop() as string).i.name, 'wasm');
+    // a record chosen at 2 OpenBLAS threads on wasm: used unless TDR_THREADS says otherwise
+    if (loadNative().addon != null) {
+      writeChoice(record({ backend: 'wasm', threads: 2 }), file);
+      const w2 = JSON.parse(child({ TDR_BACKEND_CHOICE: file }).stdout.trim().split('\n').pop() as string).i;
+      assert.deepEqual([w2.name, w2.blasThreads], ['wasm', 2]);
+      const w1 = JSON.parse(child({ TDR_BACKEND_CHOICE: file, TDR_THREADS: '1' }).stdout.trim().split('\n').pop() as string).i;
+      assert.deepEqual([w1.name, w1.blasThreads], ['wasm', 1]);
+    }
+    // another machine's record: the default order, and the reason is kept
+    writeChoice(record({ backend: 'cpu', threads: 1 }, { ...machineKey(), cpu: 'Other CPU' }), file);
+    const o = child({ TDR_BACKEND_CHOICE: file });
+    const oi = JSON.parse(o.stdout.trim().split('\n').pop() as string).i;
+    assert.equal(oi.name, TENSORFLOW_BUILT ? 'tensorflow' : 'wasm');
+    assert.equal(oi.chosenBy, 'default');
+    assert.match(oi.choiceNote, /measured on another machine/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

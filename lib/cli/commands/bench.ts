@@ -14,6 +14,7 @@ import { RestoreBenchRow, formatRestoreBench, parseRestoreBenchSizes, runRestore
 import { t2iCheckpoint } from '../../util/paths';
 import { UserError } from '../../util/errors';
 import { initBackend } from '../../backend';
+import { chooseBackend, formatChoice } from '../../jobs/choose_backend';
 
 const Options = z.strictObject({
   json: z.boolean().default(false).describe('print one line of JSON instead of a table'),
@@ -31,12 +32,15 @@ const Options = z.strictObject({
   sizes: z.string().min(1).optional().describe('--restore only: comma-separated sizes (512, 1024, 3mp, 12mp or WxH)'),
   'tile-budget': z.coerce.number().int().min(16).optional().describe('--restore only: tile memory budget, MiB'),
   'no-guidance': z.boolean().optional().describe('--restore only: the unguided restorer alone'),
+  'choose-backend': z.boolean().optional().describe('time the demo training steps on every backend and thread count, record the fastest for this machine'),
+  'dry-run': z.boolean().optional().describe('--choose-backend only: time and print, do not record'),
 });
 
 const HELP = `usage: tdr bench [--backend NAME] [--threads N] [--json] [--steps N] [--warmup N] [--t2i] [--promptir]
                  [--sample FILE.tdrc|none] [--peer [--python PY[,PY…]]]
        tdr bench --classical [--json] [--steps N]
        tdr bench --restore [--json] [--sizes LIST] [--tile-budget MIB] [--no-guidance]
+       tdr bench --choose-backend [--json] [--steps N] [--dry-run]
 
 Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
 L1 loss, Adam) and a 3x3 64->64 conv2d forward/backward on [8,64,64,64], on the backend tdr
@@ -72,6 +76,13 @@ options:
                (G generated from the image) and unguided, each size in a fresh process: seconds
                (decode, guidance, tiled restoration, encode), CPU seconds and peak RSS; targets:
                512² guided ≤ 5 s, 12 Mpixel within 2 GiB peak RSS
+  --choose-backend
+               instead: time one demo text-to-image and one demo PromptIR training step (as --t2i
+               --promptir, unguided) on tensorflow at 1 thread and at one per core and on wasm, each
+               in a fresh process, median of N (--steps, default 3), and record the fastest (lowest
+               sum) for this machine in ~/.cache/tdr/backend-choice.json (env TDR_BACKEND_CHOICE: another
+               file). Commands without TDR_BACKEND then use it and say so on their 'tdr: backend' line;
+               a record of another machine (CPU, cores, Node.js) is ignored. --dry-run: print only
   -h, --help   this help
 
 Times are wall-clock medians; 'CPU' is this process's CPU time per step (all threads), which other
@@ -168,11 +179,27 @@ export const benchCommand: Command = {
         sizes: { type: 'string' },
         'tile-budget': { type: 'string' },
         'no-guidance': { type: 'boolean' },
+        'choose-backend': { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
       },
       Options,
     );
     if (positionals.length > 0) {
       throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr bench --help'`);
+    }
+    if (options['dry-run'] && !options['choose-backend']) throw new UserError('--dry-run applies to --choose-backend only');
+    if (options['choose-backend']) {
+      const other = (['restore', 'classical', 'sample', 'peer', 't2i', 'promptir', 'backend', 'threads'] as const).find((k) => options[k] !== undefined && options[k] !== false);
+      if (other) throw new UserError(`--choose-backend times every backend and thread count itself; drop --${other}`);
+      const { choice, file } = chooseBackend({
+        steps: argv.some((a) => /^--steps(=|$)/.test(a)) ? options.steps : 3,
+        write: !options['dry-run'],
+        onCandidate: (c) => {
+          if (!options.json) process.stderr.write(`tdr bench: ${c.backend}, ${c.threads} thread(s): ${'error' in c ? `could not run: ${c.error}` : `T2I ${c.t2iStepMs.toFixed(0)} ms, PromptIR ${c.promptirStepMs.toFixed(0)} ms`}\n`);
+        },
+      });
+      process.stdout.write((options.json ? JSON.stringify({ ...choice, file }) : formatChoice(choice, file)) + '\n');
+      return EXIT.ok;
     }
     const restoreOnly = (['sizes', 'tile-budget', 'no-guidance'] as const).find((k) => options[k] !== undefined);
     if (restoreOnly && !options.restore) throw new UserError(`--${restoreOnly} applies to --restore only`);
