@@ -361,3 +361,22 @@ describe('no leaks', () => {
     tf.dispose([xt, f]);
   });
 });
+
+test('step (the ReLU derivative; a two-op kernel on tensorflow): NaN, ±Infinity, ±0 and alpha as the cpu backend; ReLU gradient', async () => {
+  const xs = [NaN, Infinity, -Infinity, 0, -0, 2.5, -3, 1e-3, -1e-3];
+  const on = async (be: string, f: () => tf.Tensor): Promise<number[]> => {
+    await tf.setBackend(be);
+    try {
+      return Array.from(tf.tidy(f).dataSync());
+    } finally {
+      await tf.setBackend(UNDER_TEST);
+    }
+  };
+  for (const alpha of [0, 0.2]) {
+    const f = () => tf.step(tf.tensor1d(xs), alpha);
+    assert.deepEqual(await on(UNDER_TEST, f), await on('cpu', f), `step alpha ${alpha} on ${UNDER_TEST}`);
+  }
+  const g = () => tf.grad((x: tf.Tensor) => tf.relu(x).mul(tf.range(0, 9)).sum())(tf.tensor1d([1, -1, 0, 2, -2, 3, -3, 0.5, -0.5]));
+  assert.deepEqual(await on(UNDER_TEST, g), [0, 0, 0, 3, 0, 5, 0, 7, 0]);
+  assert.deepEqual(await on('cpu', g), [0, 0, 0, 3, 0, 5, 0, 7, 0]);
+});
