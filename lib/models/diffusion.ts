@@ -139,6 +139,12 @@ export interface SampleOptions {
   /** ELITE-style k/v copies (guidance generation with M_i2t) */
   kvOverride?: KVOverride;
   /**
+   * SDEdit start (Meng et al., "SDEdit", ICLR 2022, §3): instead of x_T ∼ N(0, I), noise this x0
+   * estimate [B,h,w,C] to the first timestep t ≤ strength·T of the grid (x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε,
+   * ε from `seed`) and run only the remaining DDIM steps. strength 1 = all steps from a noised x0.
+   */
+  init?: { x0: tf.Tensor4D; strength: number };
+  /**
    * Called after every step with the new sample and x̂_0 (disposed right after the call returns or
    * resolves: `clone()` what you keep). `step` counts from 0.
    */
@@ -168,8 +174,20 @@ export async function sampleLatents(unet: UNet, scheduler: DDIMScheduler, ctx: t
     return a;
   };
   let x = tf.tensor4d(normals(), shape); // x_T ∼ N(0, I)
+  let grid = scheduler.timesteps;
+  if (opts.init) {
+    const { x0, strength } = opts.init;
+    if (!(strength > 0 && strength <= 1)) throw new Error(`sampleLatents: init.strength must be in (0, 1], got ${strength}`);
+    if (x0.shape.join() !== shape.join()) throw new Error(`sampleLatents: init.x0 must be [${shape}], got [${x0.shape}]`);
+    const tMax = strength * scheduler.config.numTrainSteps;
+    grid = grid.filter((t) => t <= tMax);
+    if (grid.length === 0) grid = [scheduler.timesteps[scheduler.timesteps.length - 1]];
+    const eps = x;
+    x = scheduler.addNoise(x0, eps, grid[0]);
+    eps.dispose();
+  }
   try {
-    for (const [i, t] of scheduler.timesteps.entries()) {
+    for (const [i, t] of grid.entries()) {
       const noise = eta > 0 ? normals() : undefined;
       const { prevSample, predX0 } = tf.tidy(() => {
         const eps = cfgScale === 1 ? unet.call(x, tf.fill([shape[0]], t, 'int32') as tf.Tensor1D, ctx, opts) : cfgEps(unet, x, t, ctx, uncondCtx!, cfgScale, opts);

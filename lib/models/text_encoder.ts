@@ -245,6 +245,20 @@ export class TextEncoder {
     const n = words.shape[1];
     if (n < 1) throw new Error(`${what}: words must hold at least one word, got N = 0`);
     const plans = a.map((r, i) => this.plan(r, i, n, what));
+    const p0 = plans[0];
+    if (plans.every((pl) => pl.p === p0.p && pl.e === p0.e && pl.keep === p0.keep && pl.pad === p0.pad)) {
+      // one template for every row (the usual case: wordsContext): the same splice on the whole batch,
+      // a handful of ops instead of ~6 per row (and their gradients)
+      return tf.tidy(() => {
+        const parts: tf.Tensor3D[] = [];
+        if (p0.p > 0) parts.push(tf.slice(tokenEmb, [0, 0, 0], [b, p0.p, d]));
+        parts.push(words);
+        if (p0.keep > 0) parts.push(tf.slice(tokenEmb, [0, p0.p + 1, 0], [b, p0.keep, d]));
+        parts.push(tf.slice(tokenEmb, [0, p0.e, 0], [b, 1, d])); // EOS
+        if (p0.pad > 0) parts.push(tf.tile(tf.slice(this.tokenEmb, [SPECIAL.PAD, 0], [1, d]).reshape([1, 1, d]), [b, p0.pad, 1]) as tf.Tensor3D);
+        return tf.concat(parts, 1) as tf.Tensor3D; // [B,L,D]
+      });
+    }
     return tf.tidy(() => {
       const padRow = tf.slice(this.tokenEmb, [SPECIAL.PAD, 0], [1, d]); // [1,D]
       const rows = plans.map((pl, i) => {

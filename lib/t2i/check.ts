@@ -200,6 +200,13 @@ export interface WordsReconstruction {
   /** the frozen image encoder's global-feature cosine retrieval among the same crops */
   feature: { top1: number; meanRank: number; n: number };
   photos: number;
+  /**
+   * models with words.layoutLoss: the layout map of the same words decoded by the autoencoder alone
+   * (no diffusion): how much of the photo's layout the words carry, ranked the same way
+   */
+  layout?: { top1: number; meanRank: number; n: number; psnr16: number };
+  /** the SDEdit strength used (GenerateOptions.fromLayout), if any */
+  fromLayout?: number;
 }
 
 /**
@@ -211,7 +218,7 @@ export interface WordsReconstruction {
  */
 export async function wordsReconstruction(
   model: TextToImage,
-  opts: { limit?: number; seed?: number; steps?: number; cfgScale?: number; batch?: number; onImage?: (i: number, n: number) => void } = {},
+  opts: { limit?: number; seed?: number; steps?: number; cfgScale?: number; batch?: number; fromLayout?: number; onImage?: (i: number, n: number) => void } = {},
 ): Promise<WordsReconstruction> {
   const { loadPhotos, centerCrop } = await import('../data/patches');
   const { thumbnailRanks, summariseRanks } = await import('../metrics/content');
@@ -219,6 +226,8 @@ export async function wordsReconstruction(
   const photos = await loadPhotos('val', model.cfg.photoShortSide, opts.limit);
   const ys = photos.map((p) => centerCrop(p.image, model.cfg.imageSize));
   const gs: RGBImage[] = [];
+  const maps: RGBImage[] = [];
+  const withLayout = Boolean(model.unet.layout && model.cfg.words && model.cfg.words.layoutLoss > 0);
   const bs = opts.batch ?? 4;
   for (let i = 0; i < ys.length; i += bs) {
     const part = ys.slice(i, i + bs);
@@ -226,7 +235,8 @@ export async function wordsReconstruction(
     const ctx = model.wordsContext(w);
     w.dispose();
     try {
-      gs.push(...(await model.generate(ctx, { seed: opts.seed ?? 42, steps: opts.steps, cfgScale: opts.cfgScale })));
+      gs.push(...(await model.generate(ctx, { seed: opts.seed ?? 42, steps: opts.steps, cfgScale: opts.cfgScale, fromLayout: opts.fromLayout })));
+      if (withLayout) maps.push(...layoutImages(model, ctx));
     } finally {
       ctx.dispose();
     }
@@ -234,6 +244,7 @@ export async function wordsReconstruction(
   }
   const own = ys.map((_, i) => i);
   const ranks = thumbnailRanks(gs, ys, own);
+  const layoutRanks = withLayout ? thumbnailRanks(maps, ys, own) : undefined;
   const fy = await unitGlobalFeatures(ys);
   const fg = await unitGlobalFeatures(gs);
   const featureRanks = fg.map((g, i) => {
@@ -245,5 +256,23 @@ export async function wordsReconstruction(
     thumbnail: summariseRanks(ranks),
     feature: summariseRanks(featureRanks),
     photos: ys.length,
+    ...(layoutRanks ? { layout: { ...summariseRanks(layoutRanks), psnr16: layoutRanks.reduce((a, r) => a + r.psnrOwn, 0) / layoutRanks.length } } : {}),
+    ...(opts.fromLayout != null ? { fromLayout: opts.fromLayout } : {}),
   };
+}
+
+/**
+ * The layout map of a context decoded as an image: its first latentChannels channels (what
+ * words.layoutLoss regresses: the crop's scaled latent pooled to the layout grid), bilinearly
+ * resized to the latent size, through the autoencoder's decoder. No diffusion.
+ */
+export function layoutImages(model: TextToImage, ctx: tf.Tensor3D): RGBImage[] {
+  if (!model.unet.layout) throw new Error('layoutImages: the model has no unet.layout');
+  const s = model.latentSize;
+  const x = tf.tidy(() => model.decodeLatents(model.unet.layoutMap(ctx, s, s).slice([0, 0, 0, 0], [-1, -1, -1, model.cfg.unet.latentChannels]) as tf.Tensor4D));
+  try {
+    return fromBatch(x);
+  } finally {
+    x.dispose();
+  }
 }

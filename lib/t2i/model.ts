@@ -37,6 +37,13 @@ export interface GenerateOptions {
   eta?: number;
   /** called after every DDIM step with the step index (e.g. a progress bar) */
   onStep?: (step: number, total: number) => void | Promise<void>;
+  /**
+   * Start from the context's layout map (needs unet.layout trained with words.layoutLoss): its first
+   * latentChannels channels, a coarse latent of the image the words describe, upsampled to the
+   * latent size and noised to strength·T (SDEdit); the DDIM steps below that level add the detail.
+   * The layout map is a function of the context alone, so the image still comes from the words.
+   */
+  fromLayout?: number;
 }
 
 export class TextToImage {
@@ -141,8 +148,15 @@ export class TextToImage {
     const cfgScale = opts.cfgScale ?? this.cfg.sample.cfgScale;
     const uncond = cfgScale === 1 ? null : this.context(['']);
     const s = this.latentSize;
+    let x0: tf.Tensor4D | undefined;
+    if (opts.fromLayout != null) {
+      if (!this.unet.layout || !(this.cfg.words && this.cfg.words.layoutLoss > 0)) throw new Error('generate: fromLayout needs a model trained with unet.layout and words.layoutLoss > 0');
+      const C = this.cfg.unet.latentChannels;
+      x0 = tf.tidy(() => this.unet.layoutMap(ctx, s, s).slice([0, 0, 0, 0], [-1, -1, -1, C]) as tf.Tensor4D);
+    }
     try {
       const z = await sampleLatents(this.unet, this.scheduler, ctx, uncond, {
+        init: x0 && { x0, strength: opts.fromLayout! },
         steps,
         cfgScale,
         eta: opts.eta ?? this.cfg.sample.eta,
@@ -159,6 +173,7 @@ export class TextToImage {
     } finally {
       if (ctx !== prompts) ctx.dispose();
       uncond?.dispose();
+      x0?.dispose();
     }
   }
 
@@ -176,13 +191,14 @@ export class TextToImage {
   static load(file: string): TextToImage {
     const { meta, tensors: all } = loadCheckpoint(file);
     // a run's checkpoint (<runs>/<preset>/t2i/checkpoint.tdrc, while it trains): its EMA weights
-    const run = meta.kind === 'train-state' && meta.stage === 't2i';
+    // a run's checkpoint: the UNet stage's EMA weights, or the layout warm-up's own (words.layoutSteps)
+    const run = meta.kind === 'train-state' && (meta.stage === 't2i' || meta.stage === 't2i-layout');
     if (meta.kind !== 't2i' && !run) throw new CheckpointError(`${file}: not a text-to-image checkpoint (kind '${String(meta.kind)}')`);
     let tensors = all;
     if (run) {
       const s = splitState(all);
       tensors = s.params;
-      for (const [n, v] of s.ema) tensors.set(n, v);
+      if (meta.stage === 't2i') for (const [n, v] of s.ema) tensors.set(n, v);
     }
     const cfg = parseT2IConfig(meta.config, `${file}: config`);
     const vocab = Vocab.fromJSON(meta.vocab, `${file}: vocab`);

@@ -44,6 +44,15 @@ export const WordsSchema = z.strictObject({
     .min(0)
     .default(0)
     .describe("weight of an auxiliary loss on the word rows: the first latentChannels channels of the UNet's layout map (unet.layout) regress the crop's latent average-pooled to the layout grid (mean squared error), so that the words must carry where things are and the UNet gets a coarse picture of x0 beside z_t from the start, as SR3 conditions on a low-resolution image; 0: the diffusion loss alone (needs unet.layout with channels ≥ latentChannels)"),
+  layoutSteps: z
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe(
+      "steps of a layout warm-up before the UNet stage (needs layoutLoss > 0): only the word mapper, the text encoder and the UNet's layout head train, on the layout loss alone (no diffusion), at layoutBatch crops a step — about 20× cheaper than a UNet step, so the words learn where things are before the UNet learns to read the map; in <runs>/t2i-layout, resumable; 0: none",
+    ),
+  layoutBatch: z.number().int().min(1).default(64).describe('crops per layout warm-up step'),
 });
 export type WordsConfig = z.infer<typeof WordsSchema>;
 
@@ -98,6 +107,9 @@ export const T2IConfigSchema = z
     });
     if (c.cropScales && !c.words && !c.cropScales.some((s) => s.shortSide === c.photoShortSide)) {
       ctx.addIssue({ code: 'custom', path: ['cropScales'], message: `without words, only crops at photoShortSide ${c.photoShortSide} have a caption: add that scale` });
+    }
+    if (c.words && c.words.layoutSteps > 0 && !(c.words.layoutLoss > 0)) {
+      ctx.addIssue({ code: 'custom', path: ['words', 'layoutSteps'], message: 'layoutSteps needs layoutLoss > 0 (the warm-up trains on the layout loss)' });
     }
     if (c.words && c.words.layoutLoss > 0) {
       const lay = c.unet.layout;

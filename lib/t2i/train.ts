@@ -278,6 +278,56 @@ export function t2iStage(model: TextToImage, cfg: T2IConfig, cache: LatentCache)
   };
 }
 
+/**
+ * The layout warm-up (config `words.layoutSteps`): random crops' cached τi features → word mapper →
+ * text encoder → the UNet's layout head, regressing the crop's latent average-pooled to the layout
+ * grid (the `layoutLoss` term of `t2iStage`, alone). Only `words`, `text` and `unet.layout` are
+ * trainable (the caller freezes the rest). No diffusion, no captions.
+ */
+export function t2iLayoutStage(model: TextToImage, cfg: T2IConfig, cache: LatentCache): Stage<LayoutBatch> {
+  const [n, h, w, c] = cache.shape;
+  const per = h * w * c;
+  const f = cache.features;
+  const words = cfg.words;
+  if (!words || !f || !model.words || !model.unet.layout) throw new Error('t2iLayoutStage: needs words, a latent cache with τi features and unet.layout');
+  const g = cfg.unet.layout!.grid;
+  return {
+    params: model.params,
+    getBatch(_step, rng) {
+      const idx = Array.from({ length: words.layoutBatch }, () => rng.int(n));
+      const z = new Float32Array(idx.length * per);
+      idx.forEach((k, i) => z.set(cache.z.subarray(k * per, (k + 1) * per), i * per));
+      return {
+        z: tf.tensor4d(z, [idx.length, h, w, c]),
+        global: tf.tensor2d(gatherRows(f.global, f.dim, idx), [idx.length, f.dim]),
+        tokens: tf.tensor3d(gatherRows(f.tokens, f.numTokens * f.dim, idx), [idx.length, f.numTokens, f.dim]),
+      };
+    },
+    loss(b) {
+      const ctx = model.wordsContext(model.words!.call({ global: b.global, tokens: b.tokens }));
+      const m = model.unet.layoutMap(ctx, g, g).slice([0, 0, 0, 0], [-1, -1, -1, c]); // [B,g,g,C]
+      const target = tf.avgPool(b.z, h / g, h / g, 'valid'); // [B,g,g,C]
+      const l = tf.mean(tf.square(tf.sub(m, target))) as tf.Scalar;
+      return { total: l, parts: { l_layout: l } };
+    },
+    disposeBatch(b) {
+      tf.dispose([b.z, b.global, b.tokens]);
+    },
+    sliceBatch(b, start, end) {
+      return { z: b.z.slice([start], [end - start]), global: b.global.slice([start], [end - start]), tokens: b.tokens.slice([start], [end - start]) };
+    },
+    batchSize(b) {
+      return b.z.shape[0];
+    },
+  };
+}
+
+export interface LayoutBatch {
+  z: tf.Tensor4D;
+  global: tf.Tensor2D;
+  tokens: tf.Tensor3D;
+}
+
 /** Rows `idx` of a row-major [M,...] array, as one Float32Array. */
 function gatherRows(src: Float32Array, rowSize: number, idx: readonly number[]): Float32Array {
   const out = new Float32Array(idx.length * rowSize);
@@ -323,7 +373,7 @@ export function autoencoderFrom(file: string, cfg: T2IConfig): { weights: Named;
 export async function trainTextToImage(
   cfg: T2IConfig,
   runDir: string,
-  opts: { quiet?: boolean; maxStepsThisCall?: number; workers?: number; aeFrom?: string; onLog?: (stage: 'ae' | 't2i', rec: LogRecord) => void | Promise<void> } = {},
+  opts: { quiet?: boolean; maxStepsThisCall?: number; workers?: number; aeFrom?: string; onLog?: (stage: 'ae' | 't2i-layout' | 't2i', rec: LogRecord) => void | Promise<void> } = {},
 ): Promise<{ model: TextToImage | null; ae: TrainResult; t2i?: TrainResult; aeFrom?: { file: string; sha256: string } }> {
   let latentScale: number;
   let aeWeights: Named;
@@ -358,6 +408,27 @@ export async function trainTextToImage(
   const model = new TextToImage(cfg, buildVocab(vocabTexts(cache)), new Params(), cache.latentScale);
   model.params.assign(aeWeights, { source: 'autoencoder run', allowMissing: true });
   model.params.freeze(['ae']);
+  if (cfg.words && cfg.words.layoutSteps > 0 && !fs.existsSync(path.join(dir, CHECKPOINT_FILE))) {
+    // layout warm-up (config words.layoutSteps), before the UNet stage has a checkpoint of its own
+    const layoutDir = path.join(runDir, 't2i-layout');
+    model.params.freeze(['unet']);
+    model.params.unfreeze(['unet.layout']);
+    const { batch: _b, ...loop } = cfg.unetTrain;
+    const lay = await train(t2iLayoutStage(model, cfg, cache), { ...loop, steps: cfg.words.layoutSteps, warmup: Math.min(loop.warmup, Math.floor(cfg.words.layoutSteps / 10)) }, {
+      runDir: layoutDir,
+      meta: { stage: 't2i-layout', config: cfg, vocab: model.vocab.toJSON(), latentScale: cache.latentScale },
+      label: 't2i-layout',
+      quiet: opts.quiet,
+      maxStepsThisCall: opts.maxStepsThisCall,
+      onLog: (r) => opts.onLog?.('t2i-layout', r),
+    });
+    model.params.unfreeze(['unet']);
+    if (lay.interrupted) {
+      model.dispose();
+      return { model: null, ae: aeResult };
+    }
+    loadWeights(path.join(layoutDir, CHECKPOINT_FILE), model.params, { useEma: false }); // the warm-up's own weights: its EMA would lag
+  }
   const trainCfg = loopSettings(cfg.unetTrain);
   const t2i = await train(t2iStage(model, cfg, cache), trainCfg, {
     runDir: dir,

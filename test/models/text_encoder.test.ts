@@ -256,3 +256,18 @@ test('throws when config or inputs are invalid', () => {
   assert.throws(() => tf.tidy(() => enc.pool(tf.zeros([1, 16, 64]), [new Array(16).fill(0)])), /ids row 0 has no EOS/);
   p.dispose();
 });
+
+test('splice: one template for the whole batch (the batched path) gives the rows the per-row path gives', () => {
+  const { p, enc } = make({ contextLength: 12 });
+  const same = vocab.encode('a photo of a S, hazy', 12);
+  const other = vocab.encode('a S', 12);
+  const words = tf.randomNormal([3, 4, 64], 0, 1, 'float32', 5) as tf.Tensor3D;
+  const embAll = enc.embedTokens([same, same, other]);
+  const mixed = enc.spliceAtPlaceholder(embAll, [same, same, other], words).arraySync() as number[][][]; // per-row path
+  const emb2 = enc.embedTokens([same, same]);
+  const w2 = words.slice([0, 0, 0], [2, -1, -1]) as tf.Tensor3D;
+  const batched = enc.spliceAtPlaceholder(emb2, [same, same], w2).arraySync() as number[][][];
+  assert.deepEqual(batched, mixed.slice(0, 2));
+  tf.dispose([words, embAll, emb2, w2]);
+  p.dispose();
+});

@@ -30,6 +30,8 @@ options:
   --words N           validation photos reconstructed from their own pseudo-words (models with an image-to-words
                       mapper; default all 25; 0 skips it): rank of the own photo by 16×16 thumbnail PSNR
   --steps N           DDIM steps of the words reconstruction (default: the checkpoint's sample.steps)
+  --from-layout S     words reconstruction started from the words' own layout map, noised to strength S
+                      in (0, 1] (SDEdit; models trained with words.layoutLoss)
   --cfg S             classifier-free guidance scale (default: the checkpoint's sample.cfgScale)
   --photos N          validation photos for the AE PSNR (default all)
   --json              one line of JSON`;
@@ -41,6 +43,7 @@ const Options = z.strictObject({
   content: z.coerce.number().int().min(0).max(38).default(13),
   words: z.coerce.number().int().min(0).optional(),
   steps: z.coerce.number().int().min(1).max(1000).optional(),
+  'from-layout': z.coerce.number().gt(0).max(1).optional(),
   cfg: z.coerce.number().min(0).max(50).optional(),
   photos: z.coerce.number().int().min(1).optional(),
   json: z.boolean().optional(),
@@ -54,7 +57,7 @@ export const t2iCheckCommand: Command = {
     const { options, positionals } = parseOptions(
       't2i-check',
       argv,
-      { checkpoint: { type: 'string' }, seeds: { type: 'string' }, captions: { type: 'string' }, content: { type: 'string' }, words: { type: 'string' }, steps: { type: 'string' }, cfg: { type: 'string' }, photos: { type: 'string' }, json: { type: 'boolean' } },
+      { checkpoint: { type: 'string' }, seeds: { type: 'string' }, captions: { type: 'string' }, content: { type: 'string' }, words: { type: 'string' }, steps: { type: 'string' }, 'from-layout': { type: 'string' }, cfg: { type: 'string' }, photos: { type: 'string' }, json: { type: 'boolean' } },
       Options,
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
@@ -81,7 +84,7 @@ export const t2iCheckCommand: Command = {
       const content = contentEntries.length
         ? await contentRetrieval(model, contentEntries.map((e) => ({ id: e.id, caption: trainingCaption(e) })), [1, 2], { cfgScale: options.cfg })
         : null;
-      const rec = model.words && options.words !== 0 ? await wordsReconstruction(model, { limit: options.words, cfgScale: options.cfg, steps: options.steps }) : null;
+      const rec = model.words && options.words !== 0 ? await wordsReconstruction(model, { limit: options.words, cfgScale: options.cfg, steps: options.steps, fromLayout: options['from-layout'] }) : null;
       const result = {
         checkpoint: ckpt,
         autoencoder: ae,
@@ -108,7 +111,8 @@ export const t2iCheckCommand: Command = {
               : []),
             ...(rec
               ? [
-                  `reconstruction from its own words, ${rec.photos} validation photos (CFG ${result.cfgScale}): own photo first by 16×16 PSNR in ${f(100 * rec.thumbnail.top1, 0)} % (mean rank ${f(rec.thumbnail.meanRank, 1)}), by the frozen encoder's features in ${f(100 * rec.feature.top1, 0)} % (mean rank ${f(rec.feature.meanRank, 1)}); chance ${f(100 / rec.photos, 1)} %`,
+                  `reconstruction from its own words, ${rec.photos} validation photos (CFG ${result.cfgScale}): own photo first by 16×16 PSNR in ${f(100 * rec.thumbnail.top1, 0)} % (mean rank ${f(rec.thumbnail.meanRank, 1)}), by the frozen encoder's features in ${f(100 * rec.feature.top1, 0)} % (mean rank ${f(rec.feature.meanRank, 1)}); chance ${f(100 / rec.photos, 1)} %${rec.fromLayout != null ? ` (DDIM started from the layout map at strength ${rec.fromLayout})` : ''}`,
+                  ...(rec.layout ? [`the words' layout map decoded alone (no diffusion): own photo first by 16×16 PSNR in ${f(100 * rec.layout.top1, 0)} % (mean rank ${f(rec.layout.meanRank, 1)}; PSNR 16×16 ${f(rec.layout.psnr16)} dB)`] : []),
                 ]
               : []),
             `copy check: nearest training crop MSE ${copies.samples.map((s) => f(s.distance, 0)).join(', ')} vs AE reconstruction MSE mean ${f(copies.aeReconstruction.mean, 0)} (max ${f(copies.aeReconstruction.max, 0)})`,

@@ -1,0 +1,47 @@
+/**
+ * The image-to-words mapper's spatial pooling (lib/models/word_mapper.ts): 'regions' pools per-word
+ * MLP outputs over the token positions; with `poolFirst` each word's MLP reads its pooled raw
+ * features instead, MLP_i(Σ_p w_ip·token_p).
+ */
+import { test, before } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../lib/backend';
+import { Params } from '../../lib/models/params';
+import { Rng } from '../../lib/util/rng';
+import { ImageToTextMapper, MapperConfigSchema } from '../../lib/models/word_mapper';
+
+before(async () => {
+  await initBackend({ quiet: true });
+});
+
+function mapper(poolFirst: boolean): { p: Params; m: ImageToTextMapper } {
+  const p = new Params();
+  const cfg = MapperConfigSchema.parse({ numWords: 5, hidden: 8, layers: 1, spatial: 'regions', poolFirst });
+  return { p, m: new ImageToTextMapper(p, 'w', cfg, 6, 4, 1, new Rng(3), 9) };
+}
+
+test('poolFirst: word i = global MLP + its MLP on the softmax(where)-pooled raw tokens; differs from pooling MLP outputs', () => {
+  const a = mapper(true);
+  const b = mapper(false);
+  const global = tf.randomNormal([2, 6], 0, 1, 'float32', 1) as tf.Tensor2D;
+  const tokens = tf.randomNormal([2, 9, 6], 0, 1, 'float32', 2) as tf.Tensor3D;
+  const got = a.m.call({ global, tokens }); // [B,N,D]
+  assert.deepEqual(got.shape, [2, 5, 4]);
+  assert.equal(a.m.poolFirst, true);
+  const want = tf.tidy(() => {
+    const w = tf.softmax(a.m.where!, -1).reshape([5, 9]); // [N,T]
+    const pin = tf.stack([0, 1].map((bi) => tf.matMul(w, tokens.slice([bi, 0, 0], [1, -1, -1]).reshape([9, 6])))).transpose([1, 0, 2]) as tf.Tensor3D; // [N,B,dim]
+    return tf.add(a.m.global.call(global), a.m.patch.call(pin)).transpose([1, 0, 2]);
+  });
+  const err = tf.max(tf.abs(tf.sub(got, want))).dataSync()[0];
+  assert.ok(err < 1e-5, `poolFirst output differs from MLP_i(Σ w·token) by ${err}`);
+  // the same weights without poolFirst compute something else (MLP before pooling)
+  for (const [n, v] of a.p.entries()) b.p.select([n])[0][1].assign(v);
+  const other = b.m.call({ global, tokens });
+  assert.ok(tf.max(tf.abs(tf.sub(got, other))).dataSync()[0] > 1e-3);
+  assert.throws(() => a.m.initFrom(b.m), /poolFirst true here, false in the source/);
+  tf.dispose([global, tokens, got, want, other]);
+  a.p.dispose();
+  b.p.dispose();
+});
