@@ -234,3 +234,51 @@ test('words.layoutLoss: the word rows\' layout map regresses their pooled latent
   stage.disposeBatch!(b);
   model.dispose();
 });
+
+test('words.layoutSteps: a layout warm-up before the UNet stage trains only the words, the text encoder and the layout head, resumes, and lowers the layout loss; fromLayout starts DDIM from the words\' layout map', async () => {
+  const ci = PRESETS.ci;
+  assert.throws(() => parseT2IConfig({ ...ci, words: { ...ci.words!, layoutSteps: 5 } }, 'nolossw.json'), /layoutSteps needs layoutLoss > 0/);
+  const cfg = parseT2IConfig({ ...ci, words: { ...ci.words!, layoutLoss: 1, layoutSteps: 12, layoutBatch: 8, mapper: { ...ci.words!.mapper, poolFirst: true } } }, 'warm.json');
+  const runs = tmpDir();
+  const aeOnly = await trainTextToImage(cfg, runs, { quiet: true, maxStepsThisCall: cfg.aeTrain.steps });
+  assert.equal(aeOnly.model, null);
+  // the warm-up stops after 5 steps of this call: no UNet stage yet
+  const part = await trainTextToImage(cfg, runs, { quiet: true, maxStepsThisCall: 5 });
+  assert.equal(part.model, null);
+  assert.ok(!fs.existsSync(path.join(runs, 't2i', 'checkpoint.tdrc')), 'the UNet stage waits for the warm-up');
+  const logs: Array<{ stage: string; l: number }> = [];
+  const r = await trainTextToImage(cfg, runs, { quiet: true, onLog: (stage, rec) => void logs.push({ stage, l: Number(rec.l_layout ?? rec.l_total) }) });
+  assert.ok(r.model && r.t2i);
+  const lay = readLog(path.join(runs, 't2i-layout'));
+  assert.equal(lay.length, cfg.words!.layoutSteps, 'resumed: every warm-up step logged once');
+  const first = lay.slice(0, 3).reduce((a, x) => a + Number(x.l_layout), 0) / 3;
+  const last = lay.slice(-3).reduce((a, x) => a + Number(x.l_layout), 0) / 3;
+  assert.ok(last < first, `layout loss ${first.toFixed(4)} → ${last.toFixed(4)}`);
+  // only words, text and unet.layout moved in the warm-up: its checkpoint's other UNet weights equal a fresh model's (same seed)
+  const warm = TextToImage.load(path.join(runs, 't2i-layout', 'checkpoint.tdrc'));
+  const fresh = new TextToImage(cfg, warm.vocab, new Params(), warm.latentScale);
+  for (const [n, v] of warm.params.entries()) {
+    if (!n.startsWith('unet.') || n.startsWith('unet.layout')) continue;
+    const d = tf.tidy(() => tf.max(tf.abs(tf.sub(v, fresh.params.select([n])[0][1]))).dataSync()[0]);
+    assert.equal(d, 0, `${n} changed in the warm-up`);
+  }
+  const moved = tf.tidy(() => tf.max(tf.abs(tf.sub(warm.params.select(['unet.layout.out.w'])[0][1], fresh.params.select(['unet.layout.out.w'])[0][1]))).dataSync()[0]);
+  assert.ok(moved > 0, 'the layout head trained');
+  // SDEdit start from the layout map: deterministic, differs from pure-noise DDIM, refused without layoutLoss
+  const { toBatch } = await import('../../lib/data/patches');
+  const imgs = (await cacheCrops(cfg)).slice(0, 2).map((c) => c.image);
+  const w = await r.model.imageWords(toBatch(imgs));
+  const ctx = r.model.wordsContext(w);
+  const a = await r.model.generate(ctx, { seed: 3, steps: 6, fromLayout: 0.5 });
+  const b = await r.model.generate(ctx, { seed: 3, steps: 6, fromLayout: 0.5 });
+  const c = await r.model.generate(ctx, { seed: 3, steps: 6 });
+  assert.deepEqual(Array.from(a[0].data), Array.from(b[0].data));
+  assert.notDeepEqual(Array.from(a[0].data), Array.from(c[0].data));
+  const plain = new TextToImage(parseT2IConfig({ ...ci, words: { ...ci.words!, layoutLoss: 0 } }, 'plain.json'), warm.vocab, new Params(), 1);
+  await assert.rejects(plain.generate(['a photo'], { seed: 1, steps: 2, fromLayout: 0.5 }), /fromLayout needs a model trained with unet\.layout and words\.layoutLoss > 0/);
+  plain.dispose();
+  tf.dispose([w, ctx]);
+  warm.dispose();
+  fresh.dispose();
+  r.model.dispose();
+});
