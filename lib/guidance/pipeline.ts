@@ -23,6 +23,7 @@ import { fromBatch, crop } from '../data/patches';
 import { encodeImage, readImage, resizeImage } from '../data/io';
 import { projectRoot, writeFileAtomic } from '../util/fsx';
 import { CheckpointError } from '../util/checkpoint';
+import { UserError } from '../util/errors';
 import { GuidanceModel, wordsToContext, resolveStoredPath, t2iWeightsHash } from './model';
 import { mapperFeatures } from './m_i2t';
 
@@ -85,6 +86,7 @@ export async function generateFromWords(model: GuidanceModel, t2i: TextToImage, 
       cfgScale,
       eta: 0,
       seed,
+      rowSeeds: new Array<number>(b).fill(seed), // each row as if alone: a batch gives each input its own G
       shape: [b, s, s, t2i.cfg.unet.latentChannels],
       kvOverride: model.kv.map,
       onStep: opts.onStep ? ({ step }) => opts.onStep!(step, steps) : undefined,
@@ -159,26 +161,68 @@ export async function guidanceCached(
   img: RGBImage,
   opts: GuidanceOptions & { cacheDir?: string; hashes?: { guidance: string; t2i: string } } = {},
 ): Promise<{ png: Buffer; file: string; cached: boolean; image: RGBImage }> {
+  const [r] = await guidanceCachedBatch(model, t2i, [img], opts);
+  return r;
+}
+
+/** Inputs per DDIM batch when G is made for many images: env TDR_GUIDANCE_BATCH, else 8. */
+export function guidanceBatchSize(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.TDR_GUIDANCE_BATCH;
+  if (v == null || v === '') return 8;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`TDR_GUIDANCE_BATCH must be a positive integer, got '${v}'`);
+  return n;
+}
+
+/**
+ * `guidanceCached` for many images: the uncached ones are generated `batch` at a time (one DDIM run
+ * of UNet batch 2·batch with CFG: the per-step overhead is shared, about 2–3× less time per image at
+ * 8 than one by one; each row starts from its own seeded noise, so it is the image's own G, equal to
+ * the one-by-one result up to float rounding). Same order as `imgs`.
+ */
+export async function guidanceCachedBatch(
+  model: GuidanceModel,
+  t2i: TextToImage,
+  imgs: readonly RGBImage[],
+  opts: GuidanceOptions & { cacheDir?: string; hashes?: { guidance: string; t2i: string }; batch?: number; onBatch?: (done: number, total: number) => void } = {},
+): Promise<Array<{ png: Buffer; file: string; cached: boolean; image: RGBImage }>> {
   const dir = opts.cacheDir ?? defaultGuidanceCacheDir();
-  const file = path.join(dir, `${guidanceCacheKey(model, t2i, img, opts)}.png`);
-  // a cache never fails the caller: an unreadable entry is made again, an unwritable folder is noted once
-  try {
-    if (fs.existsSync(file)) {
-      const png = fs.readFileSync(file);
-      return { png, file, cached: true, image: await readImage(png, {}, file) };
+  const hashes = opts.hashes ?? { guidance: guidanceWeightsHash(model), t2i: t2iWeightsHash(t2i) };
+  const out: Array<{ png: Buffer; file: string; cached: boolean; image: RGBImage } | undefined> = new Array(imgs.length);
+  const todo: number[] = [];
+  for (const [i, img] of imgs.entries()) {
+    const file = path.join(dir, `${guidanceCacheKey(model, t2i, img, { ...opts, hashes })}.png`);
+    // a cache never fails the caller: an unreadable entry is made again, an unwritable folder is noted once
+    try {
+      if (fs.existsSync(file)) {
+        const png = fs.readFileSync(file);
+        out[i] = { png, file, cached: true, image: await readImage(png, {}, file) };
+        continue;
+      }
+    } catch (e) {
+      cacheNote(`cannot read the cached guidance ${file} (${(e as Error).message.split('\n')[0]}); generating it again`);
     }
-  } catch (e) {
-    cacheNote(`cannot read the cached guidance ${file} (${(e as Error).message.split('\n')[0]}); generating it again`);
+    out[i] = { png: Buffer.alloc(0), file, cached: false, image: img };
+    todo.push(i);
   }
-  const [g] = await generateGuidance(model, t2i, [img], opts);
-  const png = await encodeImage(g, 'png');
-  try {
-    writeFileAtomic(file, png);
-  } catch (e) {
-    cacheNote(`cannot write the guidance cache in ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); going on without it (set TDR_GUIDANCE_CACHE to a writable folder)`);
+  const bs = opts.batch ?? guidanceBatchSize();
+  for (let k = 0; k < todo.length; k += bs) {
+    const part = todo.slice(k, k + bs);
+    const gs = await generateGuidance(model, t2i, part.map((i) => imgs[i]), opts);
+    for (const [j, i] of part.entries()) {
+      const png = await encodeImage(gs[j], 'png');
+      const file = out[i]!.file;
+      try {
+        writeFileAtomic(file, png);
+      } catch (e) {
+        cacheNote(`cannot write the guidance cache in ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); going on without it (set TDR_GUIDANCE_CACHE to a writable folder)`);
+      }
+      // return what the cache will return next time (8-bit), so a cached and a fresh call agree
+      out[i] = { png, file, cached: false, image: await readImage(png, {}, file) };
+    }
+    opts.onBatch?.(Math.min(k + bs, todo.length), todo.length);
   }
-  // return what the cache will return next time (8-bit), so a cached and a fresh call agree
-  return { png, file, cached: false, image: await readImage(png, {}, file) };
+  return out as Array<{ png: Buffer; file: string; cached: boolean; image: RGBImage }>;
 }
 
 const noted = new Set<string>();

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import { GuidanceSource, GuidanceModelRef, GuidanceSourceMap, GuidanceFactoryEntry, pickGuidanceSource, cleanOracleGuidance, noGuidance, CLEAN_ORACLE_NOTE } from '../restore/source';
 import { guidanceCheckpoint } from '../guidance/config';
 import { shippedCheckpoint } from '../util/paths';
-import { loadGuidancePair, guidanceCached } from '../guidance/pipeline';
+import { loadGuidancePair, guidanceCached, guidanceCachedBatch } from '../guidance/pipeline';
 import { portablePath, type GuidanceModel } from '../guidance/model';
 import type { TextToImage } from '../t2i/model';
 import { UserError } from '../util/errors';
@@ -54,6 +54,10 @@ export function textGuidance(opts: { words?: number; raw?: boolean } = {}): Guid
       if (!pair) pair = loadGuidancePair(file);
       const r = await guidanceCached(pair.guidance, pair.t2i, degraded, { raw: opts.raw, seed: request?.seed, steps: request?.steps });
       return r.image;
+    },
+    async prefetch(items, request) {
+      if (!pair) pair = loadGuidancePair(file);
+      await guidanceCachedBatch(pair.guidance, pair.t2i, items.map((i) => i.degraded), { raw: opts.raw, seed: request?.seed, steps: request?.steps });
     },
   };
 }

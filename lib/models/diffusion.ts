@@ -145,6 +145,12 @@ export interface SampleOptions {
    */
   init?: { x0: tf.Tensor4D; strength: number };
   /**
+   * One seed per row: row i's x_T is drawn from its own generator seeded rowSeeds[i], so a row of a
+   * batch starts from the same noise as that input alone with the same seed (row 0 of a batch is
+   * always what `seed` alone gives). Without it the whole batch's x_T comes from `seed`.
+   */
+  rowSeeds?: readonly number[];
+  /**
    * Called after every step with the new sample and x̂_0 (disposed right after the call returns or
    * resolves: `clone()` what you keep). `step` counts from 0.
    */
@@ -173,7 +179,18 @@ export async function sampleLatents(unet: UNet, scheduler: DDIMScheduler, ctx: t
     for (let i = 0; i < n; i++) a[i] = rng.normal();
     return a;
   };
-  let x = tf.tensor4d(normals(), shape); // x_T ∼ N(0, I)
+  if (opts.rowSeeds && opts.rowSeeds.length !== shape[0]) throw new Error(`sampleLatents: rowSeeds has ${opts.rowSeeds.length} seeds for a batch of ${shape[0]}`);
+  const xT = (): Float32Array => {
+    if (!opts.rowSeeds) return normals();
+    const per = n / shape[0];
+    const a = new Float32Array(n);
+    opts.rowSeeds.forEach((sd, i) => {
+      const r = new Rng(sd);
+      for (let k = 0; k < per; k++) a[i * per + k] = r.normal();
+    });
+    return a;
+  };
+  let x = tf.tensor4d(xT(), shape); // x_T ∼ N(0, I)
   let grid = scheduler.timesteps;
   if (opts.init) {
     const { x0, strength } = opts.init;

@@ -170,6 +170,13 @@ export async function buildGuidanceCache(
   }
   const cache: GuidanceImages = new Map();
   let done = 0;
+  if (source.prefetch) {
+    if (!opts.quiet) process.stderr.write(`guidance (${source.name}): ${keys.length} inputs, in batches\n`);
+    await source.prefetch(
+      photos.flatMap((p) => specs.map((spec) => ({ degraded: guidanceInput(p.image, p.entry.id, spec), key: guidanceKey('train', p.entry.id, spec.name) }))),
+      { steps: opts.steps },
+    );
+  }
   for (const p of photos) {
     for (const spec of specs) {
       const key = guidanceKey('train', p.entry.id, spec.name);

@@ -164,6 +164,12 @@ export async function evaluateModels(models: EvalModel[], specs: TaskSpec[], ima
     }
     return g;
   };
+  // generating sources make every input's G first, in batches (GuidanceSource.prefetch)
+  const sources = new Set(models.filter((m) => m.net?.cfg.guidance && m.control !== 'grey').map((m) => m.guidance));
+  for (const src of sources) {
+    if (!src.prefetch) continue;
+    await src.prefetch(images.flatMap((img) => specs.map((spec) => ({ degraded: degradeForEval(img, spec), key: guidanceKey('val', img.id, spec.name) }))));
+  }
   for (const [i, img] of images.entries()) {
     for (const spec of specs) {
       const x = degradeForEval(img, spec);

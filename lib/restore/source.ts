@@ -45,6 +45,12 @@ export interface GuidanceSource {
    * @returns [Hg,Wg,3] float32 RGB in [0,1], any size
    */
   get(degraded: RGBImage, key: string, opts?: GuidanceRequest): Promise<RGBImage>;
+  /**
+   * Optional: make the guidance of many inputs at once (a generating source batches them; later
+   * `get` calls for the same inputs and request are then cache hits). Callers that know all their
+   * inputs in advance (tables, training data) call it first; a source without it is asked one by one.
+   */
+  prefetch?(items: ReadonlyArray<{ degraded: RGBImage; key: string }>, opts?: GuidanceRequest): Promise<void>;
 }
 
 /** What a caller may add to a guidance request. */

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { GuidanceModel, t2iWeightsHash } from '../../lib/guidance/model';
-import { generateGuidance, guidanceCached, loadGuidancePair, imageWords } from '../../lib/guidance/pipeline';
+import { generateGuidance, guidanceCached, guidanceCachedBatch, guidanceBatchSize, loadGuidancePair, imageWords } from '../../lib/guidance/pipeline';
 import { decodeWords, tokenShift, degradationWordScores, fitPca, projectPca, embeddingPca, embeddingScatterFigure, interpolateGuidance, wordsToArrays } from '../../lib/guidance/analysis';
 import { guideCommand } from '../../lib/cli/commands/guide';
 import { guidanceDegradationEffect } from '../../lib/guidance/eval';
@@ -68,6 +68,32 @@ test('guidanceCached: written once (atomically) under the cache folder, then rea
   const c = await guidanceCached(g, t2i, x, { seed: 1, raw: true, cacheDir: dir });
   assert.notEqual(c.file, a.file);
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  g.dispose();
+  t2i.dispose();
+});
+
+test('guidanceCachedBatch: each image of a batch gets its own G, as generated alone (within 1/255), cached ones are read back, order kept', async () => {
+  const { t2i, g } = setup();
+  const dir = tmpDir();
+  const xs = [pattern(32, 32, 1), pattern(40, 48, 2), pattern(32, 32, 3), pattern(36, 36, 4), pattern(32, 32, 5)];
+  const alone = await Promise.all(xs.map(async (x) => (await generateGuidance(g, t2i, [x], { seed: 7 }))[0]));
+  // one cached beforehand: the batch reads it and makes the other four in batches of 3 (3 + 1)
+  const pre = await guidanceCached(g, t2i, xs[2], { seed: 7, cacheDir: dir });
+  const seen: number[] = [];
+  const rs = await guidanceCachedBatch(g, t2i, xs, { seed: 7, cacheDir: dir, batch: 3, onBatch: (d) => void seen.push(d) });
+  assert.deepEqual(seen, [3, 4]);
+  assert.deepEqual(rs.map((r) => r.cached), [false, false, true, false, false]);
+  assert.equal(rs[2].file, pre.file);
+  for (const [i, r] of rs.entries()) {
+    let maxDiff = 0;
+    for (let k = 0; k < r.image.data.length; k++) maxDiff = Math.max(maxDiff, Math.abs(r.image.data[k] - alone[i].data[k]));
+    assert.ok(maxDiff <= 1 / 255 + 1e-6, `image ${i}: batch vs alone differ by ${maxDiff * 255} levels`);
+    assert.ok(fs.existsSync(r.file));
+  }
+  // different images really got different G (not the batch's first one)
+  assert.ok(!rs[0].png.equals(rs[1].png));
+  assert.throws(() => guidanceBatchSize({ TDR_GUIDANCE_BATCH: '0' }), /TDR_GUIDANCE_BATCH must be a positive integer, got '0'/);
+  assert.equal(guidanceBatchSize({}), 8);
   g.dispose();
   t2i.dispose();
 });
