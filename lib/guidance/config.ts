@@ -60,6 +60,14 @@ export const GuidanceConfigSchema = z
       steps: posInt.describe('DDIM steps (paper: 100)'),
       cfgScale: z.number().min(0).describe('classifier-free guidance scale (paper: 5)'),
       seed: z.number().int().nonnegative().default(42).describe('default seed (official: 42)'),
+      fromLayout: z
+        .number()
+        .gt(0)
+        .max(1)
+        .optional()
+        .describe(
+          "start DDIM from the words' own layout map noised to this strength (SDEdit; a text-to-image model trained with words.layoutLoss): G is still made from the pseudo-words alone (the map is the UNet's reading of the text), but its layout is the one the words describe; absent: from pure noise, as the paper",
+        ),
     }),
   })
   .superRefine((c, ctx) => {

@@ -36,6 +36,8 @@ export interface GuidanceOptions {
   steps?: number;
   /** CFG scale (default: the guidance config's sample.cfgScale) */
   cfgScale?: number;
+  /** SDEdit start from the words' layout map at this strength (default: the guidance config's sample.fromLayout) */
+  fromLayout?: number;
   onStep?: (step: number, total: number) => void | Promise<void>;
 }
 
@@ -79,9 +81,13 @@ export async function generateFromWords(model: GuidanceModel, t2i: TextToImage, 
   const b = words.shape[0];
   const ctx = wordsToContext(t2i, words);
   const uncond = cfgScale === 1 ? null : t2i.context(['']);
+  const fromLayout = opts.fromLayout ?? model.cfg.sample.fromLayout;
+  // SDEdit start from the layout map the (k/v-copied) layout attention reads off the words
+  const x0 = fromLayout != null ? t2i.layoutStart(ctx, model.kv.map.get(t2i.unet.layout?.attn.name ?? '')) : undefined;
   try {
     const s = t2i.latentSize;
     const z = await sampleLatents(t2i.unet, t2i.scheduler, ctx, uncond, {
+      init: x0 && { x0, strength: fromLayout! },
       steps,
       cfgScale,
       eta: 0,
@@ -100,6 +106,7 @@ export async function generateFromWords(model: GuidanceModel, t2i: TextToImage, 
   } finally {
     ctx.dispose();
     uncond?.dispose();
+    x0?.dispose();
   }
 }
 
@@ -144,6 +151,7 @@ export function guidanceCacheKey(model: GuidanceModel, t2i: TextToImage, img: RG
     raw: !!opts.raw,
     steps: opts.steps ?? model.cfg.sample.steps,
     cfgScale: opts.cfgScale ?? model.cfg.sample.cfgScale,
+    ...((opts.fromLayout ?? model.cfg.sample.fromLayout) != null ? { fromLayout: opts.fromLayout ?? model.cfg.sample.fromLayout } : {}),
     guidance: opts.hashes?.guidance ?? guidanceWeightsHash(model),
     t2i: opts.hashes?.t2i ?? t2iWeightsHash(t2i),
     backend: tf.getBackend(),

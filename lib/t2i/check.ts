@@ -267,9 +267,7 @@ export async function wordsReconstruction(
  * resized to the latent size, through the autoencoder's decoder. No diffusion.
  */
 export function layoutImages(model: TextToImage, ctx: tf.Tensor3D): RGBImage[] {
-  if (!model.unet.layout) throw new Error('layoutImages: the model has no unet.layout');
-  const s = model.latentSize;
-  const x = tf.tidy(() => model.decodeLatents(model.unet.layoutMap(ctx, s, s).slice([0, 0, 0, 0], [-1, -1, -1, model.cfg.unet.latentChannels]) as tf.Tensor4D));
+  const x = tf.tidy(() => model.decodeLatents(model.layoutStart(ctx)));
   try {
     return fromBatch(x);
   } finally {

@@ -121,6 +121,18 @@ export class TextToImage {
     return tf.tidy(() => this.text.encode(this.tokenize(prompts)).context);
   }
 
+  /**
+   * The SDEdit start of `fromLayout`: the context's layout map, first latentChannels channels (what
+   * words.layoutLoss regresses: the crop's scaled latent pooled to the grid), resized to the latent
+   * size. `kv`: replacement key/value layers of the layout attention (guidance's k/v copies).
+   * @throws Error when the model was not trained with unet.layout and words.layoutLoss > 0
+   */
+  layoutStart(ctx: tf.Tensor3D, kv?: { k: import('../models/nn').Linear; v: import('../models/nn').Linear }): tf.Tensor4D {
+    if (!this.unet.layout || !(this.cfg.words && this.cfg.words.layoutLoss > 0)) throw new Error('generate: fromLayout needs a model trained with unet.layout and words.layoutLoss > 0');
+    const s = this.latentSize;
+    return tf.tidy(() => this.unet.layoutMap(ctx, s, s, kv).slice([0, 0, 0, 0], [-1, -1, -1, this.cfg.unet.latentChannels]) as tf.Tensor4D);
+  }
+
   /** Latent side for the configured image size. */
   get latentSize(): number {
     return this.cfg.imageSize / this.ae.factor;
@@ -148,12 +160,7 @@ export class TextToImage {
     const cfgScale = opts.cfgScale ?? this.cfg.sample.cfgScale;
     const uncond = cfgScale === 1 ? null : this.context(['']);
     const s = this.latentSize;
-    let x0: tf.Tensor4D | undefined;
-    if (opts.fromLayout != null) {
-      if (!this.unet.layout || !(this.cfg.words && this.cfg.words.layoutLoss > 0)) throw new Error('generate: fromLayout needs a model trained with unet.layout and words.layoutLoss > 0');
-      const C = this.cfg.unet.latentChannels;
-      x0 = tf.tidy(() => this.unet.layoutMap(ctx, s, s).slice([0, 0, 0, 0], [-1, -1, -1, C]) as tf.Tensor4D);
-    }
+    const x0 = opts.fromLayout != null ? this.layoutStart(ctx) : undefined;
     try {
       const z = await sampleLatents(this.unet, this.scheduler, ctx, uncond, {
         init: x0 && { x0, strength: opts.fromLayout! },
