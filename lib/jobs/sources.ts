@@ -55,9 +55,9 @@ export function textGuidance(opts: { words?: number; raw?: boolean } = {}): Guid
       const r = await guidanceCached(pair.guidance, pair.t2i, degraded, { raw: opts.raw, seed: request?.seed, steps: request?.steps });
       return r.image;
     },
-    async prefetch(items, request) {
+    async prefetch(items, request, onProgress) {
       if (!pair) pair = loadGuidancePair(file);
-      await guidanceCachedBatch(pair.guidance, pair.t2i, items.map((i) => i.degraded), { raw: opts.raw, seed: request?.seed, steps: request?.steps });
+      await guidanceCachedBatch(pair.guidance, pair.t2i, items.map((i) => i.degraded), { raw: opts.raw, seed: request?.seed, steps: request?.steps, onBatch: onProgress });
     },
   };
 }

@@ -147,7 +147,12 @@ export interface EvalRecord {
  * Measure every model on every (image, task). Guidance is fetched once per (source, image, task).
  * `onProgress(done, total)` after each measurement.
  */
-export async function evaluateModels(models: EvalModel[], specs: TaskSpec[], images: EvalImage[], opts: { onProgress?: (done: number, total: number) => void } = {}): Promise<EvalRecord[]> {
+export async function evaluateModels(
+  models: EvalModel[],
+  specs: TaskSpec[],
+  images: EvalImage[],
+  opts: { onProgress?: (done: number, total: number) => void; onGuidance?: (done: number, total: number) => void } = {},
+): Promise<EvalRecord[]> {
   const out: EvalRecord[] = [];
   const total = models.length * specs.length * images.length;
   let done = 0;
@@ -168,7 +173,11 @@ export async function evaluateModels(models: EvalModel[], specs: TaskSpec[], ima
   const sources = new Set(models.filter((m) => m.net?.cfg.guidance && m.control !== 'grey').map((m) => m.guidance));
   for (const src of sources) {
     if (!src.prefetch) continue;
-    await src.prefetch(images.flatMap((img) => specs.map((spec) => ({ degraded: degradeForEval(img, spec), key: guidanceKey('val', img.id, spec.name) }))));
+    await src.prefetch(
+      images.flatMap((img) => specs.map((spec) => ({ degraded: degradeForEval(img, spec), key: guidanceKey('val', img.id, spec.name) }))),
+      undefined,
+      opts.onGuidance,
+    );
   }
   for (const [i, img] of images.entries()) {
     for (const spec of specs) {
@@ -386,6 +395,8 @@ export async function table1(args: {
   /** add the classical reference row (default true) */
   classical?: boolean;
   onProgress?: (d: number, t: number) => void;
+  /** G of the inputs made first, in batches: (done, total) after each batch */
+  onGuidance?: (d: number, t: number) => void;
 }): Promise<TableResult> {
   const type = args.unguided.cfg.backbone.type;
   const models: EvalModel[] = [INPUT_MODEL, { name: `${type}`, net: args.unguided, guidance: noGuidance }, { name: `${type} + guidance`, net: args.guided, guidance: args.guidance }];
@@ -395,7 +406,7 @@ export async function table1(args: {
   }
   const classical = args.classical === false ? null : classicalModel(TABLE1_TASKS);
   if (classical) models.push(classical);
-  const recs = await evaluateModels(models, TABLE1_TASKS, args.images, { onProgress: args.onProgress });
+  const recs = await evaluateModels(models, TABLE1_TASKS, args.images, { onProgress: args.onProgress, onGuidance: args.onGuidance });
   return buildTable('table1', `Table 1 (all-in-one restoration, ${type}): without vs with guidance`, recs, models, models[1].name, TABLE1_TASKS, classical ? classicalNotes(TABLE1_TASKS) : []);
 }
 
@@ -404,7 +415,7 @@ export async function table1(args: {
  * with guidance; unless `classical: false`, the task's classical method (./classical) as the last row
  * (none for rain, motion, defocus: a note says why).
  */
-export async function singleTaskTable(args: { task: Task; unguided: GuidedRestorer; guided?: GuidedRestorer; guidance?: GuidanceSource; images: EvalImage[]; classical?: boolean; onProgress?: (d: number, t: number) => void }): Promise<TableResult> {
+export async function singleTaskTable(args: { task: Task; unguided: GuidedRestorer; guided?: GuidedRestorer; guidance?: GuidanceSource; images: EvalImage[]; classical?: boolean; onProgress?: (d: number, t: number) => void; onGuidance?: (d: number, t: number) => void }): Promise<TableResult> {
   const type = args.unguided.cfg.backbone.type;
   const specs = singleTaskSpecs(args.task);
   const models: EvalModel[] = [INPUT_MODEL, { name: type, net: args.unguided, guidance: noGuidance }];
@@ -414,7 +425,7 @@ export async function singleTaskTable(args: { task: Task; unguided: GuidedRestor
   }
   const classical = args.classical === false ? null : classicalModel(specs);
   if (classical) models.push(classical);
-  const recs = await evaluateModels(models, specs, args.images, { onProgress: args.onProgress });
+  const recs = await evaluateModels(models, specs, args.images, { onProgress: args.onProgress, onGuidance: args.onGuidance });
   return buildTable(`single-${args.task}`, `Single-task ${args.task} (${type}): without vs with guidance`, recs, models, models[1].name, specs, args.classical === false ? [] : classicalNotes(specs));
 }
 
@@ -435,6 +446,8 @@ export async function table9(args: {
   ns?: readonly number[];
   note?: string;
   onProgress?: (d: number, t: number) => void;
+  /** G of the inputs made first, in batches: (done, total) after each batch */
+  onGuidance?: (d: number, t: number) => void;
 }): Promise<TableResult> {
   const ns = args.ns ?? TABLE9_N;
   const models: EvalModel[] = [{ name: 'baseline', net: args.unguided, guidance: noGuidance }];
@@ -442,7 +455,7 @@ export async function table9(args: {
     const m = await args.guidedFor(n);
     models.push({ name: `N=${n}`, net: m.net, guidance: m.guidance });
   }
-  const recs = await evaluateModels(models, args.specs, args.images, { onProgress: args.onProgress });
+  const recs = await evaluateModels(models, args.specs, args.images, { onProgress: args.onProgress, onGuidance: args.onGuidance });
   return buildTable('table9', `Table 9 (effect of N, ${args.unguided.cfg.backbone.type})`, recs, models, 'baseline', args.specs, args.note ? [args.note] : []);
 }
 

@@ -50,7 +50,7 @@ export interface GuidanceSource {
    * `get` calls for the same inputs and request are then cache hits). Callers that know all their
    * inputs in advance (tables, training data) call it first; a source without it is asked one by one.
    */
-  prefetch?(items: ReadonlyArray<{ degraded: RGBImage; key: string }>, opts?: GuidanceRequest): Promise<void>;
+  prefetch?(items: ReadonlyArray<{ degraded: RGBImage; key: string }>, opts?: GuidanceRequest, onProgress?: (done: number, total: number) => void): Promise<void>;
 }
 
 /** What a caller may add to a guidance request. */

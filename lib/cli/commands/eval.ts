@@ -99,6 +99,11 @@ export const evalCommand: Command = {
         bar ??= new Progress(`eval table ${options.table}`, t);
         bar.update(d);
       };
+      let gbar: Progress | undefined;
+      const onGuidance = (d: number, t: number) => {
+        gbar ??= new Progress('guidance of the inputs, in batches', t);
+        gbar.update(d);
+      };
       let result: TableResult;
       let name: string;
       if (options.table === '1') {
@@ -106,13 +111,13 @@ export const evalCommand: Command = {
         if (base.cfg.tasks !== 'all-in-one') throw new UserError(`Table 1 compares all-in-one models; ${base.file} was trained on '${base.cfg.tasks}' (use --table single)`);
         const source = pickGuidance(options.guidance);
         warnMismatch(g, source);
-        result = await table1({ unguided: base.net, guided: g.net, guidance: source, images, controls: options.controls, classical, onProgress });
+        result = await table1({ unguided: base.net, guided: g.net, guidance: source, images, controls: options.controls, classical, onProgress, onGuidance });
         name = `table1-${base.cfg.model.backbone.type}`;
       } else if (options.table === 'single') {
         if (base.cfg.tasks === 'all-in-one') throw new UserError(`${base.file} is an all-in-one model (use --table 1)`);
         const source = g ? pickGuidance(options.guidance) : undefined;
         if (g) warnMismatch(g, source);
-        result = await singleTaskTable({ task: base.cfg.tasks as Task, unguided: base.net, guided: g?.net, guidance: source, images, classical, onProgress });
+        result = await singleTaskTable({ task: base.cfg.tasks as Task, unguided: base.net, guided: g?.net, guidance: source, images, classical, onProgress, onGuidance });
         name = `single-${base.cfg.tasks}-${base.cfg.model.backbone.type}`;
       } else {
         if (!g) throw new UserError('Table 9 needs a guided checkpoint too');
@@ -127,6 +132,7 @@ export const evalCommand: Command = {
           images,
           ns: options.words,
           onProgress,
+          onGuidance,
           note: 'One guided restorer for every N (the paper trains one per N): only the test-time guidance changes with N.',
         });
         name = `table9-${base.cfg.model.backbone.type}`;
