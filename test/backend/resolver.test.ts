@@ -186,14 +186,14 @@ test('without TDR_BACKEND the resolver follows this machine\'s record and says s
     // a record chosen at 2 OpenBLAS threads on wasm: used unless TDR_THREADS says otherwise
     if (loadNative().addon != null) {
       writeChoice(record({ backend: 'wasm', threads: 2 }), file);
-      const w2 = JSON.parse(child({ TDR_BACKEND_CHOICE: file }).stdout.trim().split('\n').pop() as string).i;
+      const w2 = JSON.parse(child({ TDR_BACKEND: undefined, TDR_BACKEND_CHOICE: file }).stdout.trim().split('\n').pop() as string).i;
       assert.deepEqual([w2.name, w2.blasThreads], ['wasm', 2]);
-      const w1 = JSON.parse(child({ TDR_BACKEND_CHOICE: file, TDR_THREADS: '1' }).stdout.trim().split('\n').pop() as string).i;
+      const w1 = JSON.parse(child({ TDR_BACKEND: undefined, TDR_BACKEND_CHOICE: file, TDR_THREADS: '1' }).stdout.trim().split('\n').pop() as string).i;
       assert.deepEqual([w1.name, w1.blasThreads], ['wasm', 1]);
     }
     // another machine's record: the default order, and the reason is kept
     writeChoice(record({ backend: 'cpu', threads: 1 }, { ...machineKey(), cpu: 'Other CPU' }), file);
-    const o = child({ TDR_BACKEND_CHOICE: file });
+    const o = child({ TDR_BACKEND: undefined, TDR_BACKEND_CHOICE: file });
     const oi = JSON.parse(o.stdout.trim().split('\n').pop() as string).i;
     assert.equal(oi.name, TENSORFLOW_BUILT ? 'tensorflow' : 'wasm');
     assert.equal(oi.chosenBy, 'default');
