@@ -146,12 +146,13 @@ export function defaultGuidanceCacheDir(): string {
 
 /** Cache key: input content, every setting, and both models' weights. */
 export function guidanceCacheKey(model: GuidanceModel, t2i: TextToImage, img: RGBImage, opts: GuidanceOptions & { hashes?: { guidance: string; t2i: string } } = {}): string {
+  const fromLayout = opts.fromLayout ?? model.cfg.sample.fromLayout;
   const settings = {
     seed: opts.seed ?? model.cfg.sample.seed,
     raw: !!opts.raw,
     steps: opts.steps ?? model.cfg.sample.steps,
     cfgScale: opts.cfgScale ?? model.cfg.sample.cfgScale,
-    ...((opts.fromLayout ?? model.cfg.sample.fromLayout) != null ? { fromLayout: opts.fromLayout ?? model.cfg.sample.fromLayout } : {}),
+    ...(fromLayout != null ? { fromLayout } : {}),
     guidance: opts.hashes?.guidance ?? guidanceWeightsHash(model),
     t2i: opts.hashes?.t2i ?? t2iWeightsHash(t2i),
     backend: tf.getBackend(),
@@ -196,10 +197,10 @@ export async function guidanceCachedBatch(
 ): Promise<Array<{ png: Buffer; file: string; cached: boolean; image: RGBImage }>> {
   const dir = opts.cacheDir ?? defaultGuidanceCacheDir();
   const hashes = opts.hashes ?? { guidance: guidanceWeightsHash(model), t2i: t2iWeightsHash(t2i) };
-  const out: Array<{ png: Buffer; file: string; cached: boolean; image: RGBImage } | undefined> = new Array(imgs.length);
+  const out: Array<{ png: Buffer; file: string; cached: boolean; image: RGBImage }> = new Array(imgs.length);
+  const files = imgs.map((img) => path.join(dir, `${guidanceCacheKey(model, t2i, img, { ...opts, hashes })}.png`));
   const todo: number[] = [];
-  for (const [i, img] of imgs.entries()) {
-    const file = path.join(dir, `${guidanceCacheKey(model, t2i, img, { ...opts, hashes })}.png`);
+  for (const [i, file] of files.entries()) {
     // a cache never fails the caller: an unreadable entry is made again, an unwritable folder is noted once
     try {
       if (fs.existsSync(file)) {
@@ -210,7 +211,6 @@ export async function guidanceCachedBatch(
     } catch (e) {
       cacheNote(`cannot read the cached guidance ${file} (${(e as Error).message.split('\n')[0]}); generating it again`);
     }
-    out[i] = { png: Buffer.alloc(0), file, cached: false, image: img };
     todo.push(i);
   }
   const bs = opts.batch ?? guidanceBatchSize();
@@ -219,7 +219,7 @@ export async function guidanceCachedBatch(
     const gs = await generateGuidance(model, t2i, part.map((i) => imgs[i]), opts);
     for (const [j, i] of part.entries()) {
       const png = await encodeImage(gs[j], 'png');
-      const file = out[i]!.file;
+      const file = files[i];
       try {
         writeFileAtomic(file, png);
       } catch (e) {
@@ -230,7 +230,7 @@ export async function guidanceCachedBatch(
     }
     opts.onBatch?.(Math.min(k + bs, todo.length), todo.length);
   }
-  return out as Array<{ png: Buffer; file: string; cached: boolean; image: RGBImage }>;
+  return out;
 }
 
 const noted = new Set<string>();

@@ -86,7 +86,11 @@ export const BEST_FILE = 'best.tdrc';
 
 /** The validation records of a run folder (`val.jsonl`), in step order. */
 export function readValLog(runDir: string): Array<{ step: number } & Record<string, number>> {
-  const f = path.join(runDir, VAL_LOG_FILE);
+  return readJsonl(path.join(runDir, VAL_LOG_FILE));
+}
+
+/** The records of a JSON-lines file (none if it does not exist). @throws Error naming the file and line that is not JSON */
+function readJsonl<T>(f: string): T[] {
   if (!fs.existsSync(f)) return [];
   return fs
     .readFileSync(f, 'utf8')
@@ -94,7 +98,7 @@ export function readValLog(runDir: string): Array<{ step: number } & Record<stri
     .filter((l) => l.trim())
     .map((l, i) => {
       try {
-        return JSON.parse(l);
+        return JSON.parse(l) as T;
       } catch {
         throw new Error(`${f}: line ${i + 1} is not JSON`);
       }
@@ -154,19 +158,7 @@ export function writeLogBeside(modelFile: string, records: readonly object[]): v
 
 /** Read a run's log (the JSONL written by `train`). */
 export function readLog(runDir: string): LogRecord[] {
-  const f = path.join(runDir, LOG_FILE);
-  if (!fs.existsSync(f)) return [];
-  return fs
-    .readFileSync(f, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l, i) => {
-      try {
-        return JSON.parse(l) as LogRecord;
-      } catch {
-        throw new Error(`${f}: line ${i + 1} is not JSON`);
-      }
-    });
+  return readJsonl<LogRecord>(path.join(runDir, LOG_FILE));
 }
 
 /** Save params (+ optimiser, EMA) of a stage as a checkpoint. */
