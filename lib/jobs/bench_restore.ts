@@ -24,6 +24,7 @@ import { guidanceKey } from '../restore/source';
 import { textGuidance } from './sources';
 import { shippedCheckpoint } from '../util/paths';
 import { UserError } from '../util/errors';
+import { textTable } from '../viz/table';
 
 /** The sizes of the benchmark: [label, width, height]. */
 export const RESTORE_BENCH_SIZES: Array<[string, number, number]> = [
@@ -178,14 +179,10 @@ export function formatRestoreBench(rows: RestoreBenchRow[]): string {
     r.cpuS.toFixed(1),
     r.peakRssMiB.toFixed(0),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   const backend = rows[0]?.backend ?? '';
   return [
     `backend: ${backend}; tile budget ${rows[0]?.budgetMiB ?? DEFAULT_TILE_BUDGET_MIB} MiB; each run in a fresh process (decode, guidance, restoration, PNG encode); targets: 512² guided ≤ 5 s, 12 Mpx ≤ 2048 MiB peak RSS`,
-    line(head),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...body.map(line),
+    textTable(head, body),
   ].join('\n');
 }
 

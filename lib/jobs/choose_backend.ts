@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import { initBackend, machineKey, pickCandidate, writeChoice, BackendChoice, ChoiceCandidate } from '../backend';
 import type { MeasuredBackend } from '../backend/choice';
 import { benchPromptIRStep, benchT2IStep } from './bench_train';
+import { textTable } from '../viz/table';
 
 export interface ChooseArgs {
   backend: MeasuredBackend;
@@ -70,13 +71,9 @@ export function formatChoice(c: BackendChoice, file?: string): string {
   const rows = c.candidates.map((k) => [`${k.backend}, ${k.threads} thread${k.threads === 1 ? '' : 's'}`, k.t2iStepMs.toFixed(0), k.promptirStepMs.toFixed(0), k.score.toFixed(0), k.backend === c.chosen.backend && k.threads === c.chosen.threads ? '← chosen' : '']);
   for (const f of c.failed ?? []) rows.push([`${f.backend}, ${f.threads} thread${f.threads === 1 ? '' : 's'}`, '–', '–', '–', `could not run: ${f.error}`]);
   const head = ['backend', 'demo T2I step ms', 'demo PromptIR step ms', 'sum', ''];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((x, i) => x.padEnd(widths[i])).join('  ').trimEnd();
   return [
     `machine: ${c.machine.cpu}, ${c.machine.cores} cores, ${c.machine.platform}, Node.js ${c.machine.node}; medians of wall time per training step`,
-    line(head),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...rows.map(line),
+    textTable(head, rows),
     file ? `recorded in ${file}: commands without TDR_BACKEND now use ${c.chosen.backend} at ${c.chosen.threads} thread${c.chosen.threads === 1 ? '' : 's'} on this machine` : '',
   ]
     .filter(Boolean)

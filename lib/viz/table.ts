@@ -71,3 +71,17 @@ export function markdownTable(rows: Row[], opts: TableOptions = {}): string {
   for (const r of rows) out.push(line(cols.map((c) => formatCell(r[c], digitsFor(c, opts)).replace(/\|/g, '\\|'))));
   return (opts.caption ? `**${opts.caption}**\n\n` : '') + out.join('\n');
 }
+
+/**
+ * A plain-text table for terminals (CLI reports): the header, a rule of dashes, then the rows, each
+ * column padded to its widest cell, columns two spaces apart, trailing spaces trimmed.
+ * @throws Error when a row has another number of cells than the header
+ */
+export function textTable(head: string[], rows: string[][]): string {
+  rows.forEach((r, i) => {
+    if (r.length !== head.length) throw new Error(`textTable: row ${i} has ${r.length} cells, the header has ${head.length}`);
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((x, i) => x.padEnd(widths[i])).join('  ').trimEnd();
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}

@@ -296,6 +296,20 @@ describe('kernel checks (tdr wasm kernels)', { skip: UNDER_TEST !== 'wasm' && 't
     );
     tf.dispose([dy, filter]);
   });
+  test('throws when dy has the wrong channels (DepthwiseConv2dNativeBackpropInput: Ci·M) and when the filter in-channels differ (Conv2DBackpropFilter)', () => {
+    const dy = tf.zeros([1, 5, 5, 3]);
+    const filter = tf.zeros([3, 3, 2, 2]);
+    assert.throws(
+      () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter }, { strides: 1, pad: 'same', dilations: 1, inputShape: [1, 5, 5, 2] } as never),
+      /DepthwiseConv2dNativeBackpropInput \(tdr wasm kernel\): dy \[1,5,5,3\] must be \[1,5,5,4\] for input \[1,5,5,2\] and filter \[3,3,2,2\]/,
+    );
+    const x = tf.zeros([1, 5, 5, 2]);
+    assert.throws(
+      () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 4, 3] } as never),
+      /Conv2DBackpropFilter \(tdr wasm kernel\): filter \[3,3,4,3\] in-channels must equal x channels 2/,
+    );
+    tf.dispose([dy, filter, x]);
+  });
 });
 
 /**

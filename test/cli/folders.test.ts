@@ -12,8 +12,7 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import { initBackend } from '../../lib/backend';
-import { restorePreset } from '../../lib/restore/config';
-import { buildRestorer, saveRestorer } from '../../lib/restore/train';
+import { saveCiRestorer } from '../helpers/restorers';
 import { readImage } from '../../lib/data/io';
 import { projectRoot } from '../../lib/util/fsx';
 import { patternBytes, tmpDir, writePattern } from '../helpers/fixtures';
@@ -39,10 +38,7 @@ function tdr(args: string[]): { status: number | null; stdout: string; stderr: s
 
 test.before(async () => {
   await initBackend({ quiet: true });
-  const cfg = restorePreset('ci', { backbone: 'nafnet', guidance: false, tasks: 'all-in-one' });
-  const { params } = buildRestorer(cfg);
-  saveRestorer(ck, params, cfg);
-  params.dispose();
+  saveCiRestorer(ck);
   fs.mkdirSync(path.join(inDir, 'sub'), { recursive: true });
   await writePattern(path.join(inDir, 'a.png'), 24, 20);
   await sharp(Buffer.from(patternBytes(30, 36)), { raw: { width: 36, height: 30, channels: 3 } }).jpeg().toFile(path.join(inDir, 'b.jpg'));

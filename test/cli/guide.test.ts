@@ -15,8 +15,7 @@ import { guidanceCached } from '../../lib/guidance/pipeline';
 import { guideCommand } from '../../lib/cli/commands/guide';
 import { sampleCommand } from '../../lib/cli/commands/sample';
 import { restoreCommand } from '../../lib/cli/commands/restore';
-import { restorePreset } from '../../lib/restore/config';
-import { buildRestorer, saveRestorer } from '../../lib/restore/train';
+import { saveCiRestorer } from '../helpers/restorers';
 import { TextToImage } from '../../lib/t2i/model';
 import { UserError } from '../../lib/util/errors';
 import { projectRoot } from '../../lib/util/fsx';
@@ -152,10 +151,7 @@ test('Ctrl-C stops `tdr sample --steps 999` within a step: exit 130, no output, 
 
 test('tdr restore --seed N reaches the guidance generation: different seeds, different G; the same seed, the same output bytes', async () => {
   const ck = path.join(dir, 'guided.tdrc');
-  const cfg = restorePreset('ci', { backbone: 'nafnet', guidance: true, tasks: 'all-in-one' });
-  const { params } = buildRestorer(cfg);
-  saveRestorer(ck, params, cfg);
-  params.dispose();
+  saveCiRestorer(ck, true);
   process.env.TDR_GUIDANCE_CHECKPOINT = gFile;
   process.env.TDR_GUIDANCE_CACHE = path.join(dir, 'cache');
   try {

@@ -10,8 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { initBackend } from '../../lib/backend';
-import { restorePreset } from '../../lib/restore/config';
-import { buildRestorer, saveRestorer } from '../../lib/restore/train';
+import { saveCiRestorer } from '../helpers/restorers';
 import { restoreCommand } from '../../lib/cli/commands/restore';
 import { ImageError, readImage } from '../../lib/data/io';
 import { UserError } from '../../lib/util/errors';
@@ -31,10 +30,7 @@ function marked(h: number, w: number): Buffer {
 
 test.before(async () => {
   await initBackend({ quiet: true });
-  const cfg = restorePreset('ci', { backbone: 'nafnet', guidance: false, tasks: 'all-in-one' });
-  const { params } = buildRestorer(cfg);
-  saveRestorer(ck, params, cfg);
-  params.dispose();
+  saveCiRestorer(ck);
   const raw = (h: number, w: number) => sharp(marked(h, w), { raw: { width: w, height: h, channels: 3 } });
   // stored 40 wide × 24 high, EXIF orientation 6: displayed rotated 90° clockwise, 24 wide × 40 high
   await raw(24, 40).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toFile(f('rotated.jpg'));

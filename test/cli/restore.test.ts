@@ -14,9 +14,9 @@ import { evalCommand } from '../../lib/cli/commands/eval';
 import { makeImage } from '../../lib/data/image';
 import { readImage, writeImage, ImageError } from '../../lib/data/io';
 import { initBackend } from '../../lib/backend';
-import { RESTORE_PRESETS, restorePreset } from '../../lib/restore/config';
+import { RESTORE_PRESETS } from '../../lib/restore/config';
 import { readCheckpointMeta } from '../../lib/util/checkpoint';
-import { buildRestorer, saveRestorer } from '../../lib/restore/train';
+import { saveCiRestorer } from '../helpers/restorers';
 import { tmpDir } from '../helpers/fixtures';
 
 /** exit code + message as main.ts would produce them (user-facing errors → 2, one line). */
@@ -48,12 +48,8 @@ test.before(async () => {
   for (let i = 0; i < d.length; i++) d[i] = ((i * 37) % 200) / 255 + 0.1;
   await writeImage(input, makeImage(h, w, d));
   fs.writeFileSync(textPng, 'this is not a png\n');
-  for (const [file, guidance] of [[plainCk, false], [guidedCk, true]] as const) {
-    const cfg = restorePreset('ci', { backbone: 'nafnet', guidance, tasks: 'all-in-one' });
-    const { params } = buildRestorer(cfg);
-    saveRestorer(file, params, cfg);
-    params.dispose();
-  }
+  saveCiRestorer(plainCk);
+  saveCiRestorer(guidedCk, true);
 });
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
 

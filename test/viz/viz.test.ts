@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
-import { gridPng, imageGridHtml, htmlTable, markdownTable, plotlyHtml, lineFigure, resetPlotlyBundle, htmlPage } from '../../lib/viz';
+import { gridPng, imageGridHtml, htmlTable, markdownTable, textTable, plotlyHtml, lineFigure, resetPlotlyBundle, htmlPage } from '../../lib/viz';
 import { makeImage } from '../../lib/data/image';
 
 const red = makeImage(10, 20, new Float32Array(10 * 20 * 3).map((_, i) => (i % 3 === 0 ? 1 : 0)));
@@ -84,4 +84,10 @@ test('liveLossChart redraws one display with every l_* series', async () => {
   assert.equal(shown.length, 3);
   assert.ok(shown[2].includes('"name":"l_total"') && shown[2].includes('"name":"l_eps"'));
   assert.ok(shown[2].includes('step 2'));
+});
+
+test('textTable pads each column to its widest cell, rules the header and refuses ragged rows', () => {
+  const t = textTable(['backend', 'ms', ''], [['wasm', '2027', ''], ['tensorflow', '956', '← chosen']]);
+  assert.equal(t, ['backend     ms', '----------  ----  --------', 'wasm        2027', 'tensorflow  956   ← chosen'].join('\n'));
+  assert.throws(() => textTable(['a', 'b'], [['1']]), /row 0 has 1 cells, the header has 2/);
 });

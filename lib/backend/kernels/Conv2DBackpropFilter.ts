@@ -1,6 +1,6 @@
 /** The tdr Conv2DBackpropFilter kernel for wasm (why and notation: ../kernels.ts). */
 import * as tf from '@tensorflow/tfjs';
-import { checkNHWC, convGradConfig, convPads, explicitOrCrop, padOrCrop, type PadSpec, type Pair, sameShape } from './shared';
+import { convGradInfo, checkNHWC, convGradConfig, convPads, explicitOrCrop, padOrCrop, type PadSpec, type Pair } from './shared';
 
 /**
  * dW of conv2d as ONE valid conv2d (XNNPACK): batch and channels of x swap roles, dy is the filter.
@@ -20,19 +20,9 @@ export function conv2dBackpropFilter(
   pad: PadSpec,
   dimRoundingMode?: 'floor' | 'round' | 'ceil',
 ): tf.Tensor4D {
-  const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, strides, 1, pad, dimRoundingMode);
+  const info = convGradInfo('Conv2DBackpropFilter', false, { name: 'x', shape: x.shape }, filterShape, dy.shape, strides, pad, dimRoundingMode);
   const [n, h, w, ci] = x.shape;
-  const [fh, fw, fci, co] = filterShape;
-  if (fci !== ci) {
-    throw new Error(`Conv2DBackpropFilter (tdr wasm kernel): filterShape [${filterShape.join(',')}] in-channels must equal x channels ${ci}`);
-  }
-  if (!sameShape(dy.shape, [n, info.outHeight, info.outWidth, co])) {
-    throw new Error(
-      `Conv2DBackpropFilter (tdr wasm kernel): dy [${dy.shape.join(',')}] must be ` +
-        `[${[n, info.outHeight, info.outWidth, co].join(',')}] for x [${x.shape.join(',')}] ` +
-        `and filter [${filterShape.join(',')}]`,
-    );
-  }
+  const [fh, fw, , co] = filterShape;
   const sh = info.strideHeight;
   const sw = info.strideWidth;
   const ho = info.outHeight;

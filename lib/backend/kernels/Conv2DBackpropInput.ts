@@ -1,6 +1,6 @@
 /** The tdr Conv2DBackpropInput kernel for wasm (why and notation: ../kernels.ts). */
 import * as tf from '@tensorflow/tfjs';
-import { checkNHWC, convGradConfig, convPads, explicitOrCrop, type PadSpec, type Pair, phaseAxis, sameShape } from './shared';
+import { convGradInfo, checkNHWC, convGradConfig, convPads, explicitOrCrop, type PadSpec, type Pair, phaseAxis } from './shared';
 
 /**
  * dx of conv2d: one stride-1 conv2d of dy with the reversed, transposed filter, all stride phases
@@ -18,16 +18,9 @@ export function conv2dBackpropInput(
   pad: PadSpec,
   dimRoundingMode?: 'floor' | 'round' | 'ceil',
 ): tf.Tensor4D {
-  const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape, strides, 1, pad, dimRoundingMode);
+  const info = convGradInfo('Conv2DBackpropInput', false, { name: 'input', shape: inputShape }, filter.shape as [number, number, number, number], dy.shape, strides, pad, dimRoundingMode);
   const [n, h, w, ci] = inputShape;
   const [fh, fw, , co] = filter.shape;
-  if (!sameShape(dy.shape, [n, info.outHeight, info.outWidth, co])) {
-    throw new Error(
-      `Conv2DBackpropInput (tdr wasm kernel): dy [${dy.shape.join(',')}] must be ` +
-        `[${[n, info.outHeight, info.outWidth, co].join(',')}] for input [${inputShape.join(',')}] ` +
-        `and filter [${filter.shape.join(',')}]`,
-    );
-  }
   const sh = info.strideHeight;
   const sw = info.strideWidth;
   const ah = phaseAxis(h, fh, sh, info.padInfo.top, info.outHeight);

@@ -1,6 +1,6 @@
 /** The tdr DepthwiseConv2dNativeBackpropFilter kernel for wasm (why and notation: ../kernels.ts). */
 import * as tf from '@tensorflow/tfjs';
-import { checkDilations, convGradConfig, padOrCrop, type PadSpec, type Pair, sameShape } from './shared';
+import { convGradInfo, checkDilations, convGradConfig, padOrCrop, type PadSpec, type Pair } from './shared';
 
 /**
  * dW of depthwiseConv2d, one filter tap at a time: dW[a,b,c,m] = Σ_{n,i,j} xpad[n,s·i+a,s·j+b,c] ·
@@ -18,21 +18,9 @@ export function depthwiseConv2dBackpropFilter(
   pad: PadSpec,
   dimRoundingMode?: 'floor' | 'round' | 'ceil',
 ): tf.Tensor4D {
-  const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, strides, 1, pad, dimRoundingMode, true);
+  const info = convGradInfo('DepthwiseConv2dNativeBackpropFilter', true, { name: 'x', shape: x.shape }, filterShape, dy.shape, strides, pad, dimRoundingMode);
   const [n, h, w, ci] = x.shape;
-  const [fh, fw, fci, m] = filterShape;
-  if (fci !== ci) {
-    throw new Error(
-      `DepthwiseConv2dNativeBackpropFilter (tdr wasm kernel): filterShape [${filterShape.join(',')}] in-channels must equal x channels ${ci}`,
-    );
-  }
-  if (!sameShape(dy.shape, [n, info.outHeight, info.outWidth, ci * m])) {
-    throw new Error(
-      `DepthwiseConv2dNativeBackpropFilter (tdr wasm kernel): dy [${dy.shape.join(',')}] must be ` +
-        `[${[n, info.outHeight, info.outWidth, ci * m].join(',')}] for x [${x.shape.join(',')}] ` +
-        `and filter [${filterShape.join(',')}]`,
-    );
-  }
+  const [fh, fw, , m] = filterShape;
   const sh = info.strideHeight;
   const sw = info.strideWidth;
   const ho = info.outHeight;

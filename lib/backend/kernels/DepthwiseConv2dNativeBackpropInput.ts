@@ -1,6 +1,6 @@
 /** The tdr DepthwiseConv2dNativeBackpropInput kernel for wasm (why and notation: ../kernels.ts). */
 import * as tf from '@tensorflow/tfjs';
-import { checkDilations, convGradConfig, convPads, explicitOrCrop, type PadSpec, type Pair, phaseAxis, sameShape } from './shared';
+import { convGradInfo, checkDilations, convGradConfig, convPads, explicitOrCrop, type PadSpec, type Pair, phaseAxis } from './shared';
 
 /**
  * dx of depthwiseConv2d: one stride-1 depthwiseConv2d of dy with the reversed filter, the stride
@@ -18,16 +18,9 @@ export function depthwiseConv2dBackpropInput(
   pad: PadSpec,
   dimRoundingMode?: 'floor' | 'round' | 'ceil',
 ): tf.Tensor4D {
-  const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape, strides, 1, pad, dimRoundingMode, true);
+  const info = convGradInfo('DepthwiseConv2dNativeBackpropInput', true, { name: 'input', shape: inputShape }, filter.shape as [number, number, number, number], dy.shape, strides, pad, dimRoundingMode);
   const [n, h, w, ci] = inputShape;
   const [fh, fw, , m] = filter.shape;
-  if (!sameShape(dy.shape, [n, info.outHeight, info.outWidth, ci * m])) {
-    throw new Error(
-      `DepthwiseConv2dNativeBackpropInput (tdr wasm kernel): dy [${dy.shape.join(',')}] must be ` +
-        `[${[n, info.outHeight, info.outWidth, ci * m].join(',')}] for input [${inputShape.join(',')}] ` +
-        `and filter [${filter.shape.join(',')}]`,
-    );
-  }
   const sh = info.strideHeight;
   const sw = info.strideWidth;
   const ah = phaseAxis(h, fh, sh, info.padInfo.top, info.outHeight);

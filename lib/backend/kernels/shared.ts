@@ -141,3 +141,36 @@ export function convGradConfig<A>(
     },
   };
 }
+
+/**
+ * The shared preamble of the four convolution gradient kernels: the forward geometry
+ * (`computeConv2DInfo`, depthwise or not), after checking that the filter's in-channels equal the
+ * input's and that dy has the forward output's shape [N,Ho,Wo,Co] (depthwise: Co = Ci·M).
+ * @param input the forward input: `x` (filter gradients) or `input` (input gradients), for messages
+ * @throws Error naming the kernel and the shapes at fault
+ */
+export function convGradInfo(
+  kernel: string,
+  depthwise: boolean,
+  input: { name: 'x' | 'input'; shape: [number, number, number, number] },
+  filterShape: [number, number, number, number],
+  dyShape: readonly number[],
+  strides: number | Pair,
+  pad: PadSpec,
+  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+): tf.backend_util.Conv2DInfo {
+  const info = tf.backend_util.computeConv2DInfo(input.shape, filterShape, strides, 1, pad, dimRoundingMode, depthwise);
+  const [n, , , ci] = input.shape;
+  const [, , fci, fco] = filterShape;
+  if (fci !== ci) {
+    throw new Error(`${kernel} (tdr wasm kernel): filter [${filterShape.join(',')}] in-channels must equal ${input.name} channels ${ci}`);
+  }
+  const want = [n, info.outHeight, info.outWidth, depthwise ? ci * fco : fco];
+  if (!sameShape(dyShape, want)) {
+    throw new Error(
+      `${kernel} (tdr wasm kernel): dy [${dyShape.join(',')}] must be [${want.join(',')}] for ${input.name} ` +
+        `[${input.shape.join(',')}] and filter [${filterShape.join(',')}]`,
+    );
+  }
+  return info;
+}
