@@ -72,7 +72,7 @@ export interface GuidanceEffect {
   /** content retrieval over all rows: share of rank 1, mean rank, among `photos` candidates (frozen-encoder cosine) */
   content: { photos: number; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number } };
   /** the same by 16×16 thumbnail PSNR, also for the clean photo's guidance G(E_txt(Y)) (one per photo) */
-  thumbnail: { photos: number; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number }; cleanGuidance: { top1: number; meanRank: number } };
+  thumbnail: { photos: number; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number }; cleanGuidance: { top1: number; meanRank: number }; byTask: Array<{ task: Task; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number } }> };
 }
 
 /**
@@ -129,14 +129,18 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     const r = rows.filter((x) => x.task === t && x.raw > 0);
     ratio[t] = r.reduce((s, x) => s + x.restored / x.raw, 0) / Math.max(1, r.length);
   }
-  const content = (key: 'rankRaw' | 'rankRestored' | 'thumbRankRaw' | 'thumbRankRestored') => ({ top1: rows.filter((r) => r[key] === 1).length / rows.length, meanRank: rows.reduce((a, r) => a + r[key], 0) / rows.length });
+  const content = (key: 'rankRaw' | 'rankRestored' | 'thumbRankRaw' | 'thumbRankRestored', of = rows) => ({ top1: of.filter((r) => r[key] === 1).length / of.length, meanRank: of.reduce((a, r) => a + r[key], 0) / of.length });
+  const byTask = tasks.map((task) => {
+    const of = rows.filter((r) => r.task === task);
+    return { task, raw: content('thumbRankRaw', of), restored: content('thumbRankRestored', of) };
+  });
   const cg = summariseRanks(cleanGuidanceRanks.map((rank) => ({ rank })));
   return {
     rows,
     ratio,
     taskAccuracy: { raw: nearestCentroidAccuracy(rows, 'featRaw'), restored: nearestCentroidAccuracy(rows, 'featRestored') },
     content: { photos: photos.length, raw: content('rankRaw'), restored: content('rankRestored') },
-    thumbnail: { photos: photos.length, raw: content('thumbRankRaw'), restored: content('thumbRankRestored'), cleanGuidance: { top1: cg.top1, meanRank: cg.meanRank } },
+    thumbnail: { photos: photos.length, raw: content('thumbRankRaw'), restored: content('thumbRankRestored'), cleanGuidance: { top1: cg.top1, meanRank: cg.meanRank }, byTask },
   };
 }
 

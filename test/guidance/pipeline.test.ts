@@ -242,6 +242,15 @@ test('guidanceDegradationEffect: rows per (photo, task), ratios and task accurac
   assert.ok(r.rows.filter((x) => x.task === 'noise').every((x) => x.input > x.clean), 'noise raises HF energy of the input');
   assert.ok(Number.isFinite(r.ratio.noise!) && Number.isFinite(r.ratio.haze!));
   assert.ok(r.taskAccuracy.raw >= 0 && r.taskAccuracy.raw <= 1 && r.taskAccuracy.restored >= 0);
+  // the per-task content ranks are the overall ones split by task: their mean is the overall mean
+  assert.deepEqual(r.thumbnail.byTask.map((t) => t.task), ['noise', 'haze']);
+  for (const t of r.thumbnail.byTask) {
+    const own = r.rows.filter((x) => x.task === t.task);
+    assert.equal(t.restored.meanRank, own.reduce((a, x) => a + x.thumbRankRestored, 0) / own.length);
+    assert.equal(t.raw.top1, own.filter((x) => x.thumbRankRaw === 1).length / own.length);
+  }
+  const mean = (k: 'raw' | 'restored') => r.thumbnail.byTask.reduce((a, t) => a + t[k].meanRank, 0) / r.thumbnail.byTask.length;
+  assert.ok(Math.abs(mean('restored') - r.thumbnail.restored.meanRank) < 1e-12 && Math.abs(mean('raw') - r.thumbnail.raw.meanRank) < 1e-12);
   g.dispose();
   t2i.dispose();
 });

@@ -99,6 +99,7 @@ export const guideCheckCommand: Command = {
             '',
             `task from the guidance (nearest centroid, leave one photo out): G(E_txt) ${f(100 * eff.taskAccuracy.raw, 0)} %, G(E'_txt) ${f(100 * eff.taskAccuracy.restored, 0)} % (chance ${f(100 / tasks.length, 0)} %)`,
             `content by layout (own photo's rank among ${eff.thumbnail.photos} validation crops by 16×16 thumbnail PSNR): G(E'_txt(X)) first in ${f(100 * eff.thumbnail.restored.top1, 0)} % (mean rank ${f(eff.thumbnail.restored.meanRank, 1)}), G(E_txt(X)) ${f(100 * eff.thumbnail.raw.top1, 0)} % (${f(eff.thumbnail.raw.meanRank, 1)}), the clean photo's G(E_txt(Y)) ${f(100 * eff.thumbnail.cleanGuidance.top1, 0)} % (${f(eff.thumbnail.cleanGuidance.meanRank, 1)}); chance ${f(100 / eff.thumbnail.photos, 0)} %`,
+            markdownTable(eff.thumbnail.byTask.map((t) => ({ task: t.task, "G(E'_txt(X)) first": `${f(100 * t.restored.top1, 0)} %`, "G(E'_txt(X)) mean rank": f(t.restored.meanRank, 1), 'G(E_txt(X)) first': `${f(100 * t.raw.top1, 0)} %`, 'G(E_txt(X)) mean rank': f(t.raw.meanRank, 1) }))),
             `content by the frozen encoder's features (own photo's rank among ${eff.content.photos} validation crops): G(E_txt) first in ${f(100 * eff.content.raw.top1, 0)} %, mean rank ${f(eff.content.raw.meanRank, 1)}; G(E'_txt) first in ${f(100 * eff.content.restored.top1, 0)} %, mean rank ${f(eff.content.restored.meanRank, 1)} (chance ${f(100 / eff.content.photos, 0)} %, ${f((eff.content.photos + 1) / 2, 1)})`,
           ].join('\n') + '\n',
         );
