@@ -45,6 +45,13 @@ export const GuidanceConfigSchema = z
       .boolean()
       .default(false)
       .describe("stage 1 starts M_i2t from the text-to-image model's own image-to-words mapper (its config's `words` block: same encoder, hidden, layers, tokenPool, spatial and color; N may differ); false: random init as the paper"),
+    layoutLoss: z
+      .number()
+      .min(0)
+      .default(0)
+      .describe(
+        "weight of the words' layout objective in stages 1 and 2, beside Eq. (1): the layout map of E_txt (stage 1) or E'_txt (stage 2) regresses the latents of the crop it must reconstruct, pooled to the layout grid — the objective the text-to-image model's own words were trained with (its words.layoutLoss); needs a text-to-image model with unet.layout. 0: Eq. (1) alone, as the paper",
+      ),
     clean: CleanConfigSchema,
     data: z.strictObject({
       cropsPerPhoto: posInt.describe('random crops (the T2I imageSize) per training photo'),

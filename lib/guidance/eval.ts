@@ -17,7 +17,7 @@ import { clip01, RGBImage } from '../data/image';
 import { darkChannel, highFrequencyEnergy } from '../metrics/stats';
 import { thumbnailRanks, summariseRanks } from '../metrics/content';
 import { GuidanceModel } from './model';
-import { generateGuidance, GuidanceOptions, imageWords } from './pipeline';
+import { generateGuidance, guidanceBatchSize, GuidanceOptions, imageWords } from './pipeline';
 
 /** The tasks `guidanceDegradationEffect` measures unless told otherwise. */
 export const GUIDANCE_EFFECT_TASKS: readonly Task[] = ['noise', 'rain', 'haze'];
@@ -90,39 +90,44 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     const sims = refs.map((r) => r.reduce((a, x, i) => a + x * g[i], 0));
     return 1 + sims.filter((v, i) => i !== own && v > sims[own]).length;
   };
-  let k = 0;
   const thumbRank = (g: RGBImage, own: number) => thumbnailRanks([g], ys, [own])[0].rank;
-  const cleanGuidanceRanks: number[] = [];
-  for (const [pi, p] of photos.entries()) {
-    const y = ys[pi];
-    const [gy] = await generateGuidance(model, t2i, [y], { ...opts, raw: true });
-    const thumbRankCleanGuidance = thumbRank(gy, pi);
-    cleanGuidanceRanks.push(thumbRankCleanGuidance);
-    for (const task of tasks) {
-      const x = degradeFor(y, task, 5000 + pi * 17 + TASKS.indexOf(task), opts.noiseSigma);
-      const [raw] = await generateGuidance(model, t2i, [x], { ...opts, raw: true });
-      const [restored] = await generateGuidance(model, t2i, [x], { ...opts, raw: false });
-      const st = TASK_STATISTIC[task];
-      const [fr, fc] = await unitGlobalFeatures([raw, restored]);
-      rows.push({
-        photoId: p.entry.id,
-        task,
-        statistic: st.name,
-        clean: st.f(y),
-        input: st.f(x),
-        raw: st.f(raw),
-        restored: st.f(restored),
-        cleanGuidance: st.f(gy),
-        featRaw: feat(raw),
-        featRestored: feat(restored),
-        rankRaw: rankOf(fr, pi),
-        rankRestored: rankOf(fc, pi),
-        thumbRankRaw: thumbRank(raw, pi),
-        thumbRankRestored: thumbRank(restored, pi),
-        thumbRankCleanGuidance,
-      });
-      opts.onImage?.(++k, photos.length * tasks.length);
+  // G in batches of guidanceBatchSize (each row from its own seeded noise, as if alone)
+  const bs = guidanceBatchSize();
+  const inBatches = async (imgs: RGBImage[], raw: boolean, onDone?: (n: number) => void): Promise<RGBImage[]> => {
+    const out: RGBImage[] = [];
+    for (let i = 0; i < imgs.length; i += bs) {
+      out.push(...(await generateGuidance(model, t2i, imgs.slice(i, i + bs), { ...opts, raw })));
+      onDone?.(out.length);
     }
+    return out;
+  };
+  const jobs = photos.flatMap((p, pi) => tasks.map((task) => ({ pi, task, x: degradeFor(ys[pi], task, 5000 + pi * 17 + TASKS.indexOf(task), opts.noiseSigma) })));
+  const total = jobs.length;
+  const gys = await inBatches(ys, true);
+  const cleanGuidanceRanks = gys.map((gy, pi) => thumbRank(gy, pi));
+  const raws = await inBatches(jobs.map((j) => j.x), true, (n) => opts.onImage?.(Math.floor(n / 2), total));
+  const restoreds = await inBatches(jobs.map((j) => j.x), false, (n) => opts.onImage?.(Math.floor((total + n) / 2), total));
+  for (const [k, { pi, task, x }] of jobs.entries()) {
+    const [y, gy, raw, restored] = [ys[pi], gys[pi], raws[k], restoreds[k]];
+    const st = TASK_STATISTIC[task];
+    const [fr, fc] = await unitGlobalFeatures([raw, restored]);
+    rows.push({
+      photoId: photos[pi].entry.id,
+      task,
+      statistic: st.name,
+      clean: st.f(y),
+      input: st.f(x),
+      raw: st.f(raw),
+      restored: st.f(restored),
+      cleanGuidance: st.f(gy),
+      featRaw: feat(raw),
+      featRestored: feat(restored),
+      rankRaw: rankOf(fr, pi),
+      rankRestored: rankOf(fc, pi),
+      thumbRankRaw: thumbRank(raw, pi),
+      thumbRankRestored: thumbRank(restored, pi),
+      thumbRankCleanGuidance: cleanGuidanceRanks[pi],
+    });
   }
   const ratio: Partial<Record<Task, number>> = {};
   for (const t of tasks) {

@@ -23,7 +23,7 @@ import { diffusionLossWith, drawDiffusionNoise } from '../models/diffusion';
 import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE } from '../train/loop';
 import { loadCheckpoint, CheckpointError } from '../util/checkpoint';
 import { GuidanceModel, wordsToContext } from './model';
-import { FeatureCache, gatherRows, featureCache, readFeatureCache, FEATURE_CACHE_FILE, GuidanceTrainOptions, t2iReference, checkRunT2I } from './train_i2t';
+import { FeatureCache, gatherRows, featureCache, readFeatureCache, FEATURE_CACHE_FILE, GuidanceTrainOptions, t2iReference, checkRunT2I, checkLayoutLoss, withLayoutLoss } from './train_i2t';
 import { UserError } from '../util/errors';
 import { loopSettings } from '../train/config';
 
@@ -86,7 +86,7 @@ export function cleanStage(model: GuidanceModel, t2i: TextToImage, cfg: Guidance
       const e2 = model.clean.call(batch.e); // E'_txt, Eq. (3)
       const ctx = wordsToContext(t2i, e2);
       const l = diffusionLossWith(t2i.unet, batch.z, ctx, batch.noise, { scheduler: t2i.scheduler, kvOverride: model.kv.map }); // Eq. (1)
-      return { total: l, parts: { l_eps: l } };
+      return withLayoutLoss(cfg, model, t2i, ctx, batch.z, l); // + the layout of E'_txt regresses the CLEAN crop's (config layoutLoss)
     },
     disposeBatch(b) {
       tf.dispose([b.e, b.z]);
@@ -149,6 +149,7 @@ export async function trainCleanMapper(cfg: GuidanceConfig, t2i: TextToImage, ru
   fs.mkdirSync(dir, { recursive: true });
   const ref = t2iReference(t2i, opts.t2iFile);
   checkRunT2I(dir, ref);
+  checkLayoutLoss(cfg, t2i, opts.t2iFile);
   const cacheFile = path.join(runDir, 'i2t', FEATURE_CACHE_FILE);
   const cache = await featureCache(cfg, t2i, cacheFile, { quiet: opts.quiet, t2iSha: ref.sha256 });
   const model = new GuidanceModel(cfg, t2i, ref);

@@ -60,6 +60,25 @@ function cacheSignature(cfg: GuidanceConfig, t2iSha: string): Record<string, unk
   return { t2i: t2iSha, encoder: cfg.encoder, tokenPool: cfg.mapper.tokenPool, ...(cfg.mapper.color ? { color: true } : {}), data: { ...cfg.data, identityProb: undefined } };
 }
 
+/**
+ * Eq. (1)'s loss `l` plus, when the config's `layoutLoss` > 0, the words' layout objective of the
+ * text-to-image model (`UNet.layoutLoss`, through the guidance's k/v copy of the layout attention): the
+ * layout map of the context regresses `z` — the latents the diffusion loss reconstructs — pooled to the
+ * layout grid. Stage 1: the crop's own; stage 2: the clean crop's.
+ * @throws UserError when layoutLoss > 0 and the text-to-image model has no layout head
+ */
+/** @throws UserError when the config asks layoutLoss > 0 of a text-to-image model without a layout head */
+export function checkLayoutLoss(cfg: GuidanceConfig, t2i: TextToImage, t2iLabel = 'the text-to-image model'): void {
+  if (cfg.layoutLoss > 0 && !t2i.unet.layout) throw new UserError(`guidance config: layoutLoss ${cfg.layoutLoss} needs a text-to-image model with a layout head (unet.layout); ${t2iLabel} has none — set layoutLoss to 0`);
+}
+
+export function withLayoutLoss(cfg: GuidanceConfig, model: GuidanceModel, t2i: TextToImage, ctx: tf.Tensor3D, z: tf.Tensor4D, l: tf.Scalar): { total: tf.Scalar; parts: Record<string, tf.Scalar> } {
+  if (!(cfg.layoutLoss > 0)) return { total: l, parts: { l_eps: l } };
+  checkLayoutLoss(cfg, t2i);
+  const lay = t2i.unet.layoutLoss(ctx, z, model.kv.map.get(t2i.unet.layout!.attn.name));
+  return { total: tf.add(l, tf.mul(lay, cfg.layoutLoss)) as tf.Scalar, parts: { l_eps: l, l_layout: lay } };
+}
+
 export const FEATURE_CACHE_FILE = 'features.tdrc';
 
 /** The training crops (clean + degraded, deterministic from cfg.data.seed) as images. */
@@ -180,7 +199,7 @@ export function i2tStage(model: GuidanceModel, t2i: TextToImage, cfg: GuidanceCo
       const words = model.mapper.call({ global: batch.global, tokens: batch.tokens }); // E_txt, Eq. (2)
       const ctx = wordsToContext(t2i, words);
       const l = diffusionLossWith(t2i.unet, batch.z, ctx, batch.noise, { scheduler: t2i.scheduler, kvOverride: model.kv.map }); // Eq. (1)
-      return { total: l, parts: { l_eps: l } };
+      return withLayoutLoss(cfg, model, t2i, ctx, batch.z, l); // + the words' layout objective (config layoutLoss)
     },
     disposeBatch(b) {
       tf.dispose([b.global, b.tokens, b.z]);
@@ -260,6 +279,7 @@ export async function trainImageToText(cfg: GuidanceConfig, t2i: TextToImage, ru
   fs.mkdirSync(dir, { recursive: true });
   const ref = t2iReference(t2i, opts.t2iFile);
   checkRunT2I(dir, ref);
+  checkLayoutLoss(cfg, t2i, opts.t2iFile);
   const cacheFile = path.join(dir, FEATURE_CACHE_FILE);
   const cache = await featureCache(cfg, t2i, cacheFile, { quiet: opts.quiet, t2iSha: ref.sha256 });
   const model = new GuidanceModel(cfg, t2i, ref);

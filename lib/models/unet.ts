@@ -336,6 +336,25 @@ export class UNet {
     });
   }
 
+  /**
+   * The words' layout objective (T2I `words.layoutLoss`): mean squared error between the context's layout
+   * map at the layout grid (its first latentChannels channels) and the latents z average-pooled to that grid.
+   * @param z [B,h,w,latentChannels] scaled latents, h and w multiples of the layout grid
+   * @param kv replacement key/value layers of the layout attention (guidance's k/v copies)
+   * @throws Error when this UNet has no layout head
+   */
+  layoutLoss(ctx: tf.Tensor3D, z: tf.Tensor4D, kv?: { k: Linear; v: Linear }): tf.Scalar {
+    if (!this.layout) throw new Error('UNet.layoutLoss: this UNet has no layout head (unet.layout)');
+    const g = this.cfg.layout!.grid;
+    const [, h, w, c] = z.shape;
+    if (h % g !== 0 || w % g !== 0 || c > this.cfg.layout!.channels) throw new Error(`UNet.layoutLoss: latents [${z.shape}] must be a multiple of the layout grid ${g} with ≤ ${this.cfg.layout!.channels} channels`);
+    return tf.tidy(() => {
+      const m = this.layoutMap(ctx, g, g, kv).slice([0, 0, 0, 0], [-1, -1, -1, c]); // [B,g,g,C]
+      const target = tf.avgPool(z, [h / g, w / g], [h / g, w / g], 'valid'); // [B,g,g,C]
+      return tf.mean(tf.square(tf.sub(m, target))) as tf.Scalar;
+    });
+  }
+
   private validate(x: tf.Tensor, t: tf.Tensor, ctx: tf.Tensor, opts: UNetCallOptions): void {
     const c = this.cfg;
     const m = this.sizeMultiple;

@@ -240,12 +240,7 @@ export function t2iStage(model: TextToImage, cfg: T2IConfig, cache: LatentCache)
       if (!words || words.layoutLoss === 0) return { total: l, parts: { l_eps: l } } as StepLoss;
       if (nw === 0) return { total: l, parts: { l_eps: l, l_layout: tf.scalar(0) } }; // no word rows in this batch
       // auxiliary: the word rows' layout map regresses their latents pooled to the layout grid (config `layoutLoss`)
-      const g = cfg.unet.layout!.grid;
-      const lay = tf.tidy(() => {
-        const m = model.unet.layoutMap(ctx.slice([0, 0, 0], [nw, -1, -1]), g, g).slice([0, 0, 0, 0], [-1, -1, -1, c]); // [nw,g,g,C]
-        const target = tf.avgPool(batch.z.slice([0, 0, 0, 0], [nw, -1, -1, -1]), h / g, h / g, 'valid'); // [nw,g,g,C]
-        return tf.mean(tf.square(tf.sub(m, target))) as tf.Scalar;
-      });
+      const lay = tf.tidy(() => model.unet.layoutLoss(ctx.slice([0, 0, 0], [nw, -1, -1]), batch.z.slice([0, 0, 0, 0], [nw, -1, -1, -1])));
       const total = tf.add(l, tf.mul(lay, words.layoutLoss)) as tf.Scalar;
       return { total, parts: { l_eps: l, l_layout: lay } };
     },
@@ -290,7 +285,6 @@ export function t2iLayoutStage(model: TextToImage, cfg: T2IConfig, cache: Latent
   const f = cache.features;
   const words = cfg.words;
   if (!words || !f || !model.words || !model.unet.layout) throw new Error('t2iLayoutStage: needs words, a latent cache with τi features and unet.layout');
-  const g = cfg.unet.layout!.grid;
   return {
     params: model.params,
     getBatch(_step, rng) {
@@ -305,9 +299,7 @@ export function t2iLayoutStage(model: TextToImage, cfg: T2IConfig, cache: Latent
     },
     loss(b) {
       const ctx = model.wordsContext(model.words!.call({ global: b.global, tokens: b.tokens }));
-      const m = model.unet.layoutMap(ctx, g, g).slice([0, 0, 0, 0], [-1, -1, -1, c]); // [B,g,g,C]
-      const target = tf.avgPool(b.z, h / g, h / g, 'valid'); // [B,g,g,C]
-      const l = tf.mean(tf.square(tf.sub(m, target))) as tf.Scalar;
+      const l = model.unet.layoutLoss(ctx, b.z);
       return { total: l, parts: { l_layout: l } };
     },
     disposeBatch(b) {

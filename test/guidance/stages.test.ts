@@ -228,3 +228,32 @@ test("initFromT2I: M_i2t starts from the T2I's own image-to-words mapper (first 
   assert.throws(() => initMapperFromT2I(gp, plain, 'plain.tdrc'), /plain\.tdrc: this text-to-image model has no image-to-words mapper/);
   [g, g6, gh, gp, t2i, plain].forEach((m) => m.dispose());
 });
+
+test('layoutLoss > 0: stages 1 and 2 add the layout objective (l_layout = UNet.layoutLoss of the context against the target latents) and its gradient reaches the trained mapper; refused without a layout head', async () => {
+  const t2i = tinyT2I();
+  const cfg = tinyGuidanceConfig({ layoutLoss: 2 });
+  const cache = await featureCache(cfg, t2i, path.join(tmpDir(), FEATURE_CACHE_FILE), { quiet: true });
+  const model = new GuidanceModel(cfg, t2i);
+  for (const [name, build] of [['i2t', () => i2tStage(model, t2i, cfg, cache) as Stage<unknown>], ['clean', () => cleanStage(model, t2i, cfg, cache) as Stage<unknown>]] as const) {
+    const stage = build();
+    const batch = await stage.getBatch(0, stepRng(0, 0, 'batch'));
+    const out = stage.loss(batch, 0, stepRng(0, 0, 'loss'));
+    const parts = out.parts!;
+    const [total, eps, lay] = [out.total, parts.l_eps, parts.l_layout].map((t) => t.dataSync()[0]);
+    assert.ok(lay > 0, `${name}: l_layout is reported`);
+    assert.ok(Math.abs(total - (eps + 2 * lay)) < 1e-5 * Math.max(1, total), `${name}: total = l_eps + 2·l_layout (${total} vs ${eps} + 2·${lay})`);
+    // only the layout term: its gradient must reach the stage's trainable weights (the mapper in stage 1, M_clean in stage 2)
+    const vars = stage.params.trainable().map(([, v]) => v);
+    const { value, grads } = tf.variableGrads(() => stage.loss(batch, 0, stepRng(0, 0, 'loss')).parts!.l_layout, vars);
+    const prefix = name === 'i2t' ? 'mi2t.' : 'mclean.';
+    const reached = Object.entries(grads).filter(([n, g]) => n.startsWith(prefix) && tf.tidy(() => tf.abs(g).max().dataSync()[0]) > 0);
+    assert.ok(reached.length > 0, `${name}: the layout loss has a non-zero gradient in ${prefix}* (${Object.keys(grads).slice(0, 4).join(', ')} …)`);
+    tf.dispose([value, ...Object.values(grads), ...Object.values(parts), out.total]);
+    stage.disposeBatch!(batch);
+  }
+  model.dispose();
+  const noLayout = new TextToImage(parseT2IConfig({ ...t2i.cfg, unet: { ...t2i.cfg.unet, layout: undefined } }, 'no layout'), t2i.vocab, new Params(), 1);
+  await assert.rejects(trainImageToText(cfg, noLayout, tmpDir(), { quiet: true, t2iFile: 'plain-t2i.tdrc' }), /layoutLoss 2 needs a text-to-image model with a layout head \(unet\.layout\); plain-t2i\.tdrc has none/);
+  noLayout.dispose();
+  t2i.dispose();
+});
