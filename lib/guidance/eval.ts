@@ -103,10 +103,11 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
   };
   const jobs = photos.flatMap((p, pi) => tasks.map((task) => ({ pi, task, x: degradeFor(ys[pi], task, 5000 + pi * 17 + TASKS.indexOf(task), opts.noiseSigma) })));
   const total = jobs.length;
+  const xs = jobs.map((j) => j.x);
   const gys = await inBatches(ys, true);
   const cleanGuidanceRanks = gys.map((gy, pi) => thumbRank(gy, pi));
-  const raws = await inBatches(jobs.map((j) => j.x), true, (n) => opts.onImage?.(Math.floor(n / 2), total));
-  const restoreds = await inBatches(jobs.map((j) => j.x), false, (n) => opts.onImage?.(Math.floor((total + n) / 2), total));
+  const raws = await inBatches(xs, true, (n) => opts.onImage?.(Math.floor(n / 2), total));
+  const restoreds = await inBatches(xs, false, (n) => opts.onImage?.(Math.floor((total + n) / 2), total));
   for (const [k, { pi, task, x }] of jobs.entries()) {
     const [y, gy, raw, restored] = [ys[pi], gys[pi], raws[k], restoreds[k]];
     const st = TASK_STATISTIC[task];

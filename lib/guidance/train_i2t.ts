@@ -60,6 +60,11 @@ function cacheSignature(cfg: GuidanceConfig, t2iSha: string): Record<string, unk
   return { t2i: t2iSha, encoder: cfg.encoder, tokenPool: cfg.mapper.tokenPool, ...(cfg.mapper.color ? { color: true } : {}), data: { ...cfg.data, identityProb: undefined } };
 }
 
+/** @throws UserError when the config asks layoutLoss > 0 of a text-to-image model without a layout head */
+export function checkLayoutLoss(cfg: GuidanceConfig, t2i: TextToImage, t2iLabel = 'the text-to-image model'): void {
+  if (cfg.layoutLoss > 0 && !t2i.unet.layout) throw new UserError(`guidance config: layoutLoss ${cfg.layoutLoss} needs a text-to-image model with a layout head (unet.layout); ${t2iLabel} has none — set layoutLoss to 0`);
+}
+
 /**
  * Eq. (1)'s loss `l` plus, when the config's `layoutLoss` > 0, the words' layout objective of the
  * text-to-image model (`UNet.layoutLoss`, through the guidance's k/v copy of the layout attention): the
@@ -67,11 +72,6 @@ function cacheSignature(cfg: GuidanceConfig, t2iSha: string): Record<string, unk
  * layout grid. Stage 1: the crop's own; stage 2: the clean crop's.
  * @throws UserError when layoutLoss > 0 and the text-to-image model has no layout head
  */
-/** @throws UserError when the config asks layoutLoss > 0 of a text-to-image model without a layout head */
-export function checkLayoutLoss(cfg: GuidanceConfig, t2i: TextToImage, t2iLabel = 'the text-to-image model'): void {
-  if (cfg.layoutLoss > 0 && !t2i.unet.layout) throw new UserError(`guidance config: layoutLoss ${cfg.layoutLoss} needs a text-to-image model with a layout head (unet.layout); ${t2iLabel} has none — set layoutLoss to 0`);
-}
-
 export function withLayoutLoss(cfg: GuidanceConfig, model: GuidanceModel, t2i: TextToImage, ctx: tf.Tensor3D, z: tf.Tensor4D, l: tf.Scalar): { total: tf.Scalar; parts: Record<string, tf.Scalar> } {
   if (!(cfg.layoutLoss > 0)) return { total: l, parts: { l_eps: l } };
   checkLayoutLoss(cfg, t2i);
