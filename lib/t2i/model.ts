@@ -197,8 +197,8 @@ export class TextToImage {
    */
   static load(file: string): TextToImage {
     const { meta, tensors: all } = loadCheckpoint(file);
-    // a run's checkpoint (<runs>/<preset>/t2i/checkpoint.tdrc, while it trains): its EMA weights
-    // a run's checkpoint: the UNet stage's EMA weights, or the layout warm-up's own (words.layoutSteps)
+    // a run's checkpoint (<runs>/<preset>/t2i/checkpoint.tdrc, while it trains): the UNet stage's EMA
+    // weights, or the layout warm-up's own (words.layoutSteps)
     const run = meta.kind === 'train-state' && (meta.stage === 't2i' || meta.stage === 't2i-layout');
     if (meta.kind !== 't2i' && !run) throw new CheckpointError(`${file}: not a text-to-image checkpoint (kind '${String(meta.kind)}')`);
     let tensors = all;

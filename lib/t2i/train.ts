@@ -360,12 +360,12 @@ export function autoencoderFrom(file: string, cfg: T2IConfig): { weights: Named;
 /**
  * The whole stage 0: AE (resumable; or kept from another T2I checkpoint with `aeFrom`), latent cache,
  * then text encoder + UNet (resumable), in `<runDir>/ae` and `<runDir>/t2i`; returns the trained
- * model (EMA weights) — the caller saves it.
+ * model (EMA weights) — the caller saves it. `stopAt`: the UNet stage ends at that step of its schedule.
  */
 export async function trainTextToImage(
   cfg: T2IConfig,
   runDir: string,
-  opts: { quiet?: boolean; maxStepsThisCall?: number; workers?: number; aeFrom?: string; onLog?: (stage: 'ae' | 't2i-layout' | 't2i', rec: LogRecord) => void | Promise<void> } = {},
+  opts: { quiet?: boolean; maxStepsThisCall?: number; workers?: number; aeFrom?: string; stopAt?: number; onLog?: (stage: 'ae' | 't2i-layout' | 't2i', rec: LogRecord) => void | Promise<void> } = {},
 ): Promise<{ model: TextToImage | null; ae: TrainResult; t2i?: TrainResult; aeFrom?: { file: string; sha256: string } }> {
   let latentScale: number;
   let aeWeights: Named;
@@ -428,6 +428,7 @@ export async function trainTextToImage(
     label: 't2i',
     quiet: opts.quiet,
     maxStepsThisCall: opts.maxStepsThisCall,
+    stopAt: opts.stopAt, // a snapshot of the UNet stage's schedule (tdr train t2i --stop-at)
     onLog: (r) => opts.onLog?.('t2i', r),
     parallel: opts.workers && opts.workers > 1 ? { workers: opts.workers, factory: { module: __filename, fn: 't2iStageForWorker', args: { config: cfg, cacheFile } } } : undefined,
   });

@@ -62,6 +62,11 @@ export interface TrainOptions {
   onLog?: (rec: LogRecord) => void | Promise<void>;
   /** stop after this many steps in this call (for tests of resume); default: until cfg.steps */
   maxStepsThisCall?: number;
+  /**
+   * A snapshot of a longer schedule: train until this absolute step (the LR schedule stays that of
+   * cfg.steps) and return `interrupted: false` there. A run already past it is refused.
+   */
+  stopAt?: number;
   /** set by the caller to stop early (e.g. from a signal); checked after every step */
   shouldStop?: () => boolean;
   /** data-parallel: `workers` replicas in total (the main thread is one of them); needs stage.sliceBatch */
@@ -226,6 +231,9 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     fs.rmSync(path.join(opts.runDir, BEST_FILE), { force: true });
   }
   const resumedFrom = step;
+  const lastStep = Math.min(cfg.steps, opts.stopAt ?? cfg.steps);
+  if (opts.stopAt !== undefined && (!Number.isInteger(opts.stopAt) || opts.stopAt < 1)) throw new RangeError(`train: stopAt must be a positive integer, got ${opts.stopAt}`);
+  if (step > lastStep) throw new CheckpointError(`${ckptFile}: this run is at step ${step}, past the step to stop at (${lastStep}); train into another --runs folder`);
   writeFileAtomic(path.join(opts.runDir, 'config.json'), JSON.stringify({ ...opts.meta, train: cfg }, null, 2) + '\n');
 
   const trainable = stage.params.trainable();
@@ -241,7 +249,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
   process.on('SIGTERM', onSigint);
   const progress = new Progress(opts.label ?? 'train', cfg.steps, { startAt: step, quiet: opts.quiet });
   const log: LogRecord[] = [];
-  const endStep = Math.min(cfg.steps, opts.maxStepsThisCall ? step + opts.maxStepsThisCall : cfg.steps);
+  const endStep = Math.min(lastStep, opts.maxStepsThisCall ? step + opts.maxStepsThisCall : lastStep);
   let lastLoss = '';
 
   // data-parallel workers (./parallel.ts): replicas of the stage in worker threads
@@ -387,7 +395,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
       if (step % cfg.checkpointEvery === 0 || step === endStep || stopRequested || opts.shouldStop?.()) {
         saveState(ckptFile, stage.params, opt, ema, step, { ...opts.meta, resumeKey });
       }
-      if (opts.validate && (step % opts.validate.every === 0 || step === cfg.steps)) await validate(step);
+      if (opts.validate && (step % opts.validate.every === 0 || step === lastStep)) await validate(step);
       progress.update(step, lastLoss);
       if (stopRequested || opts.shouldStop?.()) break;
     }
@@ -398,7 +406,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     opt.dispose();
     for (const e of ema.values()) e.dispose();
   }
-  return { step, interrupted: step < cfg.steps, resumedFrom, log };
+  return { step, interrupted: step < lastStep, resumedFrom, log };
 }
 
 /** Load weights from a train-state checkpoint into `params` (EMA weights when `useEma` and present). */

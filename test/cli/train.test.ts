@@ -26,6 +26,9 @@ const cases: Array<[string, string[], RegExp]> = [
   ['NaN-like learning rate', ['train', 'ae', '--config', config('nan.json', { ...PRESETS.ci, aeTrain: { ...PRESETS.ci.aeTrain, lr: 'NaN' } })], /nan\.json: aeTrain\.lr: /],
   ['misspelt key', ['train', 'ae', '--config', config('typo.json', { ...PRESETS.ci, imagesize: 32 })], /typo\.json: .*imagesize/],
   ['--preset and --config', ['train', 'ae', '--preset', 'ci', '--config', config('ok.json', PRESETS.ci)], /give --preset or --config, not both/],
+  ['--stop-at on another stage', ['train', 'ae', '--preset', 'ci', '--stop-at', '3'], /--stop-at is an option of 'tdr train t2i', not of 'ae'/],
+  ['--stop-at past the schedule', ['train', 't2i', '--preset', 'ci', '--stop-at', '100000'], /--stop-at 100000: past the end of the schedule \(unetTrain\.steps \d+\)/],
+  ['--stop-at that is no step', ['train', 't2i', '--preset', 'ci', '--stop-at', '2.5'], /--stop-at: /],
 ];
 
 for (const [what, args, msg] of cases) {
@@ -62,4 +65,12 @@ test('tdr train t2i --config FILE: the model goes to <runs>/<preset>/t2i-<preset
   const recs = fs.readFileSync(out.replace(/\.tdrc$/, '.log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual([...new Set(recs.map((x) => x.stage))], ['ae', 't2i']);
   assert.equal(recs.filter((x) => x.stage === 't2i').length, PRESETS.ci.unetTrain.steps);
+  // a snapshot of the schedule, on that model's autoencoder: the UNet stage stops at step 2 of its schedule
+  const snap = path.join(runs, 'snap.tdrc');
+  const s2 = run('train', 't2i', '--config', f, '--runs', path.join(dir, 'runs-stop-at'), '--ae-from', out, '--stop-at', '2', '--out', snap);
+  assert.equal(s2.status, 0, s2.stderr);
+  const m2 = readCheckpointMeta(snap);
+  assert.equal(m2.rebuild, `tdr train t2i --config ${f} --ae-from ${out} --stop-at 2`);
+  assert.equal(m2.steps, 2);
+  assert.equal(m2.scheduleSteps, PRESETS.ci.unetTrain.steps);
 });

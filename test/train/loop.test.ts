@@ -93,6 +93,26 @@ test('exact resume: 3 steps + resume to 8 equals 8 uninterrupted steps (log and 
   b2.params.dispose();
 });
 
+test('stopAt: a snapshot of the longer schedule — stops there done, with the same steps as the full run; a run past it is refused', async () => {
+  const full = makeStage();
+  const dirFull = tmpDir();
+  await train(full, cfg, { runDir: dirFull, meta: {}, quiet: true });
+  const snap = makeStage();
+  const dir = tmpDir();
+  const r = await train(snap, cfg, { runDir: dir, meta: {}, quiet: true, stopAt: 5 });
+  assert.equal(r.step, 5);
+  assert.equal(r.interrupted, false);
+  // the learning rate followed the 8-step schedule, so the first 5 logged steps equal the full run's
+  assert.deepEqual(readLog(dir).map((x) => [x.lr, x.l_total]), readLog(dirFull).slice(0, 5).map((x) => [x.lr, x.l_total]));
+  // again with the same stopAt: nothing to do, still done
+  const again = await train(snap, cfg, { runDir: dir, meta: {}, quiet: true, stopAt: 5 });
+  assert.equal(again.step, 5);
+  assert.equal(again.interrupted, false);
+  await assert.rejects(train(snap, cfg, { runDir: dir, meta: {}, quiet: true, stopAt: 4 }), /checkpoint\.tdrc: this run is at step 5, past the step to stop at \(4\); train into another --runs folder/);
+  full.params.dispose();
+  snap.params.dispose();
+});
+
 test('resume refuses a run started with another configuration, naming the field; more steps is fine', async () => {
   const dir = tmpDir();
   const config = { text: { contextLength: 32, width: 16 }, unetTrain: { steps: 8, lr: 0.01, logEvery: 1 }, sample: { steps: 50 } };

@@ -33,12 +33,14 @@ options:
   --config FILE    a JSON config (same fields as a preset) instead of --preset
   --runs DIR       runs folder (default $TDR_RUNS or outputs/runs); keep long runs outside the checkout
   --max-steps N    stop after N steps in this call (the run stays resumable)
-
-environment: TDR_WORKERS=N data-parallel worker threads (default: one per core on wasm), TDR_RUNS, TDR_BACKEND
   --out FILE.tdrc  where the trained t2i model goes (default: data/checkpoints/t2i-demo.tdrc for demo,
                    else <runs>/<preset>/t2i-<preset>.tdrc)
   --ae-from FILE   t2i only: keep the autoencoder of this text-to-image checkpoint (same AE settings) and
-                   train only the text encoder + UNet (+ image-to-words mapper); skips stage 0a`;
+                   train only the text encoder + UNet (+ image-to-words mapper); skips stage 0a
+  --stop-at N      t2i only: a snapshot of the schedule — the UNet stage stops at its step N (the learning
+                   rate still follows the config's unetTrain.steps) and the model at that step goes to --out
+
+environment: TDR_WORKERS=N data-parallel worker threads (default: one per core on wasm), TDR_RUNS, TDR_BACKEND`;
 
 const Options = z.strictObject({
   preset: z.enum(PRESET_NAMES as [string, ...string[]]).optional(),
@@ -47,6 +49,7 @@ const Options = z.strictObject({
   'max-steps': z.coerce.number().int().positive().optional(),
   out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
   'ae-from': z.string().endsWith('.tdrc', { message: 'expected a text-to-image checkpoint (.tdrc)' }).optional(),
+  'stop-at': z.coerce.number().int().positive().optional(),
 });
 
 export function loadConfigArg(preset: string | undefined, config: string | undefined): T2IConfig {
@@ -68,11 +71,16 @@ export const trainCommand: Command = {
   async run(argv) {
     if (argv[0] === 'restore') return trainRestoreCommandRun(argv.slice(1));
     if (argv[0] === 'i2t' || argv[0] === 'clean') return trainGuidanceCommandRun(argv[0], argv.slice(1));
-    const { options, positionals } = parseOptions('train', argv, { preset: { type: 'string' }, config: { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' }, 'ae-from': { type: 'string' } }, Options);
+    const { options, positionals } = parseOptions('train', argv, { preset: { type: 'string' }, config: { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' }, 'ae-from': { type: 'string' }, 'stop-at': { type: 'string' } }, Options);
     const stage = positionals[0];
     if (!stage || !(STAGES as readonly string[]).includes(stage)) throw new UserError(`stage must be one of ${STAGES.join(', ')}, got ${stage ? `'${stage}'` : 'nothing'}`);
     if (positionals.length > 1) throw new UserError(`unexpected argument '${positionals[1]}'`);
     const cfg = loadConfigArg(options.preset, options.config);
+    if (options['ae-from'] && stage !== 't2i') throw new UserError(`--ae-from is an option of 'tdr train t2i', not of '${stage}'`);
+    const stopAt = options['stop-at'];
+    if (stopAt !== undefined && stage !== 't2i') throw new UserError(`--stop-at is an option of 'tdr train t2i', not of '${stage}'`);
+    if (stopAt !== undefined && stopAt > cfg.unetTrain.steps) throw new UserError(`--stop-at ${stopAt}: past the end of the schedule (unetTrain.steps ${cfg.unetTrain.steps})`);
+    if (options['ae-from'] && !fs.existsSync(options['ae-from'])) throw new UserError(`--ae-from ${options['ae-from']}: no such file`);
     const runs = options.runs ?? defaultRunsDir();
     const backend = await initBackend();
     const workers = defaultWorkers(backend.name, os.cpus().length);
@@ -86,17 +94,16 @@ export const trainCommand: Command = {
       ae.params.dispose();
       return 0;
     }
-    if (options['ae-from'] && stage !== 't2i') throw new UserError(`--ae-from is an option of 'tdr train t2i', not of '${stage}'`);
-    if (options['ae-from'] && !fs.existsSync(options['ae-from'])) throw new UserError(`--ae-from ${options['ae-from']}: no such file`);
-    const r = await trainTextToImage(cfg, runDir, { maxStepsThisCall: options['max-steps'], workers, aeFrom: options['ae-from'] });
+    const r = await trainTextToImage(cfg, runDir, { maxStepsThisCall: options['max-steps'], workers, aeFrom: options['ae-from'], stopAt });
     if (!r.model) return stopped(r.ae.step, cfg.aeTrain.steps, path.join(runDir, 'ae'), options['max-steps']);
     if (r.t2i!.interrupted) {
       r.model.dispose();
-      return stopped(r.t2i!.step, cfg.unetTrain.steps, path.join(runDir, 't2i'), options['max-steps']);
+      return stopped(r.t2i!.step, stopAt ?? cfg.unetTrain.steps, path.join(runDir, 't2i'), options['max-steps']);
     }
     const out = options.out ?? (cfg.preset === 'demo' ? shippedCheckpoint('t2i-demo') : path.join(runDir, `t2i-${cfg.preset}.tdrc`));
     const src = options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`;
-    r.model.save(out, { float16: true, meta: { rebuild: `tdr train t2i ${src}`, steps: r.t2i!.step, ...(r.aeFrom ? { aeFrom: r.aeFrom } : {}) } });
+    const rebuild = `tdr train t2i ${src}${options['ae-from'] ? ` --ae-from ${options['ae-from']}` : ''}${stopAt !== undefined ? ` --stop-at ${stopAt}` : ''}`;
+    r.model.save(out, { float16: true, meta: { rebuild, steps: r.t2i!.step, scheduleSteps: cfg.unetTrain.steps, ...(r.aeFrom ? { aeFrom: r.aeFrom } : {}) } });
     // the loss logs of both stages beside the checkpoint, <out>.log.jsonl (notebook 02 plots the shipped one)
     const lines = [...readLog(path.join(runDir, 'ae')).map((x) => ({ stage: 'ae', ...x })), ...readLog(path.join(runDir, 't2i')).map((x) => ({ stage: 't2i', ...x }))];
     writeLogBeside(out, lines);
