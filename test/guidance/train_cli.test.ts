@@ -88,7 +88,7 @@ test('tdr train i2t|clean --preset ci: stage 1 then stage 2 write <runs>/ci/{i2t
     const mix = GuidanceModel.readHeader(path.join(runs, 'ci-mixer', 'guidance-ci-mixer.tdrc'));
     assert.equal(mix.cfg.clean.type, 'mixer');
     assert.deepEqual(mix.trainedStages, ['i2t', 'clean']);
-    assert.match(String(mix.meta.rebuild), /^tdr train clean --config \S+mixer\.json --from \S+guidance-ci\.tdrc$/);
+    assert.match(String(mix.meta.rebuild), /^tdr train clean --config \S+mixer\.json --t2i \S+\.tdrc --from \S+guidance-ci\.tdrc$/);
     const b = GuidanceModel.readHeader(base).tensors;
     for (const [n, v] of b) if (n.startsWith('mi2t.') || n.startsWith('kv.')) assert.deepEqual(mix.tensors.get(n)!.data, v.data, `${n} comes from --from`);
     assert.ok([...mix.tensors.keys()].some((n) => n.startsWith('mclean.block0.')));

@@ -270,7 +270,7 @@ export async function trainGuidanceCommandRun(stage: 'i2t' | 'clean', argv: stri
       process.stderr.write(`stopped at step ${r.result.step}/${total}; checkpoint in ${path.join(runDir, stage)} — run the same command to resume\n`);
       return options['max-steps'] ? 0 : 130;
     }
-    const src = `${options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`}${nTag ? ` --words ${cfg.mapper.numWords}` : ''}`;
+    const src = `${options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`}${nTag ? ` --words ${cfg.mapper.numWords}` : ''}${options.t2i ? ` --t2i ${options.t2i}` : ''}`;
     const rebuild = options.from ? `tdr train clean ${src} --from ${options.from}` : `tdr train i2t ${src} && tdr train clean ${src}`;
     r.model.save(out, { float16: true, meta: { rebuild, steps: { [stage]: r.result.step } } });
     r.model.dispose();
