@@ -173,6 +173,15 @@ export function guidanceCheckpoint(): string {
 }
 
 /**
+ * The guidance model whose G shows the photo it came from (#19): stages 1–2 on the words text-to-image
+ * model `t2i-demo-words-layout.tdrc` (data/configs/guidance-demo-words-layout.json; docs/experiments.md
+ * §2). Notebooks 03–05 use it; $TDR_GUIDANCE_CHECKPOINT overrides it as it does the default.
+ */
+export function wordsGuidanceCheckpoint(): string {
+  return process.env.TDR_GUIDANCE_CHECKPOINT || shippedCheckpoint('guidance-demo-words-layout');
+}
+
+/**
  * Where `tdr train i2t|clean` writes the guidance model: the shipped file for demo, else
  * <runs>/<preset>/guidance-<preset>.tdrc.
  */

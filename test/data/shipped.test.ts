@@ -51,7 +51,7 @@ test('data/configs: every shipped config parses (a T2I, guidance or restore pres
   }
 });
 
-test('the shipped demo models were trained with the current demo presets (a preset change needs a retrain)', async () => {
+test('the shipped demo models were trained with the current demo presets and experiment configs (a change needs a retrain)', async () => {
   const { PRESETS, parseT2IConfig } = await import('../../lib/t2i/presets');
   const { GUIDANCE_PRESETS, parseGuidanceConfig } = await import('../../lib/guidance/config');
   const demoGuidance = parseGuidanceConfig(GUIDANCE_PRESETS.demo, 'guidance preset demo');
@@ -66,25 +66,39 @@ test('the shipped demo models were trained with the current demo presets (a pres
     ['guidance-demo.tdrc', demoGuidance, parseGuidanceConfig],
     ...withN.map(([f, c]) => [f, c, parseGuidanceConfig] as [string, unknown, (raw: unknown, label: string) => unknown]),
   ];
+  // a shipped model of an experiment config (data/configs/<name>.json → data/checkpoints/<name>.tdrc): trained with that config
+  const cfgDir = path.join(root, 'data', 'configs');
+  for (const f of fs.readdirSync(cfgDir).filter((x) => x.endsWith('.json') && fs.existsSync(path.join(dir, x.replace(/\.json$/, '.tdrc'))))) {
+    const raw = JSON.parse(fs.readFileSync(path.join(cfgDir, f), 'utf8')) as Record<string, unknown>;
+    const parse = ('t2iPreset' in raw ? parseGuidanceConfig : parseT2IConfig) as (raw: unknown, label: string) => unknown;
+    expected.push([f.replace(/\.json$/, '.tdrc'), parse(raw, f), parse]);
+  }
   for (const [f, cfg, parse] of expected) {
     const meta = readCheckpointMeta(path.join(dir, f));
     assert.deepEqual(JSON.parse(JSON.stringify(parse(meta.config, f))), JSON.parse(JSON.stringify(cfg)), `${f}: its config differs from the demo preset`);
   }
 });
 
-test('every shipped guidance model was trained on the shipped text-to-image model (a T2I retrain needs stages 1–2 again)', async () => {
+test('every shipped guidance model was trained on a shipped text-to-image model, the one it names (a T2I retrain needs stages 1–2 again)', async () => {
   const { initBackend } = await import('../../lib/backend');
   const { TextToImage } = await import('../../lib/t2i/model');
   const { GuidanceModel, t2iWeightsHash } = await import('../../lib/guidance/model');
   await initBackend({ quiet: true });
-  const t2i = TextToImage.load(path.join(dir, 't2i-demo.tdrc'));
-  const sha = t2iWeightsHash(t2i);
-  t2i.dispose();
+  const hashes = new Map<string, string>();
+  const hashOf = (rel: string): string => {
+    if (!hashes.has(rel)) {
+      const t2i = TextToImage.load(path.join(root, rel));
+      hashes.set(rel, t2iWeightsHash(t2i));
+      t2i.dispose();
+    }
+    return hashes.get(rel)!;
+  };
   const files = fs.readdirSync(dir).filter((f) => /^guidance-.*\.tdrc$/.test(f));
   assert.ok(files.includes('guidance-demo.tdrc'));
   for (const f of files) {
     const h = GuidanceModel.readHeader(path.join(dir, f));
-    assert.equal(h.t2i.path, 'data/checkpoints/t2i-demo.tdrc', `${f}: trained on ${h.t2i.path}`);
-    assert.equal(h.t2i.sha256, sha, `${f}: trained on another t2i-demo.tdrc than the shipped one`);
+    assert.match(h.t2i.path, /^data\/checkpoints\/t2i-[\w-]+\.tdrc$/, `${f}: trained on ${h.t2i.path}, not on a shipped text-to-image model`);
+    assert.ok(fs.existsSync(path.join(root, h.t2i.path)), `${f}: its text-to-image model ${h.t2i.path} is not shipped`);
+    assert.equal(h.t2i.sha256, hashOf(h.t2i.path), `${f}: trained on another ${h.t2i.path} than the shipped one`);
   }
 });

@@ -104,8 +104,9 @@ export const trainCommand: Command = {
     const src = options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`;
     const rebuild = `tdr train t2i ${src}${options['ae-from'] ? ` --ae-from ${options['ae-from']}` : ''}${stopAt !== undefined ? ` --stop-at ${stopAt}` : ''}`;
     r.model.save(out, { float16: true, meta: { rebuild, steps: r.t2i!.step, scheduleSteps: cfg.unetTrain.steps, ...(r.aeFrom ? { aeFrom: r.aeFrom } : {}) } });
-    // the loss logs of both stages beside the checkpoint, <out>.log.jsonl (notebook 02 plots the shipped one)
-    const lines = [...readLog(path.join(runDir, 'ae')).map((x) => ({ stage: 'ae', ...x })), ...readLog(path.join(runDir, 't2i')).map((x) => ({ stage: 't2i', ...x }))];
+    // the loss logs of the stages beside the checkpoint, <out>.log.jsonl (notebook 02 plots the shipped one):
+    // autoencoder (unless kept with --ae-from), the words' layout warm-up (words.layoutSteps), text encoder + UNet
+    const lines = (['ae', 't2i-layout', 't2i'] as const).flatMap((s) => (fs.existsSync(path.join(runDir, s)) ? readLog(path.join(runDir, s)).map((x) => ({ stage: s, ...x })) : []));
     writeLogBeside(out, lines);
     process.stdout.write(`text-to-image model (EMA weights, float16) → ${out}\n`);
     r.model.dispose();
