@@ -41,10 +41,10 @@ export function guidanceModelRef(file: string): GuidanceModelRef {
   return { file: portablePath(file), sha256: crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex') };
 }
 
-/** G(E'_txt) from the trained text side, cached per input. */
-export function textGuidance(opts: { words?: number; raw?: boolean } = {}): GuidanceSource {
+/** G(E'_txt) from the trained text side, cached per input; `checkpoint`: this guidance model instead of the default. */
+export function textGuidance(opts: { words?: number; raw?: boolean; checkpoint?: string } = {}): GuidanceSource {
   // fail before any training or evaluation starts when there is no checkpoint
-  const file = guidanceCheckpointForWords(opts.words);
+  const file = opts.checkpoint ?? guidanceCheckpointForWords(opts.words);
   if (!fs.existsSync(file)) throw new UserError(`${file}: no guidance checkpoint (train one with 'tdr train i2t --preset demo' then 'tdr train clean --preset demo')`);
   let pair: { guidance: GuidanceModel; t2i: TextToImage } | null = null;
   return {
@@ -64,8 +64,8 @@ export function textGuidance(opts: { words?: number; raw?: boolean } = {}): Guid
 
 /** Every guidance source by name: what `--guidance NAME` accepts. */
 export const GUIDANCE_SOURCES: GuidanceSourceMap = new Map<string, GuidanceFactoryEntry>([
-  ['text', { description: "the paper's guidance G(E'_txt): degraded image → M_i2t → M_clean → text-to-image (cached)", dependsOnN: true, create: ({ words }) => textGuidance({ words }) }],
-  ['text-raw', { description: 'guidance without textual restoration, G(E_txt) (ablation)', dependsOnN: true, create: ({ words }) => textGuidance({ words, raw: true }) }],
+  ['text', { description: "the paper's guidance G(E'_txt): degraded image → M_i2t → M_clean → text-to-image (cached)", dependsOnN: true, create: ({ words, checkpoint }) => textGuidance({ words, checkpoint }) }],
+  ['text-raw', { description: 'guidance without textual restoration, G(E_txt) (ablation)', dependsOnN: true, create: ({ words, checkpoint }) => textGuidance({ words, checkpoint, raw: true }) }],
   ['clean-oracle', { description: CLEAN_ORACLE_NOTE, dependsOnN: false, create: () => cleanOracleGuidance() }],
   ['none', { description: 'no guidance (the unguided baseline)', dependsOnN: false, create: () => noGuidance }],
 ]);
@@ -75,7 +75,7 @@ export function guidanceSourceNames(): string[] {
   return [...GUIDANCE_SOURCES.keys()];
 }
 
-/** The guidance source `name` (N = `words` for the text sources); an unknown name lists the known ones. */
-export function guidanceSourceByName(name: string, opts: { words?: number } = {}): { source: GuidanceSource; entry: GuidanceFactoryEntry } {
+/** The guidance source `name` (N = `words`, or the guidance model `checkpoint`, for the text sources); an unknown name lists the known ones. */
+export function guidanceSourceByName(name: string, opts: { words?: number; checkpoint?: string } = {}): { source: GuidanceSource; entry: GuidanceFactoryEntry } {
   return pickGuidanceSource(GUIDANCE_SOURCES, name, opts);
 }

@@ -115,14 +115,14 @@ export interface GuidanceFactoryEntry {
   description: string;
   /** true if the source depends on N (words of E_txt), as Table 9 needs */
   dependsOnN: boolean;
-  create(opts: { words?: number }): GuidanceSource;
+  create(opts: { words?: number; checkpoint?: string }): GuidanceSource;
 }
 
 /** Named guidance sources, as the job layer builds them (lib/jobs/sources.ts: text, text-raw, clean-oracle, none). */
 export type GuidanceSourceMap = ReadonlyMap<string, GuidanceFactoryEntry>;
 
 /** The source `name` of `sources`; an unknown name is a UserError listing the known ones. */
-export function pickGuidanceSource(sources: GuidanceSourceMap, name: string, opts: { words?: number } = {}): { source: GuidanceSource; entry: GuidanceFactoryEntry } {
+export function pickGuidanceSource(sources: GuidanceSourceMap, name: string, opts: { words?: number; checkpoint?: string } = {}): { source: GuidanceSource; entry: GuidanceFactoryEntry } {
   const entry = sources.get(name);
   if (!entry) throw new UserError(`unknown guidance source '${name}'; sources: ${[...sources.keys()].join(', ')}`);
   return { source: entry.create(opts), entry };

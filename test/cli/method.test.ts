@@ -40,13 +40,14 @@ test('ci checkpoints of every stage, then tdr report runs degrade â†’ guidance â
   run(['train', 't2i', '--preset', 'ci', '--runs', runs]);
   run(['train', 'i2t', '--preset', 'ci', '--runs', runs]);
   run(['train', 'clean', '--preset', 'ci', '--runs', runs]);
-  run(['train', 'restore', '--backbone', 'promptir', '--preset', 'ci', '--runs', runs], { TDR_GUIDANCE_CHECKPOINT: guidance });
+  run(['train', 'restore', '--backbone', 'promptir', '--preset', 'ci', '--runs', runs, '--guidance-checkpoint', guidance]);
   run(['train', 'restore', '--backbone', 'promptir', '--no-guidance', '--preset', 'ci', '--runs', runs]);
   for (const f of [guidance, guided, plain]) assert.ok(fs.existsSync(f), f);
   // the guided restorer names the guidance model it was trained with (file and sha256 of its bytes)
   const gm = readCheckpointMeta(guided).guidanceModel as { file: string; sha256: string };
   assert.equal(gm.sha256, createHash('sha256').update(fs.readFileSync(guidance)).digest('hex'));
   assert.equal(path.resolve(gm.file), path.resolve(guidance));
+  assert.equal(readCheckpointMeta(guided).rebuild, `tdr train restore --backbone promptir --tasks all-in-one --preset ci --guidance-checkpoint ${guidance}`);
   assert.equal(readCheckpointMeta(plain).guidanceModel, null);
   // each trained model ships with its loss log beside it
   const t2iCi = path.join(runs, 'ci', 't2i-ci.tdrc');

@@ -156,6 +156,10 @@ test('train restore: bad backbone / tasks / preset → exit 2 one line (nothing 
     [['--backbone', 'nafnet', '--tasks', 'snow'], /--tasks/],
     [['--backbone', 'nafnet', '--preset', 'huge'], /--preset/],
     [['--backbone', 'nafnet', '--no-guidance', '--guidance', 'clean-oracle'], /--no-guidance takes no --guidance/],
+    [['--backbone', 'nafnet', '--no-guidance', '--guidance-checkpoint', path.join(dir, 'g.tdrc')], /--no-guidance takes no --guidance-checkpoint/],
+    [['--backbone', 'nafnet', '--guidance', 'clean-oracle', '--guidance-checkpoint', path.join(dir, 'g.tdrc')], /--guidance-checkpoint: the guidance source 'clean-oracle' uses no guidance model/],
+    [['--backbone', 'nafnet', '--preset', 'ci', '--runs', dir, '--guidance-checkpoint', path.join(dir, 'none.tdrc')], /--guidance-checkpoint \S+none\.tdrc: no such file/],
+    [['--backbone', 'nafnet', '--preset', 'ci', '--runs', dir, '--guidance-checkpoint', path.join(dir, 'g.json')], /--guidance-checkpoint: expected a guidance checkpoint \(\.tdrc\)/],
     [['--backbone', 'nafnet', '--preset', 'ci', '--runs', dir], /guidance-demo\.tdrc: no guidance checkpoint/],
   ] as Array<[string[], RegExp]>) {
     const r = await run(() => trainRestoreCommandRun(args));

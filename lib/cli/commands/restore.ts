@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { Command, parseOptions, readJsonFile } from '../command';
 import { initBackend } from '../../backend';
-import { guidanceSourceByName, guidanceSourceNames } from '../../jobs/sources';
+import { GUIDANCE_SOURCES, guidanceSourceByName, guidanceSourceNames } from '../../jobs/sources';
 import { readImage, writeImage, formatFromPath } from '../../data/io';
 import { IMAGE_EXTENSIONS, forEachFile, isDirectory, listImages, outputPathFor, prepareOutputFolder, refuseOverwrite } from '../files';
 import { DEFAULT_TILE_BUDGET_MIB, GUIDANCE_MAX_PIXELS, planTiles, restoreTiledAsync } from '../../restore/tiled';
@@ -27,10 +27,14 @@ import { UserError } from '../../util/errors';
 export const DEFAULT_GUIDANCE = 'text';
 
 /** Resolve `--guidance NAME` (or the default) to a source of a GUIDED model ('none' is --no-guidance). */
-export function pickGuidance(name: string | undefined, words?: number): GuidanceSource {
+export function pickGuidance(name: string | undefined, words?: number, checkpoint?: string): GuidanceSource {
   const want = name ?? DEFAULT_GUIDANCE;
   if (want === 'none') throw new UserError("--guidance none: a guided model needs guidance; use --no-guidance for the unguided model");
-  return guidanceSourceByName(want, { words }).source;
+  if (checkpoint !== undefined) {
+    if (GUIDANCE_SOURCES.get(want)?.dependsOnN === false) throw new UserError(`--guidance-checkpoint: the guidance source '${want}' uses no guidance model`);
+    if (!fs.existsSync(checkpoint)) throw new UserError(`--guidance-checkpoint ${checkpoint}: no such file`);
+  }
+  return guidanceSourceByName(want, { words, checkpoint }).source;
 }
 
 /** The shipped demo checkpoint of a backbone (all-in-one). */
@@ -165,7 +169,8 @@ export const restoreCommand: Command = {
 };
 
 export const TRAIN_RESTORE_HELP = `usage: tdr train restore --backbone promptir|nafnet|restormer [--no-guidance] [--tasks SET] [--preset ci|demo|paper | --config FILE]
-                         [--guidance NAME] [--matcher-encoder-lr LR] [--runs DIR] [--max-steps N] [--out FILE.tdrc]
+                         [--guidance NAME] [--guidance-checkpoint FILE] [--matcher-encoder-lr LR] [--runs DIR] [--max-steps N]
+                         [--out FILE.tdrc]
 
 Train a restorer (stage 3: L1 Eq. 5, AdamW, cosine schedule, matcher at ref_lr and frozen for
 param_fix_iterations) with the shared loop; resumable. A guided run first generates (or reloads) the
@@ -179,6 +184,9 @@ options:
   --config FILE     a restore preset in a JSON file instead of --preset (the fields of a preset under a name of
                     its own, e.g. data/configs/restore-demo-long.json; the run and checkpoint names end with it)
   --guidance NAME   guidance source (default '${DEFAULT_GUIDANCE}'; 'clean-oracle' is a plumbing stand-in, never the paper's guidance)
+  --guidance-checkpoint FILE
+                    the guidance model of the text sources (default $TDR_GUIDANCE_CHECKPOINT, else
+                    data/checkpoints/guidance-demo.tdrc); the restorer records it and its sha256
   --matcher-encoder-lr LR
                     peak LR of the matcher's shared encoder alone (default: the preset's refLr); 0 keeps it at its
                     random init. The run (and checkpoint) name gets '-enclr<LR>'. Not in the official code: with L1
@@ -197,6 +205,7 @@ const TrainOptions = z.strictObject({
   preset: z.enum(RESTORE_PRESET_NAMES as [string, ...string[]]).optional(),
   config: z.string().min(1).optional(),
   guidance: z.string().min(1).optional(),
+  'guidance-checkpoint': z.string().endsWith('.tdrc', { message: 'expected a guidance checkpoint (.tdrc)' }).optional(),
   'matcher-encoder-lr': z.coerce.number().min(0).finite().optional(),
   runs: z.string().min(1).optional(),
   'max-steps': z.coerce.number().int().positive().optional(),
@@ -211,7 +220,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     argv,
     {
       backbone: { type: 'string' }, 'no-guidance': { type: 'boolean' }, tasks: { type: 'string' }, preset: { type: 'string' }, config: { type: 'string' }, guidance: { type: 'string' },
-      'matcher-encoder-lr': { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' },
+      'guidance-checkpoint': { type: 'string' }, 'matcher-encoder-lr': { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' },
     },
     TrainOptions.partial({ backbone: true }),
   );
@@ -219,6 +228,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
   if (options.backbone === undefined) throw new UserError(`--backbone is required (${BACKBONE_TYPES.join(', ')}); e.g. 'tdr train restore --backbone promptir --preset ${options.preset}'`);
   const guided = !options['no-guidance'];
   if (!guided && options.guidance) throw new UserError('--no-guidance takes no --guidance');
+  if (!guided && options['guidance-checkpoint']) throw new UserError('--no-guidance takes no --guidance-checkpoint');
   if (!guided && options['matcher-encoder-lr'] !== undefined) throw new UserError('--no-guidance has no matcher (--matcher-encoder-lr)');
   const backbone = options.backbone;
   if (options.preset && options.config) throw new UserError('give --preset or --config, not both');
@@ -226,7 +236,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
   const file = options.config ? parseRestorePresetFile(readJsonFile(options.config), options.config) : undefined;
   const cfg = file ? restorePresetFrom(file.preset, file, choice, options.config!) : restorePreset(options.preset ?? 'demo', choice);
   if (options['matcher-encoder-lr'] !== undefined) cfg.matcherEncoderLr = options['matcher-encoder-lr'];
-  const source = guided ? pickGuidance(options.guidance) : noGuidance;
+  const source = guided ? pickGuidance(options.guidance, undefined, options['guidance-checkpoint']) : noGuidance;
   if (source.standIn) process.stderr.write(`tdr: ${source.standIn}\n`);
   const backend = await initBackend();
   const workers = defaultWorkers(backend.name, os.cpus().length);
@@ -241,7 +251,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     }
     const ship = cfg.preset === 'demo' && !source.standIn;
     const out = options.out ?? (ship ? shippedCheckpoint(name) : path.join(runDir, `${name}.tdrc`));
-    const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} ${options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`}${options.guidance ? ` --guidance ${options.guidance}` : ''}${cfg.matcherEncoderLr !== undefined ? ` --matcher-encoder-lr ${cfg.matcherEncoderLr}` : ''}`;
+    const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} ${options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`}${options.guidance ? ` --guidance ${options.guidance}` : ''}${options['guidance-checkpoint'] ? ` --guidance-checkpoint ${options['guidance-checkpoint']}` : ''}${cfg.matcherEncoderLr !== undefined ? ` --matcher-encoder-lr ${cfg.matcherEncoderLr}` : ''}`;
     saveRestorer(out, r.params, cfg, { rebuild, steps: r.result.step, guidance: r.guidance, guidanceStandIn: source.standIn ?? null, guidanceModel: r.guidanceModel });
     // the loss log beside the checkpoint (<out>.log.jsonl; notebook 07 plots it)
     writeLogBeside(out, readLog(runDir));
