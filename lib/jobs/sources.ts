@@ -16,7 +16,7 @@ import { GuidanceSource, GuidanceModelRef, GuidanceSourceMap, GuidanceFactoryEnt
 import { guidanceCheckpoint } from '../guidance/config';
 import { shippedCheckpoint } from '../util/paths';
 import { loadGuidancePair, guidanceCached, guidanceCachedBatch } from '../guidance/pipeline';
-import { portablePath, type GuidanceModel } from '../guidance/model';
+import { portablePath, resolveStoredPath, type GuidanceModel } from '../guidance/model';
 import type { TextToImage } from '../t2i/model';
 import { UserError } from '../util/errors';
 
@@ -38,7 +38,34 @@ export function guidanceCheckpointForWords(words?: number): string {
 
 /** What a restorer records of the guidance model it was trained with: the file as given and its sha256. */
 export function guidanceModelRef(file: string): GuidanceModelRef {
-  return { file: portablePath(file), sha256: crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex') };
+  return { file: portablePath(file), sha256: createHashOf(file) };
+}
+
+/**
+ * The guidance model a guided restorer records (`meta.guidanceModel`, written by `tdr train restore`)
+ * when that file is still there with the same bytes (sha256); else undefined.
+ */
+export function recordedGuidanceCheckpoint(meta: Record<string, unknown>): string | undefined {
+  const rec = meta.guidanceModel as Partial<GuidanceModelRef> | null | undefined;
+  if (!rec || typeof rec.file !== 'string' || typeof rec.sha256 !== 'string') return undefined;
+  const file = resolveStoredPath(rec.file);
+  if (!fs.existsSync(file)) return undefined;
+  return createHashOf(file) === rec.sha256 ? file : undefined;
+}
+
+/**
+ * Which guidance model a guided restorer gets G from, for a text source: `explicit` (a
+ * --guidance-checkpoint option) if given; else $TDR_GUIDANCE_CHECKPOINT if set; else the one the
+ * restorer was trained with (`recordedGuidanceCheckpoint`); else undefined = the default model.
+ */
+export function guidanceCheckpointForRestorer(meta: Record<string, unknown>, sourceName: string, explicit?: string): string | undefined {
+  if (explicit !== undefined) return explicit;
+  if (process.env.TDR_GUIDANCE_CHECKPOINT || GUIDANCE_SOURCES.get(sourceName)?.dependsOnN !== true) return undefined;
+  return recordedGuidanceCheckpoint(meta);
+}
+
+function createHashOf(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 /** G(E'_txt) from the trained text side, cached per input; `checkpoint`: this guidance model instead of the default. */

@@ -87,6 +87,20 @@ test('ci checkpoints of every stage, then tdr report runs degrade â†’ guidance â
   assert.doesNotMatch(r.stderr, /was trained with the guidance of/, 'the guided restorer was trained with this guidance model');
 });
 
+test('tdr restore and tdr eval take G from the guidance model the restorer was trained with, unless told otherwise', () => {
+  const x = path.join(dir, 'x.png');
+  run(['degrade', path.join(root, 'data', 'smoke', 'black-canyon.jpg'), '--task', 'noise', '--sigma', '25', '--seed', '1', '--out', x]);
+  // no TDR_GUIDANCE_CHECKPOINT: the default would be the shipped guidance-demo.tdrc, another model
+  const env = { TDR_GUIDANCE_CHECKPOINT: '' };
+  const own = run(['restore', x, '--backbone', 'promptir', '--checkpoint', guided, '--tile', '64', '--out', path.join(dir, 'r-own.png')], env);
+  assert.doesNotMatch(own.stderr, /note:/, own.stderr);
+  const other = path.join(root, 'data', 'checkpoints', 'guidance-demo.tdrc');
+  const told = run(['restore', x, '--backbone', 'promptir', '--checkpoint', guided, '--tile', '64', '--guidance-checkpoint', other, '--out', path.join(dir, 'r-other.png')], env);
+  assert.match(told.stderr, /note: .* was trained with the guidance of .*guidance-ci\.tdrc .* but gets G from data\/checkpoints\/guidance-demo\.tdrc/);
+  const ev = run(['eval', '--checkpoint', plain, '--checkpoint', guided, '--out-dir', path.join(dir, 'eval-own'), '--limit', '1', '--no-classical'], env);
+  assert.doesNotMatch(ev.stderr, /note:/, ev.stderr);
+});
+
 test('tdr report says so when the guided restorer was trained with another guidance model than the one making G', async () => {
   await initBackend({ quiet: true });
   const r = loadRestorer(guided, { guidance: true });

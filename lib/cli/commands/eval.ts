@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { Command, parseOptions } from '../command';
 import { initBackend } from '../../backend';
-import { guidanceSourceByName } from '../../jobs/sources';
+import { guidanceSourceByName, guidanceCheckpointForRestorer } from '../../jobs/sources';
 import { loadRestorer, guidanceModelMismatch } from '../../restore/train';
 import { TableResult, singleTaskTable, table1, table9, validationImages, writeTables, singleTaskSpecs, TABLE1_TASKS } from '../../restore/eval';
 import { GuidanceSource } from '../../restore/source';
@@ -16,7 +16,7 @@ import { Progress } from '../../train/progress';
 import type { Task } from '../../data/degrade';
 import { UserError } from '../../util/errors';
 
-const HELP = `usage: tdr eval --checkpoint FILE [--checkpoint FILE] --out-dir DIR [--table 1|single|9] [--guidance NAME] [--controls] [--no-classical] [--words LIST] [--limit N]
+const HELP = `usage: tdr eval --checkpoint FILE [--checkpoint FILE] --out-dir DIR [--table 1|single|9] [--guidance NAME] [--guidance-checkpoint FILE] [--controls] [--no-classical] [--words LIST] [--limit N]
 
 Evaluate trained restorers on the validation photos and write <out-dir>/<table>.md, .html and .json
 (PSNR/SSIM per BasicSR; derain on Y, the rest on RGB; per-image deltas with mean ± std).
@@ -35,6 +35,10 @@ options:
   --checkpoint FILE  a restorer checkpoint (repeat for several)
   --out-dir DIR      where the tables go
   --guidance NAME    guidance source of the guided model (default '${DEFAULT_GUIDANCE}'; 'clean-oracle' = plumbing stand-in)
+  --guidance-checkpoint FILE
+                     Tables 1 and single: the guidance model of the text sources (default: $TDR_GUIDANCE_CHECKPOINT
+                     if set, else the one the guided restorer was trained with if it is there unchanged, else
+                     data/checkpoints/guidance-demo.tdrc)
   --controls         Table 1: also the guided model given ANOTHER photo's guidance (the next validation
                      photo's, same task) and a flat grey one — if these score like its own guidance, the
                      gain does not come from what G shows
@@ -48,6 +52,7 @@ const Options = z.strictObject({
   'out-dir': z.string().min(1),
   table: z.enum(['1', 'single', '9']).default('1'),
   guidance: z.string().min(1).optional(),
+  'guidance-checkpoint': z.string().endsWith('.tdrc', { message: 'expected a guidance checkpoint (.tdrc)' }).optional(),
   limit: z.coerce.number().int().positive().optional(),
   controls: z.boolean().optional(),
   'no-classical': z.boolean().optional(),
@@ -67,12 +72,13 @@ export const evalCommand: Command = {
     const { options, positionals } = parseOptions(
       'eval',
       argv,
-      { checkpoint: { type: 'string', multiple: true }, 'out-dir': { type: 'string' }, table: { type: 'string' }, guidance: { type: 'string' }, limit: { type: 'string' }, controls: { type: 'boolean' }, 'no-classical': { type: 'boolean' }, words: { type: 'string' } },
+      { checkpoint: { type: 'string', multiple: true }, 'out-dir': { type: 'string' }, table: { type: 'string' }, guidance: { type: 'string' }, 'guidance-checkpoint': { type: 'string' }, limit: { type: 'string' }, controls: { type: 'boolean' }, 'no-classical': { type: 'boolean' }, words: { type: 'string' } },
       Options,
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
     if (options.controls && options.table !== '1') throw new UserError('--controls applies to --table 1 only');
     if (options.words && options.table !== '9') throw new UserError('--words applies to --table 9 only');
+    if (options['guidance-checkpoint'] && options.table === '9') throw new UserError('--guidance-checkpoint applies to --table 1 and single only (Table 9 reads the guidance model of each N)');
     if (options['no-classical'] && options.table === '9') throw new UserError('--no-classical applies to --table 1 and single only (Table 9 has no classical row)');
     const classical = !options['no-classical'];
     for (const f of options.checkpoint) if (!fs.existsSync(f)) throw new UserError(`${f}: no such checkpoint`);
@@ -109,13 +115,13 @@ export const evalCommand: Command = {
       if (options.table === '1') {
         if (!g) throw new UserError('Table 1 needs a guided checkpoint too');
         if (base.cfg.tasks !== 'all-in-one') throw new UserError(`Table 1 compares all-in-one models; ${base.file} was trained on '${base.cfg.tasks}' (use --table single)`);
-        const source = pickGuidance(options.guidance);
+        const source = pickGuidance(options.guidance, undefined, guidanceCheckpointForRestorer(g.meta, options.guidance ?? DEFAULT_GUIDANCE, options['guidance-checkpoint']));
         warnMismatch(g, source);
         result = await table1({ unguided: base.net, guided: g.net, guidance: source, images, controls: options.controls, classical, onProgress, onGuidance });
         name = `table1-${base.cfg.model.backbone.type}`;
       } else if (options.table === 'single') {
         if (base.cfg.tasks === 'all-in-one') throw new UserError(`${base.file} is an all-in-one model (use --table 1)`);
-        const source = g ? pickGuidance(options.guidance) : undefined;
+        const source = g ? pickGuidance(options.guidance, undefined, guidanceCheckpointForRestorer(g.meta, options.guidance ?? DEFAULT_GUIDANCE, options['guidance-checkpoint'])) : undefined;
         if (g) warnMismatch(g, source);
         result = await singleTaskTable({ task: base.cfg.tasks as Task, unguided: base.net, guided: g?.net, guidance: source, images, classical, onProgress, onGuidance });
         name = `single-${base.cfg.tasks}-${base.cfg.model.backbone.type}`;

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { Command, parseOptions, readJsonFile } from '../command';
 import { initBackend } from '../../backend';
-import { GUIDANCE_SOURCES, guidanceSourceByName, guidanceSourceNames } from '../../jobs/sources';
+import { GUIDANCE_SOURCES, guidanceSourceByName, guidanceSourceNames, guidanceCheckpointForRestorer } from '../../jobs/sources';
 import { readImage, writeImage, formatFromPath } from '../../data/io';
 import { IMAGE_EXTENSIONS, forEachFile, isDirectory, listImages, outputPathFor, prepareOutputFolder, refuseOverwrite } from '../files';
 import { DEFAULT_TILE_BUDGET_MIB, GUIDANCE_MAX_PIXELS, planTiles, restoreTiledAsync } from '../../restore/tiled';
@@ -22,6 +22,7 @@ import { readLog, writeLogBeside } from '../../train/loop';
 import { loadRestorer, saveRestorer, trainRestorer, guidanceModelMismatch } from '../../restore/train';
 import { GuidanceSource, guidanceKey, noGuidance } from '../../restore/source';
 import { UserError } from '../../util/errors';
+import { readCheckpointMeta } from '../../util/checkpoint';
 
 /** The guidance source the guided commands use by default: the text-side pipeline. */
 export const DEFAULT_GUIDANCE = 'text';
@@ -43,8 +44,8 @@ export function defaultRestoreCheckpoint(backbone: string, guidance: boolean): s
 }
 
 const RESTORE_HELP = `usage: tdr restore <degraded image | folder> --backbone promptir|nafnet|restormer --out FILE | FOLDER
-                   [--no-guidance] [--seed N] [--checkpoint FILE.tdrc] [--guidance NAME | --guidance-image FILE]
-                   [--tile N] [--tile-budget MIB]
+                   [--no-guidance] [--seed N] [--checkpoint FILE.tdrc] [--guidance NAME] [--guidance-checkpoint FILE]
+                   [--guidance-image FILE] [--tile N] [--tile-budget MIB]
 
 Restore degraded images of any size with a trained restorer (paper Sec. 3.3). A guided model needs a
 guidance image G: generated once per image from the whole input by the guidance source (default
@@ -61,6 +62,9 @@ options:
   --seed N               seed of the guidance generation (default: the guidance checkpoint's, 42)
   --checkpoint FILE      a restorer checkpoint (default data/checkpoints/restore-<backbone>-all-in-one-<guided|plain>-demo.tdrc)
   --guidance NAME        guidance source: ${guidanceSourceNames().filter((n) => n !== 'none').join(', ')} (default ${DEFAULT_GUIDANCE})
+  --guidance-checkpoint FILE
+                         the guidance model of the text sources (default: $TDR_GUIDANCE_CHECKPOINT if set, else the
+                         one the restorer was trained with if it is there unchanged, else data/checkpoints/guidance-demo.tdrc)
   --guidance-image FILE  use this image as G (reduced to ${Math.sqrt(GUIDANCE_MAX_PIXELS)}x${Math.sqrt(GUIDANCE_MAX_PIXELS)} pixels at most)
   --tile N               tile side in pixels (rounded to the network's multiple); default: the largest that fits --tile-budget
   --tile-budget MIB      memory for one tile's pass, MiB (default ${DEFAULT_TILE_BUDGET_MIB}); images that fit it are restored in one pass
@@ -72,6 +76,7 @@ const RestoreOptions = z.strictObject({
   seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).optional(),
   checkpoint: z.string().min(1).optional(),
   guidance: z.string().min(1).optional(),
+  'guidance-checkpoint': z.string().endsWith('.tdrc', { message: 'expected a guidance checkpoint (.tdrc)' }).optional(),
   'guidance-image': z.string().min(1).optional(),
   tile: z.coerce.number().int().min(8).max(16384).optional(),
   'tile-budget': z.coerce.number().int().min(16).optional(),
@@ -92,6 +97,7 @@ export const restoreCommand: Command = {
         seed: { type: 'string' },
         checkpoint: { type: 'string' },
         guidance: { type: 'string' },
+        'guidance-checkpoint': { type: 'string' },
         'guidance-image': { type: 'string' },
         tile: { type: 'string' },
         'tile-budget': { type: 'string' },
@@ -106,7 +112,8 @@ export const restoreCommand: Command = {
     const backbone = options.backbone;
     const out = options.out;
     const guided = !options['no-guidance'];
-    if (!guided && (options.guidance || options['guidance-image'])) throw new UserError('--no-guidance takes no --guidance / --guidance-image');
+    if (!guided && (options.guidance || options['guidance-image'] || options['guidance-checkpoint'])) throw new UserError('--no-guidance takes no --guidance / --guidance-checkpoint / --guidance-image');
+    if (options['guidance-image'] && options['guidance-checkpoint']) throw new UserError('give --guidance-checkpoint or --guidance-image, not both');
     if (options.guidance && options['guidance-image']) throw new UserError('give --guidance or --guidance-image, not both');
     if (options.seed !== undefined && (!guided || options['guidance-image'])) throw new UserError('--seed sets the guidance generation; it does not apply with --no-guidance or --guidance-image');
     const input = positionals[0];
@@ -126,10 +133,11 @@ export const restoreCommand: Command = {
     }
     if (options['guidance-image']) for (const j of jobs) refuseOverwrite(j.out, [options['guidance-image']], 'the output');
     const g0 = options['guidance-image'] ? await readImage(options['guidance-image']) : undefined;
-    const source = guided && !g0 ? pickGuidance(options.guidance) : undefined;
-    if (source?.standIn && source.name === 'clean-oracle') throw new UserError("guidance source 'clean-oracle' needs the clean image, which tdr restore does not have; use --guidance-image or the text source");
     const ckpt = options.checkpoint ?? defaultRestoreCheckpoint(backbone, guided);
     if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint (train one with 'tdr train restore --backbone ${backbone}${guided ? '' : ' --no-guidance'} --preset demo')`);
+    // G from the guidance model the restorer was trained with, unless told otherwise
+    const source = guided && !g0 ? pickGuidance(options.guidance, undefined, guidanceCheckpointForRestorer(readCheckpointMeta(ckpt), options.guidance ?? DEFAULT_GUIDANCE, options['guidance-checkpoint'])) : undefined;
+    if (source?.standIn && source.name === 'clean-oracle') throw new UserError("guidance source 'clean-oracle' needs the clean image, which tdr restore does not have; use --guidance-image or the text source");
     await initBackend({ quiet: true });
     const { params, net, meta } = loadRestorer(ckpt, { backbone, guidance: guided });
     try {
