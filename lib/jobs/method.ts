@@ -23,7 +23,8 @@ import { shippedCheckpoint } from '../util/paths';
 import { restoreRunName } from '../restore/config';
 import { loadGuidancePair, guidanceCached } from '../guidance/pipeline';
 import { loadRestorer, guidanceModelMismatch } from '../restore/train';
-import { guidanceModelRef } from './sources';
+import { guidanceModelRef, guidanceCheckpointForRestorer } from './sources';
+import { readCheckpointMeta } from '../util/checkpoint';
 import { degradeForEval, restoreImage, usesY, validationImages } from '../restore/eval';
 import { classicalMethodFor } from '../restore/classical';
 import { Row } from '../viz/table';
@@ -102,9 +103,12 @@ const DEFAULT_TASKS = ['noise25', 'rain', 'haze'];
 /** Which checkpoints the method needs and which of them are missing. */
 export function methodCheckpoints(opts: Pick<MethodOptions, 'backbone' | 'guidanceCheckpoint' | 'guidedCheckpoint' | 'plainCheckpoint'> = {}): { files: MethodResult['checkpoints']; missing: MethodResult['missing'] } {
   const b = opts.backbone ?? 'promptir';
+  const guided = opts.guidedCheckpoint ?? restoreCheckpoint(b, true);
+  // G from the guidance model the guided restorer was trained with, unless told otherwise
+  const recorded = !opts.guidanceCheckpoint && fs.existsSync(guided) ? guidanceCheckpointForRestorer(readCheckpointMeta(guided), 'text') : undefined;
   const files = {
-    guidance: opts.guidanceCheckpoint ?? guidanceCheckpoint(),
-    guided: opts.guidedCheckpoint ?? restoreCheckpoint(b, true),
+    guidance: opts.guidanceCheckpoint ?? recorded ?? guidanceCheckpoint(),
+    guided,
     plain: opts.plainCheckpoint ?? restoreCheckpoint(b, false),
   };
   const need = [

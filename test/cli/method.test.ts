@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { readCheckpointMeta } from '../../lib/util/checkpoint';
 import { initBackend } from '../../lib/backend';
 import { loadRestorer, saveRestorer } from '../../lib/restore/train';
+import { methodCheckpoints } from '../../lib/jobs/method';
 import { projectRoot } from '../../lib/util/fsx';
 import { tmpDir } from '../helpers/fixtures';
 
@@ -99,6 +100,14 @@ test('tdr restore and tdr eval take G from the guidance model the restorer was t
   assert.match(told.stderr, /note: .* was trained with the guidance of .*guidance-ci\.tdrc .* but gets G from data\/checkpoints\/guidance-demo\.tdrc/);
   const ev = run(['eval', '--checkpoint', plain, '--checkpoint', guided, '--out-dir', path.join(dir, 'eval-own'), '--limit', '1', '--no-classical'], env);
   assert.doesNotMatch(ev.stderr, /note:/, ev.stderr);
+  // npm start (tdr report) picks it the same way
+  const was = process.env.TDR_GUIDANCE_CHECKPOINT;
+  delete process.env.TDR_GUIDANCE_CHECKPOINT;
+  try {
+    assert.equal(path.resolve(methodCheckpoints({ guidedCheckpoint: guided, plainCheckpoint: plain }).files.guidance), path.resolve(guidance));
+  } finally {
+    if (was !== undefined) process.env.TDR_GUIDANCE_CHECKPOINT = was;
+  }
 });
 
 test('tdr report says so when the guided restorer was trained with another guidance model than the one making G', async () => {

@@ -20,7 +20,8 @@ options:
   --max-side PX            part 1: resize photos so the long side is at most PX (default 256)
   --method-photos N        part 2: validation photos (default 3; 0 skips part 2)
   --backbone NAME          part 2: ${BACKBONE_TYPES.join(' | ')} (default promptir)
-  --guidance-checkpoint F  default $TDR_GUIDANCE_CHECKPOINT, else data/checkpoints/guidance-demo.tdrc
+  --guidance-checkpoint F  default $TDR_GUIDANCE_CHECKPOINT, else the one the guided restorer was trained with
+                           (if it is there unchanged), else data/checkpoints/guidance-demo.tdrc
   --guided-checkpoint F    default data/checkpoints/restore-<backbone>-all-in-one-guided-demo.tdrc
   --plain-checkpoint F     default data/checkpoints/restore-<backbone>-all-in-one-plain-demo.tdrc
   --out FILE               HTML report path (default outputs/report.html)`;
