@@ -15,6 +15,10 @@ import { benchClassical } from '../../lib/restore/classical/bench';
 import { runPeerBench } from '../../lib/jobs/peer';
 import { formatRestoreBench, parseRestoreBenchSizes, runRestoreBench } from '../../lib/jobs/bench_restore';
 import { UserError } from '../../lib/util/errors';
+import { GuidanceModel, t2iWeightsHash } from '../../lib/guidance/model';
+import { tinyT2I, tinyGuidanceConfig } from '../guidance/helpers';
+import { tmpDir } from '../helpers/fixtures';
+import * as path from 'node:path';
 
 process.env.TDR_QUIET = '1';
 
@@ -126,4 +130,45 @@ test('restore bench at 64×48, unguided, one child process: fields, tile plan, p
   await assert.rejects(benchCommand.run(['--sizes', '512']), (e: Error) => e instanceof UserError && /--sizes applies to --restore only/.test(e.message));
   await assert.rejects(benchCommand.run(['--restore', '--peer']), (e: Error) => e instanceof UserError && /--restore times tdr restore only/.test(e.message));
   await assert.rejects(benchCommand.run(['--restore', '--sizes', '3x3']), (e: Error) => e instanceof UserError && /--sizes: '3x3'/.test(e.message));
+});
+
+test('tdr bench --guide FILE: loading, first image and per-image times of one guidance image, as JSON and as rows; bad uses refused', async () => {
+  await initBackend({ quiet: true });
+  const dir = tmpDir('tdr-bench-guide-');
+  const t2iFile = path.join(dir, 't2i.tdrc');
+  const gFile = path.join(dir, 'guidance.tdrc');
+  const t2i = tinyT2I();
+  t2i.save(t2iFile);
+  const g = new GuidanceModel(tinyGuidanceConfig(), t2i, { path: t2iFile, sha256: t2iWeightsHash(t2i) });
+  g.trainedStages = ['i2t', 'clean'];
+  g.save(gFile);
+  g.dispose();
+  t2i.dispose();
+  const out: string[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((c: string | Uint8Array) => (out.push(typeof c === 'string' ? c : ''), true)) as typeof process.stdout.write;
+  try {
+    assert.equal(await benchCommand.run(['--guide', gFile, '--steps', '2', '--json']), 0);
+    assert.equal(await benchCommand.run(['--guide', gFile, '--steps', '1']), 0);
+  } finally {
+    process.stdout.write = write;
+  }
+  // (the test runner writes its own records to stdout meanwhile: keep the command's lines)
+  const json = out.find((l) => l.startsWith('{"backend"'));
+  const rows = out.find((l) => l.includes('per image after'));
+  assert.ok(json && rows, out.filter((l) => typeof l === 'string' && /^[\x20-\x7e]/.test(l)).join(''));
+  const j = JSON.parse(json).guide;
+  assert.equal(j.checkpoint, gFile);
+  assert.equal(j.guidesMs.length, 2);
+  for (const k of ['loadMs', 'firstMs', 'guideMs']) assert.ok(j[k] > 0 && Number.isFinite(j[k]), `${k} ${j[k]}`);
+  assert.equal(j.targetMs, 2000);
+  assert.equal(j.steps, tinyGuidanceConfig().sample.steps);
+  assert.match(rows, /per image after\s+\d+\.\d s median of 1 \(target ≤ 2 s\)/);
+  for (const [args, msg] of [
+    [['--guide', path.join(dir, 'none.tdrc')], /--guide \S+none\.tdrc: no such checkpoint/],
+    [['--guide', gFile, '--restore'], /--guide times the guidance of one image only; drop --restore/],
+    [['--guide', 'x.png'], /--guide: expected a guidance checkpoint/],
+  ] as Array<[string[], RegExp]>) {
+    await assert.rejects(benchCommand.run(args), (e: Error) => e instanceof UserError && msg.test(e.message));
+  }
 });

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { Command, EXIT, parseOptions, wantsHelp } from '../command';
 import * as fs from 'node:fs';
 import { BenchResult, runBench } from '../../jobs/bench_unet';
-import { benchSample, SampleBench } from '../../jobs/bench_sample';
+import { benchSample, benchGuidance, GuidanceBench, SampleBench } from '../../jobs/bench_sample';
 import { runPeerBench, PeerResult } from '../../jobs/peer';
 import { benchPromptIRStep, benchT2IStep, PromptIRStepBench, T2IStepBench } from '../../jobs/bench_train';
 import { benchClassical, ClassicalBenchRow } from '../../restore/classical/bench';
@@ -29,6 +29,7 @@ const Options = z.strictObject({
   backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional().describe('this backend instead of the default choice (TDR_BACKEND)'),
   classical: z.boolean().optional().describe('time the classical references per image instead (DCP + guided filter, non-local means)'),
   restore: z.boolean().optional().describe("time 'tdr restore' on photos of 512² to 12 Mpixel instead (seconds, peak RSS)"),
+  guide: z.string().endsWith('.tdrc', { message: 'expected a guidance checkpoint (.tdrc)' }).optional().describe('time one guidance image G from one degraded input with this guidance checkpoint instead'),
   sizes: z.string().min(1).optional().describe('--restore only: comma-separated sizes (512, 1024, 3mp, 12mp or WxH)'),
   'tile-budget': z.coerce.number().int().min(16).optional().describe('--restore only: tile memory budget, MiB'),
   'no-guidance': z.boolean().optional().describe('--restore only: the unguided restorer alone'),
@@ -40,6 +41,7 @@ const HELP = `usage: tdr bench [--backend NAME] [--threads N] [--json] [--steps 
                  [--sample FILE.tdrc|none] [--peer [--python PY[,PY…]]]
        tdr bench --classical [--json] [--steps N]
        tdr bench --restore [--json] [--sizes LIST] [--tile-budget MIB] [--no-guidance]
+       tdr bench --guide FILE.tdrc [--backend NAME] [--threads N] [--json] [--steps N]
        tdr bench --choose-backend [--json] [--steps N] [--dry-run]
 
 Time one training step of the reference U-Net (15 convs, 32/64/128 channels, batch 8, 64x64,
@@ -76,6 +78,9 @@ options:
                (G generated from the image) and unguided, each size in a fresh process: seconds
                (decode, guidance, tiled restoration, encode), CPU seconds and peak RSS; targets:
                512² guided ≤ 5 s, 12 Mpixel within 2 GiB peak RSS
+  --guide F    instead: one guidance image G(E'_txt) from one degraded input (demo: 128²) with the
+               guidance checkpoint F, as 'tdr guide' makes it: model loading, the process's first image, and
+               the median of N more (--steps, default 5); target ≤ 2 s per image
   --choose-backend
                instead: time one demo text-to-image and one demo PromptIR training step (as --t2i
                --promptir, unguided) on tensorflow at 1 thread and at one per core and on wasm, each
@@ -89,6 +94,12 @@ Times are wall-clock medians; 'CPU' is this process's CPU time per step (all thr
 processes' load changes much less.`;
 
 const f1 = (v: number): string => v.toFixed(1);
+
+/** "name  value" rows, names padded to one column. */
+function textRows(rows: Array<[string, string]>): string {
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
+}
 
 /** The classical timings, one "method size  ms" row per line. */
 export function formatClassicalBench(rows: ClassicalBenchRow[]): string {
@@ -147,8 +158,20 @@ export function formatBench(r: BenchReport): string {
     ['peak RSS', `${f1(r.peakRssMiB)} MiB`],
     ['tensors before/after', `${r.tensorsBefore} / ${r.tensorsAfter} (drift per step ${r.tensorsPerStepDrift})`],
   );
-  const width = Math.max(...rows.map(([k]) => k.length));
-  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
+  return textRows(rows);
+}
+
+/** The guidance benchmark as rows: load, first image, median per image against the 2 s target. */
+export function formatGuidanceBench(g: GuidanceBench, backend: string): string {
+  const start = g.fromLayout != null ? `from the words' layout map at strength ${g.fromLayout}, so ${Math.round(g.steps * g.fromLayout)} of ${g.steps} DDIM steps run` : `from noise, ${g.steps} DDIM steps`;
+  return textRows([
+    ['backend', backend],
+    ['guidance', `${g.checkpoint} (${g.imageSize}x${g.imageSize}, ${start}, CFG ${g.cfgScale})`],
+    ['load models', `${f1(g.loadMs / 1000)} s`],
+    ['first image', `${f1(g.firstMs / 1000)} s (kernels compiled, weights uploaded)`],
+    ['per image after', `${f1(g.guideMs / 1000)} s median of ${g.guidesMs.length} (target ≤ ${g.targetMs / 1000} s)`],
+    ['  all runs', g.guidesMs.map((v) => f1(v / 1000)).join(', ') + ' s'],
+  ]);
 }
 
 export const benchCommand: Command = {
@@ -176,6 +199,7 @@ export const benchCommand: Command = {
         promptir: { type: 'boolean' },
         classical: { type: 'boolean' },
         restore: { type: 'boolean' },
+        guide: { type: 'string' },
         sizes: { type: 'string' },
         'tile-budget': { type: 'string' },
         'no-guidance': { type: 'boolean' },
@@ -189,7 +213,7 @@ export const benchCommand: Command = {
     }
     if (options['dry-run'] && !options['choose-backend']) throw new UserError('--dry-run applies to --choose-backend only');
     if (options['choose-backend']) {
-      const other = (['restore', 'classical', 'sample', 'peer', 't2i', 'promptir', 'backend', 'threads'] as const).find((k) => options[k] !== undefined && options[k] !== false);
+      const other = (['restore', 'guide', 'classical', 'sample', 'peer', 't2i', 'promptir', 'backend', 'threads'] as const).find((k) => options[k] !== undefined && options[k] !== false);
       if (other) throw new UserError(`--choose-backend times every backend and thread count itself; drop --${other}`);
       const { choice, file } = chooseBackend({
         steps: argv.some((a) => /^--steps(=|$)/.test(a)) ? options.steps : 3,
@@ -199,6 +223,15 @@ export const benchCommand: Command = {
         },
       });
       process.stdout.write((options.json ? JSON.stringify({ ...choice, file }) : formatChoice(choice, file)) + '\n');
+      return EXIT.ok;
+    }
+    if (options.guide !== undefined) {
+      const other = (['restore', 'classical', 'sample', 'peer', 't2i', 'promptir', 'python'] as const).find((k) => options[k] !== undefined && options[k] !== false);
+      if (other) throw new UserError(`--guide times the guidance of one image only; drop --${other}`);
+      if (!fs.existsSync(options.guide)) throw new UserError(`--guide ${options.guide}: no such checkpoint`);
+      const backend = await initBackend({ backend: options.backend, threads: options.threads });
+      const g = await benchGuidance(options.guide, { runs: options.steps });
+      process.stdout.write((options.json ? JSON.stringify({ backend: backend.detail, guide: g }) : formatGuidanceBench(g, backend.detail)) + '\n');
       return EXIT.ok;
     }
     const restoreOnly = (['sizes', 'tile-budget', 'no-guidance'] as const).find((k) => options[k] !== undefined);
