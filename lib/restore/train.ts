@@ -22,7 +22,7 @@ import { Params } from '../models/params';
 import { Rng } from '../util/rng';
 import { GuidedRestorer } from './guided';
 import { RestoreConfig, parseRestoreConfig, restoreRunName } from './config';
-import { train, Stage, TrainResult, loadWeights, splitState, CHECKPOINT_FILE, BEST_FILE, LogRecord } from '../train/loop';
+import { train, Stage, TrainResult, loadWeights, splitState, readLog, readValLog, CHECKPOINT_FILE, BEST_FILE, LogRecord } from '../train/loop';
 import { UserError } from '../util/errors';
 import { RGBImage } from '../data/image';
 import { centerCrop } from '../data/patches';
@@ -162,13 +162,20 @@ export interface TrainRestorerOptions {
   onLog?: (rec: LogRecord) => void | Promise<void>;
   /** use only the first N training photos (tests) */
   photoLimit?: number;
+  /**
+   * A snapshot of the schedule: training stops at this step (the learning rate still follows
+   * cfg.train.steps) and the model is the best validation checkpoint at or before it. A run already past
+   * it gives that model when its validation log has the step and its best checkpoint is not later: a run
+   * stopped there would have had the same best (`tdr train restore --stop-at`).
+   */
+  stopAt?: number;
 }
 
 /**
  * Train (or resume) the restorer of `cfg` in `runDir`; returns the model with its EMA weights loaded.
  * Guided training first builds (or reloads) `<runDir>/guidance.tdrc`: G for every training photo × task.
  */
-export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: TrainRestorerOptions = {}): Promise<{ params: Params; net: GuidedRestorer; result: TrainResult; guidance: string; guidanceModel: GuidanceModelRef | null }> {
+export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: TrainRestorerOptions = {}): Promise<{ params: Params; net: GuidedRestorer; result: TrainResult; guidance: string; guidanceModel: GuidanceModelRef | null; bestStep?: number }> {
   const source = opts.guidance;
   if (cfg.model.guidance && (!source || source.name === 'none')) throw new Error('trainRestorer: a guided model (model.guidance = true) needs a guidance source');
   if (!cfg.model.guidance && source && source.name !== 'none') throw new Error(`trainRestorer: the model is unguided (model.guidance = false) but a guidance source '${source.name}' was given`);
@@ -190,6 +197,23 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
       );
     }
   }
+  const stopAt = opts.stopAt;
+  if (stopAt !== undefined && (!Number.isInteger(stopAt) || stopAt < 1 || stopAt > cfg.train.steps)) throw new UserError(`stop at step ${stopAt}: expected a step of the schedule, 1 to ${cfg.train.steps}`);
+  const best = path.join(runDir, BEST_FILE);
+  if (stopAt !== undefined && fs.existsSync(ckpt) && Number(readCheckpointMeta(ckpt).step) > stopAt) {
+    const at = Number(readCheckpointMeta(ckpt).step);
+    const bestStep = fs.existsSync(best) ? Number(readCheckpointMeta(best).step) : NaN;
+    const validatedThere = readValLog(runDir).some((r) => r.step === stopAt);
+    if (!cfg.validation || !validatedThere || !(bestStep <= stopAt)) {
+      throw new CheckpointError(
+        `${ckpt}: this run is at step ${at}, past --stop-at ${stopAt}, and its best validation checkpoint ${Number.isFinite(bestStep) ? `is from step ${bestStep}` : 'is missing'}${validatedThere ? '' : ` (no validation at step ${stopAt})`}; train into another --runs folder`,
+      );
+    }
+    const { params, net } = buildRestorer(cfg);
+    loadWeights(best, params);
+    const log = readLog(runDir).filter((r) => r.step <= stopAt);
+    return { params, net, result: { step: stopAt, interrupted: false, resumedFrom: at, log }, guidance: guidanceName, guidanceModel, bestStep };
+  }
   fs.mkdirSync(runDir, { recursive: true });
   const photoLimit = opts.photoLimit ?? cfg.photoLimit;
   const ph = await restorePhotos(cfg, photoLimit);
@@ -207,15 +231,16 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
     label: restoreRunName(cfg, guidanceName),
     quiet: opts.quiet,
     maxStepsThisCall: opts.maxStepsThisCall,
+    stopAt,
     onLog: opts.onLog,
     parallel: workers > 1 ? { workers, factory: { module: __filename, fn: 'restoreStageForWorker', args: { config: cfg, guidanceFile: cache ? guidanceFile : undefined, photoLimit } } } : undefined,
     validate: cfg.validation && ph.holdout.length ? { every: cfg.validation.every, best: { key: 'v_psnr', mode: 'max' }, run: async () => validationPsnr(cfg, net, ph.holdout, cache) } : undefined,
   });
   // the shipped weights: the best validation checkpoint when the run validates, else the final EMA weights
-  const best = path.join(runDir, BEST_FILE);
-  if (cfg.validation && fs.existsSync(best) && !result.interrupted) loadWeights(best, params);
+  const fromBest = cfg.validation && fs.existsSync(best) && !result.interrupted;
+  if (fromBest) loadWeights(best, params);
   else loadWeights(path.join(runDir, CHECKPOINT_FILE), params, { useEma: true });
-  return { params, net, result, guidance: guidanceName, guidanceModel };
+  return { params, net, result, guidance: guidanceName, guidanceModel, bestStep: fromBest ? Number(readCheckpointMeta(best).step) : undefined };
 }
 
 /**

@@ -260,6 +260,20 @@ test('multi-scale crops, task weights and a held-out validation set: patches com
   const bestStep = val.reduce((a, v) => (v.v_psnr > a.v_psnr ? v : a)).step;
   assert.equal(best.step, bestStep, 'best.tdrc holds the best validation step');
   r.params.dispose();
+  // --stop-at: a fresh run stops at step 2 (validated there) and gives its best; the 4-step run gives the same
+  // model when its best is not later than 2, else refuses; a step it never validated at is refused
+  const snap = await trainRestorer(cfg, path.join(dir, 'val-stop'), { quiet: true, photoLimit: 6, stopAt: 2 });
+  assert.deepEqual([snap.result.step, snap.bestStep, readValLog(path.join(dir, 'val-stop')).map((v) => v.step)], [2, 2, [2]]);
+  const weights = (p: Params) => [...p.entries()].map(([n, v]) => [n, Array.from(v.dataSync())] as const);
+  if (bestStep <= 2) {
+    const past = await trainRestorer(cfg, run, { quiet: true, photoLimit: 6, stopAt: 2 });
+    assert.deepEqual([past.result.step, past.bestStep], [2, 2]);
+    assert.deepEqual(weights(past.params), weights(snap.params), 'the run past step 2 gives the model of a run stopped at 2');
+    past.params.dispose();
+  } else await assert.rejects(trainRestorer(cfg, run, { quiet: true, photoLimit: 6, stopAt: 2 }), /past --stop-at 2, and its best validation checkpoint is from step 4/);
+  snap.params.dispose();
+  await assert.rejects(trainRestorer(cfg, run, { quiet: true, photoLimit: 6, stopAt: 3 }), /past --stop-at 3.*\(no validation at step 3\)/);
+  await assert.rejects(trainRestorer(cfg, run, { quiet: true, photoLimit: 6, stopAt: 5 }), /stop at step 5: expected a step of the schedule, 1 to 4/);
 });
 
 test('the ci preset is a plumbing run of seconds: guidance for 2 photos × the tasks, 4 DDIM steps each (not 190 pairs at full steps)', async () => {

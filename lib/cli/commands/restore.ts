@@ -178,7 +178,7 @@ export const restoreCommand: Command = {
 
 export const TRAIN_RESTORE_HELP = `usage: tdr train restore --backbone promptir|nafnet|restormer [--no-guidance] [--tasks SET] [--preset ci|demo|paper | --config FILE]
                          [--guidance NAME] [--guidance-checkpoint FILE] [--matcher-encoder-lr LR] [--runs DIR] [--max-steps N]
-                         [--out FILE.tdrc]
+                         [--stop-at N] [--out FILE.tdrc]
 
 Train a restorer (stage 3: L1 Eq. 5, AdamW, cosine schedule, matcher at ref_lr and frozen for
 param_fix_iterations) with the shared loop; resumable. A guided run first generates (or reloads) the
@@ -201,6 +201,9 @@ options:
                     only, the demo run's encoder collapsed (cosine ≈ 1 at every position; notebook 06)
   --runs DIR        runs folder (default $TDR_RUNS or outputs/runs)
   --max-steps N     stop after N steps in this call (the run stays resumable)
+  --stop-at N       a snapshot of the schedule: training ends at its step N (the learning rate still follows
+                    train.steps) and the model is the best validation checkpoint up to N; a run already past N
+                    gives it when it validated at N and its best checkpoint is not later
   --out FILE        where the trained model goes (default: data/checkpoints/<run>.tdrc for demo with the real
                     guidance or none, else <runs>/<run>/<run>.tdrc)
 
@@ -217,6 +220,7 @@ const TrainOptions = z.strictObject({
   'matcher-encoder-lr': z.coerce.number().min(0).finite().optional(),
   runs: z.string().min(1).optional(),
   'max-steps': z.coerce.number().int().positive().optional(),
+  'stop-at': z.coerce.number().int().positive().optional(),
   out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
 });
 
@@ -228,7 +232,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     argv,
     {
       backbone: { type: 'string' }, 'no-guidance': { type: 'boolean' }, tasks: { type: 'string' }, preset: { type: 'string' }, config: { type: 'string' }, guidance: { type: 'string' },
-      'guidance-checkpoint': { type: 'string' }, 'matcher-encoder-lr': { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, out: { type: 'string' },
+      'guidance-checkpoint': { type: 'string' }, 'matcher-encoder-lr': { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, 'stop-at': { type: 'string' }, out: { type: 'string' },
     },
     TrainOptions.partial({ backbone: true }),
   );
@@ -251,18 +255,21 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
   if (workers > 1) process.stderr.write(`tdr: data-parallel training on ${workers} workers (TDR_WORKERS to change)\n`);
   const name = restoreRunName(cfg, source.name);
   const runDir = path.join(options.runs ?? defaultRunsDir(), name);
-  const r = await trainRestorer(cfg, runDir, { guidance: source, workers, maxStepsThisCall: options['max-steps'] });
+  const stopAt = options['stop-at'];
+  if (stopAt !== undefined && stopAt > cfg.train.steps) throw new UserError(`--stop-at ${stopAt}: past the end of the schedule (train.steps ${cfg.train.steps})`);
+  const r = await trainRestorer(cfg, runDir, { guidance: source, workers, maxStepsThisCall: options['max-steps'], stopAt });
   try {
     if (r.result.interrupted) {
-      process.stderr.write(`stopped at step ${r.result.step}/${cfg.train.steps}; checkpoint in ${runDir} — run the same command to resume\n`);
+      process.stderr.write(`stopped at step ${r.result.step}/${stopAt ?? cfg.train.steps}; checkpoint in ${runDir} — run the same command to resume\n`);
       return options['max-steps'] ? 0 : 130;
     }
     const ship = cfg.preset === 'demo' && !source.standIn;
     const out = options.out ?? (ship ? shippedCheckpoint(name) : path.join(runDir, `${name}.tdrc`));
     const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} ${options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`}${options.guidance ? ` --guidance ${options.guidance}` : ''}${options['guidance-checkpoint'] ? ` --guidance-checkpoint ${options['guidance-checkpoint']}` : ''}${cfg.matcherEncoderLr !== undefined ? ` --matcher-encoder-lr ${cfg.matcherEncoderLr}` : ''}`;
-    saveRestorer(out, r.params, cfg, { rebuild, steps: r.result.step, guidance: r.guidance, guidanceStandIn: source.standIn ?? null, guidanceModel: r.guidanceModel });
+    const snapshot = stopAt !== undefined ? ` --stop-at ${stopAt}` : '';
+    saveRestorer(out, r.params, cfg, { rebuild: rebuild + snapshot, steps: r.result.step, scheduleSteps: cfg.train.steps, ...(r.bestStep !== undefined ? { bestStep: r.bestStep } : {}), guidance: r.guidance, guidanceStandIn: source.standIn ?? null, guidanceModel: r.guidanceModel });
     // the loss log beside the checkpoint (<out>.log.jsonl; notebook 07 plots it)
-    writeLogBeside(out, readLog(runDir));
+    writeLogBeside(out, readLog(runDir).filter((x) => x.step <= r.result.step));
     process.stdout.write(`restorer ${name} (EMA weights, float16) → ${out}\n`);
   } finally {
     r.params.dispose();
