@@ -42,6 +42,8 @@ export interface ChoiceCandidate {
   promptirStepMs: number;
   /** what decides: the sum of the two steps */
   score: number;
+  /** median wall ms of one guidance image (`tdr guide`: DDIM at 128², CFG pair), when a guidance model was there */
+  guideMs?: number;
 }
 
 export interface BackendChoice {
@@ -52,6 +54,8 @@ export interface BackendChoice {
   candidates: ChoiceCandidate[];
   /** the candidate with the lowest score */
   chosen: { backend: MeasuredBackend; threads: number };
+  /** the candidate with the lowest guideMs (commands that generate: `tdr guide`, `tdr sample`); absent when none was timed */
+  generation?: { backend: MeasuredBackend; threads: number };
   /** candidates that could not run, with why */
   failed?: Array<{ backend: MeasuredBackend; threads: number; error: string }>;
 }
@@ -74,6 +78,14 @@ export function pickCandidate(candidates: readonly ChoiceCandidate[]): { backend
   const ok = candidates.filter((c) => Number.isFinite(c.score) && c.score > 0);
   if (ok.length === 0) throw new Error('no backend could be timed');
   const best = ok.reduce((a, c) => (c.score < a.score ? c : a));
+  return { backend: best.backend, threads: best.threads };
+}
+
+/** The fastest candidate for generating one guidance image, or undefined when none was timed. */
+export function pickGenerationCandidate(candidates: readonly ChoiceCandidate[]): { backend: MeasuredBackend; threads: number } | undefined {
+  const ok = candidates.filter((c) => c.guideMs !== undefined && Number.isFinite(c.guideMs) && c.guideMs > 0);
+  if (ok.length === 0) return undefined;
+  const best = ok.reduce((a, c) => (c.guideMs! < a.guideMs! ? c : a));
   return { backend: best.backend, threads: best.threads };
 }
 
@@ -102,6 +114,10 @@ export function readChoice(file = choiceFile(), key: MachineKey = machineKey()):
   const ch = c?.chosen;
   if (c?.version !== 1 || !ch || !BACKENDS.includes(ch.backend) || !Number.isInteger(ch.threads) || ch.threads < 1 || !c.machine) {
     return { none: `${file}: not a backend-choice record of this version (expected version 1 with chosen.backend and chosen.threads); ignored` };
+  }
+  const g = c.generation;
+  if (g != null && (!BACKENDS.includes(g.backend) || !Number.isInteger(g.threads) || g.threads < 1)) {
+    return { none: `${file}: its generation choice is not a backend and thread count (${JSON.stringify(g)}); ignored` };
   }
   const m = c.machine;
   const diff = (Object.keys(key) as Array<keyof MachineKey>).filter((k) => m[k] !== key[k]);

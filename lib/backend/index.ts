@@ -63,6 +63,13 @@ export interface BackendOptions {
   threads?: number;
   /** this backend instead of env TDR_BACKEND (`tdr bench --backend`) */
   backend?: BackendName;
+  /**
+   * What the process mostly computes, for this machine's measured choice: 'train' (default) follows the
+   * record's training choice; 'generate' (`tdr guide`, `tdr sample`: DDIM steps on 16×16 latents, a
+   * batch of 2 per image) its generation choice when it has one — on a 2-core CPU the small kernels of a
+   * DDIM step run faster on one TensorFlow thread than on two, while training steps gain from both.
+   */
+  purpose?: 'train' | 'generate';
 }
 
 /**
@@ -180,10 +187,11 @@ async function resolve(opts: BackendOptions): Promise<BackendInfo> {
   const rec = readChoice();
   let note: string;
   if ('choice' in rec) {
-    const c = rec.choice.chosen;
+    const forGeneration = opts.purpose === 'generate' && rec.choice.generation != null;
+    const c = forGeneration ? rec.choice.generation! : rec.choice.chosen;
     const t = explicitThreads ?? ((process.env.TF_NUM_INTRAOP_THREADS ?? '') !== '' && c.backend === 'tensorflow' ? threads : c.threads);
     const r = c.backend === 'tensorflow' ? await useTensorflow(t) : c.backend === 'wasm' ? await useWasm(t) : await useCpu();
-    if (typeof r !== 'string') return { ...r, chosenBy: 'measured', choiceNote: `measured fastest for training here on ${rec.choice.measuredAt.slice(0, 10)} (tdr bench --choose-backend)` };
+    if (typeof r !== 'string') return { ...r, chosenBy: 'measured', choiceNote: `measured fastest for ${forGeneration ? 'generating guidance' : 'training'} here on ${rec.choice.measuredAt.slice(0, 10)} (tdr bench --choose-backend)` };
     note = `the measured choice ${c.backend} cannot start now (${r}); default order`;
   } else {
     note = rec.none;
@@ -228,7 +236,7 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
 }
 
 export { registerWasmKernels, WASM_KERNELS } from './kernels';
-export { machineKey, choiceFile, readChoice, writeChoice, pickCandidate } from './choice';
+export { machineKey, choiceFile, readChoice, writeChoice, pickCandidate, pickGenerationCandidate } from './choice';
 export type { BackendChoice, ChoiceCandidate, MachineKey } from './choice';
 export { patchCpuResizeNearestNeighborGrad } from './cpu_patch';
 export { registerTensorflowKernels, TENSORFLOW_KERNELS } from './tensorflow';

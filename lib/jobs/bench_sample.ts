@@ -6,6 +6,18 @@
  */
 import { TextToImage } from '../t2i/model';
 
+/** Wall ms of `n` calls of `fn(i)`, one after another, and their median (the upper one for even n). */
+async function timeRuns(n: number, fn: (i: number) => Promise<unknown>): Promise<{ median: number; times: number[] }> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn(i);
+    times.push(performance.now() - t);
+  }
+  const sorted = [...times].sort((a, b) => a - b);
+  return { median: sorted[Math.floor(sorted.length / 2)], times };
+}
+
 export interface SampleBench {
   checkpoint: string;
   imageSize: number;
@@ -23,19 +35,13 @@ export async function benchSample(checkpoint: string, opts: { runs?: number } = 
   try {
     const prompt = 'a photo of a red apple on a table';
     await model.generate([prompt], { seed: 0, steps: 2 }); // warm-up: kernels compiled, weights on the backend
-    const times: number[] = [];
-    for (let i = 0; i < (opts.runs ?? 3); i++) {
-      const t0 = performance.now();
-      await model.generate([prompt], { seed: i + 1 });
-      times.push(performance.now() - t0);
-    }
-    const sorted = [...times].sort((a, b) => a - b);
+    const { median, times } = await timeRuns(opts.runs ?? 3, (i) => model.generate([prompt], { seed: i + 1 }));
     return {
       checkpoint,
       imageSize: model.cfg.imageSize,
       steps: model.cfg.sample.steps,
       cfgScale: model.cfg.sample.cfgScale,
-      sampleMs: sorted[Math.floor(sorted.length / 2)],
+      sampleMs: median,
       samplesMs: times,
       targetMs: 10_000,
     };
@@ -83,13 +89,7 @@ export async function benchGuidance(checkpoint: string, opts: { runs?: number } 
     const t1 = performance.now();
     await generateGuidance(guidance, t2i, [x], { seed: 1 });
     const firstMs = performance.now() - t1;
-    const times: number[] = [];
-    for (let i = 0; i < (opts.runs ?? 3); i++) {
-      const t = performance.now();
-      await generateGuidance(guidance, t2i, [x], { seed: i + 2 });
-      times.push(performance.now() - t);
-    }
-    const sorted = [...times].sort((a, b) => a - b);
+    const { median, times } = await timeRuns(opts.runs ?? 3, (i) => generateGuidance(guidance, t2i, [x], { seed: i + 2 }));
     return {
       checkpoint,
       imageSize: t2i.cfg.imageSize,
@@ -98,7 +98,7 @@ export async function benchGuidance(checkpoint: string, opts: { runs?: number } 
       fromLayout: guidance.cfg.sample.fromLayout ?? null,
       loadMs,
       firstMs,
-      guideMs: sorted[Math.floor(sorted.length / 2)],
+      guideMs: median,
       guidesMs: times,
       targetMs: 2_000,
     };

@@ -19,11 +19,11 @@ import { RGBImage, clip01 } from '../data/image';
 import { ALL_IN_ONE_TASKS, TaskSpec } from '../data/degrade';
 import { psnr, ssim } from '../metrics/metrics';
 import { guidanceCheckpoint } from '../guidance/config';
-import { shippedCheckpoint } from '../util/paths';
+import { shippedCheckpoint, portablePath } from '../util/paths';
 import { restoreRunName } from '../restore/config';
 import { loadGuidancePair, guidanceCached } from '../guidance/pipeline';
 import { loadRestorer, guidanceModelMismatch } from '../restore/train';
-import { guidanceModelRef, guidanceCheckpointForRestorer } from './sources';
+import { guidanceModelRef, restorerGuidanceCheckpoint } from './sources';
 import { readCheckpointMeta } from '../util/checkpoint';
 import { degradeForEval, restoreImage, usesY, validationImages } from '../restore/eval';
 import { classicalMethodFor } from '../restore/classical';
@@ -39,8 +39,16 @@ import { UserError } from '../util/errors';
 export function restoreCheckpoint(backbone: string, guided: boolean, source = 'text'): string {
   if (!guided && source !== 'text') throw new Error(`restoreCheckpoint: an unguided restorer has no guidance source ('${source}')`);
   const env = source === 'text' ? process.env[guided ? 'TDR_RESTORE_GUIDED_CHECKPOINT' : 'TDR_RESTORE_PLAIN_CHECKPOINT'] : undefined;
-  return env || shippedCheckpoint(restoreRunName({ preset: 'demo', tasks: 'all-in-one', model: { backbone: { type: backbone }, guidance: guided } }, source));
+  // the shipped pair of data/configs/restore-demo-wide.json (text guidance of the words model, and none);
+  // the clean-oracle stand-in stays the demo preset's
+  const preset = source === 'text' ? SHIPPED_RESTORE_PRESET : 'demo';
+  return env || shippedCheckpoint(restoreRunName({ preset, tasks: 'all-in-one', model: { backbone: { type: backbone }, guidance: guided } }, source));
 }
+
+/** The preset (config file) of the shipped restorer pair: data/configs/restore-demo-wide.json. */
+export const SHIPPED_RESTORE_PRESET = 'demo-wide';
+/** The step of that config's schedule the shipped pair was taken at (`tdr train restore --stop-at`; docs/experiments.md §4). */
+export const SHIPPED_RESTORE_STOP_AT = 4000;
 
 export interface MethodOptions {
   /** validation photos (default 3) */
@@ -105,16 +113,15 @@ export function methodCheckpoints(opts: Pick<MethodOptions, 'backbone' | 'guidan
   const b = opts.backbone ?? 'promptir';
   const guided = opts.guidedCheckpoint ?? restoreCheckpoint(b, true);
   // G from the guidance model the guided restorer was trained with, unless told otherwise
-  const recorded = !opts.guidanceCheckpoint && fs.existsSync(guided) ? guidanceCheckpointForRestorer(readCheckpointMeta(guided), 'text') : undefined;
   const files = {
-    guidance: opts.guidanceCheckpoint ?? recorded ?? guidanceCheckpoint(),
+    guidance: opts.guidanceCheckpoint ?? (fs.existsSync(guided) ? restorerGuidanceCheckpoint(readCheckpointMeta(guided)) : guidanceCheckpoint()),
     guided,
     plain: opts.plainCheckpoint ?? restoreCheckpoint(b, false),
   };
   const need = [
     { what: 'guidance model (M_i2t + M_clean)', file: files.guidance, command: 'npx tdr train i2t --preset demo && npx tdr train clean --preset demo' },
-    { what: `${b} restorer with guidance`, file: files.guided, command: `npx tdr train restore --backbone ${b} --tasks all-in-one --preset demo` },
-    { what: `${b} restorer without guidance`, file: files.plain, command: `npx tdr train restore --backbone ${b} --tasks all-in-one --no-guidance --preset demo` },
+    { what: `${b} restorer with guidance`, file: files.guided, command: `npx tdr train restore --backbone ${b} --config data/configs/restore-${SHIPPED_RESTORE_PRESET}.json --guidance-checkpoint ${portablePath(files.guidance)} --stop-at ${SHIPPED_RESTORE_STOP_AT} --out ${portablePath(files.guided)}` },
+    { what: `${b} restorer without guidance`, file: files.plain, command: `npx tdr train restore --backbone ${b} --config data/configs/restore-${SHIPPED_RESTORE_PRESET}.json --no-guidance --stop-at ${SHIPPED_RESTORE_STOP_AT} --out ${portablePath(files.plain)}` },
   ];
   return { files, missing: need.filter((n) => !fs.existsSync(n.file)) };
 }

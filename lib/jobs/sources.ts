@@ -64,6 +64,15 @@ export function guidanceCheckpointForRestorer(meta: Record<string, unknown>, sou
   return recordedGuidanceCheckpoint(meta);
 }
 
+/**
+ * The guidance model a text-guided restorer gets G from by default (`tdr restore`, `tdr eval`, the
+ * notebooks): $TDR_GUIDANCE_CHECKPOINT if set, else the one the restorer records having been trained with
+ * (when that file is there unchanged), else the default guidance-demo.tdrc.
+ */
+export function restorerGuidanceCheckpoint(meta: Record<string, unknown>): string {
+  return guidanceCheckpointForRestorer(meta, 'text') ?? guidanceCheckpoint();
+}
+
 function createHashOf(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }

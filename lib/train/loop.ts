@@ -157,8 +157,13 @@ export const CHECKPOINT_FILE = 'checkpoint.tdrc';
 export const LOG_FILE = 'log.jsonl';
 
 /** Write a trained model's loss log beside it, atomically: `<model>.tdrc` → `<model>.log.jsonl` (notebooks plot it). */
-export function writeLogBeside(modelFile: string, records: readonly object[]): void {
-  writeFileAtomic(modelFile.replace(/\.tdrc$/, '') + '.log.jsonl', records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+export function writeLogBeside(modelFile: string, records: readonly object[], kind: 'log' | 'val' = 'log'): void {
+  writeFileAtomic(logBeside(modelFile, kind), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+}
+
+/** The loss log (`<model>.log.jsonl`) or validation log (`<model>.val.jsonl`) shipped beside a model file. */
+export function logBeside(modelFile: string, kind: 'log' | 'val' = 'log'): string {
+  return `${modelFile.replace(/\.tdrc$/, '')}.${kind}.jsonl`;
 }
 
 /** Read a run's log (the JSONL written by `train`). */

@@ -8,13 +8,13 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import * as fs from 'node:fs';
-import { requestedBackend, tensorflowThreads, machineKey, readChoice, writeChoice, pickCandidate, BackendChoice } from '../../lib/backend';
+import { requestedBackend, tensorflowThreads, machineKey, readChoice, writeChoice, pickCandidate, pickGenerationCandidate, BackendChoice } from '../../lib/backend';
 import { loadNative } from '../../lib/backend/native';
 
 const LIB = path.join(__dirname, '../../lib/backend/index.js');
 
-function child(env: Record<string, string | undefined>): { status: number | null; stdout: string; stderr: string } {
-  const code = `require(${JSON.stringify(LIB)}).initBackend()
+function child(env: Record<string, string | undefined>, opts: object = {}): { status: number | null; stdout: string; stderr: string } {
+  const code = `require(${JSON.stringify(LIB)}).initBackend(${JSON.stringify(opts)})
     .then(async (i) => { const j = await require(${JSON.stringify(LIB)}).initBackend(); console.log(JSON.stringify({ i, same: i === j, intra: process.env.TF_NUM_INTRAOP_THREADS })); })
     .catch((e) => { console.error('ERR ' + e.message); process.exit(3); });`;
   // no machine record unless a test writes one (a developer's own `tdr bench --choose-backend` must not steer these)
@@ -198,6 +198,39 @@ test('without TDR_BACKEND the resolver follows this machine\'s record and says s
     assert.equal(oi.name, TENSORFLOW_BUILT ? 'tensorflow' : 'wasm');
     assert.equal(oi.chosenBy, 'default');
     assert.match(oi.choiceNote, /measured on another machine/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('generation choice: the lowest guidance-image time; the resolver uses it for purpose generate (tdr guide, tdr sample) and the training choice otherwise', async () => {
+  const rec = record({ backend: 'cpu', threads: 1 });
+  assert.equal(pickGenerationCandidate(rec.candidates), undefined, 'no candidate timed generation');
+  rec.candidates[0].guideMs = 1900;
+  rec.candidates[1].guideMs = 3300;
+  assert.deepEqual(pickGenerationCandidate(rec.candidates), { backend: 'wasm', threads: 1 });
+  const { formatChoice } = await import('../../lib/jobs/choose_backend');
+  const table = formatChoice({ ...rec, generation: { backend: 'wasm', threads: 1 } }, '/x/choice.json');
+  assert.match(table, /wasm, 1 thread .*1900 .*← generation/);
+  assert.match(table, /cpu, 1 thread .*3300 .*← training/);
+  assert.match(table, /tdr guide and tdr sample wasm at 1 thread/);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tdr-choice-'));
+  try {
+    const file = path.join(dir, 'backend-choice.json');
+    writeChoice({ ...rec, generation: { backend: 'wasm', threads: 1 } }, file);
+    const gen = child({ TDR_BACKEND: undefined, TDR_BACKEND_CHOICE: file }, { purpose: 'generate' });
+    assert.equal(gen.status, 0, gen.stderr);
+    assert.equal(JSON.parse(gen.stdout.trim().split('\n').pop() as string).i.name, 'wasm');
+    assert.match(gen.stderr, /measured fastest for generating guidance here on 2026-12-05/);
+    const train = child({ TDR_BACKEND: undefined, TDR_BACKEND_CHOICE: file }, { purpose: 'train' });
+    assert.equal(JSON.parse(train.stdout.trim().split('\n').pop() as string).i.name, 'cpu');
+    // a record without a generation choice: generation follows the training choice
+    writeChoice(record({ backend: 'cpu', threads: 1 }), file);
+    const old = child({ TDR_BACKEND: undefined, TDR_BACKEND_CHOICE: file }, { purpose: 'generate' });
+    assert.equal(JSON.parse(old.stdout.trim().split('\n').pop() as string).i.name, 'cpu');
+    assert.match(old.stderr, /measured fastest for training here/);
+    fs.writeFileSync(file, JSON.stringify({ ...rec, generation: { backend: 'gpu', threads: 1 } }));
+    assert.match((readChoice(file) as { none: string }).none, /its generation choice is not a backend and thread count/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -152,7 +152,8 @@ test('tdr report with a missing restorer checkpoint: part 2 is skipped, naming t
   const missing = path.join(dir, 'nope', 'restore-guided.tdrc');
   const r = run(['report', '--limit', '1', '--max-side', '64', '--guidance-checkpoint', guidance, '--guided-checkpoint', missing, '--plain-checkpoint', plain, '--out', html]);
   assert.match(r.stdout, /whole method skipped/);
-  assert.ok(r.stdout.includes(`restore-guided.tdrc is missing (build it: npx tdr train restore --backbone promptir --tasks all-in-one --preset demo)`), r.stdout);
+  // the shipped pair's rebuild command, with this guidance model and this output
+  assert.ok(r.stdout.includes(`restore-guided.tdrc is missing (build it: npx tdr train restore --backbone promptir --config data/configs/restore-demo-wide.json --guidance-checkpoint ${guidance} --stop-at 4000 --out ${missing})`), r.stdout);
   assert.match(fs.readFileSync(html, 'utf8'), /Skipped: a checkpoint is missing/);
 });
 

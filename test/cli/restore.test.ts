@@ -173,7 +173,7 @@ test('train restore: bad backbone / tasks / preset → exit 2 one line (nothing 
 test('train restore --config: a restore preset file names its run; bad files → exit 2 one line naming the file and field', async () => {
   const good = path.join(dir, 'exp.json');
   const ci = JSON.parse(JSON.stringify(RESTORE_PRESETS.ci)) as Record<string, unknown>;
-  fs.writeFileSync(good, JSON.stringify({ ...ci, preset: 'ci-exp', cropScales: [32, 40], taskWeights: { haze: 2 } }));
+  fs.writeFileSync(good, JSON.stringify({ ...ci, preset: 'ci-exp', cropScales: [32, 40], taskWeights: { haze: 2 }, photoLimit: 3, validation: { holdout: 1, every: 1, size: 32 } }));
   const noNaf = path.join(dir, 'nonaf.json');
   fs.writeFileSync(noNaf, JSON.stringify({ ...ci, preset: 'ci-exp', backbones: { promptir: (ci.backbones as Record<string, unknown>).promptir } }));
   const badScale = path.join(dir, 'badscale.json');
@@ -186,6 +186,7 @@ test('train restore --config: a restore preset file names its run; bad files →
     [['--backbone', 'nafnet', '--no-guidance', '--config', badScale], /badscale\.json.*cropScales/],
     [['--backbone', 'nafnet', '--no-guidance', '--config', clash], /clash\.json: preset 'demo' is the name of a built-in preset/],
     [['--backbone', 'nafnet', '--no-guidance', '--config', path.join(dir, 'absent.json')], /absent\.json/],
+    [['--backbone', 'nafnet', '--no-guidance', '--config', good, '--stop-at', '999'], /^--stop-at 999: past the end of the schedule \(train\.steps \d+\)$/],
   ] as Array<[string[], RegExp]>) {
     const r = await run(() => trainRestoreCommandRun(args));
     assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.error}`);
@@ -203,4 +204,8 @@ test('train restore --config: a restore preset file names its run; bad files →
   assert.equal(cfg.preset, 'ci-exp');
   assert.deepEqual(cfg.cropScales, [32, 40]);
   assert.deepEqual(cfg.taskWeights, { haze: 2 });
+  // the validation curve ships beside the model (<out>.val.jsonl), which is the best validation checkpoint
+  const val = fs.readFileSync(out.replace(/\.tdrc$/, '.val.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; v_psnr: number });
+  assert.deepEqual(val.map((v) => v.step), Array.from({ length: (meta.config as { train: { steps: number } }).train.steps }, (_, i) => i + 1));
+  assert.equal(meta.bestStep, val.reduce((a, v) => (v.v_psnr > a.v_psnr ? v : a)).step);
 });

@@ -86,8 +86,10 @@ options:
                --promptir, unguided) on tensorflow at 1 thread and at one per core and on wasm, each
                in a fresh process, median of N (--steps, default 3), and record the fastest (lowest
                sum) for this machine in ~/.cache/tdr/backend-choice.json (env TDR_BACKEND_CHOICE: another
-               file). Commands without TDR_BACKEND then use it and say so on their 'tdr: backend' line;
-               a record of another machine (CPU, cores, Node.js) is ignored. --dry-run: print only
+               file); also one guidance image of data/checkpoints/guidance-demo-words-layout.tdrc (as --guide),
+               whose fastest configuration 'tdr guide' and 'tdr sample' use. Commands without TDR_BACKEND
+               then use it and say so on their 'tdr: backend' line; a record of another machine (CPU,
+               cores, Node.js) is ignored. --dry-run: print only
   -h, --help   this help
 
 Times are wall-clock medians; 'CPU' is this process's CPU time per step (all threads), which other
@@ -219,7 +221,7 @@ export const benchCommand: Command = {
         steps: argv.some((a) => /^--steps(=|$)/.test(a)) ? options.steps : 3,
         write: !options['dry-run'],
         onCandidate: (c) => {
-          if (!options.json) process.stderr.write(`tdr bench: ${c.backend}, ${c.threads} thread(s): ${'error' in c ? `could not run: ${c.error}` : `T2I ${c.t2iStepMs.toFixed(0)} ms, PromptIR ${c.promptirStepMs.toFixed(0)} ms`}\n`);
+          if (!options.json) process.stderr.write(`tdr bench: ${c.backend}, ${c.threads} thread(s): ${'error' in c ? `could not run: ${c.error}` : `T2I ${c.t2iStepMs.toFixed(0)} ms, PromptIR ${c.promptirStepMs.toFixed(0)} ms${c.guideMs !== undefined ? `, guidance image ${c.guideMs.toFixed(0)} ms` : ''}`}\n`);
         },
       });
       process.stdout.write((options.json ? JSON.stringify({ ...choice, file }) : formatChoice(choice, file)) + '\n');
@@ -229,9 +231,10 @@ export const benchCommand: Command = {
       const other = (['restore', 'classical', 'sample', 'peer', 't2i', 'promptir', 'python'] as const).find((k) => options[k] !== undefined && options[k] !== false);
       if (other) throw new UserError(`--guide times the guidance of one image only; drop --${other}`);
       if (!fs.existsSync(options.guide)) throw new UserError(`--guide ${options.guide}: no such checkpoint`);
-      const backend = await initBackend({ backend: options.backend, threads: options.threads });
+      // as `tdr guide` resolves it: this machine's generation choice unless --backend / --threads / TDR_BACKEND say otherwise
+      const backend = await initBackend({ backend: options.backend, threads: options.threads, purpose: 'generate' });
       const g = await benchGuidance(options.guide, { runs: options.steps });
-      process.stdout.write((options.json ? JSON.stringify({ backend: backend.detail, guide: g }) : formatGuidanceBench(g, backend.detail)) + '\n');
+      process.stdout.write((options.json ? JSON.stringify({ backend: backend.detail, chosenBy: backend.chosenBy, guide: g }) : formatGuidanceBench(g, backend.detail)) + '\n');
       return EXIT.ok;
     }
     const restoreOnly = (['sizes', 'tile-budget', 'no-guidance'] as const).find((k) => options[k] !== undefined);

@@ -116,7 +116,7 @@ export const guideCommand: Command = {
       }
     };
     const first = folder ? undefined : await read(jobs[0].file); // a bad single input fails before the models load
-    await initBackend();
+    await initBackend({ purpose: 'generate' });
     const { guidance, t2i } = loadGuidancePair(ckpt, { t2iFile: options.t2i });
     try {
       if (!options.raw && !guidance.trainedStages.includes('clean')) {

@@ -22,8 +22,8 @@ options:
   --backbone NAME          part 2: ${BACKBONE_TYPES.join(' | ')} (default promptir)
   --guidance-checkpoint F  default $TDR_GUIDANCE_CHECKPOINT, else the one the guided restorer was trained with
                            (if it is there unchanged), else data/checkpoints/guidance-demo.tdrc
-  --guided-checkpoint F    default data/checkpoints/restore-<backbone>-all-in-one-guided-demo.tdrc
-  --plain-checkpoint F     default data/checkpoints/restore-<backbone>-all-in-one-plain-demo.tdrc
+  --guided-checkpoint F    default data/checkpoints/restore-<backbone>-all-in-one-guided-demo-wide.tdrc
+  --plain-checkpoint F     default data/checkpoints/restore-<backbone>-all-in-one-plain-demo-wide.tdrc
   --out FILE               HTML report path (default outputs/report.html)`;
 
 const Options = z.strictObject({

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { Command, parseOptions, readJsonFile } from '../command';
 import { initBackend } from '../../backend';
+import { restoreCheckpoint } from '../../jobs/method';
 import { GUIDANCE_SOURCES, guidanceSourceByName, guidanceSourceNames, guidanceCheckpointForRestorer } from '../../jobs/sources';
 import { readImage, writeImage, formatFromPath } from '../../data/io';
 import { IMAGE_EXTENSIONS, forEachFile, isDirectory, listImages, outputPathFor, prepareOutputFolder, refuseOverwrite } from '../files';
@@ -18,7 +19,7 @@ import { Progress } from '../../train/progress';
 import { defaultRunsDir, shippedCheckpoint } from '../../util/paths';
 import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restorePresetFrom, parseRestorePresetFile, restoreRunName } from '../../restore/config';
 import { defaultWorkers } from '../../train/parallel';
-import { readLog, writeLogBeside } from '../../train/loop';
+import { readLog, readValLog, writeLogBeside } from '../../train/loop';
 import { loadRestorer, saveRestorer, trainRestorer, guidanceModelMismatch } from '../../restore/train';
 import { GuidanceSource, guidanceKey, noGuidance } from '../../restore/source';
 import { UserError } from '../../util/errors';
@@ -40,7 +41,7 @@ export function pickGuidance(name: string | undefined, words?: number, checkpoin
 
 /** The shipped demo checkpoint of a backbone (all-in-one). */
 export function defaultRestoreCheckpoint(backbone: string, guidance: boolean): string {
-  return shippedCheckpoint(`restore-${backbone}-all-in-one-${guidance ? 'guided' : 'plain'}-demo`);
+  return restoreCheckpoint(backbone, guidance);
 }
 
 const RESTORE_HELP = `usage: tdr restore <degraded image | folder> --backbone promptir|nafnet|restormer --out FILE | FOLDER
@@ -60,7 +61,8 @@ options:
   --backbone NAME        ${BACKBONE_TYPES.join(' | ')} (must match the checkpoint)
   --no-guidance          the unguided baseline
   --seed N               seed of the guidance generation (default: the guidance checkpoint's, 42)
-  --checkpoint FILE      a restorer checkpoint (default data/checkpoints/restore-<backbone>-all-in-one-<guided|plain>-demo.tdrc)
+  --checkpoint FILE      a restorer checkpoint (default $TDR_RESTORE_GUIDED_CHECKPOINT / $TDR_RESTORE_PLAIN_CHECKPOINT, else
+                         data/checkpoints/restore-<backbone>-all-in-one-<guided|plain>-demo-wide.tdrc)
   --guidance NAME        guidance source: ${guidanceSourceNames().filter((n) => n !== 'none').join(', ')} (default ${DEFAULT_GUIDANCE})
   --guidance-checkpoint FILE
                          the guidance model of the text sources (default: $TDR_GUIDANCE_CHECKPOINT if set, else the
@@ -270,6 +272,9 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     saveRestorer(out, r.params, cfg, { rebuild: rebuild + snapshot, steps: r.result.step, scheduleSteps: cfg.train.steps, ...(r.bestStep !== undefined ? { bestStep: r.bestStep } : {}), guidance: r.guidance, guidanceStandIn: source.standIn ?? null, guidanceModel: r.guidanceModel });
     // the loss log beside the checkpoint (<out>.log.jsonl; notebook 07 plots it)
     writeLogBeside(out, readLog(runDir).filter((x) => x.step <= r.result.step));
+    // and its validation PSNR per task (<out>.val.jsonl; notebook 07 plots the learning curves)
+    const val = readValLog(runDir).filter((x) => x.step <= r.result.step);
+    if (val.length) writeLogBeside(out, val, 'val');
     process.stdout.write(`restorer ${name} (EMA weights, float16) → ${out}\n`);
   } finally {
     r.params.dispose();

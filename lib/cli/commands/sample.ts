@@ -48,7 +48,7 @@ export const sampleCommand: Command = {
     formatFromPath(options.out); // bad extension → error before any work
     const ckpt = options.checkpoint ?? t2iCheckpoint();
     if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint (train one with 'tdr train t2i --preset demo')`);
-    await initBackend();
+    await initBackend({ purpose: 'generate' });
     const model = TextToImage.load(ckpt);
     try {
       const steps = options.steps ?? model.cfg.sample.steps;
