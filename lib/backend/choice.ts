@@ -73,20 +73,27 @@ export function choiceFile(env: NodeJS.ProcessEnv = process.env): string {
 
 const BACKENDS: readonly string[] = ['tensorflow', 'wasm', 'cpu'];
 
+/** The candidate with the lowest positive finite `key(c)`, ties to the earlier one; undefined when none has one. */
+function lowest(candidates: readonly ChoiceCandidate[], key: (c: ChoiceCandidate) => number | undefined): { backend: MeasuredBackend; threads: number } | undefined {
+  let best: { c: ChoiceCandidate; v: number } | undefined;
+  for (const c of candidates) {
+    const v = key(c);
+    if (v === undefined || !Number.isFinite(v) || v <= 0) continue;
+    if (best === undefined || v < best.v) best = { c, v };
+  }
+  return best && { backend: best.c.backend, threads: best.c.threads };
+}
+
 /** Pick the lowest score; ties go to the earlier candidate. @throws Error when there is none */
 export function pickCandidate(candidates: readonly ChoiceCandidate[]): { backend: MeasuredBackend; threads: number } {
-  const ok = candidates.filter((c) => Number.isFinite(c.score) && c.score > 0);
-  if (ok.length === 0) throw new Error('no backend could be timed');
-  const best = ok.reduce((a, c) => (c.score < a.score ? c : a));
-  return { backend: best.backend, threads: best.threads };
+  const best = lowest(candidates, (c) => c.score);
+  if (best === undefined) throw new Error('no backend could be timed');
+  return best;
 }
 
 /** The fastest candidate for generating one guidance image, or undefined when none was timed. */
 export function pickGenerationCandidate(candidates: readonly ChoiceCandidate[]): { backend: MeasuredBackend; threads: number } | undefined {
-  const ok = candidates.filter((c) => c.guideMs !== undefined && Number.isFinite(c.guideMs) && c.guideMs > 0);
-  if (ok.length === 0) return undefined;
-  const best = ok.reduce((a, c) => (c.guideMs! < a.guideMs! ? c : a));
-  return { backend: best.backend, threads: best.threads };
+  return lowest(candidates, (c) => c.guideMs);
 }
 
 export function writeChoice(choice: BackendChoice, file = choiceFile()): string {

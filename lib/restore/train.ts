@@ -184,8 +184,8 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
   // another source would overwrite). The run name separates sources by default (restoreRunName).
   const ckpt = path.join(runDir, CHECKPOINT_FILE);
   const guidanceModel = cfg.model.guidance ? (source!.model ?? null) : null;
-  if (fs.existsSync(ckpt)) {
-    const meta = readCheckpointMeta(ckpt);
+  const meta = fs.existsSync(ckpt) ? readCheckpointMeta(ckpt) : undefined;
+  if (meta) {
     const was = meta.guidance;
     if (was !== undefined && was !== guidanceName) {
       throw new CheckpointError(`${ckpt}: this run was trained with guidance '${String(was)}', not '${guidanceName}'; resume it with its own guidance, or train into another --runs folder`);
@@ -200,8 +200,8 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
   const stopAt = opts.stopAt;
   if (stopAt !== undefined && (!Number.isInteger(stopAt) || stopAt < 1 || stopAt > cfg.train.steps)) throw new UserError(`stop at step ${stopAt}: expected a step of the schedule, 1 to ${cfg.train.steps}`);
   const best = path.join(runDir, BEST_FILE);
-  if (stopAt !== undefined && fs.existsSync(ckpt) && Number(readCheckpointMeta(ckpt).step) > stopAt) {
-    const at = Number(readCheckpointMeta(ckpt).step);
+  if (stopAt !== undefined && meta && Number(meta.step) > stopAt) {
+    const at = Number(meta.step);
     const bestStep = fs.existsSync(best) ? Number(readCheckpointMeta(best).step) : NaN;
     const validatedThere = readValLog(runDir).some((r) => r.step === stopAt);
     if (!cfg.validation || !validatedThere || !(bestStep <= stopAt)) {
