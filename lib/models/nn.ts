@@ -100,6 +100,20 @@ export class LayerNorm {
       return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps))), this.gamma), this.beta) as T;
     });
   }
+  /**
+   * (x − μ)/√(σ² + ε) without the affine γ, β (for a caller that folds them into the linear map that
+   * follows, e.g. a 1×1 conv): three full-size kernels (x − μ, its square, the product) instead of the
+   * eight of `call`; equal to `call` up to float rounding once γ, β are applied.
+   */
+  normalize<T extends tf.Tensor>(x: T): T {
+    return tf.tidy(() => {
+      const xc = tf.sub(x, tf.mean(x, -1, true));
+      const sq = tf.square(xc);
+      const r = tf.rsqrt(tf.add(tf.mean(sq, -1, true), this.eps));
+      sq.dispose();
+      return tf.mul(xc, r) as T;
+    });
+  }
 }
 
 /** SiLU / swish: x·σ(x). */

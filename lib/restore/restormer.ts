@@ -24,7 +24,7 @@ import { z } from 'zod';
 import { Params, init } from '../models/params';
 import { Conv2d, DepthwiseConv2d, LayerNorm } from '../models/nn';
 import { Rng } from '../util/rng';
-import { FusionSpec, RestorationBackbone, channelCorrelation, checkGuidance, checkImage, chunk2, cropTo, geluErf, padToMultiple, pixelShuffle, pixelUnshuffle, replaced, runBlocks } from './layers';
+import { FusionSpec, RestorationBackbone, channelGram, checkGuidance, checkImage, conv3x3ByTaps, cropTo, geluErf, padToMultiple, pixelShuffle, pixelUnshuffle, replaced, runBlocks, unshuffledConv } from './layers';
 
 export { runBlocks } from './layers';
 
@@ -51,14 +51,70 @@ class BiasFreeLayerNorm {
     const { variance } = tf.moments(x, -1, true);
     return tf.mul(tf.div(x, tf.sqrt(tf.add(variance, 1e-5))), this.gamma) as T;
   }
+  /** x/√(var+ε) without γ (folded into the next linear map by the caller) */
+  normalize<T extends tf.Tensor>(x: T): T {
+    return tf.tidy(() => {
+      const sq = tf.square(tf.sub(x, tf.mean(x, -1, true)));
+      const r = tf.rsqrt(tf.add(tf.mean(sq, -1, true), 1e-5));
+      sq.dispose();
+      return tf.mul(x, r) as T;
+    });
+  }
 }
 
-type Norm = { call<T extends tf.Tensor>(x: T): T };
+/**
+ * A layer norm over channels: `call` = normalize(x)·γ (+ β); `normalize` without γ, β, which the 1×1
+ * conv that follows it in a transformer block absorbs (`normedPointwise`).
+ */
+type Norm = {
+  call<T extends tf.Tensor>(x: T): T;
+  normalize<T extends tf.Tensor>(x: T): T;
+  readonly gamma: tf.Variable;
+  readonly beta?: tf.Variable;
+};
 function makeNorm(p: Params, name: string, c: number, kind: RestormerConfig['layerNorm']): Norm {
   return kind === 'biasFree' ? new BiasFreeLayerNorm(p, name, c) : new LayerNorm(p, name, c);
 }
 
-/** Multi-Dconv head transposed attention: attention over channels (C/h × C/h per head), cost linear in H·W. */
+/**
+ * Output channels [from, from + n) of a 1×1 conv applied to norm(x) = x̂·γ + β, with x̂ = norm.normalize(x)
+ * given: conv(x̂·γ + β) = x̂ ∗ (γ ⊙ W) + (βᵀW + b), so the norm's affine part costs no full-size kernel.
+ * @param xn x̂ [B,H,W,C] (or, without `norm`, the conv's input itself)
+ */
+function normedPointwise(xn: tf.Tensor4D, conv: Conv2d, norm: Norm | undefined, from: number, n: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const c = conv.cin;
+    const w = tf.slice(conv.w, [0, 0, 0, from], [1, 1, c, n]) as tf.Tensor4D;
+    let filter = w;
+    let bias: tf.Tensor | undefined = conv.b ? tf.slice(conv.b, [from], [n]) : undefined;
+    if (norm) {
+      filter = tf.mul(w, norm.gamma.reshape([1, 1, c, 1])) as tf.Tensor4D;
+      if (norm.beta) {
+        const b0 = tf.matMul(norm.beta.reshape([1, c]), w.reshape([c, n])).reshape([n]);
+        bias = bias ? tf.add(bias, b0) : b0;
+      }
+    }
+    return tf.fused.conv2d({ x: xn, filter, strides: 1, pad: 'same', bias });
+  });
+}
+
+/** Channels [from, from + n) of a depthwise conv (its weights and bias sliced alike). */
+function depthwiseSlice(x: tf.Tensor4D, dw: DepthwiseConv2d, from: number, n: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const y = tf.depthwiseConv2d(x, tf.slice(dw.w, [0, 0, from, 0], [-1, -1, n, 1]) as tf.Tensor4D, 1, 'same');
+    return dw.b ? tf.add(y, tf.slice(dw.b, [from], [n])) : y;
+  });
+}
+
+/**
+ * Multi-Dconv head transposed attention: attention over channels (C/h × C/h per head), cost linear in H·W.
+ *
+ * Computed in the [B,H·W,C] layout, without transposes: q, k, v each from their third of the 1×1 and
+ * depthwise weights (no split of a 3C-channel map), the q̂ k̂ᵀ of all heads as one C×C matrix qᵀk
+ * divided by the norms (`channelGram`), each row's softmax restricted to its head's block (−∞ elsewhere,
+ * whose weights are then exactly 0), and the output v·Aᵀ — the same function as the per-head form of the
+ * paper (Restormer Eq. 2), up to float rounding.
+ */
 export class MDTA {
   readonly qkv: Conv2d;
   readonly dw: DepthwiseConv2d;
@@ -71,55 +127,108 @@ export class MDTA {
     this.proj = new Conv2d(p, `${name}.proj`, c, c, rng, { k: 1, bias });
     this.temperature = p.add(`${name}.temperature`, [heads], init.ones());
   }
-  /** @param x [B,H,W,C] → [B,H,W,C] */
-  call(x: tf.Tensor4D): tf.Tensor4D {
+  /**
+   * @param x [B,H,W,C] → [B,H,W,C]
+   * @param norm when given, x is the block's input and the attention sees norm(x) (its γ, β folded into the 1×1 conv)
+   */
+  call(x: tf.Tensor4D, norm?: Norm): tf.Tensor4D {
     const [b, h, w, c] = x.shape;
     const nh = this.heads;
-    const ch = c / nh;
     return tf.tidy(() => {
       // intermediates freed once consumed (inference memory), as in GDFN
-      const a = this.qkv.call(x);
-      const d = replaced(a, this.dw.call(a));
-      const [q, k, v] = tf.split(d, 3, 3) as tf.Tensor4D[];
-      d.dispose();
-      const toHeads = (t: tf.Tensor4D) => {
-        const r = t.reshape([b, h * w, nh, ch]).transpose([0, 2, 3, 1]) as tf.Tensor4D; // [B,heads,ch,HW]
-        t.dispose();
+      const xn = norm ? norm.normalize(x) : x;
+      const part = (i: number): tf.Tensor3D => {
+        const a = normedPointwise(xn, this.qkv, norm, i * c, c);
+        const d = replaced(a, depthwiseSlice(a, this.dw, i * c, c));
+        const r = d.reshape([b, h * w, c]) as tf.Tensor3D;
+        d.dispose();
         return r;
       };
-      const qt = toHeads(q);
-      const kt = toHeads(k);
-      // q̂ k̂ᵀ, q and k normalised over all pixels (of the whole image in a tiled pass: channelCorrelation)
-      const corr = channelCorrelation(qt, kt, h, w);
-      tf.dispose([qt, kt]);
-      const logits = replaced(corr, tf.mul(corr, this.temperature.reshape([1, nh, 1, 1])) as tf.Tensor4D); // [B,heads,ch,ch]
-      const out = tf.matMul(tf.softmax(logits, -1), toHeads(v)); // [B,heads,ch,HW]
-      const o = out.transpose([0, 3, 1, 2]).reshape([b, h, w, c]) as tf.Tensor4D;
-      out.dispose();
+      const q = part(0);
+      const k = part(1);
+      // q̂ k̂ᵀ, q and k normalised over all pixels (of the whole image in a tiled pass: channelGram)
+      const corr = channelGram(q, k, h, w); // [B,C,C]
+      tf.dispose([q, k]);
+      const attn = tf.tidy(() => {
+        if (nh === 1) return tf.softmax(tf.mul(corr, this.temperature), -1);
+        const ch = c / nh;
+        const rowTemperature = tf.tile(this.temperature.reshape([nh, 1]), [1, ch]).reshape([1, c, 1]);
+        return tf.softmax(tf.add(tf.mul(corr, rowTemperature), headMask(c, nh)), -1);
+      });
+      corr.dispose();
+      const v = part(2);
+      if (xn !== x) xn.dispose();
+      const o = tf.matMul(v, attn, false, true).reshape([b, h, w, c]) as tf.Tensor4D; // o[p,i] = Σ_j A[i,j]·v[p,j]
+      tf.dispose([v, attn]);
       return replaced(o, this.proj.call(o));
     });
   }
 }
+
+/** [1,C,C]: 0 where row and column are in the same of `heads` equal channel groups, −∞ elsewhere. */
+function headMask(c: number, heads: number): tf.Tensor3D {
+  const ch = c / heads;
+  const m = new Float32Array(c * c);
+  for (let i = 0; i < c; i++) for (let j = 0; j < c; j++) if (Math.floor(i / ch) !== Math.floor(j / ch)) m[i * c + j] = -Infinity;
+  return tf.tensor3d(m, [1, c, c]);
+}
+
+/** GDFN works on bands of rows whose hidden-width maps hold at most this many floats (16 MiB). */
+const GDFN_BAND_FLOATS = 4 * 2 ** 20;
 
 /** Gated-Dconv feed-forward network: 1×1 → depthwise 3×3 → GELU(x1)·x2 → 1×1. */
 export class GDFN {
   readonly pin: Conv2d;
   readonly dw: DepthwiseConv2d;
   readonly pout: Conv2d;
+  readonly hidden: number;
+  /** a map whose hidden width holds more floats than this goes in bands of rows (same output) */
+  bandFloats = GDFN_BAND_FLOATS;
   constructor(p: Params, readonly name: string, c: number, expansion: number, bias: boolean, rng: Rng) {
-    const hidden = Math.floor(c * expansion);
+    const hidden = (this.hidden = Math.floor(c * expansion));
     this.pin = new Conv2d(p, `${name}.pin`, c, 2 * hidden, rng, { k: 1, bias });
     this.dw = new DepthwiseConv2d(p, `${name}.dw`, 2 * hidden, rng, { bias });
     this.pout = new Conv2d(p, `${name}.pout`, hidden, c, rng, { k: 1, bias });
   }
-  call(x: tf.Tensor4D): tf.Tensor4D {
+  /**
+   * @param x [B,H,W,C] → [B,H,W,C]
+   * @param norm when given, x is the block's input and the network sees norm(x) (γ, β folded into `pin`)
+   */
+  call(x: tf.Tensor4D, norm?: Norm): tf.Tensor4D {
+    const [b, h, w] = x.shape;
+    // a large map goes in bands of rows (each with the one-row halo its depthwise 3×3 needs, cropped after):
+    // every op here is per pixel but that conv, so the output is the same, and the hidden-width
+    // temporaries are a band's instead of the whole map's (less fresh memory for the allocator to fault in)
+    const rows = Math.max(8, Math.floor(this.bandFloats / (b * w * this.hidden)));
+    if (rows >= h) return this.callBand(x, norm);
     return tf.tidy(() => {
-      // each intermediate is freed once consumed (inference peak ≈ two hidden-width maps, not six)
-      const a = this.pin.call(x);
-      const d = replaced(a, this.dw.call(a));
-      const [x1, x2] = chunk2(d);
-      d.dispose();
+      const outs: tf.Tensor4D[] = [];
+      for (let r0 = 0; r0 < h; r0 += rows) {
+        const r1 = Math.min(h, r0 + rows);
+        const a0 = Math.max(0, r0 - 1);
+        const a1 = Math.min(h, r1 + 1);
+        const xb = tf.slice(x, [0, a0, 0, 0], [-1, a1 - a0, -1, -1]);
+        const yb = this.callBand(xb, norm);
+        xb.dispose();
+        outs.push(tf.slice(yb, [0, r0 - a0, 0, 0], [-1, r1 - r0, -1, -1]));
+        yb.dispose();
+      }
+      return tf.concat(outs, 1);
+    });
+  }
+  private callBand(x: tf.Tensor4D, norm?: Norm): tf.Tensor4D {
+    return tf.tidy(() => {
+      // each intermediate is freed once consumed; the two halves x1, x2 come from their halves of the
+      // pin/dw weights (no split of a 2·hidden map), so the peak is about three hidden-width maps
+      const xn = norm ? norm.normalize(x) : x;
+      const half = (i: number): tf.Tensor4D => {
+        const a = normedPointwise(xn, this.pin, norm, i * this.hidden, this.hidden);
+        return replaced(a, depthwiseSlice(a, this.dw, i * this.hidden, this.hidden));
+      };
+      const x1 = half(0);
       const act = replaced(x1, geluErf(x1));
+      const x2 = half(1);
+      if (xn !== x) xn.dispose();
       const gated = replaced(act, tf.mul(act, x2) as tf.Tensor4D);
       x2.dispose();
       return replaced(gated, this.pout.call(gated));
@@ -143,8 +252,8 @@ export class TransformerBlock {
     // each half in its own tidy: at inference its intermediates are freed as soon as it returns (the
     // peak memory of a forward pass is one block's, not the sum over blocks); under a gradient tape the
     // tensors backprop needs are kept by the engine, so training is unchanged
-    const y = tf.tidy(() => tf.add(x, this.attn.call(this.norm1.call(x))) as tf.Tensor4D);
-    return replaced(y, tf.tidy(() => tf.add(y, this.ffn.call(this.norm2.call(y))) as tf.Tensor4D));
+    const y = tf.tidy(() => tf.add(x, this.attn.call(x, this.norm1)) as tf.Tensor4D);
+    return replaced(y, tf.tidy(() => tf.add(y, this.ffn.call(y, this.norm2)) as tf.Tensor4D));
   }
 }
 
@@ -156,6 +265,9 @@ export class Downsample {
     this.conv = new Conv2d(p, `${name}.conv`, c, c / 2, rng, { bias: false });
   }
   call(x: tf.Tensor4D): tf.Tensor4D {
+    // on TensorFlow (oneDNN) a 3×3 conv to few channels is slow (24→12 at 512²: 184 ms); the same map as
+    // one 4×4 stride-2 conv to 2C channels takes 52 ms (`unshuffledConv`)
+    if (tf.getBackend() === 'tensorflow' && !this.conv.b) return unshuffledConv(x, this.conv.w as tf.Tensor4D);
     return pixelUnshuffle(this.conv.call(x), 2);
   }
 }
@@ -286,7 +398,9 @@ export class RestormerDecoder {
       y = replaced(y, runBlocks(this.dec[i], y));
     }
     y = replaced(y, runBlocks(this.refinement, y));
-    const out = this.out.call(y);
+    // to 3 channels: oneDNN's 3×3 conv 48→3 at 512² takes 340 ms, one matMul to the 27 tap outputs and
+    // their shifted sum ≈ 40 ms (`conv3x3ByTaps`)
+    const out = tf.getBackend() === 'tensorflow' ? conv3x3ByTaps(y, this.out.w as tf.Tensor4D, this.out.b) : this.out.call(y);
     y.dispose();
     return replaced(out, tf.add(out, xp) as tf.Tensor4D);
   }

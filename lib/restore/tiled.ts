@@ -34,6 +34,15 @@ import { ImageStatistics, withImageStatistics } from './layers';
 /** Default memory budget of one tile's forward pass (MiB). */
 export const DEFAULT_TILE_BUDGET_MIB = 768;
 
+/**
+ * Without a given budget, an image whose single pass is predicted to need at most this (MiB) is restored
+ * in that one pass rather than in tiles of DEFAULT_TILE_BUDGET_MIB: a tiled image takes two passes over
+ * its tiles (whole-image statistics), so for sizes up to about 600² (the dim-24 PromptIR; 512² predicts
+ * 1089 MiB) one pass is less than half the work. Larger images are tiled as before, so the peak memory
+ * of a 12-Mpixel photo does not change.
+ */
+export const DEFAULT_WHOLE_IMAGE_BUDGET_MIB = 1536;
+
 /** A guidance image larger than this (pixels) is reduced first (the text side's own G is 128²). */
 export const GUIDANCE_MAX_PIXELS = 512 * 512;
 
@@ -105,7 +114,10 @@ export function checkWholeImageFits(what: string, h: number, w: number, bytes: n
 export interface TileOptions {
   /** tile side in pixels (rounded down to a multiple of the network's size multiple); default: from the budget */
   tile?: number;
-  /** memory budget of one tile's forward pass, MiB (default DEFAULT_TILE_BUDGET_MIB) */
+  /**
+   * memory budget of one tile's forward pass, MiB (default DEFAULT_TILE_BUDGET_MIB, and
+   * DEFAULT_WHOLE_IMAGE_BUDGET_MIB for restoring the image in one pass)
+   */
   budgetMiB?: number;
   /** overlap of neighbouring tiles in pixels (rounded up to the size multiple); default max(32, tile/8) */
   overlap?: number;
@@ -196,7 +208,8 @@ export function planTiles(net: GuidedRestorer, h: number, w: number, opts: TileO
   }
   // the whole image in one pass when it fits: the untiled result, unchanged
   const whole = forwardBytes(net, hp, wp, g);
-  if (whole <= budget) return plan(hp, wp, 0, whole);
+  const wholeBudget = opts.budgetMiB === undefined ? Math.min(limit, Math.max(budget, DEFAULT_WHOLE_IMAGE_BUDGET_MIB * 2 ** 20)) : budget;
+  if (whole <= wholeBudget) return plan(hp, wp, 0, whole);
   const fits = (th: number, tw: number) => forwardBytes(net, th, tw, gEnc) <= budget;
   if (!fits(m, m)) {
     throw new UserError(`even the smallest tile (${m}x${m}) needs about ${mib(forwardBytes(net, m, m, gEnc))} (predicted), more than the tile budget ${mib(budget)}; raise --tile-budget`);

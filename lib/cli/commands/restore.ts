@@ -14,7 +14,7 @@ import { restoreCheckpoint } from '../../jobs/method';
 import { GUIDANCE_SOURCES, guidanceSourceByName, guidanceSourceNames, guidanceCheckpointForRestorer } from '../../jobs/sources';
 import { readImage, writeImage, formatFromPath } from '../../data/io';
 import { IMAGE_EXTENSIONS, forEachFile, isDirectory, listImages, outputPathFor, prepareOutputFolder, refuseOverwrite } from '../files';
-import { DEFAULT_TILE_BUDGET_MIB, GUIDANCE_MAX_PIXELS, planTiles, restoreTiledAsync } from '../../restore/tiled';
+import { DEFAULT_TILE_BUDGET_MIB, DEFAULT_WHOLE_IMAGE_BUDGET_MIB, GUIDANCE_MAX_PIXELS, planTiles, restoreTiledAsync } from '../../restore/tiled';
 import { Progress } from '../../train/progress';
 import { defaultRunsDir, shippedCheckpoint } from '../../util/paths';
 import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restorePresetFrom, parseRestorePresetFile, restoreRunName } from '../../restore/config';
@@ -69,7 +69,8 @@ options:
                          one the restorer was trained with if it is there unchanged, else data/checkpoints/guidance-demo.tdrc)
   --guidance-image FILE  use this image as G (reduced to ${Math.sqrt(GUIDANCE_MAX_PIXELS)}x${Math.sqrt(GUIDANCE_MAX_PIXELS)} pixels at most)
   --tile N               tile side in pixels (rounded to the network's multiple); default: the largest that fits --tile-budget
-  --tile-budget MIB      memory for one tile's pass, MiB (default ${DEFAULT_TILE_BUDGET_MIB}); images that fit it are restored in one pass
+  --tile-budget MIB      memory for one tile's pass, MiB (default ${DEFAULT_TILE_BUDGET_MIB}, and images predicted
+                         to fit ${DEFAULT_WHOLE_IMAGE_BUDGET_MIB} go in one pass); images that fit it are restored in one pass
   --out FILE | FOLDER    .png, .jpg, .webp or .tif; a folder when the input is one`;
 
 const RestoreOptions = z.strictObject({
