@@ -125,11 +125,6 @@ async function useTensorflow(threads: number): Promise<BackendInfo | string> {
   // TensorFlow reads these once, when tfjs-node creates its eager context while it is required
   process.env.TF_NUM_INTRAOP_THREADS = String(threads);
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
-  // TensorFlow's best-fit-with-coalescing allocator for host memory: freed tensors' memory is reused by the
-  // next ones. Without it every tensor above glibc's mmap threshold (32 MiB: a 512² map of ≥ 32 channels)
-  // is a fresh mapping whose pages fault in on first touch, which on this kind of VM cost more than the
-  // arithmetic of most element-wise kernels (a [1,512,512,48] multiply: 134 ms, 8 ms with reuse; docs §6)
-  process.env.TF_CPU_ALLOCATOR_USE_BFC ??= 'true';
   const r = loadTensorflow();
   if ('error' in r) return r.error;
   registerTensorflowKernels(); // explicit-padding conv gradients (./tensorflow.ts)

@@ -1,7 +1,8 @@
 /**
  * `tdr bench --restore`: how long restoring a user's photo takes and how much memory it needs, at
- * 512², 1024², 3 Mpixel and 12 Mpixel, with the shipped restorers (guided: G generated once from the
- * whole image by the text side, then tiled restoration; and the unguided baseline). Each size runs in
+ * 512², 1024², 3 Mpixel and 12 Mpixel, with the shipped restorers (`restoreCheckpoint`: the dim-24 PromptIR
+ * pair of data/configs/restore-demo-wide.json; guided: G generated once from the whole image by the
+ * guidance model the restorer records, then tiled restoration; and the unguided baseline). Each size runs in
  * a fresh child process, as `tdr restore` would: its peak RSS is that size's alone, and the wasm heap
  * grows from nothing (on this kind of machine first-touching memory is a real cost).
  *
@@ -21,8 +22,8 @@ import { degrade } from '../data/degrade';
 import { loadRestorer } from '../restore/train';
 import { planTiles, restoreTiledAsync, DEFAULT_TILE_BUDGET_MIB } from '../restore/tiled';
 import { guidanceKey } from '../restore/source';
-import { textGuidance } from './sources';
-import { shippedCheckpoint } from '../util/paths';
+import { restorerGuidanceCheckpoint, textGuidance } from './sources';
+import { restoreCheckpoint } from './method';
 import { UserError } from '../util/errors';
 import { textTable } from '../viz/table';
 
@@ -56,7 +57,7 @@ export interface RestoreBenchArgs {
   width: number;
   height: number;
   guided: boolean;
-  /** restorer checkpoint (default: the shipped PromptIR demo, guided or plain) */
+  /** restorer checkpoint (default: the shipped PromptIR pair's, guided or plain: `restoreCheckpoint`) */
   checkpoint?: string;
   budgetMiB?: number;
   tile?: number;
@@ -85,14 +86,14 @@ export async function benchRestoreOnce(args: RestoreBenchArgs & { input: string 
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const info = await initBackend({ quiet: true });
-  const ckpt = args.checkpoint ?? shippedCheckpoint(`restore-promptir-all-in-one-${args.guided ? 'guided' : 'plain'}-demo`);
-  const { net, params } = loadRestorer(ckpt, { guidance: args.guided });
+  const ckpt = args.checkpoint ?? restoreCheckpoint('promptir', args.guided);
+  const { net, params, meta } = loadRestorer(ckpt, { guidance: args.guided });
   try {
     const ta = performance.now();
     const x = await readImage(args.input);
     const tb = performance.now();
     let g;
-    if (args.guided) g = await textGuidance().get(x, guidanceKey('bench', args.label, 'noise25'));
+    if (args.guided) g = await textGuidance({ checkpoint: restorerGuidanceCheckpoint(meta) }).get(x, guidanceKey('bench', args.label, 'noise25'));
     const tc = performance.now();
     const plan = planTiles(net, x.height, x.width, { tile: args.tile, budgetMiB: args.budgetMiB, guidance: g ? [g.height, g.width] : undefined });
     const y = await restoreTiledAsync(net, x, g, { tile: args.tile, budgetMiB: args.budgetMiB });
@@ -137,7 +138,7 @@ async function makeInput(file: string, width: number, height: number): Promise<v
 export async function runRestoreBench(opts: { sizes?: Array<[string, number, number]>; guided?: boolean[]; budgetMiB?: number; tile?: number; onRow?: (r: RestoreBenchRow) => void } = {}): Promise<RestoreBenchRow[]> {
   const guided = opts.guided ?? [true, false];
   for (const gd of guided) {
-    const f = shippedCheckpoint(`restore-promptir-all-in-one-${gd ? 'guided' : 'plain'}-demo`);
+    const f = restoreCheckpoint('promptir', gd);
     if (!fs.existsSync(f)) throw new UserError(`${f}: missing (the restore benchmark uses the shipped PromptIR checkpoints)`);
   }
   const rows: RestoreBenchRow[] = [];

@@ -373,6 +373,23 @@ export class ImageStatistics {
 
 let activeStats: ImageStatistics | null = null;
 
+/** Whether a tiled pass is gathering or applying whole-image statistics (ops then see whole tiles). */
+export function imageStatisticsActive(): boolean {
+  return activeStats !== null;
+}
+
+/**
+ * Row bands [r0, r1) of an h-row map for ops that work band by band: as few bands as keep each within
+ * `maxFloats` (of a map `floatsPerRow` wide), of nearly equal height, at least 8 rows; one band when it fits.
+ */
+export function rowBands(h: number, floatsPerRow: number, maxFloats: number): Array<[number, number]> {
+  const n = Math.min(Math.ceil(h / 8), Math.max(1, Math.ceil((h * floatsPerRow) / maxFloats)));
+  const rows = Math.ceil(h / n);
+  const out: Array<[number, number]> = [];
+  for (let r0 = 0; r0 < h; r0 += rows) out.push([r0, Math.min(h, r0 + rows)]);
+  return out;
+}
+
 /** Run `fn` with `stats` gathering or applying the whole image's statistics (see ImageStatistics). */
 export function withImageStatistics<T>(stats: ImageStatistics, fn: () => T): T {
   const prev = activeStats;
@@ -405,6 +422,14 @@ export function spatialMean(x: tf.Tensor4D, keepDims = false): tf.Tensor {
 }
 
 /**
+ * qᵀk / (max(√Σq², ε) · max(√Σk², ε)ᵀ) from the sums: gram [B,C,C], Σq² and Σk² [B,C] (or [B·C]).
+ */
+export function gramFromSums(gram: tf.Tensor3D, sumSqQ: tf.Tensor, sumSqK: tf.Tensor, eps = 1e-12): tf.Tensor3D {
+  const [b, c] = gram.shape;
+  return tf.tidy(() => tf.div(gram, tf.mul(tf.maximum(tf.sqrt(sumSqQ), eps).reshape([b, c, 1]), tf.maximum(tf.sqrt(sumSqK), eps).reshape([b, 1, c]))) as tf.Tensor3D);
+}
+
+/**
  * MDTA's channel × channel cosine similarities in the [B,H·W,C] layout (all heads at once): qᵀk / (‖q‖‖k‖ᵀ),
  * norms over all pixels (PyTorch F.normalize's eps), which equals q̂ k̂ᵀ of `channelCorrelation` for the
  * diagonal blocks of every head — of the tile as usual, or of the whole image inside a tiled pass
@@ -414,8 +439,7 @@ export function spatialMean(x: tf.Tensor4D, keepDims = false): tf.Tensor {
  */
 export function channelGram(q: tf.Tensor3D, k: tf.Tensor3D, h: number, w: number, eps = 1e-12): tf.Tensor3D {
   const [b, , c] = q.shape;
-  const fromSums = (gram: tf.Tensor3D, nq: tf.Tensor, nk: tf.Tensor): tf.Tensor3D =>
-    tf.div(gram, tf.mul(tf.maximum(tf.sqrt(nq), eps).reshape([b, c, 1]), tf.maximum(tf.sqrt(nk), eps).reshape([b, 1, c]))) as tf.Tensor3D;
+  const fromSums = (gram: tf.Tensor3D, nq: tf.Tensor, nk: tf.Tensor): tf.Tensor3D => gramFromSums(gram, nq, nk, eps);
   const local = () => tf.tidy(() => fromSums(tf.matMul(q, k, true, false), tf.sum(tf.square(q), 1), tf.sum(tf.square(k), 1)));
   const s = activeStats;
   if (!s) return local();

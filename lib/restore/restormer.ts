@@ -24,7 +24,7 @@ import { z } from 'zod';
 import { Params, init } from '../models/params';
 import { Conv2d, DepthwiseConv2d, LayerNorm } from '../models/nn';
 import { Rng } from '../util/rng';
-import { FusionSpec, RestorationBackbone, channelGram, checkGuidance, checkImage, conv3x3ByTaps, cropTo, geluErf, padToMultiple, pixelShuffle, pixelUnshuffle, replaced, runBlocks, unshuffledConv } from './layers';
+import { FusionSpec, RestorationBackbone, channelGram, checkGuidance, checkImage, conv3x3ByTaps, cropTo, geluErf, gramFromSums, imageStatisticsActive, padToMultiple, pixelShuffle, pixelUnshuffle, replaced, rowBands, runBlocks, unshuffledConv } from './layers';
 
 export { runBlocks } from './layers';
 
@@ -120,6 +120,8 @@ export class MDTA {
   readonly dw: DepthwiseConv2d;
   readonly proj: Conv2d;
   readonly temperature: tf.Variable;
+  /** a map of more floats than this (per C-wide map) goes in bands of rows (same output; not in a tiled pass) */
+  bandFloats = BAND_FLOATS;
   constructor(p: Params, readonly name: string, readonly c: number, readonly heads: number, bias: boolean, rng: Rng) {
     if (c % heads !== 0) throw new Error(`${name}: channels ${c} not divisible by heads ${heads}`);
     this.qkv = new Conv2d(p, `${name}.qkv`, c, 3 * c, rng, { k: 1, bias });
@@ -133,7 +135,8 @@ export class MDTA {
    */
   call(x: tf.Tensor4D, norm?: Norm): tf.Tensor4D {
     const [b, h, w, c] = x.shape;
-    const nh = this.heads;
+    const bands = rowBands(h, b * w * c, this.bandFloats);
+    if (bands.length > 1 && !imageStatisticsActive()) return this.callBanded(x, norm, bands);
     return tf.tidy(() => {
       // intermediates freed once consumed (inference memory), as in GDFN
       const xn = norm ? norm.normalize(x) : x;
@@ -149,18 +152,75 @@ export class MDTA {
       // q̂ k̂ᵀ, q and k normalised over all pixels (of the whole image in a tiled pass: channelGram)
       const corr = channelGram(q, k, h, w); // [B,C,C]
       tf.dispose([q, k]);
-      const attn = tf.tidy(() => {
-        if (nh === 1) return tf.softmax(tf.mul(corr, this.temperature), -1);
-        const ch = c / nh;
-        const rowTemperature = tf.tile(this.temperature.reshape([nh, 1]), [1, ch]).reshape([1, c, 1]);
-        return tf.softmax(tf.add(tf.mul(corr, rowTemperature), headMask(c, nh)), -1);
-      });
+      const attn = this.attention(corr);
       corr.dispose();
       const v = part(2);
       if (xn !== x) xn.dispose();
       const o = tf.matMul(v, attn, false, true).reshape([b, h, w, c]) as tf.Tensor4D; // o[p,i] = Σ_j A[i,j]·v[p,j]
       tf.dispose([v, attn]);
       return replaced(o, this.proj.call(o));
+    });
+  }
+
+  /** Softmax over each row's head block of the temperature-scaled similarities [B,C,C]. */
+  private attention(corr: tf.Tensor3D): tf.Tensor3D {
+    const c = this.c;
+    const nh = this.heads;
+    return tf.tidy(() => {
+      if (nh === 1) return tf.softmax(tf.mul(corr, this.temperature), -1) as tf.Tensor3D;
+      const rowTemperature = tf.tile(this.temperature.reshape([nh, 1]), [1, c / nh]).reshape([1, c, 1]);
+      return tf.softmax(tf.add(tf.mul(corr, rowTemperature), headMask(c, nh)), -1) as tf.Tensor3D;
+    });
+  }
+
+  /**
+   * `call` band by band (each band with the one-row halo of the depthwise conv, cropped after): the sums
+   * qᵀk, Σq², Σk² add over the bands, v is kept per band, and the output is made band by band — the same
+   * function with a band's temporaries instead of the whole map's.
+   */
+  private callBanded(x: tf.Tensor4D, norm: Norm | undefined, bands: Array<[number, number]>): tf.Tensor4D {
+    const [b, h, w, c] = x.shape;
+    return tf.tidy(() => {
+      let gram: tf.Tensor3D | undefined;
+      let sq: tf.Tensor | undefined;
+      let sk: tf.Tensor | undefined;
+      const add = <T extends tf.Tensor>(acc: T | undefined, t: T): T => {
+        if (!acc) return t;
+        const r = tf.add(acc, t) as T;
+        tf.dispose([acc, t]);
+        return r;
+      };
+      const vs: tf.Tensor3D[] = [];
+      for (const [r0, r1] of bands) {
+        const a0 = Math.max(0, r0 - 1);
+        const a1 = Math.min(h, r1 + 1);
+        const parts = tf.tidy(() => {
+          const xb = tf.slice(x, [0, a0, 0, 0], [-1, a1 - a0, -1, -1]) as tf.Tensor4D;
+          const xn = norm ? norm.normalize(xb) : xb;
+          const part = (i: number): tf.Tensor3D => {
+            const a = normedPointwise(xn, this.qkv, norm, i * c, c);
+            const d = replaced(a, depthwiseSlice(a, this.dw, i * c, c));
+            return tf.slice(d, [0, r0 - a0, 0, 0], [-1, r1 - r0, -1, -1]).reshape([b, (r1 - r0) * w, c]) as tf.Tensor3D;
+          };
+          const q = part(0);
+          const k = part(1);
+          return { gram: tf.matMul(q, k, true, false) as tf.Tensor3D, sq: tf.sum(tf.square(q), 1), sk: tf.sum(tf.square(k), 1), v: part(2) };
+        });
+        gram = add(gram, parts.gram);
+        sq = add(sq, parts.sq);
+        sk = add(sk, parts.sk);
+        vs.push(parts.v);
+      }
+      const corr = gramFromSums(gram!, sq!, sk!);
+      const attn = this.attention(corr);
+      const outs = bands.map(([r0, r1], i) =>
+        tf.tidy(() => {
+          const o = tf.matMul(vs[i], attn, false, true).reshape([b, r1 - r0, w, c]) as tf.Tensor4D;
+          vs[i].dispose();
+          return this.proj.call(o);
+        }),
+      );
+      return tf.concat(outs, 1) as tf.Tensor4D;
     });
   }
 }
@@ -173,8 +233,8 @@ function headMask(c: number, heads: number): tf.Tensor3D {
   return tf.tensor3d(m, [1, c, c]);
 }
 
-/** GDFN works on bands of rows whose hidden-width maps hold at most this many floats (16 MiB). */
-const GDFN_BAND_FLOATS = 4 * 2 ** 20;
+/** MDTA and GDFN work on bands of rows whose widest temporary map holds at most this many floats (16 MiB). */
+const BAND_FLOATS = 4 * 2 ** 20;
 
 /** Gated-Dconv feed-forward network: 1×1 → depthwise 3×3 → GELU(x1)·x2 → 1×1. */
 export class GDFN {
@@ -183,7 +243,7 @@ export class GDFN {
   readonly pout: Conv2d;
   readonly hidden: number;
   /** a map whose hidden width holds more floats than this goes in bands of rows (same output) */
-  bandFloats = GDFN_BAND_FLOATS;
+  bandFloats = BAND_FLOATS;
   constructor(p: Params, readonly name: string, c: number, expansion: number, bias: boolean, rng: Rng) {
     const hidden = (this.hidden = Math.floor(c * expansion));
     this.pin = new Conv2d(p, `${name}.pin`, c, 2 * hidden, rng, { k: 1, bias });
@@ -199,12 +259,11 @@ export class GDFN {
     // a large map goes in bands of rows (each with the one-row halo its depthwise 3×3 needs, cropped after):
     // every op here is per pixel but that conv, so the output is the same, and the hidden-width
     // temporaries are a band's instead of the whole map's (less fresh memory for the allocator to fault in)
-    const rows = Math.max(8, Math.floor(this.bandFloats / (b * w * this.hidden)));
-    if (rows >= h) return this.callBand(x, norm);
+    const bands = rowBands(h, b * w * this.hidden, this.bandFloats);
+    if (bands.length === 1) return this.callBand(x, norm);
     return tf.tidy(() => {
       const outs: tf.Tensor4D[] = [];
-      for (let r0 = 0; r0 < h; r0 += rows) {
-        const r1 = Math.min(h, r0 + rows);
+      for (const [r0, r1] of bands) {
         const a0 = Math.max(0, r0 - 1);
         const a1 = Math.min(h, r1 + 1);
         const xb = tf.slice(x, [0, a0, 0, 0], [-1, a1 - a0, -1, -1]);

@@ -2,7 +2,7 @@
  * The restorers' faster forward computes the same function as the plain composition it replaced (docs §6,
  * "A faster 512² pass"): each rewritten piece against that composition, written out here, on random
  * weights (non-trivial γ, β, biases, temperatures) — a transformer block (layer norms folded into the 1×1
- * convs, MDTA without transposes in the [B,HW,C] layout, one head and several), GDFN in bands of rows,
+ * convs, MDTA without transposes in the [B,HW,C] layout, one head and several), MDTA and GDFN in bands of rows,
  * the 4×4 stride-2 form of conv + pixel-unshuffle, the 3×3 conv by taps; and the one-pass default for
  * images that fit DEFAULT_WHOLE_IMAGE_BUDGET_MIB.
  */
@@ -103,6 +103,24 @@ test('GDFN in bands of rows (1-row halo) equals the whole map, and the plain com
   assert.ok(maxDiff(shifted, whole) > 1e-3, 'the comparison sees a single wrong row');
   tf.dispose([x, whole, banded, ref, shifted]);
   p.dispose();
+});
+
+test('MDTA in bands of rows (sums over bands, 1-row halo) equals the whole map and the plain composition; 1 and 2 heads', () => {
+  for (const heads of [1, 2]) {
+    const p = new Params();
+    const m = new MDTA(p, 'm', 8, heads, true, new Rng(11));
+    randomize(p, 12);
+    const x = tf.randomNormal([2, 21, 6, 8], 0, 1, 'float32', 13) as tf.Tensor4D;
+    m.bandFloats = Infinity;
+    const whole = m.call(x);
+    m.bandFloats = 2 * 6 * 8 * 8; // 3 bands of 7 rows
+    const banded = m.call(x);
+    const ref = tf.tidy(() => referenceMDTA(m, x));
+    assert.ok(maxDiff(banded, whole) <= 1e-5, `${heads} heads, banded vs whole: ${maxDiff(banded, whole)}`);
+    assert.ok(maxDiff(banded, ref) <= 1e-5, `${heads} heads, banded vs reference: ${maxDiff(banded, ref)}`);
+    tf.dispose([x, whole, banded, ref]);
+    p.dispose();
+  }
 });
 
 test('unshuffledConv = pixelUnshuffle(conv3x3 same, 2); conv3x3ByTaps = conv3x3 same + bias', () => {

@@ -74,8 +74,9 @@ options:
                512 px, median of N runs (--steps, default 5) after one warm-up; one thread;
                process CPU time and wall-clock time (other load stretches the latter)
   --restore    instead: 'tdr restore' of a noisy photo (σ 25) at 512², 1024², 3 Mpixel and 12 Mpixel
-               (--sizes 512,1024,3mp,12mp or WxH,…) with the shipped PromptIR demo restorers, guided
-               (G generated from the image) and unguided, each size in a fresh process: seconds
+               (--sizes 512,1024,3mp,12mp or WxH,…) with the shipped PromptIR restorers (dim 24), guided
+               (G generated from the image by the guidance model the restorer records) and unguided
+               ($TDR_RESTORE_GUIDED_CHECKPOINT / _PLAIN_ for others), each size in a fresh process: seconds
                (decode, guidance, tiled restoration, encode), CPU seconds and peak RSS; targets:
                512² guided ≤ 5 s, 12 Mpixel within 2 GiB peak RSS
   --guide F    instead: one guidance image G(E'_txt) from one degraded input (demo: 128²) with the
