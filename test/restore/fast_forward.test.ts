@@ -32,6 +32,11 @@ function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
 }
 
+/** Float32 rounding allowance: 1e-5 of the reference's largest magnitude (at least 1e-5). */
+function tolerance(ref: tf.Tensor): number {
+  return 1e-5 * Math.max(1, tf.tidy(() => tf.max(tf.abs(ref)).dataSync()[0]));
+}
+
 type NormLike = { call<T extends tf.Tensor>(x: T): T };
 
 /** The composition before: norm → 1×1 → depthwise → split → per-head [B,heads,ch,HW] → q̂k̂ᵀ·t → softmax → ·v → proj. */
@@ -68,8 +73,7 @@ for (const layerNorm of ['withBias', 'biasFree'] as const) {
       const y = tf.tidy(() => blk.call(x));
       const ref = tf.tidy(() => referenceBlock(blk, x));
       const d = maxDiff(y, ref);
-      const scale = tf.tidy(() => tf.max(tf.abs(ref)).dataSync()[0]);
-      assert.ok(d <= 1e-5 * Math.max(1, scale), `max |new − reference| = ${d} (output scale ${scale})`);
+      assert.ok(d <= tolerance(ref), `max |new − reference| = ${d} (allowed ${tolerance(ref)})`);
       // and under a gradient tape (training): the same parameter gradients
       const r = tf.randomNormal(y.shape, 0, 1, 'float32', 4);
       const vars = p.trainable().map(([, v]) => v);
@@ -78,7 +82,7 @@ for (const layerNorm of ['withBias', 'biasFree'] as const) {
       for (const [name, g] of Object.entries(g2.grads)) {
         const e = maxDiff(g1.grads[name], g);
         const s = tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]);
-        assert.ok(e <= 1e-4 * Math.max(1, s), `gradient of ${name}: max |new − reference| = ${e} (scale ${s})`);
+        assert.ok(e <= 5e-4 * Math.max(1, s), `gradient of ${name}: max |new − reference| = ${e} (scale ${s})`);
       }
       tf.dispose([x, y, ref, r, g1.value, g2.value, ...Object.values(g1.grads), ...Object.values(g2.grads)]);
       p.dispose();
@@ -96,8 +100,8 @@ test('GDFN in bands of rows (1-row halo) equals the whole map, and the plain com
   f.bandFloats = 2 * 6 * f.hidden * 8; // 8 rows a band: 3 bands, the last 5 rows
   const banded = f.call(x);
   const ref = tf.tidy(() => referenceGDFN(f, x));
-  assert.ok(maxDiff(banded, whole) <= 1e-5, `banded vs whole: ${maxDiff(banded, whole)}`);
-  assert.ok(maxDiff(banded, ref) <= 1e-5, `banded vs reference: ${maxDiff(banded, ref)}`);
+  assert.ok(maxDiff(banded, whole) <= tolerance(ref), `banded vs whole: ${maxDiff(banded, whole)} (allowed ${tolerance(ref)})`);
+  assert.ok(maxDiff(banded, ref) <= tolerance(ref), `banded vs reference: ${maxDiff(banded, ref)} (allowed ${tolerance(ref)})`);
   // a band boundary off by a row would change the rows next to it: check the control does fail
   const shifted = tf.concat([tf.slice(whole, [0, 0, 0, 0], [-1, 8, -1, -1]), tf.slice(x, [0, 8, 0, 0], [-1, 1, -1, -1]), tf.slice(whole, [0, 9, 0, 0], [-1, -1, -1, -1])], 1);
   assert.ok(maxDiff(shifted, whole) > 1e-3, 'the comparison sees a single wrong row');
@@ -116,8 +120,8 @@ test('MDTA in bands of rows (sums over bands, 1-row halo) equals the whole map a
     m.bandFloats = 2 * 6 * 8 * 8; // 3 bands of 7 rows
     const banded = m.call(x);
     const ref = tf.tidy(() => referenceMDTA(m, x));
-    assert.ok(maxDiff(banded, whole) <= 1e-5, `${heads} heads, banded vs whole: ${maxDiff(banded, whole)}`);
-    assert.ok(maxDiff(banded, ref) <= 1e-5, `${heads} heads, banded vs reference: ${maxDiff(banded, ref)}`);
+    assert.ok(maxDiff(banded, whole) <= tolerance(ref), `${heads} heads, banded vs whole: ${maxDiff(banded, whole)}`);
+    assert.ok(maxDiff(banded, ref) <= tolerance(ref), `${heads} heads, banded vs reference: ${maxDiff(banded, ref)}`);
     tf.dispose([x, whole, banded, ref]);
     p.dispose();
   }
@@ -130,10 +134,10 @@ test('unshuffledConv = pixelUnshuffle(conv3x3 same, 2); conv3x3ByTaps = conv3x3 
   const u = unshuffledConv(x, w);
   const uRef = pixelUnshuffle(tf.conv2d(x, w, 1, 'same'), 2);
   assert.deepEqual(u.shape, [2, 4, 3, 12]);
-  assert.ok(maxDiff(u, uRef) <= 1e-5, `unshuffledConv: ${maxDiff(u, uRef)}`);
+  assert.ok(maxDiff(u, uRef) <= tolerance(uRef), `unshuffledConv: ${maxDiff(u, uRef)}`);
   const y = conv3x3ByTaps(x, w, bias);
   const yRef = tf.add(tf.conv2d(x, w, 1, 'same'), bias);
-  assert.ok(maxDiff(y, yRef) <= 1e-5, `conv3x3ByTaps: ${maxDiff(y, yRef)}`);
+  assert.ok(maxDiff(y, yRef) <= tolerance(yRef), `conv3x3ByTaps: ${maxDiff(y, yRef)}`);
   tf.dispose([x, w, bias, u, uRef, y, yRef]);
 });
 
