@@ -10,7 +10,10 @@
  * (dilations, other activations, broadcasting beyond one side, non-float32) goes to the kernel
  * that was registered before (the tdr wasm kernels). Each worker thread loads its own instance
  * (Node-API addons are context-aware; the im2col scratch is thread-local) and OpenBLAS runs one
- * thread per call: the data-parallel workers use the cores.
+ * thread per call: the data-parallel workers use the cores, their GEMMs at once with the pthreads
+ * build of OpenBLAS; a build whose concurrent calls are not safe (single-threaded without
+ * USE_LOCKING, OpenMP) gets one GEMM at a time per process (`addon.gemmLock()` says which; env
+ * TDR_NATIVE_GEMM_LOCK=1|0 forces it, for diagnosis; native/src/tdr_native.c).
  * Off with TDR_NATIVE=0. Gradient-checked against the cpu backend in test/backend/native.test.ts.
  */
 import * as path from 'node:path';
@@ -28,6 +31,8 @@ export interface NativeAddon {
   depthwiseBackpropInput(dy: Float32Array, n: number, h: number, w: number, c: number, f: Float32Array, fh: number, fw: number, m: number, sy: number, sx: number, pt: number, pl: number, ho: number, wo: number, dx: Float32Array): void;
   setThreads(n: number): void;
   config(): string;
+  /** whether this process serialises its sgemm calls, and why: 'concurrent (…)' or 'serialised (…)' */
+  gemmLock(): string;
 }
 
 let loaded: { addon: NativeAddon | null; reason: string } | null = null;

@@ -4,13 +4,20 @@
  * copied in or out). im2col per image into a grow-only thread-local scratch buffer; one OpenBLAS
  * thread per call (tdr's data-parallel workers use the other cores).
  *
- * sgemm calls are serialised by one process-wide lock: concurrent cblas_sgemm from two Node worker
- * threads gave wrong results with Debian's OpenBLAS 0.3.21 (pthread build) — the demo T2I's gradient
- * norm went from 0.6 to 1e6 with two workers, and was right with the lock or with one worker —
- * although the same concurrent calls from plain pthreads in C were right. The same class of failure
- * is reported upstream (OpenBLAS issues #1755 and #2126: concurrent cblas_sgemm from application
- * threads returning wrong results, intermittently and hard to reproduce in small programs).
- * im2col/col2im and every non-GEMM op still run in parallel.
+ * Concurrent sgemm calls (two data-parallel Node worker threads) are safe only when OpenBLAS takes its
+ * packing buffers under a lock. Its pthreads build does (blas_memory_alloc locks its buffer table); a
+ * single-threaded build without USE_LOCKING does not: two calls at once can take the same buffer and
+ * pack over each other's A and B. Linked against Debian's libopenblas0-serial 0.3.21 without a lock,
+ * the demo T2I stage with two workers went from gradient norm 0.56 to 5192 at its second step (32 of
+ * 97,280 sgemm calls wrong in 10 steps, caught by TDR_NATIVE_VERIFY=1); against Debian's
+ * libopenblas0-pthread 0.3.21 the same run was right (0 of 1,410,560 calls wrong in 170 steps; the
+ * losses and gradient norms of one worker within 1e-5). docs/experiments.md §1 has the commands.
+ * So the lock is decided once per process at load (decide_gemm_lock): concurrent with a pthreads
+ * build, or a single-threaded one whose openblas_get_config() says USE_LOCKING (OpenBLAS ≥ 0.3.28
+ * prints it); one sgemm at a time with any other build (single-threaded without USE_LOCKING, OpenMP),
+ * and whenever more than one OpenBLAS thread per call is set. Env TDR_NATIVE_GEMM_LOCK=1|0 forces it
+ * (for diagnosis; 0 is wrong with a build that needs the lock). im2col/col2im and every non-GEMM op
+ * always run in parallel.
  */
 #include <node_api.h>
 #include <cblas.h>
@@ -18,9 +25,89 @@
 #include <string.h>
 #include <stdio.h>
 #include <pthread.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * When sgemm calls are serialised (see the header): decided once per process at the first load.
+ */
 static pthread_mutex_t gemm_lock = PTHREAD_MUTEX_INITIALIZER;
-/* see the header: one sgemm at a time per process */
-#define SGEMM(...) do { pthread_mutex_lock(&gemm_lock); cblas_sgemm(__VA_ARGS__); pthread_mutex_unlock(&gemm_lock); } while (0)
+static pthread_once_t gemm_once = PTHREAD_ONCE_INIT;
+static int gemm_serialise = 1;      /* the library's buffer allocation is not known to be thread-safe */
+static const char *gemm_why = "";   /* one line, for gemmLock() */
+static int blas_threads = 1;        /* the last openblas_set_num_threads (process-wide, like OpenBLAS's own) */
+
+static void decide_gemm_lock(void) {
+  const char *env = getenv("TDR_NATIVE_GEMM_LOCK");
+  if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0)) {
+    gemm_serialise = env[0] == '1';
+    gemm_why = gemm_serialise ? "serialised (TDR_NATIVE_GEMM_LOCK=1)" : "concurrent (TDR_NATIVE_GEMM_LOCK=0: unsafe with a single-threaded OpenBLAS)";
+    return;
+  }
+  const int parallel = openblas_get_parallel(); /* 0 single-threaded build, 1 pthreads, 2 OpenMP */
+  if (parallel == 1) {
+    gemm_serialise = 0;
+    gemm_why = "concurrent (pthreads build of OpenBLAS: its GEMM buffers are taken under a lock)";
+  } else if (parallel == 0 && strstr(openblas_get_config(), "USE_LOCKING") != NULL) {
+    gemm_serialise = 0;
+    gemm_why = "concurrent (single-threaded OpenBLAS built with USE_LOCKING)";
+  } else if (parallel == 0) {
+    gemm_why = "serialised (single-threaded OpenBLAS without USE_LOCKING: concurrent calls share GEMM buffers)";
+  } else {
+    gemm_why = "serialised (OpenMP build of OpenBLAS: concurrent calls from non-OpenMP threads not checked)";
+  }
+}
+
+/* Diagnosis only (env TDR_NATIVE_VERIFY=1): after every sgemm, 32 sampled entries of C are recomputed
+ * in double from A and B (and C's old value when beta != 0); a mismatch is printed (the first 20) and
+ * counted, and the totals are printed at exit. This is how the shared-buffer race was seen. */
+static int gemm_verify = 0;
+static unsigned long gemm_calls = 0, gemm_bad = 0;
+static _Thread_local unsigned int verify_seed = 12345;
+
+static void verify_report(void) {
+  fprintf(stderr, "tdr-native verify: %lu sgemm calls checked, %lu wrong; sgemm %s\n", gemm_calls, gemm_bad, gemm_why);
+}
+
+static void sgemm(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  enum { S = 32 };
+  int ri[S], ci[S];
+  float old[S];
+  if (gemm_verify)
+    for (int s = 0; s < S; s++) {
+      verify_seed = verify_seed * 1664525u + 1013904223u;
+      ri[s] = (int)((verify_seed >> 8) % (unsigned)M);
+      verify_seed = verify_seed * 1664525u + 1013904223u;
+      ci[s] = (int)((verify_seed >> 8) % (unsigned)N);
+      old[s] = C[(size_t)ri[s] * ldc + ci[s]];
+    }
+  /* more than one OpenBLAS thread per call: serialised too (its threaded level-3 path had races between
+   * concurrent callers fixed after 0.3.21; and the GEMM already uses the cores) */
+  const int lock = gemm_serialise || __atomic_load_n(&blas_threads, __ATOMIC_RELAXED) > 1;
+  if (lock) pthread_mutex_lock(&gemm_lock);
+  cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (lock) pthread_mutex_unlock(&gemm_lock);
+  if (!gemm_verify) return;
+  const unsigned long call = __atomic_add_fetch(&gemm_calls, 1, __ATOMIC_RELAXED);
+  for (int s = 0; s < S; s++) {
+    const int i = ri[s], j = ci[s];
+    double acc = 0, mag = 0;
+    for (int k = 0; k < K; k++) {
+      const double a = ta == CblasNoTrans ? A[(size_t)i * lda + k] : A[(size_t)k * lda + i];
+      const double b = tb == CblasNoTrans ? B[(size_t)k * ldb + j] : B[(size_t)j * ldb + k];
+      acc += a * b;
+      mag += a * b < 0 ? -a * b : a * b;
+    }
+    const double want = alpha * acc + (beta != 0 ? beta * old[s] : 0);
+    const double got = C[(size_t)i * ldc + j];
+    const double tol = 1e-4 * (mag + (beta != 0 ? (old[s] < 0 ? -old[s] : old[s]) : 0)) + 1e-6;
+    if (!(got - want <= tol && want - got <= tol)) {
+      if (__atomic_add_fetch(&gemm_bad, 1, __ATOMIC_RELAXED) <= 20)
+        fprintf(stderr, "tdr-native verify: wrong sgemm M=%d N=%d K=%d transA=%d transB=%d beta=%g at (%d,%d): %g, expected %g (call %lu)\n", M, N, K, ta == CblasTrans, tb == CblasTrans, beta, i, j, got, want, call);
+      break;
+    }
+  }
+}
+/* every call site is row-major */
+#define SGEMM(order, ...) sgemm(__VA_ARGS__)
 
 static _Thread_local float *scratch = NULL;
 static _Thread_local size_t scratch_len = 0;
@@ -323,7 +410,9 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, a, NULL, NULL);
   int t = 1;
   if (argc == 1) get_i(env, a[0], &t);
-  openblas_set_num_threads(t < 1 ? 1 : t);
+  t = t < 1 ? 1 : t;
+  openblas_set_num_threads(t);
+  __atomic_store_n(&blas_threads, t, __ATOMIC_RELAXED);
   return NULL;
 }
 
@@ -331,6 +420,14 @@ static napi_value Config(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value s;
   napi_create_string_utf8(env, openblas_get_config(), NAPI_AUTO_LENGTH, &s);
+  return s;
+}
+
+/* gemmLock(): whether this process serialises its sgemm calls, and why (one line) */
+static napi_value GemmLock(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value s;
+  napi_create_string_utf8(env, gemm_why, NAPI_AUTO_LENGTH, &s);
   return s;
 }
 
@@ -345,9 +442,20 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"depthwiseBackpropInput", NULL, DepthwiseBackpropInput, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, Config, NULL, NULL, NULL, napi_default, NULL},
+      {"gemmLock", NULL, GemmLock, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  pthread_once(&gemm_once, decide_gemm_lock);
+  {
+    static int verify_once = 0;
+    const char *v = getenv("TDR_NATIVE_VERIFY");
+    if (v && strcmp(v, "1") == 0 && !__atomic_exchange_n(&verify_once, 1, __ATOMIC_RELAXED)) {
+      gemm_verify = 1;
+      atexit(verify_report);
+    }
+  }
   openblas_set_num_threads(1);
+  __atomic_store_n(&blas_threads, 1, __ATOMIC_RELAXED);
   return exports;
 }
 
