@@ -21,7 +21,7 @@ import { lrAt } from './schedule';
 import { Progress } from './progress';
 import { Rng, hashString } from '../util/rng';
 import { writeFileAtomic } from '../util/fsx';
-import { WorkerPool, WorkerFactory, shards } from './parallel';
+import { WorkerPool, WorkerFactory, ShardResult, shards } from './parallel';
 import { TrainConfigSchema } from './config';
 
 
@@ -133,6 +133,12 @@ export interface LogRecord {
   lr: number;
   gradNorm: number;
   msPerStep: number;
+  /**
+   * where the step's time went (ms): building the batch on the main thread, the main thread's shard of
+   * forward + backward, waiting for the data-parallel workers after it (0 without workers), and the
+   * rest: sending the weights to the workers, averaging their gradients, AdamW and EMA
+   */
+  time?: { batch: number; grads: number; waitWorkers: number; update: number };
   [loss: `l_${string}`]: number;
 }
 
@@ -266,9 +272,24 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     pool = new WorkerPool(opts.parallel.workers - 1, opts.parallel.factory, names);
   }
 
+  const time = { batch: 0, grads: 0, waitWorkers: 0, update: 0 };
   /** Gradients of the step's batch (split across the main thread and the workers). */
   async function computeGrads(s: number): Promise<{ named: Map<string, tf.Tensor>; total: number; partValues: Record<string, number> }> {
+    // the workers first: each rebuilds the batch from (seed, step) itself, while this thread builds it too
+    let remote: Array<Promise<ShardResult>> = [];
+    if (pool) {
+      const weights = new Float32Array(totalSize);
+      let at = 0;
+      for (const [, v] of trainable) {
+        weights.set(v.dataSync() as Float32Array, at);
+        at += v.size;
+      }
+      remote = Array.from({ length: pool.count }, (_, i) => pool!.run(i, { step: s, seed: cfg.seed, index: i + 1, count: pool!.count + 1, weights }));
+    }
+    const tBatch = Date.now();
     const batch = await stage.getBatch(s, stepRng(cfg.seed, s, 'batch'));
+    time.batch = Date.now() - tBatch;
+    time.waitWorkers = 0;
     const lossRng = stepRng(cfg.seed, s, 'loss');
     const local = (b: B) => {
       let parts: Record<string, tf.Scalar> = {};
@@ -285,28 +306,27 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
       return { named, total, partValues };
     };
     if (!pool) {
+      const tGrads = Date.now();
       const r = local(batch);
+      time.grads = Date.now() - tGrads;
       stage.disposeBatch?.(batch);
       return r;
     }
     const n = stage.batchSize!(batch);
-    const parts = shards(n, opts.parallel!.workers);
-    const weights = new Float32Array(totalSize);
-    let off = 0;
-    for (const [, v] of trainable) {
-      weights.set(v.dataSync() as Float32Array, off);
-      off += v.size;
-    }
-    const remote = parts.slice(1).map(([start, end], i) => pool!.run(i, { step: s, seed: cfg.seed, start, end, weights }));
+    const parts = shards(n, pool.count + 1);
     const mine = stage.sliceBatch!(batch, parts[0][0], parts[0][1]);
+    const tGrads = Date.now();
     const r0 = local(mine);
+    time.grads = Date.now() - tGrads;
     if (mine !== batch) stage.disposeBatch?.(mine);
     stage.disposeBatch?.(batch);
+    const tWait = Date.now();
     const others = await Promise.all(remote);
+    time.waitWorkers = Date.now() - tWait;
     // weighted mean over shards: each shard's loss is a mean over its samples
     const w0 = (parts[0][1] - parts[0][0]) / n;
     const sum = new Float32Array(totalSize);
-    off = 0;
+    let off = 0;
     for (const [name, v] of trainable) {
       const g = r0.named.get(name);
       if (g) {
@@ -318,7 +338,9 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     let total = w0 * r0.total;
     const partValues: Record<string, number> = Object.fromEntries(Object.entries(r0.partValues).map(([k, v]) => [k, w0 * v]));
     others.forEach((o, i) => {
-      const [a, b] = parts[i + 1];
+      const [a, b] = parts[i + 1] ?? [0, 0];
+      if (o.start !== a || o.end !== b) throw new Error(`train: worker ${i + 1} computed samples [${o.start}, ${o.end}) of step ${s}, expected [${a}, ${b}) (its batch differs from this thread's)`);
+      if (b === a) return;
       const w = (b - a) / n;
       for (let j = 0; j < totalSize; j++) sum[j] += w * o.grads[j];
       total += w * o.total;
@@ -385,7 +407,9 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
         });
       }
       if (!Number.isFinite(total)) throw new Error(`train: loss is ${total} at step ${step} (lr ${lr}); last checkpoint is ${ckptFile}`);
-      const rec: LogRecord = { step, lr, gradNorm, msPerStep: Date.now() - t0, l_total: total };
+      const msPerStep = Date.now() - t0;
+      time.update = msPerStep - time.batch - time.grads - time.waitWorkers;
+      const rec: LogRecord = { step, lr, gradNorm, msPerStep, time: { ...time }, l_total: total };
       for (const [k, v] of Object.entries(partValues)) rec[k.startsWith('l_') ? (k as `l_${string}`) : (`l_${k}` as const)] = v;
       step += 1;
       if (step % cfg.logEvery === 0 || step === endStep || step === 1) {

@@ -1,9 +1,10 @@
 /**
  * Data-parallel training on the two (or more) CPU cores: wasm runs on one thread per process, so
  * the loop can hand part of every batch to worker threads, each with its own wasm instance and a
- * replica of the stage. Every step: the main thread sends the current trainable weights; each
- * worker rebuilds the same batch from (seed, step), takes its slice, computes the gradients and
- * sends them back; the main thread averages them (weighted by slice size) and applies AdamW.
+ * replica of the stage. Every step: the main thread sends the current trainable weights first; each
+ * worker rebuilds the same batch from (seed, step) — while the main thread builds it too —, takes its
+ * shard, computes the gradients and sends them back; the main thread averages them (weighted by shard
+ * size) and applies AdamW.
  * The result equals single-worker training with the same global batch up to float rounding
  * (test/train/parallel.test.ts).
  *
@@ -27,14 +28,18 @@ export interface WorkerFactory {
 export interface ShardRequest {
   step: number;
   seed: number;
-  start: number;
-  end: number;
+  /** this worker's shard: `shards(batch size, count)[index]` of the batch it rebuilds (none when past the end) */
+  index: number;
+  count: number;
   /** trainable weights, concatenated in `names` order */
   weights: Float32Array;
 }
 
 export interface ShardResult {
   step: number;
+  /** the shard's samples [start, end) (start = end: no shard, zero gradients) */
+  start: number;
+  end: number;
   /** gradients concatenated in `names` order (zeros where a parameter got none) */
   grads: Float32Array;
   total: number;

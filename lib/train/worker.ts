@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend';
 import type { Stage } from './loop';
 import { stepRng } from './loop';
+import { shards } from './parallel';
 import type { ShardRequest, ShardResult, WorkerFactory } from './parallel';
 
 async function main(): Promise<void> {
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   parentPort!.on('message', async (m: { type: string; req: ShardRequest }) => {
     if (m.type !== 'shard') return;
     try {
-      const { step, seed, start, end, weights } = m.req;
+      const { step, seed, index, count, weights } = m.req;
       let off = 0;
       tf.tidy(() => {
         for (const v of vars) {
@@ -29,6 +30,15 @@ async function main(): Promise<void> {
         }
       });
       const full = await stage.getBatch(step, stepRng(seed, step, 'batch'));
+      const shard = shards(stage.batchSize!(full), count)[index];
+      const out = new Float32Array(off);
+      if (!shard) {
+        stage.disposeBatch?.(full);
+        const none: ShardResult = { step, start: 0, end: 0, grads: out, total: 0, parts: {} };
+        parentPort!.postMessage({ type: 'result', result: none }, [out.buffer]);
+        return;
+      }
+      const [start, end] = shard;
       const batch = stage.sliceBatch!(full, start, end);
       let parts: Record<string, tf.Scalar> = {};
       const { value, grads } = tf.variableGrads(() => {
@@ -38,7 +48,6 @@ async function main(): Promise<void> {
       }, vars);
       if (batch !== full) stage.disposeBatch?.(batch);
       stage.disposeBatch?.(full);
-      const out = new Float32Array(off);
       let o = 0;
       for (const v of vars) {
         const g = grads[v.name];
@@ -47,6 +56,8 @@ async function main(): Promise<void> {
       }
       const result: ShardResult = {
         step,
+        start,
+        end,
         grads: out,
         total: value.dataSync()[0],
         parts: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, v.dataSync()[0]])),

@@ -51,6 +51,24 @@ test('2 workers give the same loss curve and weights as 1 worker with the same g
   two.params.dispose();
 });
 
+test('more workers than samples: a worker without a shard adds nothing (3 workers, batch 2 = 1 worker)', async () => {
+  const one = await buildMlpStage({ seed: 1, batch: 2 });
+  const dirOne = tmpDir();
+  await train(one, { ...cfg, steps: 4 }, { runDir: dirOne, meta: {}, quiet: true });
+  const three = await buildMlpStage({ seed: 1, batch: 2 });
+  const dirThree = tmpDir();
+  await train(three, { ...cfg, steps: 4 }, { runDir: dirThree, meta: {}, quiet: true, parallel: { workers: 3, factory: { module: factoryModule, fn: 'buildMlpStage', args: { seed: 1, batch: 2 } } } });
+  const a = readLog(dirOne);
+  const b = readLog(dirThree);
+  assert.equal(b.length, a.length);
+  for (let i = 0; i < a.length; i++) {
+    assert.ok(Math.abs(a[i].l_total - b[i].l_total) <= 1e-5 * Math.max(1, Math.abs(a[i].l_total)), `step ${a[i].step}: ${a[i].l_total} vs ${b[i].l_total}`);
+    assert.ok(Math.abs(a[i].gradNorm - b[i].gradNorm) <= 1e-4 * Math.max(1, a[i].gradNorm), `grad norm at step ${a[i].step}: ${a[i].gradNorm} vs ${b[i].gradNorm}`);
+  }
+  one.params.dispose();
+  three.params.dispose();
+});
+
 test('a parallel run resumes like a single one', async () => {
   const dir = tmpDir();
   const parallel = { workers: 2, factory: { module: factoryModule, fn: 'buildMlpStage', args: { seed: 1, batch: 16 } } };
