@@ -17,6 +17,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { Params } from '../models/params';
 import { Rng } from '../util/rng';
@@ -24,6 +25,7 @@ import { GuidedRestorer } from './guided';
 import { RestoreConfig, parseRestoreConfig, restoreRunName } from './config';
 import { train, Stage, TrainResult, loadWeights, splitState, readLog, readValLog, CHECKPOINT_FILE, BEST_FILE, LogRecord } from '../train/loop';
 import { UserError } from '../util/errors';
+import { portablePath } from '../util/paths';
 import { RGBImage } from '../data/image';
 import { centerCrop } from '../data/patches';
 import { degradeWithSpec } from '../data/degrade';
@@ -169,13 +171,53 @@ export interface TrainRestorerOptions {
    * stopped there would have had the same best (`tdr train restore --stop-at`).
    */
   stopAt?: number;
+  /**
+   * Warm start from a trained restorer (.tdrc of the same configuration and guidance): a new run begins
+   * at that model's step of the schedule (its `bestStep`, else `steps`) with its weights and fresh AdamW
+   * moments (the loop's `init`); the run records the file and its sha256 and resumes only with the same
+   * one. For continuing a schedule whose run folder is gone.
+   */
+  initFrom?: string;
+}
+
+/** What a warm-started restorer run records of the model it began from. */
+export interface InitRef {
+  file: string;
+  sha256: string;
+  step: number;
+  rebuild?: string;
+}
+
+/**
+ * The weights and schedule step of a trained restorer to warm-start `cfg` from, checked against it.
+ * @throws UserError naming the file and what differs (kind, configuration, guidance model)
+ */
+export function restorerInit(file: string, cfg: RestoreConfig, guidanceModel: GuidanceModelRef | null): { params: Named; ref: InitRef } {
+  if (!fs.existsSync(file)) throw new UserError(`--init-from ${file}: no such file`);
+  const bytes = fs.readFileSync(file);
+  const { meta, tensors } = loadCheckpoint(file);
+  if (meta.kind !== 'restorer') throw new UserError(`--init-from ${file}: not a trained restorer (kind ${JSON.stringify(meta.kind ?? null)}; expected 'restorer', a file written by 'tdr train restore')`);
+  const was = parseRestoreConfig(meta.config, `${file}: config`);
+  const strip = (c: RestoreConfig) => JSON.stringify({ ...c, train: { ...c.train, checkpointEvery: 0, logEvery: 0 } });
+  if (strip(was) !== strip(cfg)) {
+    const diff = Object.keys({ ...was, ...cfg }).filter((k) => JSON.stringify((was as unknown as Record<string, unknown>)[k]) !== JSON.stringify((cfg as unknown as Record<string, unknown>)[k]));
+    throw new UserError(`--init-from ${file}: trained with another configuration (differs in ${diff.join(', ')}); warm-start a run of the same --config, backbone, tasks and guidance`);
+  }
+  const wasModel = (meta.guidanceModel ?? null) as GuidanceModelRef | null;
+  if ((wasModel?.sha256 ?? null) !== (guidanceModel?.sha256 ?? null)) {
+    throw new UserError(`--init-from ${file}: trained with the guidance of ${wasModel ? `${wasModel.file} (sha256 ${wasModel.sha256.slice(0, 12)}…)` : 'no guidance model'}, not of ${guidanceModel ? `${guidanceModel.file} (${guidanceModel.sha256.slice(0, 12)}…)` : 'none'}`);
+  }
+  const step = Number(meta.bestStep ?? meta.steps);
+  if (!Number.isInteger(step) || step < 1 || step >= cfg.train.steps) throw new UserError(`--init-from ${file}: its step ${String(meta.bestStep ?? meta.steps)} is not inside the schedule (1 to ${cfg.train.steps - 1})`);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return { params: tensors, ref: { file: portablePath(file), sha256, step, ...(typeof meta.rebuild === 'string' ? { rebuild: meta.rebuild } : {}) } };
 }
 
 /**
  * Train (or resume) the restorer of `cfg` in `runDir`; returns the model with its EMA weights loaded.
  * Guided training first builds (or reloads) `<runDir>/guidance.tdrc`: G for every training photo × task.
  */
-export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: TrainRestorerOptions = {}): Promise<{ params: Params; net: GuidedRestorer; result: TrainResult; guidance: string; guidanceModel: GuidanceModelRef | null; bestStep?: number }> {
+export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: TrainRestorerOptions = {}): Promise<{ params: Params; net: GuidedRestorer; result: TrainResult; guidance: string; guidanceModel: GuidanceModelRef | null; bestStep?: number; initFrom?: InitRef }> {
   const source = opts.guidance;
   if (cfg.model.guidance && (!source || source.name === 'none')) throw new Error('trainRestorer: a guided model (model.guidance = true) needs a guidance source');
   if (!cfg.model.guidance && source && source.name !== 'none') throw new Error(`trainRestorer: the model is unguided (model.guidance = false) but a guidance source '${source.name}' was given`);
@@ -185,7 +227,14 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
   const ckpt = path.join(runDir, CHECKPOINT_FILE);
   const guidanceModel = cfg.model.guidance ? (source!.model ?? null) : null;
   const meta = fs.existsSync(ckpt) ? readCheckpointMeta(ckpt) : undefined;
+  const init = opts.initFrom !== undefined ? restorerInit(opts.initFrom, cfg, guidanceModel) : undefined;
   if (meta) {
+    const wasInit = (meta.initFrom ?? null) as InitRef | null;
+    if ((wasInit?.sha256 ?? null) !== (init?.ref.sha256 ?? null)) {
+      throw new CheckpointError(
+        `${ckpt}: this run ${wasInit ? `was warm-started from ${wasInit.file} (sha256 ${wasInit.sha256.slice(0, 12)}…)` : 'was not warm-started'}, ${init ? `not from ${init.ref.file} (${init.ref.sha256.slice(0, 12)}…)` : 'and --init-from is not given'}; resume it with the same --init-from, or train into another --runs folder`,
+      );
+    }
     const was = meta.guidance;
     if (was !== undefined && was !== guidanceName) {
       throw new CheckpointError(`${ckpt}: this run was trained with guidance '${String(was)}', not '${guidanceName}'; resume it with its own guidance, or train into another --runs folder`);
@@ -212,7 +261,7 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
     const { params, net } = buildRestorer(cfg);
     loadWeights(best, params);
     const log = readLog(runDir).filter((r) => r.step <= stopAt);
-    return { params, net, result: { step: stopAt, interrupted: false, resumedFrom: at, log }, guidance: guidanceName, guidanceModel, bestStep };
+    return { params, net, result: { step: stopAt, interrupted: false, resumedFrom: at, log }, guidance: guidanceName, guidanceModel, bestStep, ...(init ? { initFrom: init.ref } : {}) };
   }
   fs.mkdirSync(runDir, { recursive: true });
   const photoLimit = opts.photoLimit ?? cfg.photoLimit;
@@ -227,7 +276,8 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
   const workers = opts.workers ?? 1;
   const result = await train(stage, trainCfg, {
     runDir,
-    meta: { stage: 'restore', config: cfg, guidance: guidanceName, guidanceStandIn: cfg.model.guidance ? (source!.standIn ?? null) : null, guidanceModel },
+    meta: { stage: 'restore', config: cfg, guidance: guidanceName, guidanceStandIn: cfg.model.guidance ? (source!.standIn ?? null) : null, guidanceModel, ...(init ? { initFrom: init.ref } : {}) },
+    init: init ? { params: init.params, step: init.ref.step, source: init.ref.file } : undefined,
     label: restoreRunName(cfg, guidanceName),
     quiet: opts.quiet,
     maxStepsThisCall: opts.maxStepsThisCall,
@@ -240,7 +290,7 @@ export async function trainRestorer(cfg: RestoreConfig, runDir: string, opts: Tr
   const fromBest = cfg.validation && fs.existsSync(best) && !result.interrupted;
   if (fromBest) loadWeights(best, params);
   else loadWeights(path.join(runDir, CHECKPOINT_FILE), params, { useEma: true });
-  return { params, net, result, guidance: guidanceName, guidanceModel, bestStep: fromBest ? Number(readCheckpointMeta(best).step) : undefined };
+  return { params, net, result, guidance: guidanceName, guidanceModel, bestStep: fromBest ? Number(readCheckpointMeta(best).step) : undefined, ...(init ? { initFrom: init.ref } : {}) };
 }
 
 /**

@@ -84,6 +84,14 @@ export interface TrainOptions {
    * with the best value so far are kept in `best.tdrc` (EMA weights as `param.*`, meta: step, value).
    */
   validate?: { every: number; run: (step: number) => Promise<Record<string, number>>; best?: { key: string; mode: 'max' | 'min' } };
+  /**
+   * Warm start: a new run (no checkpoint in runDir yet) begins at `step` of the schedule with these
+   * weights, its EMA equal to them and fresh AdamW moments; the learning rate ramps linearly from 0 to the
+   * schedule's value over `rampSteps` (default 100) so that the fresh moments do not throw the trained
+   * weights off. Ignored when the run resumes from its own checkpoint. Used to continue a schedule from
+   * a shipped model whose run folder is gone (`tdr train restore --init-from`).
+   */
+  init?: { params: Named; step: number; source: string; rampSteps?: number };
 }
 
 export const VAL_LOG_FILE = 'val.jsonl';
@@ -172,6 +180,11 @@ export function logBeside(modelFile: string, kind: 'log' | 'val' = 'log'): strin
   return `${modelFile.replace(/\.tdrc$/, '')}.${kind}.jsonl`;
 }
 
+/** The records of the log shipped beside a model file (none when there is no such log). */
+export function readLogBeside(modelFile: string, kind: 'log' | 'val' = 'log'): Array<{ step: number } & Record<string, number>> {
+  return readJsonl(logBeside(modelFile, kind));
+}
+
 /** Read a run's log (the JSONL written by `train`). */
 export function readLog(runDir: string): LogRecord[] {
   return readJsonl<LogRecord>(path.join(runDir, LOG_FILE));
@@ -212,6 +225,8 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
   const opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay, clipNorm: cfg.clipNorm });
   const ema = new Map<string, tf.Variable>();
   let step = 0;
+  // warm start (opts.init): the step it began at and its LR ramp, kept in the checkpoint for resumes
+  let warm: { step: number; rampSteps: number; source: string } | undefined;
 
   // --- resume
   if (fs.existsSync(ckptFile)) {
@@ -231,6 +246,8 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     for (const [n, v] of s.ema) ema.set(n, tf.tidy(() => tf.variable(tf.tensor(v.data, v.shape, 'float32'), false)));
     step = Number(meta.step);
     if (!Number.isInteger(step) || step < 0) throw new CheckpointError(`${ckptFile}: bad step ${String(meta.step)}`);
+    const w = meta.warmStart as { step?: unknown; rampSteps?: unknown; source?: unknown } | undefined;
+    if (w && typeof w === 'object') warm = { step: Number(w.step), rampSteps: Number(w.rampSteps), source: String(w.source) };
     // drop log lines past the checkpoint: they will be recomputed identically
     const kept = readLog(opts.runDir).filter((r) => r.step < step);
     writeFileAtomic(logFile, kept.map((r) => JSON.stringify(r) + '\n').join(''));
@@ -240,7 +257,17 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     fs.rmSync(logFile, { force: true });
     fs.rmSync(path.join(opts.runDir, VAL_LOG_FILE), { force: true });
     fs.rmSync(path.join(opts.runDir, BEST_FILE), { force: true });
+    if (opts.init) {
+      if (!Number.isInteger(opts.init.step) || opts.init.step < 0 || opts.init.step >= cfg.steps) {
+        throw new RangeError(`train: ${opts.init.source}: a warm start at step ${opts.init.step} is outside the schedule (0 to ${cfg.steps - 1})`);
+      }
+      stage.params.assign(opts.init.params, { source: opts.init.source });
+      step = opts.init.step;
+      warm = { step, rampSteps: opts.init.rampSteps ?? 100, source: opts.init.source };
+    }
   }
+  // warm start: the LR ramps up over rampSteps after the step it began at (a factor in (0, 1])
+  const lrRamp = (s: number): number => (!warm || !(warm.rampSteps > 0) ? 1 : Math.min(1, (s - warm.step + 1) / warm.rampSteps));
   const resumedFrom = step;
   const lastStep = Math.min(cfg.steps, opts.stopAt ?? cfg.steps);
   if (opts.stopAt !== undefined && (!Number.isInteger(opts.stopAt) || opts.stopAt < 1)) throw new RangeError(`train: stopAt must be a positive integer, got ${opts.stopAt}`);
@@ -393,7 +420,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     while (step < endStep) {
       const t0 = Date.now();
       const { named, total, partValues } = await computeGrads(step);
-      const lr = lrAt(step, cfg);
+      const lr = lrAt(step, cfg) * lrRamp(step);
       const scale = stage.lrScale ? (n: string) => stage.lrScale!(n, step) : undefined;
       const gradNorm = opt.apply(paramMap, named, lr, scale);
       tf.dispose([...named.values()]);
@@ -422,7 +449,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
       // step that only awaits resolved promises would otherwise never let them in
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (step % cfg.checkpointEvery === 0 || step === endStep || stopRequested || opts.shouldStop?.()) {
-        saveState(ckptFile, stage.params, opt, ema, step, { ...opts.meta, resumeKey });
+        saveState(ckptFile, stage.params, opt, ema, step, { ...opts.meta, resumeKey, ...(warm ? { warmStart: warm } : {}) });
       }
       if (opts.validate && (step % opts.validate.every === 0 || step === lastStep)) await validate(step);
       progress.update(step, lastLoss);

@@ -301,3 +301,26 @@ test('the ci preset is a plumbing run of seconds: guidance for 2 photos × the t
   assert.ok(requests.every((s) => s === 4), `steps requested: ${[...new Set(requests)]}`);
   assert.equal(r.result.step, cfg.train.steps);
 });
+
+test('--init-from: a warm-started run begins at the trained model\'s step with its weights, records the file, resumes only with it, and refuses a model of another configuration', async () => {
+  const { restorerInit } = await import('../../lib/restore/train');
+  const base = ci(false);
+  const cfg: RestoreConfig = { ...base, train: { ...base.train, steps: 6 } };
+  const a = await trainRestorer(cfg, path.join(dir, 'init-a'), { quiet: true, photoLimit: 2, maxStepsThisCall: 2 });
+  const file = path.join(dir, 'init-a.tdrc');
+  saveRestorer(file, a.params, cfg, { steps: 2, scheduleSteps: 6, guidance: 'none', guidanceModel: null, rebuild: 'tdr train restore … --stop-at 2' });
+  a.params.dispose();
+  const run = path.join(dir, 'init-b');
+  const b = await trainRestorer(cfg, run, { quiet: true, photoLimit: 2, maxStepsThisCall: 1, initFrom: file });
+  assert.deepEqual([b.result.resumedFrom, b.result.step, b.initFrom?.step, b.initFrom?.rebuild], [2, 3, 2, 'tdr train restore … --stop-at 2']);
+  assert.match(b.initFrom!.sha256, /^[0-9a-f]{64}$/);
+  b.params.dispose();
+  await assert.rejects(trainRestorer(cfg, run, { quiet: true, photoLimit: 2 }), /checkpoint\.tdrc: this run was warm-started from .*init-a\.tdrc \(sha256 [0-9a-f]{12}…\), and --init-from is not given/);
+  const c = await trainRestorer(cfg, run, { quiet: true, photoLimit: 2, initFrom: file });
+  assert.deepEqual([c.result.resumedFrom, c.result.step], [3, 6]);
+  c.params.dispose();
+  const other: RestoreConfig = { ...cfg, patchSize: cfg.patchSize * 2 };
+  assert.throws(() => restorerInit(file, other, null), /--init-from .*init-a\.tdrc: trained with another configuration \(differs in patchSize\)/);
+  assert.throws(() => restorerInit(path.join(dir, 'none.tdrc'), cfg, null), /--init-from .*none\.tdrc: no such file/);
+  assert.throws(() => restorerInit(file, cfg, { file: 'g.tdrc', sha256: 'ab'.repeat(32) }), /trained with the guidance of no guidance model, not of g\.tdrc/);
+});

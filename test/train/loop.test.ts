@@ -7,6 +7,7 @@ import { initBackend } from '../../lib/backend';
 import { Params, init } from '../../lib/models/params';
 import { train, Stage, readLog, CHECKPOINT_FILE, loadWeights, emaDecayAt } from '../../lib/train/loop';
 import { lrAt } from '../../lib/train/schedule';
+import { TrainConfigSchema } from '../../lib/train/config';
 import { saveCheckpoint, loadCheckpoint, readCheckpointMeta, toFloat16, fromFloat16 } from '../../lib/util/checkpoint';
 import { Rng } from '../../lib/util/rng';
 import { tmpDir } from '../helpers/fixtures';
@@ -111,6 +112,35 @@ test('stopAt: a snapshot of the longer schedule — stops there done, with the s
   await assert.rejects(train(snap, cfg, { runDir: dir, meta: {}, quiet: true, stopAt: 4 }), /checkpoint\.tdrc: this run is at step 5, past the step to stop at \(4\); train into another --runs folder/);
   full.params.dispose();
   snap.params.dispose();
+});
+
+test('warm start (init): a new run begins at the given step with the given weights, its LR ramps up from there, and a resume keeps the ramp', async () => {
+  const a = makeStage();
+  await train(a, cfg, { runDir: tmpDir(), meta: {}, quiet: true, maxStepsThisCall: 4 });
+  const weights = new Map([...a.params.entries()].map(([n, v]) => [n, { shape: [...v.shape], data: v.dataSync() as Float32Array }]));
+  // an LR ramp of 1e9 steps: the first step moves nothing measurable, so the run holds a's weights
+  const still = makeStage(999);
+  const rs = await train(still, cfg, { runDir: tmpDir(), meta: {}, quiet: true, maxStepsThisCall: 1, init: { params: weights, step: 4, source: 'a', rampSteps: 1e9 } });
+  assert.deepEqual([rs.resumedFrom, rs.step], [4, 5]);
+  for (const n of a.params.names()) {
+    const d = Math.max(...Array.from(still.params.get(n).dataSync()).map((x, i) => Math.abs(x - weights.get(n)!.data[i])));
+    assert.ok(d < 1e-6, `${n}: moved ${d} from the init weights`);
+  }
+  still.params.dispose();
+  // ramp over 4 steps: LR ×1/4 at the init step, ×2/4 at the next — also after a resume that passes no init
+  const b = makeStage(999);
+  const dir = tmpDir();
+  await train(b, cfg, { runDir: dir, meta: {}, quiet: true, maxStepsThisCall: 1, init: { params: weights, step: 4, source: 'a', rampSteps: 4 } });
+  const r = await train(makeStage(3), cfg, { runDir: dir, meta: {}, quiet: true, maxStepsThisCall: 1 });
+  assert.deepEqual([r.resumedFrom, r.step], [5, 6]);
+  const log = readLog(dir);
+  assert.deepEqual(log.map((x) => x.step), [4, 5]);
+  const sched = TrainConfigSchema.parse(cfg);
+  assert.deepEqual(log.map((x) => +x.lr.toPrecision(9)), [+(lrAt(4, sched) / 4).toPrecision(9), +(lrAt(5, sched) / 2).toPrecision(9)]);
+  assert.equal(readCheckpointMeta(path.join(dir, CHECKPOINT_FILE)).warmStart !== undefined, true);
+  await assert.rejects(train(makeStage(), cfg, { runDir: tmpDir(), meta: {}, quiet: true, init: { params: weights, step: 8, source: 'a.tdrc' } }), /a\.tdrc: a warm start at step 8 is outside the schedule \(0 to 7\)/);
+  a.params.dispose();
+  b.params.dispose();
 });
 
 test('resume refuses a run started with another configuration, naming the field; more steps is fine', async () => {

@@ -19,7 +19,7 @@ import { Progress } from '../../train/progress';
 import { defaultRunsDir, shippedCheckpoint } from '../../util/paths';
 import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restorePresetFrom, parseRestorePresetFile, restoreRunName } from '../../restore/config';
 import { defaultWorkers } from '../../train/parallel';
-import { readLog, readValLog, writeLogBeside } from '../../train/loop';
+import { readLog, readValLog, readLogBeside, writeLogBeside } from '../../train/loop';
 import { loadRestorer, saveRestorer, trainRestorer, guidanceModelMismatch } from '../../restore/train';
 import { GuidanceSource, guidanceKey, noGuidance } from '../../restore/source';
 import { UserError } from '../../util/errors';
@@ -181,7 +181,7 @@ export const restoreCommand: Command = {
 
 export const TRAIN_RESTORE_HELP = `usage: tdr train restore --backbone promptir|nafnet|restormer [--no-guidance] [--tasks SET] [--preset ci|demo|paper | --config FILE]
                          [--guidance NAME] [--guidance-checkpoint FILE] [--matcher-encoder-lr LR] [--runs DIR] [--max-steps N]
-                         [--stop-at N] [--out FILE.tdrc]
+                         [--stop-at N] [--init-from FILE.tdrc] [--out FILE.tdrc]
 
 Train a restorer (stage 3: L1 Eq. 5, AdamW, cosine schedule, matcher at ref_lr and frozen for
 param_fix_iterations) with the shared loop; resumable. A guided run first generates (or reloads) the
@@ -207,6 +207,9 @@ options:
   --stop-at N       a snapshot of the schedule: training ends at its step N (the learning rate still follows
                     train.steps) and the model is the best validation checkpoint up to N; a run already past N
                     gives it when it validated at N and its best checkpoint is not later
+  --init-from FILE  warm start: a new run begins at the step of this trained restorer (same configuration and
+                    guidance model) with its weights and fresh optimizer moments, the learning rate ramping up over
+                    100 steps; to continue a schedule whose run folder is gone. The model records the file
   --out FILE        where the trained model goes (default: data/checkpoints/<run>.tdrc for demo with the real
                     guidance or none, else <runs>/<run>/<run>.tdrc)
 
@@ -224,6 +227,7 @@ const TrainOptions = z.strictObject({
   runs: z.string().min(1).optional(),
   'max-steps': z.coerce.number().int().positive().optional(),
   'stop-at': z.coerce.number().int().positive().optional(),
+  'init-from': z.string().endsWith('.tdrc', { message: 'expected a trained restorer (.tdrc)' }).optional(),
   out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
 });
 
@@ -235,7 +239,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     argv,
     {
       backbone: { type: 'string' }, 'no-guidance': { type: 'boolean' }, tasks: { type: 'string' }, preset: { type: 'string' }, config: { type: 'string' }, guidance: { type: 'string' },
-      'guidance-checkpoint': { type: 'string' }, 'matcher-encoder-lr': { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, 'stop-at': { type: 'string' }, out: { type: 'string' },
+      'guidance-checkpoint': { type: 'string' }, 'matcher-encoder-lr': { type: 'string' }, runs: { type: 'string' }, 'max-steps': { type: 'string' }, 'stop-at': { type: 'string' }, 'init-from': { type: 'string' }, out: { type: 'string' },
     },
     TrainOptions.partial({ backbone: true }),
   );
@@ -260,7 +264,7 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
   const runDir = path.join(options.runs ?? defaultRunsDir(), name);
   const stopAt = options['stop-at'];
   if (stopAt !== undefined && stopAt > cfg.train.steps) throw new UserError(`--stop-at ${stopAt}: past the end of the schedule (train.steps ${cfg.train.steps})`);
-  const r = await trainRestorer(cfg, runDir, { guidance: source, workers, maxStepsThisCall: options['max-steps'], stopAt });
+  const r = await trainRestorer(cfg, runDir, { guidance: source, workers, maxStepsThisCall: options['max-steps'], stopAt, initFrom: options['init-from'] });
   try {
     if (r.result.interrupted) {
       process.stderr.write(`stopped at step ${r.result.step}/${stopAt ?? cfg.train.steps}; checkpoint in ${runDir} — run the same command to resume\n`);
@@ -270,11 +274,19 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     const out = options.out ?? (ship ? shippedCheckpoint(name) : path.join(runDir, `${name}.tdrc`));
     const rebuild = `tdr train restore --backbone ${options.backbone}${guided ? '' : ' --no-guidance'} --tasks ${options.tasks} ${options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`}${options.guidance ? ` --guidance ${options.guidance}` : ''}${options['guidance-checkpoint'] ? ` --guidance-checkpoint ${options['guidance-checkpoint']}` : ''}${cfg.matcherEncoderLr !== undefined ? ` --matcher-encoder-lr ${cfg.matcherEncoderLr}` : ''}`;
     const snapshot = stopAt !== undefined ? ` --stop-at ${stopAt}` : '';
-    saveRestorer(out, r.params, cfg, { rebuild: rebuild + snapshot, steps: r.result.step, scheduleSteps: cfg.train.steps, ...(r.bestStep !== undefined ? { bestStep: r.bestStep } : {}), guidance: r.guidance, guidanceStandIn: source.standIn ?? null, guidanceModel: r.guidanceModel });
-    // the loss log beside the checkpoint (<out>.log.jsonl; notebook 07 plots it)
-    writeLogBeside(out, readLog(runDir).filter((x) => x.step <= r.result.step));
-    // and its validation PSNR per task (<out>.val.jsonl; notebook 07 plots the learning curves)
-    const val = readValLog(runDir).filter((x) => x.step <= r.result.step);
+    // a warm-started model is rebuilt by first rebuilding the model it began from
+    const init = r.initFrom ? ` --init-from ${r.initFrom.file}` : '';
+    const first = r.initFrom?.rebuild ? `${r.initFrom.rebuild} --out ${r.initFrom.file} && ` : '';
+    // the logs of the model it began from, read before `out` (which may be the same file) is written
+    const before = (kind: 'log' | 'val') => (r.initFrom ? readLogBeside(options['init-from']!, kind).filter((x) => x.step < r.initFrom!.step + (kind === 'val' ? 1 : 0)) : []);
+    const logBefore = before('log');
+    const valBefore = before('val');
+    saveRestorer(out, r.params, cfg, { rebuild: first + rebuild + init + snapshot, steps: r.result.step, scheduleSteps: cfg.train.steps, ...(r.bestStep !== undefined ? { bestStep: r.bestStep } : {}), guidance: r.guidance, guidanceStandIn: source.standIn ?? null, guidanceModel: r.guidanceModel, ...(r.initFrom ? { initFrom: r.initFrom } : {}) });
+    // the loss log beside the checkpoint (<out>.log.jsonl; notebook 07 plots it) and its validation PSNR
+    // per task (<out>.val.jsonl; the learning curves); a warm-started run's logs continue those beside
+    // the model it began from
+    writeLogBeside(out, [...logBefore, ...readLog(runDir).filter((x) => x.step <= r.result.step)]);
+    const val = [...valBefore, ...readValLog(runDir).filter((x) => x.step <= r.result.step)];
     if (val.length) writeLogBeside(out, val, 'val');
     process.stdout.write(`restorer ${name} (EMA weights, float16) → ${out}\n`);
   } finally {
