@@ -192,17 +192,27 @@ export function toFloat16(src: Float32Array): Uint16Array {
   return out;
 }
 
+/** The float32 value of one IEEE 754 half. */
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** All 65536 halves as float32, built on first use (256 KiB): a model's weights convert by lookup. */
+let halfTable: Float32Array | undefined;
+
 /** IEEE 754 half → float32. */
 export function fromFloat16(src: Uint16Array): Float32Array {
-  const out = new Float32Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const h = src[i];
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >>> 10) & 0x1f;
-    const m = h & 0x3ff;
-    if (e === 0) out[i] = s * m * 2 ** -24;
-    else if (e === 0x1f) out[i] = m ? NaN : s * Infinity;
-    else out[i] = s * (1 + m / 1024) * 2 ** (e - 15);
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloat(h);
   }
+  const table = halfTable;
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = table[src[i]];
   return out;
 }

@@ -211,6 +211,15 @@ test('float16 conversion: exact for representable values, round-to-nearest-even,
   assert.equal(back[9], 1 + 4 * 2 ** -11); // tie → even (up)
   assert.ok(Number.isNaN(back[10]));
   assert.equal(back[11], Infinity);
+  // every half: → float32 → half is the identity (NaNs stay NaN), and the values ascend with the bits
+  const all = new Uint16Array(65536).map((_, i) => i);
+  const f = fromFloat16(all);
+  const again = toFloat16(f);
+  for (let h = 0; h < 65536; h++) {
+    if (Number.isNaN(f[h])) assert.ok((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0, `half ${h} gave NaN`);
+    else assert.equal(again[h], h, `half ${h.toString(16)} → ${f[h]} → ${again[h].toString(16)}`);
+  }
+  for (let h = 1; h < 0x7c00; h++) assert.ok(f[h] > f[h - 1], `half ${h} ascends`);
 });
 
 test('errors name the file and the parameter: wrong shape, not a checkpoint, truncated', async () => {
