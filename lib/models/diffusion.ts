@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { UNet } from './unet';
 import { DDIMScheduler } from './ddim';
-import { Linear } from './nn';
+import { Linear, TensorMemo } from './nn';
 import { Rng } from '../util/rng';
 
 type KVOverride = Map<string, { k: Linear; v: Linear }>;
@@ -107,7 +107,7 @@ export function cfgEps(
   ctx: tf.Tensor3D,
   uncondCtx: tf.Tensor3D,
   scale: number,
-  opts: { kvOverride?: KVOverride } = {},
+  opts: { kvOverride?: KVOverride; memo?: TensorMemo } = {},
 ): tf.Tensor4D {
   const b = x.shape[0];
   if (!Number.isFinite(scale)) throw new Error(`cfgEps: scale must be finite, got ${scale}`);
@@ -118,8 +118,10 @@ export function cfgEps(
   if (typeof t !== 'number' && (t.rank !== 1 || t.shape[0] !== b)) throw new Error(`cfgEps: t must be a number or [${b}], got [${t.shape}]`);
   return tf.tidy(() => {
     const tB = (typeof t === 'number' ? tf.fill([b], t, 'int32') : t) as tf.Tensor1D;
-    const u = uncondCtx.shape[0] === b ? uncondCtx : tf.tile(uncondCtx, [b, 1, 1]);
-    const eps2 = unet.call(tf.concat([x, x]), tf.concat([tB, tB]), tf.concat([u, ctx]), opts); // [2B,h,w,C]
+    // the [uncond; cond] context pair, once per sampling run with a memo (its id then keys the UNet's memo)
+    const pair = () => tf.concat([uncondCtx.shape[0] === b ? uncondCtx : tf.tile(uncondCtx, [b, 1, 1]), ctx]) as tf.Tensor3D;
+    const ctx2 = opts.memo ? opts.memo.get(`cfg:${uncondCtx.id}:${ctx.id}`, pair) : pair();
+    const eps2 = unet.call(tf.concat([x, x]), tf.concat([tB, tB]), ctx2, opts); // [2B,h,w,C]
     const [epsU, epsC] = tf.split(eps2, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
     return tf.add(epsU, tf.mul(tf.sub(epsC, epsU), scale)) as tf.Tensor4D;
   });
@@ -203,11 +205,14 @@ export async function sampleLatents(unet: UNet, scheduler: DDIMScheduler, ctx: t
     x = scheduler.addNoise(x0, eps, grid[0]);
     eps.dispose();
   }
+  // what the UNet computes from the context alone, once for all steps (same function: test/models/ddim)
+  const memo = new TensorMemo();
+  const callOpts = { kvOverride: opts.kvOverride, memo };
   try {
     for (const [i, t] of grid.entries()) {
       const noise = eta > 0 ? normals() : undefined;
       const { prevSample, predX0 } = tf.tidy(() => {
-        const eps = cfgScale === 1 ? unet.call(x, tf.fill([shape[0]], t, 'int32') as tf.Tensor1D, ctx, opts) : cfgEps(unet, x, t, ctx, uncondCtx!, cfgScale, opts);
+        const eps = cfgScale === 1 ? unet.call(x, tf.fill([shape[0]], t, 'int32') as tf.Tensor1D, ctx, callOpts) : cfgEps(unet, x, t, ctx, uncondCtx!, cfgScale, callOpts);
         return scheduler.step(eps, t, x, { eta, noise: noise && tf.tensor4d(noise, shape) });
       });
       x.dispose();
@@ -225,5 +230,7 @@ export async function sampleLatents(unet: UNet, scheduler: DDIMScheduler, ctx: t
   } catch (e) {
     x.dispose();
     throw e;
+  } finally {
+    memo.dispose();
   }
 }

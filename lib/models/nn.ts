@@ -129,6 +129,36 @@ export function gelu<T extends tf.Tensor>(x: T): T {
 }
 
 /**
+ * Tensors that stay the same across the steps of one sampling run (a DDIM loop calls the UNet 30–100
+ * times with the same context): the cross-attention keys and values of the context, the position code's
+ * projection, the layout map. `get` computes a value once and keeps it (outside any tf.tidy) until
+ * `dispose`. Keys name what a value depends on (callers put the context tensor's id in them), so one
+ * memo serves one run: context, k/v copies and weights must not change while it is in use. Inference
+ * only: a memoised value carries no gradient to the weights it was made from.
+ */
+export class TensorMemo {
+  private readonly values = new Map<string, tf.Tensor | tf.Tensor[]>();
+  /** how many values were computed (tests: a second step computes none) */
+  misses = 0;
+  get<T extends tf.Tensor | tf.Tensor[]>(key: string, make: () => T): T {
+    const had = this.values.get(key);
+    if (had) return had as T;
+    this.misses++;
+    const v = make();
+    for (const t of Array.isArray(v) ? v : [v]) tf.keep(t);
+    this.values.set(key, v);
+    return v;
+  }
+  get size(): number {
+    return this.values.size;
+  }
+  dispose(): void {
+    for (const v of this.values.values()) tf.dispose(v);
+    this.values.clear();
+  }
+}
+
+/**
  * Multi-head attention, queries from `x` [B,Tq,D], keys/values from `ctx` [B,Tk,Dc] (self-attention
  * when ctx is x). `mask` [Tq,Tk] additive (0 or −1e9), e.g. causal. Output [B,Tq,D].
  * The key/value projections are separate Linear layers so that ELITE-style trainable copies of
@@ -146,15 +176,16 @@ export class Attention {
     this.v = new Linear(p, `${name}.v`, dCtx, d, rng, { bias: false });
     this.o = new Linear(p, `${name}.o`, d, d, rng, { zeroInit: true });
   }
-  call(x: tf.Tensor3D, ctx: tf.Tensor3D, opts: { mask?: tf.Tensor2D; kv?: { k: Linear; v: Linear } } = {}): tf.Tensor3D {
+  /** @param opts.memo keeps the context's keys and values for the next call with the same ctx (sampling) */
+  call(x: tf.Tensor3D, ctx: tf.Tensor3D, opts: { mask?: tf.Tensor2D; kv?: { k: Linear; v: Linear }; memo?: TensorMemo } = {}): tf.Tensor3D {
     const [b, tq] = x.shape;
     const tk = ctx.shape[1];
     const h = this.heads;
     const dh = this.d / h;
     const split = (t: tf.Tensor3D, len: number) => t.reshape([b, len, h, dh]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B,h,T,dh]
     const q = split(this.q.call(x), tq);
-    const k = split((opts.kv?.k ?? this.k).call(ctx), tk);
-    const v = split((opts.kv?.v ?? this.v).call(ctx), tk);
+    const kvOf = (): tf.Tensor4D[] => [split((opts.kv?.k ?? this.k).call(ctx), tk), split((opts.kv?.v ?? this.v).call(ctx), tk)];
+    const [k, v] = opts.memo ? opts.memo.get(`${ctx.id}:${this.name}:${opts.kv ? 'kv-copies' : 'kv'}`, kvOf) : kvOf();
     let logits = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)); // [B,h,Tq,Tk]
     if (opts.mask) logits = tf.add(logits, opts.mask);
     const attn = tf.softmax(logits, -1);

@@ -40,7 +40,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { Params, init } from './params';
-import { Conv2d, Linear, GroupNorm, LayerNorm, Attention, silu, gelu, timestepEmbedding, positionalEmbedding2d } from './nn';
+import { Conv2d, Linear, GroupNorm, LayerNorm, Attention, TensorMemo, silu, gelu, timestepEmbedding, positionalEmbedding2d } from './nn';
 import { Rng } from '../util/rng';
 
 export const UNetConfigSchema = z
@@ -146,14 +146,17 @@ class SpatialTransformer {
     if (cfg.positional) this.pos = new Linear(p, `${name}.pos`, c, c, rng, { bias: false, zeroInit: true });
   }
   /** @param x [B,h,w,c]  @param ctx [B,T,Dctx]  @param kv replacement k/v of attn2  @returns [B,h,w,c] */
-  call(x: tf.Tensor4D, ctx: tf.Tensor3D, kv?: { k: Linear; v: Linear }): tf.Tensor4D {
+  call(x: tf.Tensor4D, ctx: tf.Tensor3D, kv?: { k: Linear; v: Linear }, memo?: TensorMemo): tf.Tensor4D {
     const [b, h, w, c] = x.shape;
     let s = this.projIn.call(this.norm.call(x)).reshape([b, h * w, c]) as tf.Tensor3D; // [B,hw,c]
     const n1 = this.ln1.call(s);
     s = tf.add(s, this.attn1.call(n1, n1));
     let q = this.ln2.call(s);
-    if (this.pos) q = tf.add(q, this.pos.call(positionalEmbedding2d(h, w, c).reshape([1, h * w, c]) as tf.Tensor3D)); // where each query is
-    s = tf.add(s, this.attn2.call(q, ctx, { kv }));
+    if (this.pos) {
+      const pos = () => this.pos!.call(positionalEmbedding2d(h, w, c).reshape([1, h * w, c]) as tf.Tensor3D);
+      q = tf.add(q, memo ? memo.get(`${this.name}:pos:${h}x${w}`, pos) : pos()); // where each query is
+    }
+    s = tf.add(s, this.attn2.call(q, ctx, { kv, memo }));
     s = tf.add(s, this.ff2.call(gelu(this.ff1.call(this.ln3.call(s)))));
     return tf.add(x, this.projOut.call(s.reshape([b, h, w, c]) as tf.Tensor4D)); // [B,h,w,c]
   }
@@ -168,6 +171,11 @@ interface Layer {
 export interface UNetCallOptions {
   /** replacement key/value projections by cross-attention name (see `crossAttentionKV`) */
   kvOverride?: Map<string, { k: Linear; v: Linear }>;
+  /**
+   * Sampling: keep what depends only on the context and the weights (cross-attention k/v, position
+   * codes, pooled-text time term, layout map) for the next steps of the same run (`TensorMemo`).
+   */
+  memo?: TensorMemo;
 }
 
 export class UNet {
@@ -291,23 +299,27 @@ export class UNet {
   call(x: tf.Tensor4D, t: tf.Tensor1D, ctx: tf.Tensor3D, opts: UNetCallOptions = {}): tf.Tensor4D {
     this.validate(x, t, ctx, opts);
     return tf.tidy(() => {
+      const memo = opts.memo;
+      const memoised = <T extends tf.Tensor>(key: string, make: () => T): T => (memo ? memo.get(`${ctx.id}:${key}`, make) : make());
       const kvFor = (a?: SpatialTransformer) => (a ? opts.kvOverride?.get(a.attn2.name) : undefined);
       const run = (l: Layer, h: tf.Tensor4D, e: tf.Tensor2D) => {
         const r = l.res.call(h, e);
-        return l.attn ? l.attn.call(r, ctx, kvFor(l.attn)) : r;
+        return l.attn ? l.attn.call(r, ctx, kvFor(l.attn), memo) : r;
       };
       let emb = this.time2.call(silu(this.time1.call(timestepEmbedding(t, this.cfg.channels[0])))); // [B,timeDim]
-      if (this.textToTime) emb = tf.add(emb, this.textToTime.call(tf.mean(ctx, 1) as tf.Tensor2D)); // pooled text
+      if (this.textToTime) emb = tf.add(emb, memoised('textToTime', () => this.textToTime!.call(tf.mean(ctx, 1) as tf.Tensor2D))); // pooled text
       const e = silu(emb);
 
-      let h = this.convIn.call(this.layout ? tf.concat([x, this.layoutMap(ctx, x.shape[1], x.shape[2], opts.kvOverride?.get(this.layout.attn.name))], 3) : x); // [B,h,w,ch0]
+      const [, lh, lw] = x.shape;
+      const layoutKv = this.layout ? opts.kvOverride?.get(this.layout.attn.name) : undefined;
+      let h = this.convIn.call(this.layout ? tf.concat([x, memoised(`layout:${lh}x${lw}:${layoutKv ? 'kv-copies' : 'kv'}`, () => this.layoutMap(ctx, lh, lw, layoutKv))], 3) : x); // [B,h,w,ch0]
       const skips: tf.Tensor4D[] = [h];
       for (const lvl of this.down) {
         for (const l of lvl.layers) skips.push((h = run(l, h, e)));
         if (lvl.downsample) skips.push((h = lvl.downsample.call(h))); // [B,h/2,w/2,c]
       }
       h = this.mid.res0.call(h, e);
-      if (this.mid.attn) h = this.mid.attn.call(h, ctx, kvFor(this.mid.attn));
+      if (this.mid.attn) h = this.mid.attn.call(h, ctx, kvFor(this.mid.attn), memo);
       h = this.mid.res1.call(h, e);
       for (const lvl of this.up) {
         for (const l of lvl.layers) h = run(l, tf.concat([h, skips.pop()!], 3), e);

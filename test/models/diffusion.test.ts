@@ -11,6 +11,7 @@ import { UNet } from '../../lib/models/unet';
 import { DDIMScheduler } from '../../lib/models/ddim';
 import { diffusionLoss, cfgEps, sampleLatents, drawDiffusionNoise } from '../../lib/models/diffusion';
 import { Params } from '../../lib/models/params';
+import { Linear, TensorMemo } from '../../lib/models/nn';
 import { Rng } from '../../lib/util/rng';
 import { randomizeZeroInit } from '../helpers/unet';
 
@@ -193,4 +194,44 @@ test('offset noise: s = 0 draws plain ε (the same stream as before); s > 0 adds
   }
   const sd = Math.sqrt(offsets.reduce((a, x) => a + x * x, 0) / offsets.length);
   assert.ok(sd > 0.4 && sd < 0.6, `offsets have std ≈ s = 0.5, got ${sd.toFixed(3)}`);
+});
+
+test('sampling memo (TensorMemo): a UNet with position codes, pooled text, a layout head and k/v copies gives the same ε with the memo as without, and a second step computes nothing new', async () => {
+
+  const p = new Params();
+  const cfg = { ...TINY, positional: true, pooledText: true, midAttention: true, layout: { grid: 4, channels: 4, heads: 2 } };
+  const unet = new UNet(p, 'unet', cfg, new Rng(0));
+  randomizeZeroInit(p, 1);
+  // k/v copies of every cross-attention, as the guidance model swaps in (randomised: they must be used)
+  const rng = new Rng(9);
+  const kvOverride = new Map<string, { k: Linear; v: Linear }>();
+  for (const a of unet.crossAttentionKV()) kvOverride.set(a.name, { k: new Linear(p, `copy.${a.name}.k`, 32, a.k.dout, rng, { bias: false }), v: new Linear(p, `copy.${a.name}.v`, 32, a.v.dout, rng, { bias: false }) });
+  const ctx = randn([2, 4, 32], 11) as tf.Tensor3D;
+  const uncond = randn([1, 4, 32], 12) as tf.Tensor3D;
+  const before = tf.memory().numTensors;
+  const memo = new TensorMemo();
+  let missesAfterFirst = 0;
+  for (const [i, t] of [900, 400, 7].entries()) {
+    const x = randn([2, 8, 8, 4], 20 + i) as tf.Tensor4D;
+    const plain = cfgEps(unet, x, t, ctx, uncond, 3, { kvOverride });
+    const memoised = cfgEps(unet, x, t, ctx, uncond, 3, { kvOverride, memo });
+    const d = maxAbsDiff(plain, memoised);
+    assert.ok(d <= 1e-6 * Math.max(1, tf.tidy(() => tf.max(tf.abs(plain)).dataSync()[0])), `step ${i}: max |ε with memo − ε without| = ${d}`);
+    if (i === 0) missesAfterFirst = memo.misses;
+    tf.dispose([x, plain, memoised]);
+  }
+  // k/v of every cross-attention, the [uncond; cond] pair, position codes, the pooled-text term and the layout map
+  assert.ok(missesAfterFirst >= unet.crossAttentionKV().length + 3, `${missesAfterFirst} values memoised`);
+  assert.equal(memo.misses, missesAfterFirst, 'later steps reuse every memoised value');
+  memo.dispose();
+  assert.equal(tf.memory().numTensors, before, 'the memo frees what it kept');
+  // the k/v copies are used with the memo: other copies give another ε
+  const x = randn([2, 8, 8, 4], 30) as tf.Tensor4D;
+  const m2 = new TensorMemo();
+  const withCopies = cfgEps(unet, x, 500, ctx, uncond, 3, { kvOverride, memo: m2 });
+  const without = cfgEps(unet, x, 500, ctx, uncond, 3, { memo: m2 });
+  assert.ok(maxAbsDiff(withCopies, without) > 1e-4, 'a memo keeps k/v of the copies apart from the originals');
+  m2.dispose();
+  tf.dispose([x, withCopies, without, ctx, uncond]);
+  p.dispose();
 });
