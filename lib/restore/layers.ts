@@ -430,6 +430,14 @@ export function gramFromSums(gram: tf.Tensor3D, sumSqQ: tf.Tensor, sumSqK: tf.Te
 }
 
 /**
+ * The sums that MDTA's channel similarities are made of: qᵀk [B,C,C] and the squared norms Σq², Σk² [B,C]
+ * over the pixels of q and k [B,HW,C] (they add over bands or tiles of the same map; `gramFromSums` divides).
+ */
+export function gramSums(q: tf.Tensor3D, k: tf.Tensor3D): { gram: tf.Tensor3D; sq: tf.Tensor2D; sk: tf.Tensor2D } {
+  return { gram: tf.matMul(q, k, true, false), sq: tf.sum(tf.square(q), 1), sk: tf.sum(tf.square(k), 1) };
+}
+
+/**
  * MDTA's channel × channel cosine similarities in the [B,H·W,C] layout (all heads at once): qᵀk / (‖q‖‖k‖ᵀ),
  * norms over all pixels (PyTorch F.normalize's eps), which equals q̂ k̂ᵀ of `channelCorrelation` for the
  * diagonal blocks of every head — of the tile as usual, or of the whole image inside a tiled pass
@@ -440,7 +448,11 @@ export function gramFromSums(gram: tf.Tensor3D, sumSqQ: tf.Tensor, sumSqK: tf.Te
 export function channelGram(q: tf.Tensor3D, k: tf.Tensor3D, h: number, w: number, eps = 1e-12): tf.Tensor3D {
   const [b, , c] = q.shape;
   const fromSums = (gram: tf.Tensor3D, nq: tf.Tensor, nk: tf.Tensor): tf.Tensor3D => gramFromSums(gram, nq, nk, eps);
-  const local = () => tf.tidy(() => fromSums(tf.matMul(q, k, true, false), tf.sum(tf.square(q), 1), tf.sum(tf.square(k), 1)));
+  const local = () =>
+    tf.tidy(() => {
+      const { gram, sq, sk } = gramSums(q, k);
+      return fromSums(gram, sq, sk);
+    });
   const s = activeStats;
   if (!s) return local();
   const whole = s.next(() => {

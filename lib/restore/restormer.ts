@@ -24,7 +24,7 @@ import { z } from 'zod';
 import { Params, init } from '../models/params';
 import { Conv2d, DepthwiseConv2d, LayerNorm } from '../models/nn';
 import { Rng } from '../util/rng';
-import { FusionSpec, RestorationBackbone, channelGram, checkGuidance, checkImage, conv3x3ByTaps, cropTo, geluErf, gramFromSums, imageStatisticsActive, padToMultiple, pixelShuffle, pixelUnshuffle, replaced, rowBands, runBlocks, unshuffledConv } from './layers';
+import { FusionSpec, RestorationBackbone, channelGram, checkGuidance, checkImage, conv3x3ByTaps, cropTo, geluErf, gramFromSums, gramSums, imageStatisticsActive, padToMultiple, pixelShuffle, pixelUnshuffle, replaced, rowBands, runBlocks, unshuffledConv } from './layers';
 
 export { runBlocks } from './layers';
 
@@ -107,6 +107,15 @@ function depthwiseSlice(x: tf.Tensor4D, dw: DepthwiseConv2d, from: number, n: nu
 }
 
 /**
+ * Part i of a 1×1 conv followed by a depthwise 3×3 on norm(x) (channels i·n … (i+1)·n: MDTA's q, k or v,
+ * GDFN's halves), from that part of the weights alone; the 1×1 output is freed once convolved.
+ */
+function pointwiseDepthwise(xn: tf.Tensor4D, pw: Conv2d, dw: DepthwiseConv2d, norm: Norm | undefined, i: number, n: number): tf.Tensor4D {
+  const a = normedPointwise(xn, pw, norm, i * n, n);
+  return replaced(a, depthwiseSlice(a, dw, i * n, n));
+}
+
+/**
  * Multi-Dconv head transposed attention: attention over channels (C/h × C/h per head), cost linear in H·W.
  *
  * Computed in the [B,H·W,C] layout, without transposes: q, k, v each from their third of the 1×1 and
@@ -141,8 +150,7 @@ export class MDTA {
       // intermediates freed once consumed (inference memory), as in GDFN
       const xn = norm ? norm.normalize(x) : x;
       const part = (i: number): tf.Tensor3D => {
-        const a = normedPointwise(xn, this.qkv, norm, i * c, c);
-        const d = replaced(a, depthwiseSlice(a, this.dw, i * c, c));
+        const d = pointwiseDepthwise(xn, this.qkv, this.dw, norm, i, c);
         const r = d.reshape([b, h * w, c]) as tf.Tensor3D;
         d.dispose();
         return r;
@@ -197,14 +205,8 @@ export class MDTA {
         const parts = tf.tidy(() => {
           const xb = tf.slice(x, [0, a0, 0, 0], [-1, a1 - a0, -1, -1]) as tf.Tensor4D;
           const xn = norm ? norm.normalize(xb) : xb;
-          const part = (i: number): tf.Tensor3D => {
-            const a = normedPointwise(xn, this.qkv, norm, i * c, c);
-            const d = replaced(a, depthwiseSlice(a, this.dw, i * c, c));
-            return tf.slice(d, [0, r0 - a0, 0, 0], [-1, r1 - r0, -1, -1]).reshape([b, (r1 - r0) * w, c]) as tf.Tensor3D;
-          };
-          const q = part(0);
-          const k = part(1);
-          return { gram: tf.matMul(q, k, true, false) as tf.Tensor3D, sq: tf.sum(tf.square(q), 1), sk: tf.sum(tf.square(k), 1), v: part(2) };
+          const part = (i: number): tf.Tensor3D => tf.slice(pointwiseDepthwise(xn, this.qkv, this.dw, norm, i, c), [0, r0 - a0, 0, 0], [-1, r1 - r0, -1, -1]).reshape([b, (r1 - r0) * w, c]) as tf.Tensor3D;
+          return { ...gramSums(part(0), part(1)), v: part(2) };
         });
         gram = add(gram, parts.gram);
         sq = add(sq, parts.sq);
@@ -280,10 +282,7 @@ export class GDFN {
       // each intermediate is freed once consumed; the two halves x1, x2 come from their halves of the
       // pin/dw weights (no split of a 2·hidden map), so the peak is about three hidden-width maps
       const xn = norm ? norm.normalize(x) : x;
-      const half = (i: number): tf.Tensor4D => {
-        const a = normedPointwise(xn, this.pin, norm, i * this.hidden, this.hidden);
-        return replaced(a, depthwiseSlice(a, this.dw, i * this.hidden, this.hidden));
-      };
+      const half = (i: number): tf.Tensor4D => pointwiseDepthwise(xn, this.pin, this.dw, norm, i, this.hidden);
       const x1 = half(0);
       const act = replaced(x1, geluErf(x1));
       const x2 = half(1);

@@ -299,9 +299,9 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     pool = new WorkerPool(opts.parallel.workers - 1, opts.parallel.factory, names);
   }
 
-  const time = { batch: 0, grads: 0, waitWorkers: 0, update: 0 };
-  /** Gradients of the step's batch (split across the main thread and the workers). */
-  async function computeGrads(s: number): Promise<{ named: Map<string, tf.Tensor>; total: number; partValues: Record<string, number> }> {
+  /** Gradients of the step's batch (split across the main thread and the workers), and where the time went (ms). */
+  async function computeGrads(s: number): Promise<{ named: Map<string, tf.Tensor>; total: number; partValues: Record<string, number>; time: { batch: number; grads: number; waitWorkers: number } }> {
+    const time = { batch: 0, grads: 0, waitWorkers: 0 };
     // the workers first: each rebuilds the batch from (seed, step) itself, while this thread builds it too
     let remote: Array<Promise<ShardResult>> = [];
     if (pool) {
@@ -316,7 +316,6 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     const tBatch = Date.now();
     const batch = await stage.getBatch(s, stepRng(cfg.seed, s, 'batch'));
     time.batch = Date.now() - tBatch;
-    time.waitWorkers = 0;
     const lossRng = stepRng(cfg.seed, s, 'loss');
     const local = (b: B) => {
       let parts: Record<string, tf.Scalar> = {};
@@ -337,7 +336,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
       const r = local(batch);
       time.grads = Date.now() - tGrads;
       stage.disposeBatch?.(batch);
-      return r;
+      return { ...r, time };
     }
     const n = stage.batchSize!(batch);
     const parts = shards(n, pool.count + 1);
@@ -380,7 +379,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
       named.set(name, tf.tensor(sum.subarray(off, off + v.size), v.shape, 'float32'));
       off += v.size;
     }
-    return { named, total, partValues };
+    return { named, total, partValues, time };
   }
 
   /** Measure with the EMA weights (swapped in, then back), log to val.jsonl, keep the best weights. */
@@ -419,7 +418,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
     if (pool) await pool.whenReady();
     while (step < endStep) {
       const t0 = Date.now();
-      const { named, total, partValues } = await computeGrads(step);
+      const { named, total, partValues, time: spent } = await computeGrads(step);
       const lr = lrAt(step, cfg) * lrRamp(step);
       const scale = stage.lrScale ? (n: string) => stage.lrScale!(n, step) : undefined;
       const gradNorm = opt.apply(paramMap, named, lr, scale);
@@ -435,8 +434,7 @@ export async function train<B>(stage: Stage<B>, cfgIn: z.input<typeof TrainConfi
       }
       if (!Number.isFinite(total)) throw new Error(`train: loss is ${total} at step ${step} (lr ${lr}); last checkpoint is ${ckptFile}`);
       const msPerStep = Date.now() - t0;
-      time.update = msPerStep - time.batch - time.grads - time.waitWorkers;
-      const rec: LogRecord = { step, lr, gradNorm, msPerStep, time: { ...time }, l_total: total };
+      const rec: LogRecord = { step, lr, gradNorm, msPerStep, time: { ...spent, update: msPerStep - spent.batch - spent.grads - spent.waitWorkers }, l_total: total };
       for (const [k, v] of Object.entries(partValues)) rec[k.startsWith('l_') ? (k as `l_${string}`) : (`l_${k}` as const)] = v;
       step += 1;
       if (step % cfg.logEvery === 0 || step === endStep || step === 1) {
