@@ -49,6 +49,22 @@ export function restoreCheckpoint(backbone: string, guided: boolean, source = 't
 export const SHIPPED_RESTORE_PRESET = 'demo-wide';
 /** The step of that config's schedule the shipped pair was taken at (`tdr train restore --stop-at`; docs/experiments.md §4). */
 export const SHIPPED_RESTORE_STOP_AT = 4000;
+/**
+ * The shipped pair was trained in two legs: to this step (`--stop-at`), then on from that model
+ * (`--init-from`, fresh optimizer moments) to SHIPPED_RESTORE_STOP_AT, because the first leg's run
+ * folders were lost (docs/experiments.md §4). Undefined: one leg.
+ */
+export const SHIPPED_RESTORE_WARM_START_AT: number | undefined = undefined;
+
+/**
+ * The command that rebuilds a shipped restorer of the pair (`out`), with its legs (see SHIPPED_RESTORE_WARM_START_AT).
+ * @param guidance the guidance model of the guided one (undefined: the unguided one)
+ */
+export function shippedRestoreRebuild(backbone: string, guidance: string | undefined, out: string): string {
+  const base = `npx tdr train restore --backbone ${backbone} --config data/configs/restore-${SHIPPED_RESTORE_PRESET}.json ${guidance ? `--guidance-checkpoint ${guidance}` : '--no-guidance'}`;
+  const last = `${base}${SHIPPED_RESTORE_WARM_START_AT !== undefined ? ` --init-from ${out}` : ''} --stop-at ${SHIPPED_RESTORE_STOP_AT} --out ${out}`;
+  return SHIPPED_RESTORE_WARM_START_AT !== undefined ? `${base} --stop-at ${SHIPPED_RESTORE_WARM_START_AT} --out ${out} && ${last}` : last;
+}
 
 export interface MethodOptions {
   /** validation photos (default 3) */
@@ -120,8 +136,8 @@ export function methodCheckpoints(opts: Pick<MethodOptions, 'backbone' | 'guidan
   };
   const need = [
     { what: 'guidance model (M_i2t + M_clean)', file: files.guidance, command: 'npx tdr train i2t --preset demo && npx tdr train clean --preset demo' },
-    { what: `${b} restorer with guidance`, file: files.guided, command: `npx tdr train restore --backbone ${b} --config data/configs/restore-${SHIPPED_RESTORE_PRESET}.json --guidance-checkpoint ${portablePath(files.guidance)} --stop-at ${SHIPPED_RESTORE_STOP_AT} --out ${portablePath(files.guided)}` },
-    { what: `${b} restorer without guidance`, file: files.plain, command: `npx tdr train restore --backbone ${b} --config data/configs/restore-${SHIPPED_RESTORE_PRESET}.json --no-guidance --stop-at ${SHIPPED_RESTORE_STOP_AT} --out ${portablePath(files.plain)}` },
+    { what: `${b} restorer with guidance`, file: files.guided, command: shippedRestoreRebuild(b, portablePath(files.guidance), portablePath(files.guided)) },
+    { what: `${b} restorer without guidance`, file: files.plain, command: shippedRestoreRebuild(b, undefined, portablePath(files.plain)) },
   ];
   return { files, missing: need.filter((n) => !fs.existsSync(n.file)) };
 }

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { readCheckpointMeta } from '../../lib/util/checkpoint';
 import { initBackend } from '../../lib/backend';
 import { loadRestorer, saveRestorer } from '../../lib/restore/train';
-import { methodCheckpoints } from '../../lib/jobs/method';
+import { methodCheckpoints, shippedRestoreRebuild, SHIPPED_RESTORE_STOP_AT, SHIPPED_RESTORE_WARM_START_AT } from '../../lib/jobs/method';
 import { projectRoot } from '../../lib/util/fsx';
 import { tmpDir } from '../helpers/fixtures';
 
@@ -153,7 +153,13 @@ test('tdr report with a missing restorer checkpoint: part 2 is skipped, naming t
   const r = run(['report', '--limit', '1', '--max-side', '64', '--guidance-checkpoint', guidance, '--guided-checkpoint', missing, '--plain-checkpoint', plain, '--out', html]);
   assert.match(r.stdout, /whole method skipped/);
   // the shipped pair's rebuild command, with this guidance model and this output
-  assert.ok(r.stdout.includes(`restore-guided.tdrc is missing (build it: npx tdr train restore --backbone promptir --config data/configs/restore-demo-wide.json --guidance-checkpoint ${guidance} --stop-at 4000 --out ${missing})`), r.stdout);
+  const build = shippedRestoreRebuild('promptir', guidance, missing);
+  assert.ok(r.stdout.includes(`restore-guided.tdrc is missing (build it: ${build})`), r.stdout);
+  // its legs: to the warm-start step, then on from that model to the shipped step (or one leg)
+  const legs = build.split(' && ');
+  assert.equal(legs.length, SHIPPED_RESTORE_WARM_START_AT === undefined ? 1 : 2, build);
+  for (const leg of legs) assert.ok(leg.startsWith(`npx tdr train restore --backbone promptir --config data/configs/restore-demo-wide.json --guidance-checkpoint ${guidance} `) && leg.endsWith(` --out ${missing}`), leg);
+  assert.ok(legs[legs.length - 1].includes(`${legs.length > 1 ? ` --init-from ${missing}` : ''} --stop-at ${SHIPPED_RESTORE_STOP_AT} `), build);
   assert.match(fs.readFileSync(html, 'utf8'), /Skipped: a checkpoint is missing/);
 });
 
