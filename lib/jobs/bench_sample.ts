@@ -4,7 +4,10 @@
  * report the median wall time over a few seeds), and one guidance image from one degraded input
  * (`benchGuidance`; target ≤ 2 s per image).
  */
+import * as tf from '@tensorflow/tfjs';
 import { TextToImage } from '../t2i/model';
+import type { GuidanceModel } from '../guidance/model';
+import type { RGBImage } from '../data/image';
 
 /** Wall ms of `n` calls of `fn(i)`, one after another, and their median (the upper one for even n). */
 async function timeRuns(n: number, fn: (i: number) => Promise<unknown>): Promise<{ median: number; times: number[] }> {
@@ -66,6 +69,12 @@ export interface GuidanceBench {
   guidesMs: number[];
   /** the target of `tdr guide` per image (2 s) */
   targetMs: number;
+  /**
+   * One DDIM step (the UNet's CFG pair on the input's context) with the sampling memo (what `tdr guide`
+   * runs) and without it, timed in alternation (median ms of `pairs` pairs), and the kernels each runs
+   * (tf.profile; independent of the machine's load).
+   */
+  step: { memoMs: number; plainMs: number; pairs: number; memoKernels: number; plainKernels: number };
 }
 
 /**
@@ -90,6 +99,7 @@ export async function benchGuidance(checkpoint: string, opts: { runs?: number } 
     await generateGuidance(guidance, t2i, [x], { seed: 1 });
     const firstMs = performance.now() - t1;
     const { median, times } = await timeRuns(opts.runs ?? 3, (i) => generateGuidance(guidance, t2i, [x], { seed: i + 2 }));
+    const step = await stepAB(guidance, t2i, x);
     return {
       checkpoint,
       imageSize: t2i.cfg.imageSize,
@@ -101,9 +111,49 @@ export async function benchGuidance(checkpoint: string, opts: { runs?: number } 
       guideMs: median,
       guidesMs: times,
       targetMs: 2_000,
+      step,
     };
   } finally {
     guidance.dispose();
     t2i.dispose();
+  }
+}
+
+/** `GuidanceBench.step`: one CFG step of x's context with and without the sampling memo, in alternation. */
+async function stepAB(guidance: GuidanceModel, t2i: TextToImage, x: RGBImage, pairs = 10): Promise<GuidanceBench['step']> {
+  const { imageWords } = await import('../guidance/pipeline');
+  const { wordsToContext } = await import('../guidance/model');
+  const { cfgEps } = await import('../models/diffusion');
+  const { TensorMemo } = await import('../models/nn');
+  const w = await imageWords(guidance, [x]);
+  const ctx = wordsToContext(t2i, w.clean);
+  const uncond = t2i.context(['']);
+  const s = t2i.latentSize;
+  const z = tf.randomNormal([1, s, s, t2i.cfg.unet.latentChannels], 0, 1, 'float32', 3) as tf.Tensor4D;
+  const memo = new TensorMemo();
+  const once = (m?: InstanceType<typeof TensorMemo>) => () => {
+    const eps = cfgEps(t2i.unet, z, 500, ctx, uncond, guidance.cfg.sample.cfgScale, { kvOverride: guidance.kv.map, memo: m });
+    eps.dataSync();
+    eps.dispose();
+  };
+  try {
+    once(memo)();
+    once()();
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < pairs; i++) {
+      let t = performance.now();
+      once(memo)();
+      a.push(performance.now() - t);
+      t = performance.now();
+      once()();
+      b.push(performance.now() - t);
+    }
+    const med = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
+    const kernels = async (f: () => void) => (await tf.profile(f)).kernels.length;
+    return { memoMs: med(a), plainMs: med(b), pairs, memoKernels: await kernels(once(memo)), plainKernels: await kernels(once()) };
+  } finally {
+    memo.dispose();
+    tf.dispose([w.raw, w.clean, ctx, uncond, z]);
   }
 }

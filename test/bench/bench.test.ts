@@ -164,6 +164,10 @@ test('tdr bench --guide FILE: loading, first image and per-image times of one gu
   assert.equal(j.targetMs, 2000);
   assert.equal(j.steps, tinyGuidanceConfig().sample.steps);
   assert.match(rows, /per image after\s+\d+\.\d s median of 1 \(target ≤ 2 s\)/);
+  // one DDIM step with and without the sampling memo: the memo runs fewer kernels
+  assert.ok(j.step.memoMs > 0 && j.step.plainMs > 0 && j.step.pairs === 10, JSON.stringify(j.step));
+  assert.ok(j.step.memoKernels < j.step.plainKernels, JSON.stringify(j.step));
+  assert.match(rows, /one DDIM step\s+\d+ ms, \d+ kernels \(without the sampling memo: \d+ ms, \d+ kernels; median of 10 alternating pairs\)/);
   for (const [args, msg] of [
     [['--guide', path.join(dir, 'none.tdrc')], /--guide \S+none\.tdrc: no such checkpoint/],
     [['--guide', gFile, '--restore'], /--guide times the guidance of one image only; drop --restore/],

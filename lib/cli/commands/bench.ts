@@ -174,6 +174,7 @@ export function formatGuidanceBench(g: GuidanceBench, backend: string): string {
     ['first image', `${f1(g.firstMs / 1000)} s (kernels compiled, weights uploaded)`],
     ['per image after', `${f1(g.guideMs / 1000)} s median of ${g.guidesMs.length} (target ≤ ${g.targetMs / 1000} s)`],
     ['  all runs', g.guidesMs.map((v) => f1(v / 1000)).join(', ') + ' s'],
+    ['one DDIM step', `${g.step.memoMs.toFixed(0)} ms, ${g.step.memoKernels} kernels (without the sampling memo: ${g.step.plainMs.toFixed(0)} ms, ${g.step.plainKernels} kernels; median of ${g.step.pairs} alternating pairs)`],
   ]);
 }
 
