@@ -19,6 +19,7 @@ import { GuidanceModel, t2iWeightsHash } from '../../lib/guidance/model';
 import { tinyT2I, tinyGuidanceConfig } from '../guidance/helpers';
 import { tmpDir } from '../helpers/fixtures';
 import * as path from 'node:path';
+import * as fs from 'node:fs';
 
 process.env.TDR_QUIET = '1';
 
@@ -95,6 +96,31 @@ test('bench command: --backend must name a backend, --threads a positive integer
   await assert.rejects(benchCommand.run(['--backend', 'gpu']), (e: Error) => e.name === 'UserError' && /--backend/.test(e.message));
   await assert.rejects(benchCommand.run(['--threads', '0']), (e: Error) => e.name === 'UserError' && /--threads/.test(e.message));
   await assert.rejects(benchCommand.run(['--python', '/usr/bin/python3']), (e: Error) => e.name === 'UserError' && /--python names the interpreters of --peer; add --peer/.test(e.message));
+  await assert.rejects(benchCommand.run(['--rounds', '3']), (e: Error) => e.name === 'UserError' && /--rounds is the number of --peer rounds; add --peer/.test(e.message));
+});
+
+test('--peer --rounds 3: tdr and the peer alternate, each round has its own ratio, the reported ratio is the median round', async () => {
+  await initBackend({ quiet: true });
+  // a stand-in interpreter that answers as the PyTorch peer does, 100, 300, then 200 ms per step
+  const dir = tmpDir('tdr-bench-rounds-');
+  const count = path.join(dir, 'n');
+  const fake = path.join(dir, 'fakepy');
+  fs.writeFileSync(fake, `#!/bin/sh\nn=$(cat ${count} 2>/dev/null || echo 0); echo $((n+1)) > ${count}\nms=$(echo "100 300 200" | cut -d' ' -f$((n+1)))\necho '{"framework":"pytorch 0.0","torchVersion":"0.0","python":"fake","threads":1,"unetStepMs":'$ms',"stepsMs":['$ms'],"stepCpuMs":1}'\n`, { mode: 0o755 });
+  const out: string[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((c: string | Uint8Array) => (out.push(typeof c === 'string' ? c : ''), true)) as typeof process.stdout.write;
+  try {
+    assert.equal(await benchCommand.run(['--peer', '--python', fake, '--rounds', '3', '--steps', '1', '--warmup', '0', '--sample', 'none', '--json']), 0);
+  } finally {
+    process.stdout.write = write;
+  }
+  const r = JSON.parse(out.find((l) => l.startsWith('{"backend"'))!);
+  const [p] = r.peers;
+  assert.deepEqual(p.rounds.map((q: { peerMs: number }) => q.peerMs), [100, 300, 200]);
+  for (const q of p.rounds) assert.ok(q.tdrMs > 0 && Math.abs(q.ratio - q.tdrMs / q.peerMs) < 1e-9);
+  const sorted = p.rounds.map((q: { ratio: number }) => q.ratio).sort((a: number, b: number) => a - b);
+  assert.equal(p.ratio, sorted[1]);
+  assert.equal(p.unetStepMs, p.rounds.find((q: { ratio: number }) => q.ratio === p.ratio).peerMs);
 });
 
 /** A Python with PyTorch here (Debian's python3-torch), or null. */

@@ -25,6 +25,7 @@ const Options = z.strictObject({
   promptir: z.boolean().default(false).describe('also time a train step of the demo PromptIR restorer (batch 8, 64 px), unguided and guided'),
   peer: z.boolean().optional().describe('also run the PyTorch CPU peer at the same thread count and print the ratio'),
   python: z.string().min(1).optional().describe('--peer: the Python interpreter(s) with PyTorch, comma-separated (default /usr/bin/python3)'),
+  rounds: z.coerce.number().int().min(1).max(50).optional().describe('--peer: alternate this many rounds of tdr then each PyTorch, report the median ratio'),
   threads: z.coerce.number().int().min(1).max(256).optional().describe('threads for one step: TensorFlow intra-op threads, or the OpenBLAS threads of the native kernels on wasm'),
   backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional().describe('this backend instead of the default choice (TDR_BACKEND)'),
   classical: z.boolean().optional().describe('time the classical references per image instead (DCP + guided filter, non-local means)'),
@@ -38,7 +39,7 @@ const Options = z.strictObject({
 });
 
 const HELP = `usage: tdr bench [--backend NAME] [--threads N] [--json] [--steps N] [--warmup N] [--t2i] [--promptir]
-                 [--sample FILE.tdrc|none] [--peer [--python PY[,PY…]]]
+                 [--sample FILE.tdrc|none] [--peer [--python PY[,PY…]] [--rounds R]]
        tdr bench --classical [--json] [--steps N]
        tdr bench --restore [--json] [--sizes LIST] [--tile-budget MIB] [--no-guidance]
        tdr bench --guide FILE.tdrc [--backend NAME] [--threads N] [--json] [--steps N]
@@ -69,6 +70,9 @@ options:
                else the backend's) and report the ratio project / PyTorch, with the PyTorch version
   --python P   --peer with these interpreters, comma-separated, one after the other (default
                /usr/bin/python3: Debian's python3-torch)
+  --rounds R   --peer in R rounds, each the tdr step (--steps) then every interpreter's: the ratio is
+               the median of the rounds' ratios, so a machine whose speed drifts over minutes compares
+               like with like (default 1)
   --classical  instead: time per image of the classical references of 'tdr eval' (dark channel
                prior + guided filter; non-local means, RGB, template 7, search 21) at 128, 256 and
                512 px, median of N runs (--steps, default 5) after one warm-up; one thread;
@@ -112,8 +116,13 @@ export function formatClassicalBench(rows: ClassicalBenchRow[]): string {
 }
 
 /** The human-readable report: one "name  value" row per line. */
-/** peers: one PyTorch run per interpreter of --python, each with ratio = tdr U-Net step / PyTorch's (wall). */
-export type BenchReport = BenchResult & { sample?: SampleBench; peers?: Array<PeerResult & { ratio: number }>; t2i?: T2IStepBench; promptir?: PromptIRStepBench[] };
+/**
+ * peers: one PyTorch run per interpreter of --python, each with ratio = tdr U-Net step / PyTorch's (wall);
+ * with --rounds R, `rounds` holds each round's tdr and PyTorch medians and ratio, and the top-level
+ * fields are the round with the median ratio (ratio = the median of the rounds').
+ */
+export type PeerRow = PeerResult & { ratio: number; rounds?: Array<{ tdrMs: number; peerMs: number; ratio: number }> };
+export type BenchReport = BenchResult & { sample?: SampleBench; peers?: PeerRow[]; t2i?: T2IStepBench; promptir?: PromptIRStepBench[] };
 
 export function formatBench(r: BenchReport): string {
   const rows: Array<[string, string]> = [
@@ -147,7 +156,7 @@ export function formatBench(r: BenchReport): string {
   for (const p of r.peers ?? []) {
     rows.push(
       [`peer: PyTorch ${p.torchVersion}`, `${f1(p.unetStepMs)} ms median at ${p.threads} thread(s) (CPU ${f1(p.stepCpuMs)} ms; ${p.python})`],
-      ['  ratio tdr / peer', `${p.ratio.toFixed(2)} (goal ≤ 1.0)`],
+      ['  ratio tdr / peer', `${p.ratio.toFixed(2)} (goal ≤ 1.0)${p.rounds ? `, median of ${p.rounds.length} alternating rounds: ${p.rounds.map((q) => `${q.tdrMs.toFixed(0)}/${q.peerMs.toFixed(0)} ms = ${q.ratio.toFixed(2)}`).join('; ')}` : ''}`],
     );
   }
   if (r.sample) {
@@ -196,6 +205,7 @@ export const benchCommand: Command = {
         warmup: { type: 'string' },
         sample: { type: 'string' },
         peer: { type: 'boolean' },
+        rounds: { type: 'string' },
         python: { type: 'string' },
         threads: { type: 'string' },
         backend: { type: 'string' },
@@ -216,6 +226,7 @@ export const benchCommand: Command = {
       throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr bench --help'`);
     }
     if (options['dry-run'] && !options['choose-backend']) throw new UserError('--dry-run applies to --choose-backend only');
+    if (options.rounds !== undefined && !options.peer) throw new UserError('--rounds is the number of --peer rounds; add --peer');
     if (options['choose-backend']) {
       const other = (['restore', 'guide', 'classical', 'sample', 'peer', 't2i', 'promptir', 'backend', 'threads'] as const).find((k) => options[k] !== undefined && options[k] !== false);
       if (other) throw new UserError(`--choose-backend times every backend and thread count itself; drop --${other}`);
@@ -275,10 +286,22 @@ export const benchCommand: Command = {
     if (options.promptir) r.promptir = await benchPromptIRStep({ reps: options.steps });
     if (options.peer) {
       const pythons = options.python ? options.python.split(',').map((p) => p.trim()).filter(Boolean) : [undefined];
-      r.peers = pythons.map((python) => {
-        const p = runPeerBench({ threads: options.threads ?? r.threads, steps: options.steps, warmup: options.warmup, python });
-        return { ...p, ratio: r.unetStepMs / p.unetStepMs };
-      });
+      const peer = (python: string | undefined) => runPeerBench({ threads: options.threads ?? r.threads, steps: options.steps, warmup: options.warmup, python });
+      const rounds = options.rounds ?? 1;
+      if (rounds === 1) r.peers = pythons.map((python) => peer(python)).map((p) => ({ ...p, ratio: r.unetStepMs / p.unetStepMs }));
+      else {
+        // alternate: tdr's step, then each PyTorch's, R times (round 1's tdr step is the one above)
+        const perRound: Array<{ tdrMs: number; peers: PeerResult[] }> = [];
+        for (let i = 0; i < rounds; i++) {
+          const tdrMs = i === 0 ? r.unetStepMs : (await runBench({ steps: options.steps, warmup: options.warmup })).unetStepMs;
+          perRound.push({ tdrMs, peers: pythons.map(peer) });
+        }
+        r.peers = pythons.map((_, k) => {
+          const rs = perRound.map((q) => ({ tdrMs: q.tdrMs, peerMs: q.peers[k].unetStepMs, ratio: q.tdrMs / q.peers[k].unetStepMs }));
+          const mid = [...rs.keys()].sort((a, b) => rs[a].ratio - rs[b].ratio)[Math.floor(rs.length / 2)];
+          return { ...perRound[mid].peers[k], ratio: rs[mid].ratio, rounds: rs };
+        });
+      }
     }
     if (ckpt) r.sample = await benchSample(ckpt);
     process.stdout.write((options.json ? JSON.stringify(r) : formatBench(r)) + '\n');
