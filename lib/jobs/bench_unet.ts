@@ -5,12 +5,13 @@
  *   enc1 3→32→32 [64²], maxPool 2, enc2 32→64→64 [32²], pool, enc3 64→128→128 [16²], pool,
  *   bottleneck 128→128→128 [8²], nearest-up ×2 + concat(enc3) 256→128→128,
  *   up + concat(enc2) 192→64→64, up + concat(enc1) 96→32→32, 1×1 32→3 (bias, no activation).
- * Batch 8, 64×64×3 random input, L1 loss to a random target, Adam lr 1e-3.
+ * Batch 8, 64×64×3 random input, L1 loss to a random target, Adam lr 1e-3 (the project's AdamW without decay or clipping).
  * Forward ≈ 9.42 GFLOP; a train step ≈ 3× that (forward, dx, dW).
  *
  * Timings are wall-clock medians; on a shared machine they vary with the load of other processes.
  */
 import * as tf from '@tensorflow/tfjs';
+import { AdamW } from '../train/adamw';
 import { initBackend } from '../backend';
 
 export interface BenchOptions {
@@ -218,7 +219,9 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
   const rss = new RssSampler();
   const tensorsBefore = tf.memory().numTensors;
   const layers = makeLayers();
-  const optimizer = tf.train.adam(1e-3);
+  // the project's optimizer (lib/train/adamw.ts, what every training run uses) as plain Adam: no decay,
+  // no clipping, PyTorch's defaults — the peer runs torch.optim.Adam(lr 1e-3)
+  const optimizer = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, clipNorm: 0 });
   const x = tf.randomUniform([BATCH, SIZE, SIZE, 3], 0, 1, 'float32', 11) as tf.Tensor4D;
   const target = tf.randomUniform([BATCH, SIZE, SIZE, 3], 0, 1, 'float32', 12) as tf.Tensor4D;
   const stepsMs: number[] = [];
@@ -229,13 +232,15 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
   let conv: ConvMicro | undefined;
   try {
     const varList = layers.flatMap((l) => [l.w, l.b]);
+    const byName = new Map(varList.map((v) => [v.name, v]));
     for (let s = 0; s < warmup + steps; s++) {
       const t0 = performance.now();
       const c0 = process.cpuUsage();
-      const loss = optimizer.minimize(() => tf.tidy(() => tf.mean(tf.abs(tf.sub(unetForward(layers, x), target)))), true, varList);
-      if (loss == null) throw new Error('runBench: optimizer.minimize returned no loss');
-      finalLoss = (await loss.data())[0];
-      loss.dispose();
+      const { value, grads } = tf.variableGrads(() => tf.tidy(() => tf.mean(tf.abs(tf.sub(unetForward(layers, x), target)))) as tf.Scalar, varList);
+      optimizer.apply(byName, new Map(Object.entries(grads)), 1e-3);
+      tf.dispose(Object.values(grads));
+      finalLoss = (await value.data())[0];
+      value.dispose();
       const dt = performance.now() - t0;
       const dc = process.cpuUsage(c0);
       rss.sample();
