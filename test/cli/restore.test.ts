@@ -209,3 +209,29 @@ test('train restore --config: a restore preset file names its run; bad files →
   assert.deepEqual(val.map((v) => v.step), Array.from({ length: (meta.config as { train: { steps: number } }).train.steps }, (_, i) => i + 1));
   assert.equal(meta.bestStep, val.reduce((a, v) => (v.v_psnr > a.v_psnr ? v : a)).step);
 });
+
+test('train restore --init-from: two legs give a model whose rebuild command has both, whose logs continue the first leg\'s, and whose file may be the one it began from', async () => {
+  const cfgFile = path.join(dir, 'legs.json');
+  const ci = JSON.parse(JSON.stringify(RESTORE_PRESETS.ci)) as Record<string, unknown> & { train: Record<string, unknown> };
+  fs.writeFileSync(cfgFile, JSON.stringify({ ...ci, preset: 'ci-legs', photoLimit: 3, train: { ...ci.train, steps: 4, logEvery: 1 }, validation: { holdout: 1, every: 1, size: 32 } }));
+  const model = path.join(dir, 'legs.tdrc');
+  const base = ['--backbone', 'nafnet', '--no-guidance', '--config', cfgFile];
+  const first = await run(() => trainRestoreCommandRun([...base, '--runs', path.join(dir, 'leg1'), '--stop-at', '2', '--out', model]));
+  assert.equal(first.code, 0, first.error);
+  const m1 = readCheckpointMeta(model);
+  assert.equal(m1.rebuild, `tdr train restore --backbone nafnet --no-guidance --tasks all-in-one --config ${cfgFile} --stop-at 2 --out ${model}`);
+  const firstStep = Number(m1.bestStep);
+  // the second leg writes over the file it began from
+  const second = await run(() => trainRestoreCommandRun([...base, '--runs', path.join(dir, 'leg2'), '--init-from', model, '--stop-at', '4', '--out', model]));
+  assert.equal(second.code, 0, second.error);
+  const m2 = readCheckpointMeta(model);
+  assert.equal(m2.rebuild, `${m1.rebuild} && tdr train restore --backbone nafnet --no-guidance --tasks all-in-one --config ${cfgFile} --init-from ${model} --stop-at 4 --out ${model}`);
+  assert.equal((m2.initFrom as { step: number }).step, firstStep);
+  const steps = (kind: string) => fs.readFileSync(model.replace(/\.tdrc$/, `.${kind}.jsonl`), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+  assert.deepEqual(steps('log'), [0, 1, 2, 3], 'loss log: the first leg up to its model\'s step, then the second, each step once');
+  assert.deepEqual(steps('val'), [...Array.from({ length: firstStep }, (_, i) => i + 1), ...Array.from({ length: 4 - firstStep }, (_, i) => firstStep + 1 + i)]);
+  // a model of another configuration is refused, naming the file
+  const other = await run(() => trainRestoreCommandRun(['--backbone', 'nafnet', '--no-guidance', '--preset', 'ci', '--runs', path.join(dir, 'leg3'), '--init-from', model]));
+  assert.equal(other.code, EXIT.usage);
+  assert.match(other.error!, /--init-from \S+legs\.tdrc: trained with another configuration \(differs in .*preset/);
+});

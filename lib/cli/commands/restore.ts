@@ -20,6 +20,7 @@ import { defaultRunsDir, shippedCheckpoint } from '../../util/paths';
 import { BACKBONE_TYPES, RESTORE_PRESET_NAMES, TASK_SETS, restorePreset, restorePresetFrom, parseRestorePresetFile, restoreRunName } from '../../restore/config';
 import { defaultWorkers } from '../../train/parallel';
 import { readLog, readValLog, readLogBeside, writeLogBeside } from '../../train/loop';
+import { portablePath } from '../../util/paths';
 import { loadRestorer, saveRestorer, trainRestorer, guidanceModelMismatch } from '../../restore/train';
 import { GuidanceSource, guidanceKey, noGuidance } from '../../restore/source';
 import { UserError } from '../../util/errors';
@@ -276,12 +277,13 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
     const snapshot = stopAt !== undefined ? ` --stop-at ${stopAt}` : '';
     // a warm-started model is rebuilt by first rebuilding the model it began from
     const init = r.initFrom ? ` --init-from ${r.initFrom.file}` : '';
-    const first = r.initFrom?.rebuild ? `${r.initFrom.rebuild} --out ${r.initFrom.file} && ` : '';
+    const first = r.initFrom?.rebuild ? `${r.initFrom.rebuild}${/ --out \S+$/.test(r.initFrom.rebuild) ? '' : ` --out ${r.initFrom.file}`} && ` : '';
     // the logs of the model it began from, read before `out` (which may be the same file) is written
     const before = (kind: 'log' | 'val') => (r.initFrom ? readLogBeside(options['init-from']!, kind).filter((x) => x.step < r.initFrom!.step + (kind === 'val' ? 1 : 0)) : []);
     const logBefore = before('log');
     const valBefore = before('val');
-    saveRestorer(out, r.params, cfg, { rebuild: first + rebuild + init + snapshot, steps: r.result.step, scheduleSteps: cfg.train.steps, ...(r.bestStep !== undefined ? { bestStep: r.bestStep } : {}), guidance: r.guidance, guidanceStandIn: source.standIn ?? null, guidanceModel: r.guidanceModel, ...(r.initFrom ? { initFrom: r.initFrom } : {}) });
+    const to = options.out ? ` --out ${portablePath(options.out)}` : '';
+    saveRestorer(out, r.params, cfg, { rebuild: first + rebuild + init + snapshot + to, steps: r.result.step, scheduleSteps: cfg.train.steps, ...(r.bestStep !== undefined ? { bestStep: r.bestStep } : {}), guidance: r.guidance, guidanceStandIn: source.standIn ?? null, guidanceModel: r.guidanceModel, ...(r.initFrom ? { initFrom: r.initFrom } : {}) });
     // the loss log beside the checkpoint (<out>.log.jsonl; notebook 07 plots it) and its validation PSNR
     // per task (<out>.val.jsonl; the learning curves); a warm-started run's logs continue those beside
     // the model it began from
