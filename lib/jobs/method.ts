@@ -48,13 +48,13 @@ export function restoreCheckpoint(backbone: string, guided: boolean, source = 't
 /** The preset (config file) of the shipped restorer pair: data/configs/restore-demo-wide.json. */
 export const SHIPPED_RESTORE_PRESET = 'demo-wide';
 /** The step of that config's schedule the shipped pair was taken at (`tdr train restore --stop-at`; docs/experiments.md §4). */
-export const SHIPPED_RESTORE_STOP_AT = 4000;
+export const SHIPPED_RESTORE_STOP_AT = 5500;
 /**
  * The shipped pair was trained in two legs: to this step (`--stop-at`), then on from that model
  * (`--init-from`, fresh optimizer moments) to SHIPPED_RESTORE_STOP_AT, because the first leg's run
  * folders were lost (docs/experiments.md §4). Undefined: one leg.
  */
-export const SHIPPED_RESTORE_WARM_START_AT: number | undefined = undefined;
+export const SHIPPED_RESTORE_WARM_START_AT: number | undefined = 4000;
 
 /**
  * The command that rebuilds a shipped restorer of the pair (`out`), with its legs (see SHIPPED_RESTORE_WARM_START_AT).

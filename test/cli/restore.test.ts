@@ -221,12 +221,13 @@ test('train restore --init-from: two legs give a model whose rebuild command has
   const m1 = readCheckpointMeta(model);
   assert.equal(m1.rebuild, `tdr train restore --backbone nafnet --no-guidance --tasks all-in-one --config ${cfgFile} --stop-at 2 --out ${model}`);
   const firstStep = Number(m1.bestStep);
-  // the second leg writes over the file it began from
-  const second = await run(() => trainRestoreCommandRun([...base, '--runs', path.join(dir, 'leg2'), '--init-from', model, '--stop-at', '4', '--out', model]));
+  // the second leg writes over the file it began from, in the same runs folder (its run is named '-warm')
+  const second = await run(() => trainRestoreCommandRun([...base, '--runs', path.join(dir, 'leg1'), '--init-from', model, '--stop-at', '4', '--out', model]));
   assert.equal(second.code, 0, second.error);
   const m2 = readCheckpointMeta(model);
   assert.equal(m2.rebuild, `${m1.rebuild} && tdr train restore --backbone nafnet --no-guidance --tasks all-in-one --config ${cfgFile} --init-from ${model} --stop-at 4 --out ${model}`);
   assert.equal((m2.initFrom as { step: number }).step, firstStep);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'leg1')).sort(), ['restore-nafnet-all-in-one-plain-ci-legs', 'restore-nafnet-all-in-one-plain-ci-legs-warm']);
   const steps = (kind: string) => fs.readFileSync(model.replace(/\.tdrc$/, `.${kind}.jsonl`), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
   assert.deepEqual(steps('log'), [0, 1, 2, 3], 'loss log: the first leg up to its model\'s step, then the second, each step once');
   assert.deepEqual(steps('val'), [...Array.from({ length: firstStep }, (_, i) => i + 1), ...Array.from({ length: 4 - firstStep }, (_, i) => firstStep + 1 + i)]);

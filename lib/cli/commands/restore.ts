@@ -208,9 +208,10 @@ options:
   --stop-at N       a snapshot of the schedule: training ends at its step N (the learning rate still follows
                     train.steps) and the model is the best validation checkpoint up to N; a run already past N
                     gives it when it validated at N and its best checkpoint is not later
-  --init-from FILE  warm start: a new run begins at the step of this trained restorer (same configuration and
-                    guidance model) with its weights and fresh optimizer moments, the learning rate ramping up over
-                    100 steps; to continue a schedule whose run folder is gone. The model records the file
+  --init-from FILE  warm start: a new run (named with '-warm') begins at the step of this trained restorer (same
+                    configuration and guidance model) with its weights and fresh optimizer moments, the learning
+                    rate ramping up over 100 steps; to continue a schedule whose run folder is gone. The model
+                    records the file
   --out FILE        where the trained model goes (default: data/checkpoints/<run>.tdrc for demo with the real
                     guidance or none, else <runs>/<run>/<run>.tdrc)
 
@@ -261,7 +262,9 @@ export async function trainRestoreCommandRun(argvIn: string[]): Promise<number> 
   const backend = await initBackend();
   const workers = defaultWorkers(backend.name, os.cpus().length);
   if (workers > 1) process.stderr.write(`tdr: data-parallel training on ${workers} workers (TDR_WORKERS to change)\n`);
-  const name = restoreRunName(cfg, source.name);
+  // a warm-started run has a folder of its own ('-warm'), so that the legs of one rebuild command, both in
+  // the default runs folder, do not meet (the first leg's run is not warm-started and would be refused)
+  const name = restoreRunName(cfg, source.name) + (options['init-from'] ? '-warm' : '');
   const runDir = path.join(options.runs ?? defaultRunsDir(), name);
   const stopAt = options['stop-at'];
   if (stopAt !== undefined && stopAt > cfg.train.steps) throw new UserError(`--stop-at ${stopAt}: past the end of the schedule (train.steps ${cfg.train.steps})`);
