@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { TextToImage } from '../t2i/model';
 import type { GuidanceModel } from '../guidance/model';
 import type { RGBImage } from '../data/image';
+import { median } from '../metrics/stats';
 
 /** Wall ms of `n` calls of `fn(i)`, one after another, and their median (the upper one for even n). */
 async function timeRuns(n: number, fn: (i: number) => Promise<unknown>): Promise<{ median: number; times: number[] }> {
@@ -149,9 +150,8 @@ async function stepAB(guidance: GuidanceModel, t2i: TextToImage, x: RGBImage, pa
       once()();
       b.push(performance.now() - t);
     }
-    const med = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
     const kernels = async (f: () => void) => (await tf.profile(f)).kernels.length;
-    return { memoMs: med(a), plainMs: med(b), pairs, memoKernels: await kernels(once(memo)), plainKernels: await kernels(once()) };
+    return { memoMs: median(a), plainMs: median(b), pairs, memoKernels: await kernels(once(memo)), plainKernels: await kernels(once()) };
   } finally {
     memo.dispose();
     tf.dispose([w.raw, w.clean, ctx, uncond, z]);

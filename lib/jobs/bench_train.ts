@@ -28,6 +28,7 @@ import { train } from '../train/loop';
 import { GuidedRestorer } from '../restore/guided';
 import { restorePreset } from '../restore/config';
 import { Rng } from '../util/rng';
+import { median } from '../metrics/stats';
 
 export interface T2IStepBench {
   preset: string;
@@ -64,12 +65,6 @@ export interface PromptIRStepBench {
 export function cpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e3;
-}
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 const WORDS = ['red', 'old', 'small', 'wooden', 'stone', 'house', 'tree', 'boat', 'street', 'river', 'dog', 'garden', 'bridge', 'sky', 'rainy', 'hazy', 'noisy'];

@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { AdamW } from '../train/adamw';
 import { initBackend } from '../backend';
+import { median } from '../metrics/stats';
 
 export interface BenchOptions {
   /** timed train steps (median reported); default 5 */
@@ -134,12 +135,6 @@ function unetForward(layers: Layer[], x: tf.Tensor4D): tf.Tensor4D {
   const d2 = conv(conv(tf.concat([up(d3), e2], 3))); // [N,32,32,192] → 64
   const d1 = conv(conv(tf.concat([up(d2), e1], 3))); // [N,64,64,96] → 32
   return conv(d1, false); // 1×1 → [N,64,64,3]
-}
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 class RssSampler {

@@ -71,6 +71,14 @@ export function nearest<T extends { image: RGBImage }>(query: RGBImage, candidat
     .slice(0, k);
 }
 
+/** Median (the mean of the two middle values for an even count; NaN for none): the timing summaries of the benchmarks. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 /** Mean and (population) standard deviation. */
 export function meanStd(xs: readonly number[]): { mean: number; std: number } {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;

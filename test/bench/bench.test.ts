@@ -106,21 +106,30 @@ test('--peer --rounds 3: tdr and the peer alternate, each round has its own rati
   const count = path.join(dir, 'n');
   const fake = path.join(dir, 'fakepy');
   fs.writeFileSync(fake, `#!/bin/sh\nn=$(cat ${count} 2>/dev/null || echo 0); echo $((n+1)) > ${count}\nms=$(echo "100 300 200" | cut -d' ' -f$((n+1)))\necho '{"framework":"pytorch 0.0","torchVersion":"0.0","python":"fake","threads":1,"unetStepMs":'$ms',"stepsMs":['$ms'],"stepCpuMs":1}'\n`, { mode: 0o755 });
-  const out: string[] = [];
-  const write = process.stdout.write;
-  process.stdout.write = ((c: string | Uint8Array) => (out.push(typeof c === 'string' ? c : ''), true)) as typeof process.stdout.write;
-  try {
-    assert.equal(await benchCommand.run(['--peer', '--python', fake, '--rounds', '3', '--steps', '1', '--warmup', '0', '--sample', 'none', '--json']), 0);
-  } finally {
-    process.stdout.write = write;
-  }
-  const r = JSON.parse(out.find((l) => l.startsWith('{"backend"'))!);
-  const [p] = r.peers;
+  const run = async (args: string[]) => {
+    const out: string[] = [];
+    const write = process.stdout.write;
+    process.stdout.write = ((c: string | Uint8Array) => (out.push(typeof c === 'string' ? c : ''), true)) as typeof process.stdout.write;
+    try {
+      assert.equal(await benchCommand.run(['--peer', '--python', fake, ...args, '--steps', '1', '--warmup', '0', '--sample', 'none', '--json']), 0);
+    } finally {
+      process.stdout.write = write;
+    }
+    return JSON.parse(out.find((l) => l.startsWith('{"backend"'))!);
+  };
+  const [p] = (await run(['--rounds', '3'])).peers;
   assert.deepEqual(p.rounds.map((q: { peerMs: number }) => q.peerMs), [100, 300, 200]);
   for (const q of p.rounds) assert.ok(q.tdrMs > 0 && Math.abs(q.ratio - q.tdrMs / q.peerMs) < 1e-9);
   const sorted = p.rounds.map((q: { ratio: number }) => q.ratio).sort((a: number, b: number) => a - b);
   assert.equal(p.ratio, sorted[1]);
   assert.equal(p.unetStepMs, p.rounds.find((q: { ratio: number }) => q.ratio === p.ratio).peerMs);
+  // without --rounds: one round, no per-round list, the ratio of tdr's step to the peer's (the fake's 4th answer is empty: reset it)
+  fs.rmSync(count);
+  const one = await run([]);
+  assert.equal(one.peers.length, 1);
+  assert.equal(one.peers[0].rounds, undefined);
+  assert.equal(one.peers[0].unetStepMs, 100);
+  assert.ok(Math.abs(one.peers[0].ratio - one.unetStepMs / 100) < 1e-9);
 });
 
 /** A Python with PyTorch here (Debian's python3-torch), or null. */

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { darkChannel, highFrequencyEnergy, nearest, meanStd, meanSquaredDistance } from '../../lib/metrics/stats';
+import { darkChannel, highFrequencyEnergy, nearest, meanStd, meanSquaredDistance, median } from '../../lib/metrics/stats';
 import { makeImage } from '../../lib/data/image';
 import { degrade } from '../../lib/data/degrade';
 
@@ -64,4 +64,13 @@ test('aeHighFrequency: an identity autoencoder keeps all of the noise, a denoisi
   const h = aeHighFrequency([{ clean, rec: clean, noisy, recNoisy: half }]).noiseKept;
   assert.ok(h > 0.2 && h < 0.3, String(h));
   assert.throws(() => aeHighFrequency([]), /no reconstructions/);
+});
+
+test('median: middle value, mean of the two middle ones for an even count, input unchanged, NaN for none', () => {
+  const xs = [5, 1, 4];
+  assert.equal(median(xs), 4);
+  assert.deepEqual(xs, [5, 1, 4]);
+  assert.equal(median([3, 1, 4, 2]), 2.5);
+  assert.equal(median([7]), 7);
+  assert.ok(Number.isNaN(median([])));
 });

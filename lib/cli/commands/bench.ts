@@ -287,21 +287,19 @@ export const benchCommand: Command = {
     if (options.peer) {
       const pythons = options.python ? options.python.split(',').map((p) => p.trim()).filter(Boolean) : [undefined];
       const peer = (python: string | undefined) => runPeerBench({ threads: options.threads ?? r.threads, steps: options.steps, warmup: options.warmup, python });
+      // alternate: tdr's step, then each PyTorch's, R times (round 1's tdr step is the one above); each peer's row
+      // is the round with the median ratio
       const rounds = options.rounds ?? 1;
-      if (rounds === 1) r.peers = pythons.map((python) => peer(python)).map((p) => ({ ...p, ratio: r.unetStepMs / p.unetStepMs }));
-      else {
-        // alternate: tdr's step, then each PyTorch's, R times (round 1's tdr step is the one above)
-        const perRound: Array<{ tdrMs: number; peers: PeerResult[] }> = [];
-        for (let i = 0; i < rounds; i++) {
-          const tdrMs = i === 0 ? r.unetStepMs : (await runBench({ steps: options.steps, warmup: options.warmup })).unetStepMs;
-          perRound.push({ tdrMs, peers: pythons.map(peer) });
-        }
-        r.peers = pythons.map((_, k) => {
-          const rs = perRound.map((q) => ({ tdrMs: q.tdrMs, peerMs: q.peers[k].unetStepMs, ratio: q.tdrMs / q.peers[k].unetStepMs }));
-          const mid = [...rs.keys()].sort((a, b) => rs[a].ratio - rs[b].ratio)[Math.floor(rs.length / 2)];
-          return { ...perRound[mid].peers[k], ratio: rs[mid].ratio, rounds: rs };
-        });
+      const perRound: Array<{ tdrMs: number; peers: PeerResult[] }> = [];
+      for (let i = 0; i < rounds; i++) {
+        const tdrMs = i === 0 ? r.unetStepMs : (await runBench({ steps: options.steps, warmup: options.warmup })).unetStepMs;
+        perRound.push({ tdrMs, peers: pythons.map(peer) });
       }
+      r.peers = pythons.map((_, k) => {
+        const rs = perRound.map((q) => ({ tdrMs: q.tdrMs, peerMs: q.peers[k].unetStepMs, ratio: q.tdrMs / q.peers[k].unetStepMs }));
+        const mid = [...rs.keys()].sort((a, b) => rs[a].ratio - rs[b].ratio)[Math.floor(rs.length / 2)];
+        return { ...perRound[mid].peers[k], ratio: rs[mid].ratio, ...(rounds > 1 ? { rounds: rs } : {}) };
+      });
     }
     if (ckpt) r.sample = await benchSample(ckpt);
     process.stdout.write((options.json ? JSON.stringify(r) : formatBench(r)) + '\n');

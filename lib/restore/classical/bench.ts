@@ -11,6 +11,7 @@ import { Rng } from '../../util/rng';
 import { dehazeDcp } from './dcp';
 import { nlmDenoise } from './nlm';
 import { NLM_RULE, nlmStrength } from './index';
+import { median } from '../../metrics/stats';
 
 export interface ClassicalBenchRow {
   method: 'DCP + GF' | 'NLM';
@@ -39,7 +40,6 @@ export function benchClassical(opts: { sizes?: number[]; reps?: number } = {}): 
   const sizes = opts.sizes ?? [128, 256, 512];
   const reps = opts.reps ?? 3;
   const rows: ClassicalBenchRow[] = [];
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const time = (fn: () => void): { runs: number[]; ms: number; cpuMs: number } => {
     fn();
     const runs: number[] = [];
