@@ -40,11 +40,6 @@ export function pickGuidance(name: string | undefined, words?: number, checkpoin
   return guidanceSourceByName(want, { words, checkpoint }).source;
 }
 
-/** The shipped demo checkpoint of a backbone (all-in-one). */
-export function defaultRestoreCheckpoint(backbone: string, guidance: boolean): string {
-  return restoreCheckpoint(backbone, guidance);
-}
-
 const RESTORE_HELP = `usage: tdr restore <degraded image | folder> --backbone promptir|nafnet|restormer --out FILE | FOLDER
                    [--no-guidance] [--seed N] [--checkpoint FILE.tdrc] [--guidance NAME] [--guidance-checkpoint FILE]
                    [--guidance-image FILE] [--tile N] [--tile-budget MIB]
@@ -137,7 +132,7 @@ export const restoreCommand: Command = {
     }
     if (options['guidance-image']) for (const j of jobs) refuseOverwrite(j.out, [options['guidance-image']], 'the output');
     const g0 = options['guidance-image'] ? await readImage(options['guidance-image']) : undefined;
-    const ckpt = options.checkpoint ?? defaultRestoreCheckpoint(backbone, guided);
+    const ckpt = options.checkpoint ?? restoreCheckpoint(backbone, guided);
     if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint (train one with 'tdr train restore --backbone ${backbone}${guided ? '' : ' --no-guidance'} --preset demo')`);
     // G from the guidance model the restorer was trained with, unless told otherwise
     const source = guided && !g0 ? pickGuidance(options.guidance, undefined, guidanceCheckpointForRestorer(readCheckpointMeta(ckpt), options.guidance ?? DEFAULT_GUIDANCE, options['guidance-checkpoint'])) : undefined;
