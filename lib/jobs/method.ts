@@ -48,7 +48,7 @@ export function restoreCheckpoint(backbone: string, guided: boolean, source = 't
 /** The preset (config file) of the shipped restorer pair: data/configs/restore-demo-wide.json. */
 export const SHIPPED_RESTORE_PRESET = 'demo-wide';
 /** The step of that config's schedule the shipped pair was taken at (`tdr train restore --stop-at`; docs/experiments.md §4). */
-export const SHIPPED_RESTORE_STOP_AT = 5500;
+export const SHIPPED_RESTORE_STOP_AT = 9500;
 /**
  * The shipped pair was trained in two legs: to this step (`--stop-at`), then on from that model
  * (`--init-from`, fresh optimizer moments) to SHIPPED_RESTORE_STOP_AT, because the first leg's run
