@@ -10,7 +10,7 @@ import type { GuidanceModel } from '../guidance/model';
 import type { RGBImage } from '../data/image';
 import { median } from '../metrics/stats';
 
-/** Wall ms of `n` calls of `fn(i)`, one after another, and their median (the upper one for even n). */
+/** Wall ms of `n` calls of `fn(i)`, one after another, and their median. */
 async function timeRuns(n: number, fn: (i: number) => Promise<unknown>): Promise<{ median: number; times: number[] }> {
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -18,8 +18,7 @@ async function timeRuns(n: number, fn: (i: number) => Promise<unknown>): Promise
     await fn(i);
     times.push(performance.now() - t);
   }
-  const sorted = [...times].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)], times };
+  return { median: median(times), times };
 }
 
 export interface SampleBench {
@@ -39,13 +38,13 @@ export async function benchSample(checkpoint: string, opts: { runs?: number } = 
   try {
     const prompt = 'a photo of a red apple on a table';
     await model.generate([prompt], { seed: 0, steps: 2 }); // warm-up: kernels compiled, weights on the backend
-    const { median, times } = await timeRuns(opts.runs ?? 3, (i) => model.generate([prompt], { seed: i + 1 }));
+    const { median: medianMs, times } = await timeRuns(opts.runs ?? 3, (i) => model.generate([prompt], { seed: i + 1 }));
     return {
       checkpoint,
       imageSize: model.cfg.imageSize,
       steps: model.cfg.sample.steps,
       cfgScale: model.cfg.sample.cfgScale,
-      sampleMs: median,
+      sampleMs: medianMs,
       samplesMs: times,
       targetMs: 10_000,
     };
@@ -99,7 +98,7 @@ export async function benchGuidance(checkpoint: string, opts: { runs?: number } 
     const t1 = performance.now();
     await generateGuidance(guidance, t2i, [x], { seed: 1 });
     const firstMs = performance.now() - t1;
-    const { median, times } = await timeRuns(opts.runs ?? 3, (i) => generateGuidance(guidance, t2i, [x], { seed: i + 2 }));
+    const { median: medianMs, times } = await timeRuns(opts.runs ?? 3, (i) => generateGuidance(guidance, t2i, [x], { seed: i + 2 }));
     const step = await stepAB(guidance, t2i, x);
     return {
       checkpoint,
@@ -109,7 +108,7 @@ export async function benchGuidance(checkpoint: string, opts: { runs?: number } 
       fromLayout: guidance.cfg.sample.fromLayout ?? null,
       loadMs,
       firstMs,
-      guideMs: median,
+      guideMs: medianMs,
       guidesMs: times,
       targetMs: 2_000,
       step,
