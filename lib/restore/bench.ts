@@ -7,6 +7,7 @@ import { initBackend } from '../backend';
 import { Params } from '../models/params';
 import { Rng } from '../util/rng';
 import { BackboneConfig, GuidedRestorer } from './guided';
+import { median } from '../metrics/stats';
 
 export interface RestoreBenchRow {
   type: BackboneConfig['type'];
@@ -31,8 +32,7 @@ function timeIt(fn: () => void, reps: number): number {
     fn();
     ts.push(performance.now() - t0);
   }
-  ts.sort((a, b) => a - b);
-  return ts[Math.floor(ts.length / 2)];
+  return median(ts);
 }
 
 export function benchRestorers(opts: { batch?: number; size?: number; reps?: number; types?: BackboneConfig['type'][] } = {}): RestoreBenchRow[] {
