@@ -12,7 +12,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { GuidanceSource, GuidanceModelRef, GuidanceSourceMap, GuidanceFactoryEntry, pickGuidanceSource, cleanOracleGuidance, noGuidance, CLEAN_ORACLE_NOTE } from '../restore/source';
+import { GuidanceSource, GuidanceModelRef, GuidanceSourceMap, GuidanceFactoryEntry, pickGuidanceSource, cleanOracleGuidance, noGuidance, CLEAN_ORACLE_NOTE, CLEAN_THUMB_SIDES, cleanThumbGuidance, cleanThumbNote } from '../restore/source';
 import { guidanceCheckpoint } from '../guidance/config';
 import { shippedCheckpoint } from '../util/paths';
 import { loadGuidancePair, guidanceCached, guidanceCachedBatch } from '../guidance/pipeline';
@@ -103,6 +103,7 @@ export const GUIDANCE_SOURCES: GuidanceSourceMap = new Map<string, GuidanceFacto
   ['text', { description: "the paper's guidance G(E'_txt): degraded image → M_i2t → M_clean → text-to-image (cached)", dependsOnN: true, create: ({ words, checkpoint }) => textGuidance({ words, checkpoint }) }],
   ['text-raw', { description: 'guidance without textual restoration, G(E_txt) (ablation)', dependsOnN: true, create: ({ words, checkpoint }) => textGuidance({ words, checkpoint, raw: true }) }],
   ['clean-oracle', { description: CLEAN_ORACLE_NOTE, dependsOnN: false, create: () => cleanOracleGuidance() }],
+  ...CLEAN_THUMB_SIDES.map((k): [string, GuidanceFactoryEntry] => [`clean-thumb-${k}`, { description: cleanThumbNote(k), dependsOnN: false, create: () => cleanThumbGuidance(k) }]),
   ['none', { description: 'no guidance (the unguided baseline)', dependsOnN: false, create: () => noGuidance }],
 ]);
 

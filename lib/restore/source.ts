@@ -4,11 +4,12 @@
  * text side, lib/guidance) is built in the job layer, lib/jobs/sources.ts, which also holds the
  * named map the command line picks from.
  */
-import { RGBImage } from '../data/image';
+import { RGBImage, makeImage } from '../data/image';
 import { resizeImage } from '../data/io';
 import { crop } from '../data/patches';
 import { Rng, hashString } from '../util/rng';
 import { UserError } from '../util/errors';
+import { areaResize } from './tiled';
 
 /** A trained guidance model: its checkpoint (project-relative when inside the project) and the sha256 of the file. */
 export interface GuidanceModelRef {
@@ -99,6 +100,39 @@ export function cleanOracleGuidance(): GuidanceSource {
       const w = Math.max(1, Math.round(c.width * rng.uniform(0.7, 0.9)));
       const part = crop(c, rng.int(c.height - h + 1), rng.int(c.width - w + 1), h, w);
       return clampImage(await resizeImage(part, c.width, c.height, 'cubic'));
+    },
+  };
+}
+
+/** The thumbnail sides of the `clean-thumb-<k>` stand-ins (GUIDANCE_SOURCES). */
+export const CLEAN_THUMB_SIDES = [4, 8, 16, 32] as const;
+
+export function cleanThumbNote(k: number): string {
+  return `STAND-IN 'clean-thumb-${k}': G is the CLEAN photo reduced to ${k} pixels on its short side (area averaging) and enlarged back (bilinear) — a diagnostic of how much detail G must show, NOT the paper's guidance; its numbers must never be reported as such`;
+}
+
+/**
+ * A diagnostic stand-in (issue: what detail must G carry for the restorer to use it?): G = the CLEAN
+ * image area-averaged to k pixels on its short side (the long side in proportion), enlarged back to
+ * its size bilinearly (an image no larger than k is G as it is). k = 4 keeps only a colour layout — about what G(E'_txt) of the demo text side
+ * shows — and larger k more of the scene. An oracle (it sees Y); never the paper's guidance.
+ */
+export function cleanThumbGuidance(k: number): GuidanceSource {
+  if (!Number.isInteger(k) || k < 1) throw new Error(`cleanThumbGuidance: k must be a positive integer, got ${k}`);
+  const name = `clean-thumb-${k}`;
+  return {
+    name,
+    standIn: cleanThumbNote(k),
+    async get(degraded, key, oracle) {
+      if (!oracle?.clean) throw new Error(`${name}: no clean image offered for '${key}' (this stand-in only works inside training/evaluation, where the clean image is known)`);
+      const c = oracle.clean;
+      if (c.height !== degraded.height || c.width !== degraded.width) {
+        throw new Error(`${name}: clean ${c.height}x${c.width} and degraded ${degraded.height}x${degraded.width} differ for '${key}'`);
+      }
+      const s = k / Math.min(c.height, c.width);
+      if (s >= 1) return clampImage(makeImage(c.height, c.width, c.data.slice())); // already k px or smaller
+      const small = areaResize(c, Math.max(1, Math.round(c.height * s)), Math.max(1, Math.round(c.width * s)));
+      return clampImage(await resizeImage(small, c.width, c.height, 'linear'));
     },
   };
 }

@@ -62,6 +62,7 @@ const bad: Array<[string, string[], RegExp]> = [
   ['guided checkpoint with --no-guidance', [input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', guidedCk], /guided\.tdrc: a guided checkpoint, but an unguided model was asked for/],
   ['bad output extension', [input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', plainCk, '--out', path.join(dir, 'out.gif')], /unsupported output extension '\.gif'/],
   ['clean-oracle has no clean image here', [input, '--backbone', 'nafnet', '--guidance', 'clean-oracle', '--checkpoint', guidedCk], /needs the clean image/],
+  ['clean-thumb-8 has no clean image here', [input, '--backbone', 'nafnet', '--guidance', 'clean-thumb-8', '--checkpoint', guidedCk], /guidance source 'clean-thumb-8' needs the clean image/],
   ['no guidance checkpoint for the text source', [input, '--backbone', 'nafnet', '--checkpoint', guidedCk], /guidance-demo\.tdrc: no guidance checkpoint/],
   ['a tile budget above what the backend holds', [input, '--backbone', 'nafnet', '--no-guidance', '--checkpoint', plainCk, '--tile-budget', '100000'], /tile budget 100000 MiB is above what the \w+ backend can hold \(\d+ MiB\)/],
 ];

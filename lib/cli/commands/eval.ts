@@ -34,7 +34,7 @@ channel prior + guided filter for haze (He et al., CVPR 2009 / ECCV 2010), non-l
 options:
   --checkpoint FILE  a restorer checkpoint (repeat for several)
   --out-dir DIR      where the tables go
-  --guidance NAME    guidance source of the guided model (default '${DEFAULT_GUIDANCE}'; 'clean-oracle' = plumbing stand-in)
+  --guidance NAME    guidance source of the guided model (default '${DEFAULT_GUIDANCE}'; 'clean-oracle', 'clean-thumb-<k>' = stand-ins made from the clean image)
   --guidance-checkpoint FILE
                      Tables 1 and single: the guidance model of the text sources (default: $TDR_GUIDANCE_CHECKPOINT
                      if set, else the one the guided restorer was trained with if it is there unchanged, else

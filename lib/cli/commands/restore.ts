@@ -136,7 +136,8 @@ export const restoreCommand: Command = {
     if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such checkpoint (train one with 'tdr train restore --backbone ${backbone}${guided ? '' : ' --no-guidance'} --preset demo')`);
     // G from the guidance model the restorer was trained with, unless told otherwise
     const source = guided && !g0 ? pickGuidance(options.guidance, undefined, guidanceCheckpointForRestorer(readCheckpointMeta(ckpt), options.guidance ?? DEFAULT_GUIDANCE, options['guidance-checkpoint'])) : undefined;
-    if (source?.standIn && source.name === 'clean-oracle') throw new UserError("guidance source 'clean-oracle' needs the clean image, which tdr restore does not have; use --guidance-image or the text source");
+    // the stand-ins (clean-oracle, clean-thumb-<k>) are made from the clean image
+    if (source?.standIn) throw new UserError(`guidance source '${source.name}' needs the clean image, which tdr restore does not have; use --guidance-image or the text source`);
     await initBackend({ quiet: true });
     const { params, net, meta } = loadRestorer(ckpt, { backbone, guidance: guided });
     try {
@@ -190,7 +191,7 @@ options:
   --preset NAME     ${RESTORE_PRESET_NAMES.join(' | ')} (default demo)
   --config FILE     a restore preset in a JSON file instead of --preset (the fields of a preset under a name of
                     its own, e.g. data/configs/restore-demo-long.json; the run and checkpoint names end with it)
-  --guidance NAME   guidance source (default '${DEFAULT_GUIDANCE}'; 'clean-oracle' is a plumbing stand-in, never the paper's guidance)
+  --guidance NAME   guidance source (default '${DEFAULT_GUIDANCE}'; 'clean-oracle', 'clean-thumb-<k>' are stand-ins made from the clean image, never the paper's guidance)
   --guidance-checkpoint FILE
                     the guidance model of the text sources (default $TDR_GUIDANCE_CHECKPOINT, else
                     data/checkpoints/guidance-demo.tdrc); the restorer records it and its sha256
