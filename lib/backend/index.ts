@@ -28,6 +28,7 @@ import { registerNativeKernels, setNativeThreads } from './native';
 import { registerTensorflowKernels } from './tensorflow';
 import { UserError } from '../util/errors';
 import { readChoice } from './choice';
+import { hugePagesActive } from './hugepages';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -134,7 +135,7 @@ async function useTensorflow(threads: number): Promise<BackendInfo | string> {
   return {
     name: 'tensorflow',
     threads,
-    detail: `${r.pkg} ${r.version}, TensorFlow ${binding?.TF_Version ?? '?'} C library, ${gpu ? 'CUDA' : 'CPU'}, ${threads} intra-op thread${threads === 1 ? '' : 's'}`,
+    detail: `${r.pkg} ${r.version}, TensorFlow ${binding?.TF_Version ?? '?'} C library, ${gpu ? 'CUDA' : 'CPU'}, ${threads} intra-op thread${threads === 1 ? '' : 's'}${hugePagesActive() ? ', huge pages' : ''}`,
   };
 }
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.hugetlb=1:${GLIBC_TUNABLES} node
 /**
  * `tdr`: the project's command line. Each sub-command lives in lib/cli/commands/<name>.ts.
  *

@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend } from '../backend';
+import { withHugePages } from '../backend/hugepages';
 import { readImage, resizeImage, writeImage } from '../data/io';
 import { loadPhotos } from '../data/patches';
 import { degrade } from '../data/degrade';
@@ -151,7 +152,7 @@ export async function runRestoreBench(opts: { sizes?: Array<[string, number, num
         const args: RestoreBenchArgs & { input: string } = { label, width, height, guided: gd, budgetMiB: opts.budgetMiB, tile: opts.tile, input };
         const r = spawnSync(process.execPath, [__filename, JSON.stringify(args)], {
           encoding: 'utf8',
-          env: { ...process.env, TDR_QUIET: '1', TDR_GUIDANCE_CACHE: path.join(dir, `cache-${gd}`) },
+          env: { ...withHugePages(process.env), TDR_QUIET: '1', TDR_GUIDANCE_CACHE: path.join(dir, `cache-${gd}`) },
           maxBuffer: 1 << 24,
         });
         const line = r.stdout.trim().split('\n').pop() ?? '';

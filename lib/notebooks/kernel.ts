@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { projectRoot, writeFileAtomic } from '../util/fsx';
+import { withHugePages } from '../backend/hugepages';
 
 export const KERNEL_NAME = 'tslab';
 
@@ -38,7 +39,8 @@ export function installKernelSpec(root = projectRoot()): string {
     argv: ['/bin/sh', '-c', `cd "${root}" && exec "${tslabBin}" kernel --config-path "$0"`, '{connection_file}'],
     display_name: 'TypeScript (tdr, tslab)',
     language: 'typescript',
-    env: { TDR_QUIET: '0' },
+    // huge pages for the tensorflow backend's tensors, as the `tdr` command has them (lib/backend/hugepages.ts)
+    env: { TDR_QUIET: '0', GLIBC_TUNABLES: withHugePages(process.env).GLIBC_TUNABLES! },
   };
   writeFileAtomic(path.join(jupyterPath, 'kernels', KERNEL_NAME, 'kernel.json'), JSON.stringify(spec, null, 2) + '\n');
   return jupyterPath;

@@ -81,7 +81,7 @@ test('TDR_BACKEND=tensorflow TDR_THREADS=1: one intra-op thread, set before tfjs
   assert.equal(out.intra, '1');
   assert.equal(out.same, true);
   assert.equal(r.stderr.split('\n').filter((l) => l.startsWith('tdr: backend')).length, 1);
-  assert.match(r.stderr, /^tdr: backend tensorflow \(@tensorflow\/tfjs-node 4\.22\.0, TensorFlow \d+\.\d+\.\d+ C library, CPU, 1 intra-op thread\)$/m);
+  assert.match(r.stderr, /^tdr: backend tensorflow \(@tensorflow\/tfjs-node 4\.22\.0, TensorFlow \d+\.\d+\.\d+ C library, CPU, 1 intra-op thread(, huge pages)?\)$/m);
 });
 
 test('tensorflowThreads: the option, else TDR_THREADS, else TF_NUM_INTRAOP_THREADS, else one per core; bad values are user errors', () => {
