@@ -22,6 +22,7 @@ import { RGBImage, makeImage, clip01 } from '../data/image';
 import { centerCrop, loadPhotos, toBatch, fromBatch } from '../data/patches';
 import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, Task } from '../data/degrade';
 import { psnr, ssim } from '../metrics/metrics';
+import { areaThumbnail } from '../metrics/content';
 import { meanStd } from '../metrics/stats';
 import { htmlTable, markdownTable, Row, escapeHtml } from '../viz/table';
 import { writeFileAtomic } from '../util/fsx';
@@ -141,6 +142,23 @@ export interface EvalRecord {
   psnr: number;
   ssim: number;
   channel: 'rgb' | 'y';
+  /**
+   * What the scene looks like at CONTENT_THUMB×CONTENT_THUMB: PSNR (dB, RGB) of the output's area thumbnail to
+   * the clean photo's, and of G's (guided models). G can add to X only what it shows more truly than the
+   * network recovers from X alone — compare `g` with the unguided model's `out`.
+   */
+  thumb?: { out: number; g?: number };
+}
+
+/** Side of the thumbnails of `EvalRecord.thumb` (4: the colour layout a guidance image shows at the least). */
+export const CONTENT_THUMB = 4;
+
+function thumbPsnr(a: RGBImage, b: RGBImage): number {
+  const ta = areaThumbnail(a, CONTENT_THUMB).data;
+  const tb = areaThumbnail(b, CONTENT_THUMB).data;
+  let se = 0;
+  for (let i = 0; i < ta.length; i++) se += (ta[i] - tb[i]) ** 2;
+  return se === 0 ? Infinity : 10 * Math.log10(ta.length / se);
 }
 
 /**
@@ -185,6 +203,7 @@ export async function evaluateModels(
       const y = usesY(spec);
       for (const m of models) {
         let restored: RGBImage;
+        let g: RGBImage | undefined;
         if (m.classical) {
           const method = classicalMethodFor(spec);
           if (!method) {
@@ -194,7 +213,6 @@ export async function evaluateModels(
           restored = clip01(method.restore(x, spec));
         } else if (!m.net) restored = x;
         else if (m.net.cfg.guidance) {
-          let g: RGBImage;
           if (m.control === 'grey') g = makeImage(x.height, x.width, new Float32Array(x.height * x.width * 3).fill(0.5));
           else if (m.control === 'other-photo') {
             if (images.length < 2) throw new Error("evaluateModels: the 'other-photo' control needs at least 2 images");
@@ -204,7 +222,8 @@ export async function evaluateModels(
           restored = restoreImage(m.net, x, g);
         } else restored = restoreImage(m.net, x);
         const mo = { quantize: true, yChannel: y };
-        out.push({ model: m.name, image: img.id, task: spec.name, psnr: psnr(img.clean, restored, mo), ssim: ssim(img.clean, restored, mo), channel: y ? 'y' : 'rgb' });
+        const thumb = { out: thumbPsnr(restored, img.clean), ...(g ? { g: thumbPsnr(g, img.clean) } : {}) };
+        out.push({ model: m.name, image: img.id, task: spec.name, psnr: psnr(img.clean, restored, mo), ssim: ssim(img.clean, restored, mo), channel: y ? 'y' : 'rgb', thumb });
         opts.onProgress?.(++done, total);
       }
     }
@@ -326,7 +345,7 @@ function fmtDelta(st: Stat, digits: number, unit = ''): string {
 }
 
 /** The three row sets of a table: means, delta summary, per-image deltas. */
-export function tableRows(r: TableResult): { means: Row[]; deltaSummary: Row[]; perImage: Row[] } {
+export function tableRows(r: TableResult): { means: Row[]; deltaSummary: Row[]; perImage: Row[]; content: Row[] } {
   const means = r.models.map((m) => ({ method: m, guidance: r.guidance[m] ?? 'none', ...Object.fromEntries(r.tasks.map((t) => [t, fmtPair(r.means[m][t].psnr, r.means[m][t].ssim)])) }));
   const deltaSummary = Object.entries(r.deltaStats).flatMap(([m, per]) => [
     { [`Δ vs ${r.baseline}`]: `${m}: PSNR (dB)`, ...Object.fromEntries(r.tasks.map((t) => [t, fmtDelta(per[t].psnr, 2)])) },
@@ -344,14 +363,39 @@ export function tableRows(r: TableResult): { means: Row[]; deltaSummary: Row[]; 
       perImage.push(row);
     }
   }
-  return { means, deltaSummary, perImage };
+  return { means, deltaSummary, perImage, content: contentRows(r) };
 }
+
+/**
+ * Mean thumbnail PSNR (`EvalRecord.thumb`) per task: each model's output, and the G each guided row was
+ * given. Empty without a guided row. An infinite value (identical thumbnails) counts as 99 dB.
+ */
+function contentRows(r: TableResult): Row[] {
+  const rows: Row[] = [];
+  const mean = (xs: number[]): string => (xs.length ? avg(xs.map((v) => Math.min(v, 99))).toFixed(2) : '—');
+  if (!r.records.some((x) => x.thumb?.g !== undefined)) return rows;
+  for (const m of r.models) {
+    const rs = r.records.filter((x) => x.model === m && x.thumb);
+    if (!rs.length) continue;
+    const cell = (pick: (x: EvalRecord) => number | undefined) => {
+      const per = r.tasks.filter((t) => t !== 'average').map((t) => rs.filter((x) => x.task === t).map(pick).filter((v): v is number => v !== undefined));
+      return { ...Object.fromEntries(r.tasks.filter((t) => t !== 'average').map((t, i) => [t, mean(per[i])])), average: per.every((p) => p.length) ? avg(per.map((p) => avg(p.map((v) => Math.min(v, 99))))).toFixed(2) : '—' };
+    };
+    rows.push({ [CONTENT_COL]: `${m}: output`, ...cell((x) => x.thumb!.out) });
+    if (rs.some((x) => x.thumb!.g !== undefined)) rows.push({ [CONTENT_COL]: `${m}: its G`, ...cell((x) => x.thumb!.g) });
+  }
+  return rows;
+}
+
+const CONTENT_COL = `${CONTENT_THUMB}×${CONTENT_THUMB} thumbnail PSNR to Y (dB)`;
+const CONTENT_TITLE = `What the images show at ${CONTENT_THUMB}×${CONTENT_THUMB} (area-averaged thumbnails, PSNR to the clean photo's, RGB): G helps only where it shows the scene more truly than the unguided output`;
 
 function renderTables(r: TableResult): void {
   const rows = tableRows(r);
   const cols = ['method', 'guidance', ...r.tasks];
   const dcols = [`Δ vs ${r.baseline}`, ...r.tasks];
   const icols = ['model', 'image', ...r.tasks];
+  const ccols = [CONTENT_COL, ...r.tasks];
   r.markdown = [
     `## ${r.title}`,
     '',
@@ -367,6 +411,7 @@ function renderTables(r: TableResult): void {
     '',
     rows.perImage.length ? markdownTable(rows.perImage, { columns: icols }) : '_no other model_',
     '',
+    ...(rows.content.length ? [`**${CONTENT_TITLE}**`, '', markdownTable(rows.content, { columns: ccols }), ''] : []),
   ].join('\n');
   r.html = [
     `<h3>${escapeHtml(r.title)}</h3>`,
@@ -376,6 +421,7 @@ function renderTables(r: TableResult): void {
     rows.deltaSummary.length ? htmlTable(rows.deltaSummary, { columns: dcols }) : '<p>no other model</p>',
     '<p><b>Per-image PSNR deltas (dB)</b></p>',
     rows.perImage.length ? htmlTable(rows.perImage, { columns: icols }) : '<p>no other model</p>',
+    ...(rows.content.length ? [`<p><b>${escapeHtml(CONTENT_TITLE)}</b></p>`, htmlTable(rows.content, { columns: ccols })] : []),
   ].join('\n');
 }
 

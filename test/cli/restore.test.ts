@@ -144,6 +144,17 @@ test('eval: bad inputs → exit 2 one line; Table 1 with the clean-oracle stand-
   const md = fs.readFileSync(path.join(outDir, 'table1-nafnet.md'), 'utf8');
   assert.match(md, /STAND-IN 'clean-oracle'/);
   assert.match(md, /\| classical: DCP \+ GF \/ NLM \| none \|/, 'the classical reference row');
+  // what each output and G show at 4×4: every record has its output's thumbnail PSNR, only the guided row its G's
+  assert.match(md, /What the images show at 4×4/);
+  assert.match(md, /\| nafnet \+ guidance: its G \|/);
+  const recs = (JSON.parse(fs.readFileSync(path.join(outDir, 'table1-nafnet.json'), 'utf8')) as { records: Array<{ model: string; thumb?: { out: number; g?: number } }> }).records;
+  assert.ok(recs.length > 0 && recs.every((x) => x.thumb && Number.isFinite(x.thumb.out)));
+  assert.deepEqual([...new Set(recs.filter((x) => x.thumb!.g !== undefined).map((x) => x.model))], ['nafnet + guidance']);
+  // G = the clean photo at 4 px (enlarged back): its 4×4 thumbnail matches Y's up to 8-bit rounding and the enlarging
+  const r4 = await run(() => evalCommand.run(['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--guidance', 'clean-thumb-4', '--limit', '1', '--no-classical']));
+  assert.equal(r4.code, 0, r4.error);
+  const g4 = (JSON.parse(fs.readFileSync(path.join(outDir, 'table1-nafnet.json'), 'utf8')) as { records: Array<{ thumb: { g?: number } }> }).records.flatMap((x) => (x.thumb.g === undefined ? [] : [x.thumb.g]));
+  assert.ok(g4.length > 0 && g4.every((v) => v > 30), `clean-thumb-4 G thumbnails: ${g4.join(', ')} dB`);
   const r2 = await run(() => evalCommand.run(['--checkpoint', plainCk, '--checkpoint', guidedCk, '--out-dir', outDir, '--guidance', 'clean-oracle', '--limit', '1', '--no-classical']));
   assert.equal(r2.code, 0, r2.error);
   assert.doesNotMatch(fs.readFileSync(path.join(outDir, 'table1-nafnet.md'), 'utf8'), /classical:/);
