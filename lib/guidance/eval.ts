@@ -61,6 +61,14 @@ export interface GuidanceEffectRow {
   thumbRankRaw: number;
   thumbRankRestored: number;
   thumbRankCleanGuidance: number;
+  /**
+   * PSNR (dB) of each G's 4×4 area thumbnail to the clean crop's: how truly G shows the scene's colour
+   * layout (a guided restorer can gain from G's content only where G shows it more truly than its own
+   * output does; `tdr eval` reports the outputs' 4×4 PSNR under Table 1)
+   */
+  thumb4Raw: number;
+  thumb4Restored: number;
+  thumb4CleanGuidance: number;
 }
 
 export interface GuidanceEffect {
@@ -73,6 +81,8 @@ export interface GuidanceEffect {
   content: { photos: number; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number } };
   /** the same by 16×16 thumbnail PSNR, also for the clean photo's guidance G(E_txt(Y)) (one per photo) */
   thumbnail: { photos: number; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number }; cleanGuidance: { top1: number; meanRank: number }; byTask: Array<{ task: Task; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number } }> };
+  /** mean over rows of the 4×4 thumbnail PSNR to the clean crop (GuidanceEffectRow.thumb4*), per task too */
+  thumb4: { raw: number; restored: number; cleanGuidance: number; byTask: Array<{ task: Task; raw: number; restored: number }> };
 }
 
 /**
@@ -91,6 +101,7 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     return 1 + sims.filter((v, i) => i !== own && v > sims[own]).length;
   };
   const thumbRank = (g: RGBImage, own: number) => thumbnailRanks([g], ys, [own])[0].rank;
+  const thumb4 = (g: RGBImage, own: number) => thumbnailRanks([g], [ys[own]], [0], 4)[0].psnrOwn;
   // G in batches of guidanceBatchSize (each row from its own seeded noise, as if alone)
   const bs = guidanceBatchSize();
   const inBatches = async (imgs: RGBImage[], raw: boolean, onDone?: (n: number) => void): Promise<RGBImage[]> => {
@@ -128,6 +139,9 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
       thumbRankRaw: thumbRank(raw, pi),
       thumbRankRestored: thumbRank(restored, pi),
       thumbRankCleanGuidance: cleanGuidanceRanks[pi],
+      thumb4Raw: thumb4(raw, pi),
+      thumb4Restored: thumb4(restored, pi),
+      thumb4CleanGuidance: thumb4(gy, pi),
     });
   }
   const ratio: Partial<Record<Task, number>> = {};
@@ -141,12 +155,20 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     return { task, raw: content('thumbRankRaw', of), restored: content('thumbRankRestored', of) };
   });
   const cg = summariseRanks(cleanGuidanceRanks.map((rank) => ({ rank })));
+  const mean4 = (key: 'thumb4Raw' | 'thumb4Restored' | 'thumb4CleanGuidance', of = rows) => of.reduce((a, r) => a + Math.min(r[key], 99), 0) / of.length;
   return {
     rows,
     ratio,
     taskAccuracy: { raw: nearestCentroidAccuracy(rows, 'featRaw'), restored: nearestCentroidAccuracy(rows, 'featRestored') },
     content: { photos: photos.length, raw: content('rankRaw'), restored: content('rankRestored') },
     thumbnail: { photos: photos.length, raw: content('thumbRankRaw'), restored: content('thumbRankRestored'), cleanGuidance: { top1: cg.top1, meanRank: cg.meanRank }, byTask },
+    thumb4: {
+      raw: mean4('thumb4Raw'),
+      restored: mean4('thumb4Restored'),
+      // one G(E_txt(Y)) per photo (every task's row repeats it)
+      cleanGuidance: mean4('thumb4CleanGuidance', rows.filter((r) => r.task === tasks[0])),
+      byTask: tasks.map((task) => ({ task, raw: mean4('thumb4Raw', rows.filter((r) => r.task === task)), restored: mean4('thumb4Restored', rows.filter((r) => r.task === task)) })),
+    },
   };
 }
 

@@ -251,6 +251,12 @@ test('guidanceDegradationEffect: rows per (photo, task), ratios and task accurac
   }
   const mean = (k: 'raw' | 'restored') => r.thumbnail.byTask.reduce((a, t) => a + t[k].meanRank, 0) / r.thumbnail.byTask.length;
   assert.ok(Math.abs(mean('restored') - r.thumbnail.restored.meanRank) < 1e-12 && Math.abs(mean('raw') - r.thumbnail.raw.meanRank) < 1e-12);
+  // 4×4 fidelity: finite per row, the summary is the rows' mean (per task too), G(E_txt(Y)) once per photo
+  assert.ok(r.rows.every((x) => Number.isFinite(x.thumb4Raw) && Number.isFinite(x.thumb4Restored) && Number.isFinite(x.thumb4CleanGuidance)));
+  const avg = (xs: number[]) => xs.reduce((a, v) => a + v, 0) / xs.length;
+  assert.ok(Math.abs(r.thumb4.restored - avg(r.rows.map((x) => x.thumb4Restored))) < 1e-9);
+  assert.ok(Math.abs(r.thumb4.byTask[1].raw - avg(r.rows.filter((x) => x.task === 'haze').map((x) => x.thumb4Raw))) < 1e-9);
+  assert.ok(Math.abs(r.thumb4.cleanGuidance - avg(r.rows.filter((x) => x.task === 'noise').map((x) => x.thumb4CleanGuidance))) < 1e-9);
   g.dispose();
   t2i.dispose();
 });
