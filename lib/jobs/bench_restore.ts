@@ -80,6 +80,8 @@ export interface RestoreBenchRow extends Omit<RestoreBenchArgs, 'tile'> {
   passes: number;
   predictedTileMiB: number;
   peakRssMiB: number;
+  /** minor page faults of the whole child (first touches of fresh memory; far fewer with huge pages) */
+  minorFaults: number;
 }
 
 /** One run in this process (the child's body). `input` is the degraded photo, written by the parent. */
@@ -119,6 +121,7 @@ export async function benchRestoreOnce(args: RestoreBenchArgs & { input: string 
       passes: plan.count > 1 ? 2 : 1,
       predictedTileMiB: plan.predictedBytes / 2 ** 20,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      minorFaults: process.resourceUsage().minorPageFault,
     };
   } finally {
     params.dispose();
@@ -170,7 +173,7 @@ export async function runRestoreBench(opts: { sizes?: Array<[string, number, num
 
 /** The table `tdr bench --restore` prints. */
 export function formatRestoreBench(rows: RestoreBenchRow[]): string {
-  const head = ['size', 'model', 'tiles', 'guidance s', 'restore s', 'total s', 'CPU s', 'peak RSS MiB'];
+  const head = ['size', 'model', 'tiles', 'guidance s', 'restore s', 'total s', 'CPU s', 'peak RSS MiB', 'page faults'];
   const body = rows.map((r) => [
     `${r.label} (${r.width}x${r.height})`,
     r.guided ? 'PromptIR + guidance' : 'PromptIR',
@@ -180,6 +183,7 @@ export function formatRestoreBench(rows: RestoreBenchRow[]): string {
     r.totalS.toFixed(1),
     r.cpuS.toFixed(1),
     r.peakRssMiB.toFixed(0),
+    String(r.minorFaults),
   ]);
   const backend = rows[0]?.backend ?? '';
   return [

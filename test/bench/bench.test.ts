@@ -156,10 +156,11 @@ test('restore bench at 64×48, unguided, one child process: fields, tile plan, p
   assert.ok(Math.abs(r.megapixels - 64 * 48 / 1e6) < 1e-12);
   for (const k of ['decodeS', 'restoreS', 'encodeS', 'totalS', 'cpuS', 'peakRssMiB', 'predictedTileMiB'] as const) assert.ok(Number.isFinite(r[k]) && r[k] > 0, `${k}: ${r[k]}`);
   assert.ok(r.totalS >= r.restoreS && r.peakRssMiB > 50, 'a node process with the wasm backend');
+  assert.ok(Number.isInteger(r.minorFaults) && r.minorFaults > 0, `minor page faults: ${r.minorFaults}`);
   assert.match(r.backend, /\S/);
   const table = formatRestoreBench(rows);
   assert.match(table, /targets: 512² guided ≤ 5 s, 12 Mpx ≤ 2048 MiB peak RSS/);
-  assert.match(table, /^64x48 \(64x48\) +PromptIR +1 \(48x64\) +– +\d+\.\d +\d+\.\d +\d+\.\d +\d+$/m);
+  assert.match(table, /^64x48 \(64x48\) +PromptIR +1 \(48x64\) +– +\d+\.\d +\d+\.\d +\d+\.\d +\d+ +\d+$/m);
   assert.deepEqual(parseRestoreBenchSizes('512, 12mp,640x480'), [['512²', 512, 512], ['12 Mpx', 4000, 3000], ['640x480', 640, 480]]);
   for (const bad of ['5x5', '4mp', '640*480', '']) assert.throws(() => parseRestoreBenchSizes(bad), (e: Error) => e instanceof UserError && /^--sizes: '.*' is not 512, 1024, 3mp, 12mp or WxH/.test(e.message));
   await assert.rejects(benchCommand.run(['--sizes', '512']), (e: Error) => e instanceof UserError && /--sizes applies to --restore only/.test(e.message));
