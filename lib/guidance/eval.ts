@@ -15,7 +15,7 @@ import { loadPhotos, centerCrop } from '../data/patches';
 import { degrade, Task, DegradeOptions, TASKS } from '../data/degrade';
 import { clip01, RGBImage } from '../data/image';
 import { darkChannel, highFrequencyEnergy } from '../metrics/stats';
-import { thumbnailRanks, summariseRanks } from '../metrics/content';
+import { thumbnailRanks, thumbnailPsnr, summariseRanks } from '../metrics/content';
 import { GuidanceModel } from './model';
 import { generateGuidance, guidanceBatchSize, GuidanceOptions, imageWords } from './pipeline';
 
@@ -101,7 +101,7 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     return 1 + sims.filter((v, i) => i !== own && v > sims[own]).length;
   };
   const thumbRank = (g: RGBImage, own: number) => thumbnailRanks([g], ys, [own])[0].rank;
-  const thumb4 = (g: RGBImage, own: number) => thumbnailRanks([g], [ys[own]], [0], 4)[0].psnrOwn;
+  const thumb4 = (g: RGBImage, own: number) => thumbnailPsnr(g, ys[own], 4);
   // G in batches of guidanceBatchSize (each row from its own seeded noise, as if alone)
   const bs = guidanceBatchSize();
   const inBatches = async (imgs: RGBImage[], raw: boolean, onDone?: (n: number) => void): Promise<RGBImage[]> => {

@@ -47,6 +47,11 @@ export function areaThumbnail(img: RGBImage, size = 16): RGBImage {
   return makeImage(size, size, out);
 }
 
+/** PSNR (dB, peak 1) of a's s×s area thumbnail to b's (any sizes): how truly a shows b's layout of colours at s×s. */
+export function thumbnailPsnr(a: RGBImage, b: RGBImage, size = 16): number {
+  return psnrUnit(areaThumbnail(a, size), areaThumbnail(b, size));
+}
+
 /** PSNR (dB, peak 1) between two images of the same size, values as they are (no clipping). */
 function psnrUnit(a: RGBImage, b: RGBImage): number {
   let se = 0;

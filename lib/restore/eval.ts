@@ -22,7 +22,7 @@ import { RGBImage, makeImage, clip01 } from '../data/image';
 import { centerCrop, loadPhotos, toBatch, fromBatch } from '../data/patches';
 import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, Task } from '../data/degrade';
 import { psnr, ssim } from '../metrics/metrics';
-import { areaThumbnail } from '../metrics/content';
+import { thumbnailPsnr } from '../metrics/content';
 import { meanStd } from '../metrics/stats';
 import { htmlTable, markdownTable, Row, escapeHtml } from '../viz/table';
 import { writeFileAtomic } from '../util/fsx';
@@ -153,14 +153,6 @@ export interface EvalRecord {
 /** Side of the thumbnails of `EvalRecord.thumb` (4: the colour layout a guidance image shows at the least). */
 export const CONTENT_THUMB = 4;
 
-function thumbPsnr(a: RGBImage, b: RGBImage): number {
-  const ta = areaThumbnail(a, CONTENT_THUMB).data;
-  const tb = areaThumbnail(b, CONTENT_THUMB).data;
-  let se = 0;
-  for (let i = 0; i < ta.length; i++) se += (ta[i] - tb[i]) ** 2;
-  return se === 0 ? Infinity : 10 * Math.log10(ta.length / se);
-}
-
 /**
  * Measure every model on every (image, task). Guidance is fetched once per (source, image, task).
  * `onProgress(done, total)` after each measurement.
@@ -222,7 +214,7 @@ export async function evaluateModels(
           restored = restoreImage(m.net, x, g);
         } else restored = restoreImage(m.net, x);
         const mo = { quantize: true, yChannel: y };
-        const thumb = { out: thumbPsnr(restored, img.clean), ...(g ? { g: thumbPsnr(g, img.clean) } : {}) };
+        const thumb = { out: thumbnailPsnr(restored, img.clean, CONTENT_THUMB), ...(g ? { g: thumbnailPsnr(g, img.clean, CONTENT_THUMB) } : {}) };
         out.push({ model: m.name, image: img.id, task: spec.name, psnr: psnr(img.clean, restored, mo), ssim: ssim(img.clean, restored, mo), channel: y ? 'y' : 'rgb', thumb });
         opts.onProgress?.(++done, total);
       }
@@ -344,7 +336,7 @@ function fmtDelta(st: Stat, digits: number, unit = ''): string {
   return `${sign}${Math.abs(st.mean).toFixed(digits)} ± ${st.std.toFixed(digits)}${unit}`;
 }
 
-/** The three row sets of a table: means, delta summary, per-image deltas. */
+/** The row sets of a table: means, delta summary, per-image deltas, and what outputs and G show at 4×4 (`contentRows`). */
 export function tableRows(r: TableResult): { means: Row[]; deltaSummary: Row[]; perImage: Row[]; content: Row[] } {
   const means = r.models.map((m) => ({ method: m, guidance: r.guidance[m] ?? 'none', ...Object.fromEntries(r.tasks.map((t) => [t, fmtPair(r.means[m][t].psnr, r.means[m][t].ssim)])) }));
   const deltaSummary = Object.entries(r.deltaStats).flatMap(([m, per]) => [
@@ -372,14 +364,15 @@ export function tableRows(r: TableResult): { means: Row[]; deltaSummary: Row[]; 
  */
 function contentRows(r: TableResult): Row[] {
   const rows: Row[] = [];
-  const mean = (xs: number[]): string => (xs.length ? avg(xs.map((v) => Math.min(v, 99))).toFixed(2) : '—');
   if (!r.records.some((x) => x.thumb?.g !== undefined)) return rows;
+  const tasks = r.tasks.filter((t) => t !== 'average');
   for (const m of r.models) {
     const rs = r.records.filter((x) => x.model === m && x.thumb);
     if (!rs.length) continue;
     const cell = (pick: (x: EvalRecord) => number | undefined) => {
-      const per = r.tasks.filter((t) => t !== 'average').map((t) => rs.filter((x) => x.task === t).map(pick).filter((v): v is number => v !== undefined));
-      return { ...Object.fromEntries(r.tasks.filter((t) => t !== 'average').map((t, i) => [t, mean(per[i])])), average: per.every((p) => p.length) ? avg(per.map((p) => avg(p.map((v) => Math.min(v, 99))))).toFixed(2) : '—' };
+      const means = tasks.map((t) => avg(rs.filter((x) => x.task === t).map(pick).filter((v): v is number => v !== undefined).map((v) => Math.min(v, 99))));
+      const fmt = (v: number) => (Number.isNaN(v) ? '—' : v.toFixed(2));
+      return { ...Object.fromEntries(tasks.map((t, i) => [t, fmt(means[i])])), average: fmt(avg(means)) };
     };
     rows.push({ [CONTENT_COL]: `${m}: output`, ...cell((x) => x.thumb!.out) });
     if (rs.some((x) => x.thumb!.g !== undefined)) rows.push({ [CONTENT_COL]: `${m}: its G`, ...cell((x) => x.thumb!.g) });

@@ -3,7 +3,7 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { areaThumbnail, thumbnailRanks, summariseRanks } from '../../lib/metrics/content';
+import { areaThumbnail, thumbnailPsnr, thumbnailRanks, summariseRanks } from '../../lib/metrics/content';
 import { makeImage, RGBImage } from '../../lib/data/image';
 import { Rng } from '../../lib/util/rng';
 
@@ -39,4 +39,15 @@ test('thumbnailRanks: a copy of its own photo ranks 1; a copy of another photo d
   assert.ok(swapped[0].rank > 1, 'another photo is not ranked as its own');
   assert.deepEqual(summariseRanks([{ rank: 1 }, { rank: 3 }]), { top1: 0.5, meanRank: 2, n: 2 });
   assert.throws(() => thumbnailRanks([photos[0]], photos, [9]), /own\[0\] = 9 is not a candidate index/);
+});
+
+test('thumbnailPsnr: PSNR of the s×s area thumbnails — detail finer than a cell does not count, a colour shift does', () => {
+  const flat = (h: number, w: number, v: number): RGBImage => makeImage(h, w, new Float32Array(h * w * 3).fill(v));
+  // a 1-px checkerboard of 0.4/0.6 on 16×16: every cell of the 4×4 thumbnail (4×4 px) averages to 0.5
+  const board = makeImage(16, 16);
+  for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) board.data.fill((x + y) % 2 ? 0.6 : 0.4, (y * 16 + x) * 3, (y * 16 + x) * 3 + 3);
+  assert.ok(thumbnailPsnr(board, flat(16, 16, 0.5), 4) > 100, 'the checkerboard is grey at 4×4');
+  assert.ok(Math.abs(thumbnailPsnr(board, flat(16, 16, 0.5), 16) - 20) < 1e-4, 'and ±0.1 (20 dB) at full size');
+  // a uniform shift of 0.1 is 20 dB at any size, and the sizes of the two images need not match
+  assert.ok(Math.abs(thumbnailPsnr(flat(8, 8, 0.6), flat(32, 48, 0.5), 4) - 20) < 1e-4);
 });
