@@ -1,10 +1,9 @@
 /**
  * Transparent huge pages for the tensors of the tensorflow backend. TensorFlow's CPU allocator takes
- * its buffers from glibc malloc; a fresh process first-touches every page of its working set, and
- * with 4-KiB pages that is ~145 000 page faults (≈ 0.8 s of system time) in one 512² PromptIR pass on
- * this project's reference machine. glibc ≥ 2.35 has a tunable, `glibc.malloc.hugetlb=1`, with which
- * malloc asks for transparent huge pages (madvise MADV_HUGEPAGE) on the memory it maps: ~5 000
- * faults, and the first pass ≈ 1 s faster (docs/experiments.md §6, `tdr bench --restore`).
+ * its buffers from glibc malloc, and a fresh process first-touches every 4-KiB page of its working set.
+ * glibc ≥ 2.35 has a tunable, `glibc.malloc.hugetlb=1`, with which malloc asks for transparent huge
+ * pages (madvise MADV_HUGEPAGE) on the memory it maps: `tdr bench --restore` at 512² counted 184 196 →
+ * 36 090 page faults for the unguided restorer, 5.0–5.6 → 2.9–3.4 s (docs/experiments.md §6).
  *
  * glibc reads tunables once, when the process starts, so the setting goes into the environment of
  * the processes tdr starts: the `tdr` command itself (its `#!` line), `npm start` and `npm run bench`
@@ -39,6 +38,10 @@ export function glibcVersion(): string | null {
  * and the last `glibc.malloc.hugetlb` in GLIBC_TUNABLES is 1 or 2 (as it was at process start).
  */
 export function hugePagesActive(env: NodeJS.ProcessEnv = process.env): boolean {
+  // the environment first: without the tunable nothing else need be read
+  const settings = (env.GLIBC_TUNABLES ?? '').split(':').filter((t) => t.startsWith('glibc.malloc.hugetlb='));
+  const last = settings[settings.length - 1]?.split('=')[1];
+  if (last !== '1' && last !== '2') return false;
   if (process.platform !== 'linux') return false;
   const v = glibcVersion();
   if (!v) return false;
@@ -50,8 +53,5 @@ export function hugePagesActive(env: NodeJS.ProcessEnv = process.env): boolean {
   } catch {
     return false;
   }
-  if (/\[never\]/.test(thp)) return false;
-  const settings = (env.GLIBC_TUNABLES ?? '').split(':').filter((t) => t.startsWith('glibc.malloc.hugetlb='));
-  const last = settings[settings.length - 1]?.split('=')[1];
-  return last === '1' || last === '2';
+  return !/\[never\]/.test(thp);
 }

@@ -77,6 +77,16 @@ export const noGuidance: GuidanceSource = {
   },
 };
 
+/** The clean image a stand-in source `name` is made from: `oracle.clean`, which must exist and match X's size. */
+function cleanImageOf(name: string, degraded: RGBImage, key: string, oracle?: GuidanceRequest): RGBImage {
+  if (!oracle?.clean) throw new Error(`${name}: no clean image offered for '${key}' (this stand-in only works inside training/evaluation, where the clean image is known)`);
+  const c = oracle.clean;
+  if (c.height !== degraded.height || c.width !== degraded.width) {
+    throw new Error(`${name}: clean ${c.height}x${c.width} and degraded ${degraded.height}x${degraded.width} differ for '${key}'`);
+  }
+  return c;
+}
+
 export const CLEAN_ORACLE_NOTE =
   "STAND-IN 'clean-oracle': G is another crop/rescale of the CLEAN photo — for testing the plumbing only; it is NOT the paper's guidance and its numbers must never be reported as such";
 
@@ -90,11 +100,7 @@ export function cleanOracleGuidance(): GuidanceSource {
     name: 'clean-oracle',
     standIn: CLEAN_ORACLE_NOTE,
     async get(degraded, key, oracle) {
-      if (!oracle?.clean) throw new Error(`clean-oracle: no clean image offered for '${key}' (this stand-in only works inside training/evaluation, where the clean image is known)`);
-      const c = oracle.clean;
-      if (c.height !== degraded.height || c.width !== degraded.width) {
-        throw new Error(`clean-oracle: clean ${c.height}x${c.width} and degraded ${degraded.height}x${degraded.width} differ for '${key}'`);
-      }
+      const c = cleanImageOf('clean-oracle', degraded, key, oracle);
       const rng = new Rng(hashString(`clean-oracle:${key}`));
       const h = Math.max(1, Math.round(c.height * rng.uniform(0.7, 0.9)));
       const w = Math.max(1, Math.round(c.width * rng.uniform(0.7, 0.9)));
@@ -124,11 +130,7 @@ export function cleanThumbGuidance(k: number): GuidanceSource {
     name,
     standIn: cleanThumbNote(k),
     async get(degraded, key, oracle) {
-      if (!oracle?.clean) throw new Error(`${name}: no clean image offered for '${key}' (this stand-in only works inside training/evaluation, where the clean image is known)`);
-      const c = oracle.clean;
-      if (c.height !== degraded.height || c.width !== degraded.width) {
-        throw new Error(`${name}: clean ${c.height}x${c.width} and degraded ${degraded.height}x${degraded.width} differ for '${key}'`);
-      }
+      const c = cleanImageOf(name, degraded, key, oracle);
       const s = k / Math.min(c.height, c.width);
       if (s >= 1) return clampImage(makeImage(c.height, c.width, c.data.slice())); // already k px or smaller
       const small = areaResize(c, Math.max(1, Math.round(c.height * s)), Math.max(1, Math.round(c.width * s)));
