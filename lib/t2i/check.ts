@@ -274,3 +274,86 @@ export function layoutImages(model: TextToImage, ctx: tf.Tensor3D): RGBImage[] {
     x.dispose();
   }
 }
+
+/** How faithfully the words' layout map shows a set of crops (`layoutFidelity`). */
+export interface LayoutFidelitySplit {
+  split: 'val' | 'train';
+  photos: number;
+  /** mean area-thumbnail PSNR (dB) to the crop of its words' layout map decoded alone, at 4×4 and 8×8 */
+  map4: number;
+  map8: number;
+  /** the same for the best a map on this grid can do: the crop's own latent pooled to the layout grid, decoded */
+  ceiling4: number;
+  ceiling8: number;
+  /** the layout objective (words.layoutLoss) on these crops, and the variance of its target (so 1 − mse/var is R²) */
+  mse: number;
+  targetVar: number;
+}
+
+/**
+ * The words' layout map on photos no stage has seen (the validation photos) against the training
+ * photos it learned from (their centre crops at photoShortSide): a large gap means the mapper
+ * remembers the training photos' colours instead of reading the colours of the photo it is given.
+ * No diffusion: seconds. Needs a model trained with unet.layout and words.layoutLoss.
+ */
+export async function layoutFidelity(model: TextToImage, opts: { limit?: number } = {}): Promise<LayoutFidelitySplit[]> {
+  const { loadPhotos, centerCrop } = await import('../data/patches');
+  const { thumbnailPsnr } = await import('../metrics/content');
+  if (!model.words || !model.unet.layout || !(model.cfg.words && model.cfg.words.layoutLoss > 0)) throw new Error('layoutFidelity: needs a model trained with words, unet.layout and words.layoutLoss > 0');
+  const g = model.unet.cfg.layout!.grid;
+  const out: LayoutFidelitySplit[] = [];
+  for (const split of ['val', 'train'] as const) {
+    const photos = await loadPhotos(split, model.cfg.photoShortSide, opts.limit ?? 25);
+    const ys = photos.map((p) => centerCrop(p.image, model.cfg.imageSize));
+    const maps: RGBImage[] = [];
+    const ceil: RGBImage[] = [];
+    let se = 0;
+    const targets: Float32Array[] = [];
+    for (let i = 0; i < ys.length; i += 8) {
+      const x = toBatch(ys.slice(i, i + 8));
+      const z = model.encodeImages(x);
+      const w = await model.imageWords(x);
+      const ctx = model.wordsContext(w);
+      const s = z.shape[1];
+      const target = tf.avgPool(z, [s / g, s / g], [s / g, s / g], 'valid') as tf.Tensor4D;
+      const mapImg = tf.tidy(() => model.decodeLatents(model.layoutStart(ctx)));
+      const ceilImg = tf.tidy(() => model.decodeLatents(tf.image.resizeBilinear(target, [s, s], true)));
+      const mse = model.unet.layoutLoss(ctx, z);
+      maps.push(...fromBatch(mapImg));
+      ceil.push(...fromBatch(ceilImg));
+      const n = x.shape[0];
+      se += mse.dataSync()[0] * n;
+      targets.push(target.dataSync() as Float32Array);
+      tf.dispose([x, z, w, ctx, mapImg, ceilImg, mse, target]);
+    }
+    const mean = (f: (i: number) => number) => ys.reduce((a, _, i) => a + f(i), 0) / ys.length;
+    out.push({
+      split,
+      photos: ys.length,
+      map4: mean((i) => thumbnailPsnr(maps[i], ys[i], 4)),
+      map8: mean((i) => thumbnailPsnr(maps[i], ys[i], 8)),
+      ceiling4: mean((i) => thumbnailPsnr(ceil[i], ys[i], 4)),
+      ceiling8: mean((i) => thumbnailPsnr(ceil[i], ys[i], 8)),
+      mse: se / ys.length,
+      targetVar: channelVariance(targets, model.cfg.unet.latentChannels),
+    });
+  }
+  return out;
+}
+
+/** Mean over channels of each channel's variance, for row-major [..., C] arrays. */
+function channelVariance(parts: readonly Float32Array[], c: number): number {
+  const sum = new Float64Array(c);
+  const sq = new Float64Array(c);
+  let n = 0;
+  for (const p of parts) {
+    for (let i = 0; i < p.length; i++) {
+      sum[i % c] += p[i];
+      sq[i % c] += p[i] * p[i];
+    }
+    n += p.length / c;
+  }
+  let v = 0;
+  for (let k = 0; k < c; k++) v += sq[k] / n - (sum[k] / n) ** 2;
+  return v / c;
+}

@@ -6,7 +6,8 @@
  * 1. autoencoder: trained first (stage 0a, ./autoencoder.ts), then frozen; latent scale measured.
  * 2. latent cache: for every crop scale (`cropScales`, default photoShortSide) and training photo,
  *    `crops` crops (imageSize, random position and flip), each clean and `degradedPerCrop` times
- *    degraded (tasks in turn, `taskWeights` times each; random strength), with captions
+ *    degraded (tasks in turn, `taskWeights` times each; random strength), and `words.colorJitter`
+ *    times colour-jittered (words only), with captions
  *    "a photo of <caption>[, <phrase>]" (true only of whole-scene crops, those at photoShortSide);
  *    encoded once with E (z·scale), and with `words` also their τi features. Deterministic.
  * 3. training: batches of cached latents; with `words`, a share words.prob of the rows (any crop) is
@@ -32,6 +33,7 @@ import { listEntries } from '../data/corpus';
 import { degrade, taskTurn, Task, DegradeOptions } from '../data/degrade';
 import { trainingCaption, DEGRADATION_WORDS } from '../data/captions';
 import { RGBImage, clip01 } from '../data/image';
+import { colorJitter } from '../data/color_jitter';
 import { saveCheckpoint, loadCheckpoint, Named, CheckpointError } from '../util/checkpoint';
 import * as crypto from 'node:crypto';
 import { Rng } from '../util/rng';
@@ -48,6 +50,8 @@ export interface CacheItem {
   scale?: number;
   /** false: the crop shows only part of the scene, so its caption is not true of it (words only) */
   wholeScene?: boolean;
+  /** a colour-jittered copy of clean crop `crop` (words.colorJitter): the seed of its colour transform; words only */
+  jitter?: number;
 }
 
 /**
@@ -59,6 +63,7 @@ export async function cacheCrops(cfg: T2IConfig, opts: { cleanOnly?: boolean } =
   const rng = new Rng(cfg.unetTrain.seed * 7919 + 17);
   let k = 0;
   const turn = taskTurn(cfg.taskWeights);
+  const jitters = cfg.words?.colorJitter ?? 0;
   for (const sc of cropScalesOf(cfg)) {
     const photos = await loadPhotos('train', sc.shortSide);
     const whole = sc.shortSide === cfg.photoShortSide;
@@ -73,6 +78,11 @@ export async function cacheCrops(cfg: T2IConfig, opts: { cleanOnly?: boolean } =
           if (opts.cleanOnly) continue;
           const r = degrade(img, { task, seed } as DegradeOptions);
           out.push({ item: { photoId: p.entry.id, crop: c, task, caption: trainingCaption(p.entry, r.phrase), seed, ...where }, image: clip01(r.image) });
+        }
+        for (let j = 0; j < jitters; j++) {
+          const jitter = rng.nextUint32();
+          if (opts.cleanOnly) continue; // not a crop of a real photo
+          out.push({ item: { photoId: p.entry.id, crop: c, task: 'clean', caption: trainingCaption(p.entry), seed: 0, scale: sc.shortSide, wholeScene: false, jitter }, image: colorJitter(img, jitter) });
         }
       }
     }
@@ -89,6 +99,7 @@ function latentCacheSignature(cfg: T2IConfig): Record<string, unknown> {
     cropsPerPhoto: cfg.cropsPerPhoto,
     ...(cfg.cropScales ? { cropScales: cfg.cropScales } : {}),
     ...(cfg.words ? { features: { encoder: cfg.words.encoder, tokenPool: cfg.words.mapper.tokenPool, color: cfg.words.mapper.color } } : {}),
+    ...(cfg.words?.colorJitter ? { colorJitter: cfg.words.colorJitter } : {}), // absent when 0: earlier caches stay valid
     degradedPerCrop: cfg.degradedPerCrop,
     taskWeights: cfg.taskWeights,
     seed: cfg.unetTrain.seed,

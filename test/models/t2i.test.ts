@@ -13,7 +13,7 @@ import { TextToImage } from '../../lib/t2i/model';
 import { unetFlops } from '../../lib/models/unet';
 import { readLog } from '../../lib/train/loop';
 import { tmpDir } from '../helpers/fixtures';
-import { degradationWordEffect, copyCheck } from '../../lib/t2i/check';
+import { degradationWordEffect, copyCheck, layoutFidelity } from '../../lib/t2i/check';
 
 test('before: backend', async () => {
   await initBackend({ quiet: true });
@@ -108,6 +108,41 @@ test('latent cache: a cache built with other crop settings is rebuilt, not reuse
   assert.equal(b.items.length, n * 3, 'another degradedPerCrop: rebuilt');
   assert.equal((await latentCache(model, more, file, { quiet: true })).items.length, n * 3);
   model.dispose();
+});
+
+test('words.colorJitter: each clean crop gets that many colour-jittered copies (words only, never captioned), the other crops are those of the cache without it, and the cache is rebuilt when it changes', async () => {
+  const { t2iStage } = await import('../../lib/t2i/train');
+  const { colorJitter } = await import('../../lib/data/color_jitter');
+  const base = parseT2IConfig({ ...PRESETS.ci }, 'base.json');
+  const cfg = parseT2IConfig({ ...PRESETS.ci, words: { ...PRESETS.ci.words!, colorJitter: 2 } }, 'jitter.json');
+  const plain = await cacheCrops(base);
+  const all = await cacheCrops(cfg);
+  const jit = all.filter((c) => c.item.jitter !== undefined);
+  const clean = all.filter((c) => c.item.task === 'clean' && c.item.jitter === undefined);
+  assert.equal(jit.length, 2 * clean.length);
+  assert.equal(all.length - jit.length, plain.length);
+  assert.ok(jit.every((c) => c.item.wholeScene === false && c.item.task === 'clean'));
+  // a copy is its clean crop under the colour transform of its seed
+  const j0 = jit[0];
+  const src = clean.find((c) => c.item.photoId === j0.item.photoId && c.item.crop === j0.item.crop && c.item.scale === j0.item.scale)!;
+  assert.deepEqual(Array.from(j0.image.data), Array.from(colorJitter(src.image, j0.item.jitter!).data));
+  assert.notDeepEqual(Array.from(j0.image.data), Array.from(src.image.data));
+  assert.ok(!(await cacheCrops(cfg, { cleanOnly: true })).some((c) => c.item.jitter !== undefined), 'the copy check compares with real crops only');
+  // latent cache: rebuilt for the new setting; the jittered rows are never caption rows
+  const dir = tmpDir();
+  const file = path.join(dir, 'latents.tdrc');
+  const m0 = new TextToImage(base, buildVocab(['']), new Params(), 1);
+  await latentCache(m0, base, file, { quiet: true });
+  const cache = await latentCache(m0, cfg, file, { quiet: true });
+  assert.equal(cache.items.length, all.length);
+  const m2 = new TextToImage(cfg, buildVocab(cache.items.map((i) => i.caption).concat(['a photo of a S', ''])), new Params(), 1);
+  const stage = t2iStage(m2, parseT2IConfig({ ...PRESETS.ci, words: { ...PRESETS.ci.words!, colorJitter: 2, prob: 0 } }, 'captions.json'), cache);
+  const { Rng } = await import('../../lib/util/rng');
+  const b = await stage.getBatch(0, new Rng(1));
+  assert.equal(b.words, undefined, 'prob 0: caption rows only');
+  stage.disposeBatch!(b);
+  m0.dispose();
+  m2.dispose();
 });
 
 test('a t2i checkpoint of another kind or shape is refused naming the file', () => {
@@ -276,7 +311,18 @@ test('words.layoutSteps: a layout warm-up before the UNet stage trains only the 
   assert.notDeepEqual(Array.from(a[0].data), Array.from(c[0].data));
   const plain = new TextToImage(parseT2IConfig({ ...ci, words: { ...ci.words!, layoutLoss: 0 } }, 'plain.json'), warm.vocab, new Params(), 1);
   await assert.rejects(plain.generate(['a photo'], { seed: 1, steps: 2, fromLayout: 0.5 }), /fromLayout needs a model trained with unet\.layout and words\.layoutLoss > 0/);
+  await assert.rejects(layoutFidelity(plain), /layoutFidelity: needs a model trained with words, unet.layout and words.layoutLoss > 0/);
   plain.dispose();
+  // the layout check: both splits, its mse is the layout objective on the same validation crops
+  const fid = await layoutFidelity(r.model, { limit: 3 });
+  assert.deepEqual(fid.map((x) => [x.split, x.photos]), [['val', 3], ['train', 3]]);
+  for (const x of fid) for (const v of [x.map4, x.map8, x.ceiling4, x.ceiling8, x.mse, x.targetVar]) assert.ok(Number.isFinite(v) && v > 0, JSON.stringify(x));
+  const { loadPhotos, centerCrop } = await import('../../lib/data/patches');
+  const vx = toBatch((await loadPhotos('val', cfg.photoShortSide, 3)).map((p) => centerCrop(p.image, cfg.imageSize)));
+  const vctx = r.model.wordsContext(await r.model.imageWords(vx));
+  const direct = tf.tidy(() => r.model!.unet.layoutLoss(vctx, r.model!.encodeImages(vx)).dataSync()[0]);
+  assert.ok(Math.abs(direct - fid[0].mse) < 1e-5 * Math.max(1, direct), `${direct} vs ${fid[0].mse}`);
+  tf.dispose([vx, vctx]);
   tf.dispose([w, ctx]);
   warm.dispose();
   fresh.dispose();

@@ -6,10 +6,10 @@ import { TextToImage } from '../../t2i/model';
 import { t2iCheckpoint } from '../../util/paths';
 import { listEntries } from '../../data/corpus';
 import { trainingCaption } from '../../data/captions';
-import { aeReconstructions, aeHighFrequency, degradationWordEffect, copyCheck, contentRetrieval, wordsReconstruction } from '../../t2i/check';
+import { aeReconstructions, aeHighFrequency, degradationWordEffect, copyCheck, contentRetrieval, wordsReconstruction, layoutFidelity } from '../../t2i/check';
 import { UserError } from '../../util/errors';
 
-const HELP = `usage: tdr t2i-check [--checkpoint FILE.tdrc] [--seeds N] [--captions N] [--content N] [--cfg S] [--photos N] [--words N] [--json]
+const HELP = `usage: tdr t2i-check [--checkpoint FILE.tdrc] [--seeds N] [--captions N] [--content N] [--cfg S] [--photos N] [--words N] [--layout] [--json]
 
 Measures the text-to-image model:
   1. autoencoder reconstruction PSNR on validation photos (centre crops, clean and noisy σ25), and how much of
@@ -32,6 +32,10 @@ options:
   --steps N           DDIM steps of the words reconstruction (default: the checkpoint's sample.steps)
   --from-layout S     words reconstruction started from the words' own layout map, noised to strength S
                       in (0, 1] (SDEdit; models trained with words.layoutLoss)
+  --layout            only the words' layout map (models trained with words.layoutLoss; seconds): its 4×4 and 8×8
+                      thumbnail PSNR to the crop on the validation photos and on the training photos' centre crops,
+                      against the best map on its grid (the crop's own latent pooled to the grid), and the layout
+                      objective with its target's variance (R² = 1 − mse/var)
   --cfg S             classifier-free guidance scale (default: the checkpoint's sample.cfgScale)
   --photos N          validation photos for the AE PSNR (default all)
   --json              one line of JSON`;
@@ -46,6 +50,7 @@ const Options = z.strictObject({
   'from-layout': z.coerce.number().gt(0).max(1).optional(),
   cfg: z.coerce.number().min(0).max(50).optional(),
   photos: z.coerce.number().int().min(1).optional(),
+  layout: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -57,7 +62,7 @@ export const t2iCheckCommand: Command = {
     const { options, positionals } = parseOptions(
       't2i-check',
       argv,
-      { checkpoint: { type: 'string' }, seeds: { type: 'string' }, captions: { type: 'string' }, content: { type: 'string' }, words: { type: 'string' }, steps: { type: 'string' }, 'from-layout': { type: 'string' }, cfg: { type: 'string' }, photos: { type: 'string' }, json: { type: 'boolean' } },
+      { checkpoint: { type: 'string' }, seeds: { type: 'string' }, captions: { type: 'string' }, content: { type: 'string' }, words: { type: 'string' }, steps: { type: 'string' }, 'from-layout': { type: 'string' }, cfg: { type: 'string' }, photos: { type: 'string' }, layout: { type: 'boolean' }, json: { type: 'boolean' } },
       Options,
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
@@ -66,6 +71,24 @@ export const t2iCheckCommand: Command = {
     await initBackend({ quiet: options.json });
     const model = TextToImage.load(ckpt);
     try {
+      if (options.layout) {
+        if (!model.unet.layout || !(model.cfg.words && model.cfg.words.layoutLoss > 0)) throw new UserError(`${ckpt}: --layout needs a model trained with words.layoutLoss > 0 and unet.layout (this one has none)`);
+        const rows = await layoutFidelity(model, { limit: options.words });
+        if (options.json) process.stdout.write(JSON.stringify({ checkpoint: ckpt, layout: rows }) + '\n');
+        else {
+          const f = (x: number) => x.toFixed(2);
+          process.stdout.write(
+            [
+              `checkpoint ${ckpt}`,
+              `the words' layout map decoded alone (no diffusion), area-thumbnail PSNR to the crop (dB); best = the crop's own latent pooled to the ${model.unet.cfg.layout!.grid}×${model.unet.cfg.layout!.grid} grid`,
+              '| photos | n | map 4×4 | best 4×4 | map 8×8 | best 8×8 | layout mse | target var | R² |',
+              '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+              ...rows.map((r) => `| ${r.split === 'val' ? 'validation (unseen)' : 'training, centre crops'} | ${r.photos} | ${f(r.map4)} | ${f(r.ceiling4)} | ${f(r.map8)} | ${f(r.ceiling8)} | ${r.mse.toFixed(4)} | ${r.targetVar.toFixed(4)} | ${f(1 - r.mse / r.targetVar)} |`),
+            ].join('\n') + '\n',
+          );
+        }
+        return 0;
+      }
       const recs = await aeReconstructions(model, options.photos ?? Infinity);
       const ae = { photos: recs.length, psnrClean: recs.reduce((a, r) => a + r.psnr, 0) / recs.length, psnrNoisy: recs.reduce((a, r) => a + r.psnrNoisy, 0) / recs.length, hf: aeHighFrequency(recs) };
       // every 9th training photo, so the captions cover different scenes
