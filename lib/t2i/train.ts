@@ -377,7 +377,7 @@ export async function trainTextToImage(
   cfg: T2IConfig,
   runDir: string,
   opts: { quiet?: boolean; maxStepsThisCall?: number; workers?: number; aeFrom?: string; stopAt?: number; onLog?: (stage: 'ae' | 't2i-layout' | 't2i', rec: LogRecord) => void | Promise<void> } = {},
-): Promise<{ model: TextToImage | null; ae: TrainResult; t2i?: TrainResult; aeFrom?: { file: string; sha256: string } }> {
+): Promise<{ model: TextToImage | null; ae: TrainResult; layout?: TrainResult; t2i?: TrainResult; aeFrom?: { file: string; sha256: string } }> {
   let latentScale: number;
   let aeWeights: Named;
   let aeResult: TrainResult;
@@ -428,7 +428,7 @@ export async function trainTextToImage(
     model.params.unfreeze(['unet']);
     if (lay.interrupted) {
       model.dispose();
-      return { model: null, ae: aeResult };
+      return { model: null, ae: aeResult, layout: lay };
     }
     loadWeights(path.join(layoutDir, CHECKPOINT_FILE), model.params, { useEma: false }); // the warm-up's own weights: its EMA would lag
   }

@@ -280,6 +280,8 @@ test('words.layoutSteps: a layout warm-up before the UNet stage trains only the 
   // the warm-up stops after 5 steps of this call: no UNet stage yet
   const part = await trainTextToImage(cfg, runs, { quiet: true, maxStepsThisCall: 5 });
   assert.equal(part.model, null);
+  assert.ok(part.layout?.interrupted && part.layout.step === 4 + 5, // the first call's 4 steps went on past the AE into the warm-up
+    `the warm-up is where it stopped (tdr train t2i names its folder): ${JSON.stringify(part.layout && { step: part.layout.step, interrupted: part.layout.interrupted })}`);
   assert.ok(!fs.existsSync(path.join(runs, 't2i', 'checkpoint.tdrc')), 'the UNet stage waits for the warm-up');
   const logs: Array<{ stage: string; l: number }> = [];
   const r = await trainTextToImage(cfg, runs, { quiet: true, onLog: (stage, rec) => void logs.push({ stage, l: Number(rec.l_layout ?? rec.l_total) }) });

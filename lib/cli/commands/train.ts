@@ -95,6 +95,7 @@ export const trainCommand: Command = {
       return 0;
     }
     const r = await trainTextToImage(cfg, runDir, { maxStepsThisCall: options['max-steps'], workers, aeFrom: options['ae-from'], stopAt });
+    if (!r.model && r.layout) return stopped(r.layout.step, cfg.words!.layoutSteps, path.join(runDir, 't2i-layout'), options['max-steps']); // in the words' layout warm-up
     if (!r.model) return stopped(r.ae.step, cfg.aeTrain.steps, path.join(runDir, 'ae'), options['max-steps']);
     if (r.t2i!.interrupted) {
       r.model.dispose();
