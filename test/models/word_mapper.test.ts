@@ -45,3 +45,32 @@ test('poolFirst: word i = global MLP + its MLP on the softmax(where)-pooled raw 
   a.p.dispose();
   b.p.dispose();
 });
+
+test('colorPath: starts as the same words, then adds a per-word linear function of the token colours (the last 3 feature channels) only; needs color; initFrom copies it', () => {
+  const make = (colorPath: boolean) => {
+    const p = new Params();
+    const cfg = MapperConfigSchema.parse({ numWords: 5, hidden: 8, layers: 1, spatial: 'regions', poolFirst: true, color: true, colorPath });
+    return { p, m: new ImageToTextMapper(p, 'w', cfg, 6, 4, 1, new Rng(3), 9) };
+  };
+  const a = make(true);
+  const b = make(false);
+  const global = tf.randomNormal([2, 6], 0, 1, 'float32', 1) as tf.Tensor2D;
+  const tokens = tf.randomNormal([2, 9, 6], 0, 1, 'float32', 2) as tf.Tensor3D;
+  const d0 = tf.tidy(() => tf.max(tf.abs(tf.sub(a.m.call({ global, tokens }), b.m.call({ global, tokens })))).dataSync()[0]);
+  assert.equal(d0, 0, 'zero-initialised: the same words as without the path');
+  const W = tf.randomNormal([5, 27, 4], 0, 1, 'float32', 4);
+  a.m.colorW!.assign(W);
+  const got = tf.tidy(() => tf.sub(a.m.call({ global, tokens }), b.m.call({ global, tokens }))); // [B,N,D]: the path alone
+  const want = tf.tidy(() => {
+    const c = tokens.slice([0, 0, 3], [2, 9, 3]).reshape([2, 27]);
+    return tf.stack([0, 1, 2, 3, 4].map((i) => tf.matMul(c, W.slice([i, 0, 0], [1, 27, 4]).reshape([27, 4]))), 1); // [B,N,D]
+  });
+  const err = tf.tidy(() => tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]);
+  assert.ok(err < 1e-4, `colour path differs from W_i · colours by ${err}`);
+  const c = make(true);
+  c.m.initFrom(a.m);
+  assert.equal(tf.tidy(() => tf.max(tf.abs(tf.sub(c.m.colorW!, W))).dataSync()[0]), 0, 'initFrom copies the colour path');
+  assert.throws(() => new ImageToTextMapper(new Params(), 'x', MapperConfigSchema.parse({ numWords: 5, hidden: 8, layers: 1, colorPath: true }), 6, 4, 1, new Rng(3), 9), /colorPath needs color: true/);
+  tf.dispose([global, tokens, W, got, want]);
+  [a, b, c].forEach((x) => x.p.dispose());
+});
