@@ -4,7 +4,8 @@
  * its own E_txt. The T2I model (text encoder, UNet, autoencoder) and τi stay frozen.
  *
  * 1. feature cache (`featureCache`, shared with stage 2): for every training photo `cropsPerPhoto`
- *    random crops at the T2I's imageSize; each crop clean and `degradedPerCrop` times degraded (the
+ *    random crops at the T2I's imageSize (and `colorJitter` colour-jittered copies of each, each a
+ *    crop of its own); each crop clean and `degradedPerCrop` times degraded (the
  *    five families in turn, random strength, seeded); per crop τi features (global + pooled tokens)
  *    and the scaled latents z = E(X)·scale, computed once (everything they come from is frozen).
  * 2. batches: uniform over all cached crops; Eq. (1)'s t and ε are drawn in getBatch, so a batch can
@@ -25,6 +26,7 @@ import { saveCheckpoint, loadCheckpoint, CheckpointError } from '../util/checkpo
 import { loadPhotos, randomCrop, toBatch } from '../data/patches';
 import { degrade, taskTurn, Task, DegradeOptions } from '../data/degrade';
 import { clip01 } from '../data/image';
+import { colorJitter } from '../data/color_jitter';
 import { Rng } from '../util/rng';
 import { GuidanceModel, T2IReference, t2iWeightsHash, wordsToContext, portablePath } from './model';
 import { mapperFeatures } from './m_i2t';
@@ -39,6 +41,8 @@ export interface FeatureCacheItem {
   seed: number;
   /** index of the clean version of the same crop */
   clean: number;
+  /** a colour-jittered copy (data.colorJitter): the seed of its colour transform */
+  jitter?: number;
 }
 
 /** τi features and latents of every training crop (clean and degraded). Row-major Float32Arrays. */
@@ -57,7 +61,7 @@ export interface FeatureCache {
 
 /** What a cache depends on; a cache file with another signature is rebuilt. */
 function cacheSignature(cfg: GuidanceConfig, t2iSha: string): Record<string, unknown> {
-  return { t2i: t2iSha, encoder: cfg.encoder, tokenPool: cfg.mapper.tokenPool, ...(cfg.mapper.color ? { color: true } : {}), data: { ...cfg.data, identityProb: undefined } };
+  return { t2i: t2iSha, encoder: cfg.encoder, tokenPool: cfg.mapper.tokenPool, ...(cfg.mapper.color ? { color: true } : {}), data: { ...cfg.data, identityProb: undefined, colorJitter: cfg.data.colorJitter || undefined } }; // colorJitter 0 leaves earlier caches valid
 }
 
 /** @throws UserError when the config asks layoutLoss > 0 of a text-to-image model without a layout head */
@@ -90,14 +94,18 @@ export async function guidanceCrops(cfg: GuidanceConfig, t2i: TextToImage): Prom
   const turn = taskTurn(cfg.data.taskWeights);
   for (const p of photos) {
     for (let c = 0; c < cfg.data.cropsPerPhoto; c++) {
-      const img = randomCrop(p.image, t2i.cfg.imageSize, rng);
-      const cleanIdx = out.length;
-      out.push({ item: { photoId: p.entry.id, crop: c, task: 'clean', seed: 0, clean: cleanIdx }, image: img });
-      for (let d = 0; d < cfg.data.degradedPerCrop; d++) {
-        const task = turn[k++ % turn.length];
-        const seed = rng.nextUint32();
-        const r = degrade(img, { task, seed } as DegradeOptions);
-        out.push({ item: { photoId: p.entry.id, crop: c, task, seed, clean: cleanIdx }, image: clip01(r.image) });
+      const crop = randomCrop(p.image, t2i.cfg.imageSize, rng);
+      for (let j = 0; j <= cfg.data.colorJitter; j++) {
+        const jitter = j === 0 ? undefined : rng.nextUint32(); // copy 0 is the crop itself (no draw: configs without jitter keep their crops)
+        const img = jitter === undefined ? crop : colorJitter(crop, jitter);
+        const cleanIdx = out.length;
+        out.push({ item: { photoId: p.entry.id, crop: c, task: 'clean', seed: 0, clean: cleanIdx, ...(jitter !== undefined ? { jitter } : {}) }, image: img });
+        for (let d = 0; d < cfg.data.degradedPerCrop; d++) {
+          const task = turn[k++ % turn.length];
+          const seed = rng.nextUint32();
+          const r = degrade(img, { task, seed } as DegradeOptions);
+          out.push({ item: { photoId: p.entry.id, crop: c, task, seed, clean: cleanIdx, ...(jitter !== undefined ? { jitter } : {}) }, image: clip01(r.image) });
+        }
       }
     }
   }
@@ -230,7 +238,7 @@ export function initMapperFromT2I(model: GuidanceModel, t2i: TextToImage, t2iLab
   const w = t2i.cfg.words;
   if (!src || !w) throw new UserError(`${t2iLabel}: this text-to-image model has no image-to-words mapper (no \`words\` in its config), but the guidance config asks initFromT2I; train a T2I with words or set initFromT2I: false`);
   const a = model.cfg;
-  const diff = (['hidden', 'layers', 'tokenPool', 'spatial', 'color'] as const).filter((k) => a.mapper[k] !== w.mapper[k]);
+  const diff = (['hidden', 'layers', 'tokenPool', 'spatial', 'color', 'colorPath', 'poolFirst'] as const).filter((k) => a.mapper[k] !== w.mapper[k]);
   const all: string[] = [...diff];
   if (a.encoder.cut !== w.encoder.cut || a.encoder.range !== w.encoder.range) all.push('encoder');
   if (all.length) throw new UserError(`${t2iLabel}: its mapper differs from the guidance config's in ${all.join(', ')} (T2I: ${JSON.stringify({ encoder: w.encoder, ...w.mapper })}); initFromT2I needs them equal`);

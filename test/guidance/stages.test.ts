@@ -46,6 +46,25 @@ test('guidance training crops: data.taskWeights sets each task\'s share of the d
   t2i.dispose();
 });
 
+test('guidance training crops: data.colorJitter adds colour-jittered copies, each a clean crop with its own degraded versions; 0 keeps the crops of before', async () => {
+  const { colorJitter } = await import('../../lib/data/color_jitter');
+  const t2i = tinyT2I();
+  const base = tinyGuidanceConfig();
+  const plain = await guidanceCrops(parseGuidanceConfig({ ...base, data: { ...base.data, cropsPerPhoto: 2, degradedPerCrop: 2 } }, 'p.json'), t2i);
+  const jit = await guidanceCrops(parseGuidanceConfig({ ...base, data: { ...base.data, cropsPerPhoto: 2, degradedPerCrop: 2, colorJitter: 1 } }, 'j.json'), t2i);
+  assert.equal(jit.length, 2 * plain.length);
+  const copies = jit.filter((c) => c.item.jitter !== undefined);
+  assert.equal(copies.length, plain.length);
+  // every item points at its own clean crop; a jittered clean crop is its crop under the seed's colour transform
+  assert.ok(jit.every((c) => jit[c.item.clean].item.task === 'clean' && jit[c.item.clean].item.jitter === c.item.jitter));
+  const c0 = copies.find((c) => c.item.task === 'clean')!;
+  const src = jit.find((c) => c.item.task === 'clean' && c.item.jitter === undefined && c.item.photoId === c0.item.photoId && c.item.crop === c0.item.crop)!;
+  assert.deepEqual(Array.from(c0.image.data), Array.from(colorJitter(src.image, c0.item.jitter!).data));
+  // the first crop of each photo is the same with and without jitter (same random crop)
+  assert.deepEqual(Array.from(jit[0].image.data), Array.from(plain[0].image.data));
+  t2i.dispose();
+});
+
 test('feature cache: clean + degraded crops of 2 photos, τi block10 features pooled 7×7, latents; deterministic and reused', async () => {
   const t2i = tinyT2I();
   const cfg = tinyGuidanceConfig();
@@ -222,6 +241,10 @@ test("initFromT2I: M_i2t starts from the T2I's own image-to-words mapper (first 
   assert.deepEqual(after6[5], before6[5]);
   const gh = new GuidanceModel(tinyGuidanceConfig({ mapper: { ...cfg.mapper, hidden: 24 } }), t2i);
   assert.throws(() => initMapperFromT2I(gh, t2i, 'tiny t2i'), (e: Error) => e instanceof UserError && /tiny t2i: its mapper differs from the guidance config's in hidden/.test(e.message));
+  // a colour path in one mapper only would silently drop (or add) part of the words
+  const gc = new GuidanceModel(tinyGuidanceConfig({ mapper: { ...cfg.mapper, colorPath: true } }), t2i);
+  assert.throws(() => initMapperFromT2I(gc, t2i, 'tiny t2i'), (e: Error) => e instanceof UserError && /differs from the guidance config's in colorPath/.test(e.message));
+  gc.dispose();
   const plainCfg = parseT2IConfig({ ...t2iPreset('ci'), words: undefined, cropScales: undefined }, 'plain');
   const plain = new TextToImage(plainCfg, t2i.vocab, new Params(), 1);
   const gp = new GuidanceModel(cfg, plain);
