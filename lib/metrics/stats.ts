@@ -85,3 +85,72 @@ export function meanStd(xs: readonly number[]): { mean: number; std: number } {
   const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length);
   return { mean, std };
 }
+
+/**
+ * Ridge regression with an intercept: W minimising ‖[X 1]·W − Y‖² + λ‖W‖² (the intercept row is
+ * penalised too, negligibly for λ ≪ n), by the normal equations and a Cholesky factorisation.
+ * @param x row-major [n,p]; @param y row-major [n,q]
+ * @returns predict(x') for row-major [m,p] → [m,q]
+ * @throws Error when the shapes disagree or the system is not positive definite (λ ≤ 0 with collinear X)
+ */
+export function ridgeFit(x: Float32Array, y: Float32Array, n: number, p: number, q: number, lambda: number): (x2: Float32Array, m: number) => Float64Array {
+  if (x.length !== n * p || y.length !== n * q) throw new Error(`ridgeFit: x must hold ${n}×${p} and y ${n}×${q} values, got ${x.length} and ${y.length}`);
+  const d = p + 1;
+  const a = new Float64Array(d * d);
+  const b = new Float64Array(d * q);
+  const row = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < p; j++) row[j] = x[i * p + j];
+    row[p] = 1;
+    for (let j = 0; j < d; j++) {
+      const rj = row[j];
+      if (rj === 0) continue;
+      for (let k = j; k < d; k++) a[j * d + k] += rj * row[k];
+      for (let k = 0; k < q; k++) b[j * q + k] += rj * y[i * q + k];
+    }
+  }
+  for (let j = 0; j < d; j++) {
+    a[j * d + j] += lambda;
+    for (let k = 0; k < j; k++) a[j * d + k] = a[k * d + j];
+  }
+  // Cholesky a = L·Lᵀ (in place, lower triangle)
+  for (let j = 0; j < d; j++) {
+    let s = a[j * d + j];
+    for (let k = 0; k < j; k++) s -= a[j * d + k] ** 2;
+    if (!(s > 0)) throw new Error('ridgeFit: the normal equations are not positive definite (collinear inputs: use lambda > 0)');
+    const ljj = Math.sqrt(s);
+    a[j * d + j] = ljj;
+    for (let i = j + 1; i < d; i++) {
+      let t = a[i * d + j];
+      for (let k = 0; k < j; k++) t -= a[i * d + k] * a[j * d + k];
+      a[i * d + j] = t / ljj;
+    }
+  }
+  // solve L·Lᵀ·W = b, column by column
+  const w = new Float64Array(d * q);
+  const tmp = new Float64Array(d);
+  for (let c = 0; c < q; c++) {
+    for (let i = 0; i < d; i++) {
+      let t = b[i * q + c];
+      for (let k = 0; k < i; k++) t -= a[i * d + k] * tmp[k];
+      tmp[i] = t / a[i * d + i];
+    }
+    for (let i = d - 1; i >= 0; i--) {
+      let t = tmp[i];
+      for (let k = i + 1; k < d; k++) t -= a[k * d + i] * w[k * q + c];
+      w[i * q + c] = t / a[i * d + i];
+    }
+  }
+  return (x2, m) => {
+    if (x2.length !== m * p) throw new Error(`ridgeFit: predict needs ${m}×${p} values, got ${x2.length}`);
+    const out = new Float64Array(m * q);
+    for (let i = 0; i < m; i++) {
+      for (let c = 0; c < q; c++) {
+        let s = w[p * q + c];
+        for (let j = 0; j < p; j++) s += x2[i * p + j] * w[j * q + c];
+        out[i * q + c] = s;
+      }
+    }
+    return out;
+  };
+}

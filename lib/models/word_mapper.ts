@@ -324,10 +324,7 @@ export async function mapperFeatures(
   if (fit !== 'stretch') throw new Error("mapperFeatures: color features need fit 'stretch' (the cells must be τi's cells)");
   const out = tf.tidy(() => {
     const x = Array.isArray(imgs) ? imagesToTensor(imgs) : imgs;
-    const b = x.shape[0];
-    const big = tf.image.resizeBilinear(x, [IMAGE_SIZE, IMAGE_SIZE], true); // τi's own view of the image
-    const cells = tf.avgPool(big, IMAGE_SIZE / g2, IMAGE_SIZE / g2, 'valid').reshape([b, g2 * g2, 3]); // [B,T,3]
-    const c = tf.sub(tf.mul(cells, 2), 1);
+    const c = cellColours(x, g2);
     return {
       global: tf.concat([f.global, tf.mean(c, 1)], 1) as tf.Tensor2D,
       tokens: tf.concat([tokens, c], 2) as tf.Tensor3D,
@@ -335,4 +332,20 @@ export async function mapperFeatures(
   });
   tf.dispose([f.global, tokens]);
   return out;
+}
+
+/**
+ * The colour channels `mapperFeatures` appends: each of the cells × cells cells of τi's own view of
+ * the image (resized to IMAGE_SIZE) its mean colour, mapped from [0,1] to [-1,1].
+ * @param x [B,H,W,3] in [0,1]
+ * @returns [B,cells²,3]
+ */
+export function cellColours(x: tf.Tensor4D, cells: number): tf.Tensor3D {
+  if (IMAGE_SIZE % cells !== 0) throw new Error(`cellColours: ${cells} cells must divide the encoder's input size ${IMAGE_SIZE}`);
+  return tf.tidy(() => {
+    const b = x.shape[0];
+    const big = tf.image.resizeBilinear(x, [IMAGE_SIZE, IMAGE_SIZE], true); // τi's own view of the image
+    const m = tf.avgPool(big, IMAGE_SIZE / cells, IMAGE_SIZE / cells, 'valid').reshape([b, cells * cells, 3]); // [B,T,3]
+    return tf.sub(tf.mul(m, 2), 1) as tf.Tensor3D;
+  });
 }

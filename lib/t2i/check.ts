@@ -12,6 +12,8 @@ import { RGBImage } from '../data/image';
 import { darkChannel, highFrequencyEnergy, meanSquaredDistance, meanStd } from '../metrics/stats';
 import { cacheCrops, CacheItem } from './train';
 import { toBatch, fromBatch } from '../data/patches';
+import { ridgeFit } from '../metrics/stats';
+import { cellColours, featureTokens } from '../models/word_mapper';
 
 export interface WordEffectRow {
   caption: string;
@@ -288,6 +290,12 @@ export interface LayoutFidelitySplit {
   /** the layout objective (words.layoutLoss) on these crops, and the variance of its target (so 1 − mse/var is R²) */
   mse: number;
   targetVar: number;
+  /**
+   * a yardstick for what the words could carry: a linear map (ridge, λ = 1) from the crop's token-cell
+   * colours (the mapper's colour channels) to its pooled latent, fitted on the training crops of the
+   * latent cache (clean, every scale) — its mean squared error and decoded 4×4 PSNR on these crops
+   */
+  probe: { mse: number; map4: number };
 }
 
 /**
@@ -301,6 +309,26 @@ export async function layoutFidelity(model: TextToImage, opts: { limit?: number 
   const { thumbnailPsnr } = await import('../metrics/content');
   if (!model.words || !model.unet.layout || !(model.cfg.words && model.cfg.words.layoutLoss > 0)) throw new Error('layoutFidelity: needs a model trained with words, unet.layout and words.layoutLoss > 0');
   const g = model.unet.cfg.layout!.grid;
+  const cells = Math.sqrt(featureTokens(model.cfg.words.encoder, model.cfg.words.mapper));
+  const c = model.cfg.unet.latentChannels;
+  const s = model.latentSize;
+  // colours and pooled latents of crops, in batches
+  const colourTargets = (imgs: RGBImage[]) => {
+    const col: Float32Array[] = [];
+    const tgt: Float32Array[] = [];
+    for (let i = 0; i < imgs.length; i += 16) {
+      const x = toBatch(imgs.slice(i, i + 16));
+      const [a, b] = tf.tidy(() => [cellColours(x, cells), tf.avgPool(model.encodeImages(x), [s / g, s / g], [s / g, s / g], 'valid')]);
+      col.push(a.dataSync() as Float32Array);
+      tgt.push(b.dataSync() as Float32Array);
+      tf.dispose([x, a, b]);
+    }
+    return { x: concatF32(col), y: concatF32(tgt) };
+  };
+  const fit = colourTargets((await cacheCrops(model.cfg, { cleanOnly: true })).filter((k) => k.item.task === 'clean').map((k) => k.image));
+  const pIn = cells * cells * 3;
+  const pOut = g * g * c;
+  const probe = ridgeFit(fit.x, fit.y, fit.x.length / pIn, pIn, pOut, 1);
   const out: LayoutFidelitySplit[] = [];
   for (const split of ['val', 'train'] as const) {
     const photos = await loadPhotos(split, model.cfg.photoShortSide, opts.limit ?? 25);
@@ -314,7 +342,6 @@ export async function layoutFidelity(model: TextToImage, opts: { limit?: number 
       const z = model.encodeImages(x);
       const w = await model.imageWords(x);
       const ctx = model.wordsContext(w);
-      const s = z.shape[1];
       const target = tf.avgPool(z, [s / g, s / g], [s / g, s / g], 'valid') as tf.Tensor4D;
       const mapImg = tf.tidy(() => model.decodeLatents(model.layoutStart(ctx)));
       const ceilImg = tf.tidy(() => model.decodeLatents(tf.image.resizeBilinear(target, [s, s], true)));
@@ -326,6 +353,12 @@ export async function layoutFidelity(model: TextToImage, opts: { limit?: number 
       targets.push(target.dataSync() as Float32Array);
       tf.dispose([x, z, w, ctx, mapImg, ceilImg, mse, target]);
     }
+    const ct = colourTargets(ys);
+    const pred = Float32Array.from(probe(ct.x, ys.length));
+    const probeMse = pred.reduce((a, v, i) => a + (v - ct.y[i]) ** 2, 0) / pred.length;
+    const probeImgs = tf.tidy(() => model.decodeLatents(tf.image.resizeBilinear(tf.tensor4d(pred, [ys.length, g, g, c]), [s, s], true)));
+    const probed = fromBatch(probeImgs);
+    probeImgs.dispose();
     const mean = (f: (i: number) => number) => ys.reduce((a, _, i) => a + f(i), 0) / ys.length;
     out.push({
       split,
@@ -336,12 +369,23 @@ export async function layoutFidelity(model: TextToImage, opts: { limit?: number 
       ceiling8: mean((i) => thumbnailPsnr(ceil[i], ys[i], 8)),
       mse: se / ys.length,
       targetVar: channelVariance(targets, model.cfg.unet.latentChannels),
+      probe: { mse: probeMse, map4: mean((i) => thumbnailPsnr(probed[i], ys[i], 4)) },
     });
   }
   return out;
 }
 
 /** Mean over channels of each channel's variance, for row-major [..., C] arrays. */
+function concatF32(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
 function channelVariance(parts: readonly Float32Array[], c: number): number {
   const sum = new Float64Array(c);
   const sq = new Float64Array(c);

@@ -74,3 +74,23 @@ test('median: middle value, mean of the two middle ones for an even count, input
   assert.equal(median([7]), 7);
   assert.ok(Number.isNaN(median([])));
 });
+
+test('ridgeFit: recovers a known linear map with intercept from noiseless data (λ tiny), shrinks towards 0 with a large λ, and names bad shapes', async () => {
+  const { ridgeFit } = await import('../../lib/metrics/stats');
+  const n = 50, p = 3, q = 2;
+  const W = [[1.5, -2], [0.5, 0.25], [-1, 3]];
+  const c = [0.3, -0.7];
+  const x = new Float32Array(n * p);
+  const y = new Float32Array(n * q);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < p; j++) x[i * p + j] = ((Math.sin(12.9898 * i + 78.233 * j) * 43758.5453) % 1) - 0.5; // independent columns
+    for (let k = 0; k < q; k++) y[i * q + k] = c[k] + W.reduce((s, row, j) => s + x[i * p + j] * row[k], 0);
+  }
+  const f = ridgeFit(x, y, n, p, q, 1e-9);
+  const probe = Float32Array.from([0.2, -0.4, 1]);
+  const got = f(probe, 1);
+  for (let k = 0; k < q; k++) assert.ok(Math.abs(got[k] - (c[k] + 0.2 * W[0][k] - 0.4 * W[1][k] + W[2][k])) < 1e-4, `output ${k}: ${got[k]}`);
+  const big = ridgeFit(x, y, n, p, q, 1e9)(probe, 1);
+  assert.ok(Math.abs(big[0]) < 1e-3 && Math.abs(big[1]) < 1e-3, 'λ → ∞: all weights → 0');
+  assert.throws(() => ridgeFit(x, y, n, p + 1, q, 1), /ridgeFit: x must hold 50×4/);
+});

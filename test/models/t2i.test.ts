@@ -318,7 +318,7 @@ test('words.layoutSteps: a layout warm-up before the UNet stage trains only the 
   // the layout check: both splits, its mse is the layout objective on the same validation crops
   const fid = await layoutFidelity(r.model, { limit: 3 });
   assert.deepEqual(fid.map((x) => [x.split, x.photos]), [['val', 3], ['train', 3]]);
-  for (const x of fid) for (const v of [x.map4, x.map8, x.ceiling4, x.ceiling8, x.mse, x.targetVar]) assert.ok(Number.isFinite(v) && v > 0, JSON.stringify(x));
+  for (const x of fid) for (const v of [x.map4, x.map8, x.ceiling4, x.ceiling8, x.mse, x.targetVar, x.probe.mse, x.probe.map4]) assert.ok(Number.isFinite(v) && v > 0, JSON.stringify(x));
   const { loadPhotos, centerCrop } = await import('../../lib/data/patches');
   const vx = toBatch((await loadPhotos('val', cfg.photoShortSide, 3)).map((p) => centerCrop(p.image, cfg.imageSize)));
   const vctx = r.model.wordsContext(await r.model.imageWords(vx));

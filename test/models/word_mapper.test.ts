@@ -74,3 +74,14 @@ test('colorPath: starts as the same words, then adds a per-word linear function 
   tf.dispose([global, tokens, W, got, want]);
   [a, b, c].forEach((x) => x.p.dispose());
 });
+
+test('cellColours: each cell its mean colour mapped to [-1, 1] (the colour channels of mapperFeatures)', async () => {
+  const { cellColours } = await import('../../lib/models/word_mapper');
+  // left half red, right half blue, 28×28
+  const x = tf.tidy(() => tf.concat([tf.tile(tf.tensor4d([1, 0, 0], [1, 1, 1, 3]), [1, 28, 14, 1]), tf.tile(tf.tensor4d([0, 0, 1], [1, 1, 1, 3]), [1, 28, 14, 1])], 2)) as tf.Tensor4D;
+  const c = cellColours(x, 2); // [1,4,3]: cells row-major
+  const want = [1, -1, -1, -1, -1, 1, 1, -1, -1, -1, -1, 1];
+  c.dataSync().forEach((a, i) => assert.ok(Math.abs(a - want[i]) < 0.05, `value ${i}: ${a}, expected ≈ ${want[i]} (only the resize blends the border)`));
+  assert.throws(() => cellColours(x, 5), /5 cells must divide the encoder's input size/);
+  tf.dispose([x, c]);
+});

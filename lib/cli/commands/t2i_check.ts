@@ -35,7 +35,8 @@ options:
   --layout            only the words' layout map (models trained with words.layoutLoss; seconds): its 4×4 and 8×8
                       thumbnail PSNR to the crop on the validation photos and on the training photos' centre crops,
                       against the best map on its grid (the crop's own latent pooled to the grid), and the layout
-                      objective with its target's variance (R² = 1 − mse/var)
+                      objective with its target's variance (R² = 1 − mse/var), and a colour probe: a linear map
+                      from the token-cell colours to the pooled latent fitted on the training crops (≈ 1 min)
   --cfg S             classifier-free guidance scale (default: the checkpoint's sample.cfgScale)
   --photos N          validation photos for the AE PSNR (default all)
   --json              one line of JSON`;
@@ -81,9 +82,13 @@ export const t2iCheckCommand: Command = {
             [
               `checkpoint ${ckpt}`,
               `the words' layout map decoded alone (no diffusion), area-thumbnail PSNR to the crop (dB); best = the crop's own latent pooled to the ${model.unet.cfg.layout!.grid}×${model.unet.cfg.layout!.grid} grid`,
-              '| photos | n | map 4×4 | best 4×4 | map 8×8 | best 8×8 | layout mse | target var | R² |',
-              '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-              ...rows.map((r) => `| ${r.split === 'val' ? 'validation (unseen)' : 'training, centre crops'} | ${r.photos} | ${f(r.map4)} | ${f(r.ceiling4)} | ${f(r.map8)} | ${f(r.ceiling8)} | ${r.mse.toFixed(4)} | ${r.targetVar.toFixed(4)} | ${f(1 - r.mse / r.targetVar)} |`),
+              '| photos | n | map 4×4 | best 4×4 | map 8×8 | best 8×8 | layout mse | target var | R² | colour probe 4×4 | probe mse | probe R² |',
+              '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+              ...rows.map(
+                (r) =>
+                  `| ${r.split === 'val' ? 'validation (unseen)' : 'training, centre crops'} | ${r.photos} | ${f(r.map4)} | ${f(r.ceiling4)} | ${f(r.map8)} | ${f(r.ceiling8)} | ${r.mse.toFixed(4)} | ${r.targetVar.toFixed(4)} | ${f(1 - r.mse / r.targetVar)} | ${f(r.probe.map4)} | ${r.probe.mse.toFixed(4)} | ${f(1 - r.probe.mse / r.targetVar)} |`,
+              ),
+              "(colour probe: a linear map from the token-cell colours to the pooled latent, least squares on the training crops — what the words' colours alone could give)",
             ].join('\n') + '\n',
           );
         }
