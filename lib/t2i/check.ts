@@ -302,9 +302,10 @@ export interface LayoutFidelitySplit {
  * The words' layout map on photos no stage has seen (the validation photos) against the training
  * photos it learned from (their centre crops at photoShortSide): a large gap means the mapper
  * remembers the training photos' colours instead of reading the colours of the photo it is given.
- * No diffusion: seconds. Needs a model trained with unet.layout and words.layoutLoss.
+ * No diffusion; the colour probe encodes the clean training crops of the latent cache (`probeCrops`: at
+ * most that many, evenly spread; default all). Needs a model trained with unet.layout and words.layoutLoss.
  */
-export async function layoutFidelity(model: TextToImage, opts: { limit?: number } = {}): Promise<LayoutFidelitySplit[]> {
+export async function layoutFidelity(model: TextToImage, opts: { limit?: number; probeCrops?: number } = {}): Promise<LayoutFidelitySplit[]> {
   const { loadPhotos, centerCrop } = await import('../data/patches');
   const { thumbnailPsnr } = await import('../metrics/content');
   if (!model.words || !model.unet.layout || !(model.cfg.words && model.cfg.words.layoutLoss > 0)) throw new Error('layoutFidelity: needs a model trained with words, unet.layout and words.layoutLoss > 0');
@@ -325,7 +326,9 @@ export async function layoutFidelity(model: TextToImage, opts: { limit?: number 
     }
     return { x: concatF32(col), y: concatF32(tgt) };
   };
-  const fit = colourTargets((await cacheCrops(model.cfg, { cleanOnly: true })).filter((k) => k.item.task === 'clean').map((k) => k.image));
+  const all = (await cacheCrops(model.cfg, { cleanOnly: true })).filter((k) => k.item.task === 'clean');
+  const every = Math.max(1, Math.ceil(all.length / (opts.probeCrops ?? all.length))); // probeCrops: at most that many, evenly spread
+  const fit = colourTargets(all.filter((_, i) => i % every === 0).map((k) => k.image));
   const pIn = cells * cells * 3;
   const pOut = g * g * c;
   const probe = ridgeFit(fit.x, fit.y, fit.x.length / pIn, pIn, pOut, 1);
