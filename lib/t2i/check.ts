@@ -9,10 +9,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { TextToImage } from './model';
 import { RGBImage } from '../data/image';
-import { darkChannel, highFrequencyEnergy, meanSquaredDistance, meanStd } from '../metrics/stats';
+import { darkChannel, highFrequencyEnergy, meanSquaredDistance, meanStd, ridgeFit } from '../metrics/stats';
 import { cacheCrops, CacheItem } from './train';
 import { toBatch, fromBatch } from '../data/patches';
-import { ridgeFit } from '../metrics/stats';
 import { cellColours, featureTokens } from '../models/word_mapper';
 
 export interface WordEffectRow {
@@ -313,52 +312,51 @@ export async function layoutFidelity(model: TextToImage, opts: { limit?: number;
   const cells = Math.sqrt(featureTokens(model.cfg.words.encoder, model.cfg.words.mapper));
   const c = model.cfg.unet.latentChannels;
   const s = model.latentSize;
-  // colours and pooled latents of crops, in batches
-  const colourTargets = (imgs: RGBImage[]) => {
-    const col: Float32Array[] = [];
-    const tgt: Float32Array[] = [];
-    for (let i = 0; i < imgs.length; i += 16) {
-      const x = toBatch(imgs.slice(i, i + 16));
-      const [a, b] = tf.tidy(() => [cellColours(x, cells), tf.avgPool(model.encodeImages(x), [s / g, s / g], [s / g, s / g], 'valid')]);
-      col.push(a.dataSync() as Float32Array);
-      tgt.push(b.dataSync() as Float32Array);
-      tf.dispose([x, a, b]);
-    }
-    return { x: concatF32(col), y: concatF32(tgt) };
-  };
-  const all = (await cacheCrops(model.cfg, { cleanOnly: true })).filter((k) => k.item.task === 'clean');
-  const every = Math.max(1, Math.ceil(all.length / (opts.probeCrops ?? all.length))); // probeCrops: at most that many, evenly spread
-  const fit = colourTargets(all.filter((_, i) => i % every === 0).map((k) => k.image));
+  const pool = (z: tf.Tensor4D) => tf.avgPool(z, [s / g, s / g], [s / g, s / g], 'valid') as tf.Tensor4D; // the layout objective's target
+  // the colour probe, fitted on the training crops: token-cell colours → pooled latent
+  const crops = await cacheCrops(model.cfg, { cleanOnly: true });
+  const every = Math.max(1, Math.ceil(crops.length / (opts.probeCrops ?? crops.length))); // probeCrops: at most that many, evenly spread
+  const fitImgs = crops.filter((_, i) => i % every === 0).map((k) => k.image);
+  const fitX: Float32Array[] = [];
+  const fitY: Float32Array[] = [];
+  for (let i = 0; i < fitImgs.length; i += 16) {
+    const x = toBatch(fitImgs.slice(i, i + 16));
+    const [a, b] = tf.tidy(() => [cellColours(x, cells), pool(model.encodeImages(x))]);
+    fitX.push(a.dataSync() as Float32Array);
+    fitY.push(b.dataSync() as Float32Array);
+    tf.dispose([x, a, b]);
+  }
   const pIn = cells * cells * 3;
-  const pOut = g * g * c;
-  const probe = ridgeFit(fit.x, fit.y, fit.x.length / pIn, pIn, pOut, 1);
+  const probe = ridgeFit(concatF32(fitX), concatF32(fitY), fitImgs.length, pIn, g * g * c, 1);
   const out: LayoutFidelitySplit[] = [];
   for (const split of ['val', 'train'] as const) {
     const photos = await loadPhotos(split, model.cfg.photoShortSide, opts.limit ?? 25);
     const ys = photos.map((p) => centerCrop(p.image, model.cfg.imageSize));
     const maps: RGBImage[] = [];
     const ceil: RGBImage[] = [];
-    let se = 0;
+    const colours: Float32Array[] = [];
     const targets: Float32Array[] = [];
+    let se = 0;
     for (let i = 0; i < ys.length; i += 8) {
       const x = toBatch(ys.slice(i, i + 8));
       const z = model.encodeImages(x);
       const w = await model.imageWords(x);
       const ctx = model.wordsContext(w);
-      const target = tf.avgPool(z, [s / g, s / g], [s / g, s / g], 'valid') as tf.Tensor4D;
+      const target = pool(z);
+      const col = cellColours(x, cells);
       const mapImg = tf.tidy(() => model.decodeLatents(model.layoutStart(ctx)));
       const ceilImg = tf.tidy(() => model.decodeLatents(tf.image.resizeBilinear(target, [s, s], true)));
       const mse = model.unet.layoutLoss(ctx, z);
       maps.push(...fromBatch(mapImg));
       ceil.push(...fromBatch(ceilImg));
-      const n = x.shape[0];
-      se += mse.dataSync()[0] * n;
+      se += mse.dataSync()[0] * x.shape[0];
       targets.push(target.dataSync() as Float32Array);
-      tf.dispose([x, z, w, ctx, mapImg, ceilImg, mse, target]);
+      colours.push(col.dataSync() as Float32Array);
+      tf.dispose([x, z, w, ctx, target, col, mapImg, ceilImg, mse]);
     }
-    const ct = colourTargets(ys);
-    const pred = Float32Array.from(probe(ct.x, ys.length));
-    const probeMse = pred.reduce((a, v, i) => a + (v - ct.y[i]) ** 2, 0) / pred.length;
+    const y = concatF32(targets);
+    const pred = Float32Array.from(probe(concatF32(colours), ys.length));
+    const probeMse = pred.reduce((a, v, i) => a + (v - y[i]) ** 2, 0) / pred.length;
     const probeImgs = tf.tidy(() => model.decodeLatents(tf.image.resizeBilinear(tf.tensor4d(pred, [ys.length, g, g, c]), [s, s], true)));
     const probed = fromBatch(probeImgs);
     probeImgs.dispose();
@@ -371,14 +369,13 @@ export async function layoutFidelity(model: TextToImage, opts: { limit?: number;
       ceiling4: mean((i) => thumbnailPsnr(ceil[i], ys[i], 4)),
       ceiling8: mean((i) => thumbnailPsnr(ceil[i], ys[i], 8)),
       mse: se / ys.length,
-      targetVar: channelVariance(targets, model.cfg.unet.latentChannels),
+      targetVar: channelVariance(targets, c),
       probe: { mse: probeMse, map4: mean((i) => thumbnailPsnr(probed[i], ys[i], 4)) },
     });
   }
   return out;
 }
 
-/** Mean over channels of each channel's variance, for row-major [..., C] arrays. */
 function concatF32(parts: readonly Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
@@ -389,6 +386,7 @@ function concatF32(parts: readonly Float32Array[]): Float32Array {
   return out;
 }
 
+/** Mean over channels of each channel's variance, for row-major [..., C] arrays. */
 function channelVariance(parts: readonly Float32Array[], c: number): number {
   const sum = new Float64Array(c);
   const sq = new Float64Array(c);

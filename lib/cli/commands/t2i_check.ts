@@ -36,7 +36,8 @@ options:
                       thumbnail PSNR to the crop on the validation photos and on the training photos' centre crops,
                       against the best map on its grid (the crop's own latent pooled to the grid), and the layout
                       objective with its target's variance (R² = 1 − mse/var), and a colour probe: a linear map
-                      from the token-cell colours to the pooled latent fitted on the training crops (≈ 1 min)
+                      from the token-cell colours to the pooled latent fitted on the training crops (≈ 1 min);
+                      --words N sets the photos per split (default 25)
   --cfg S             classifier-free guidance scale (default: the checkpoint's sample.cfgScale)
   --photos N          validation photos for the AE PSNR (default all)
   --json              one line of JSON`;
