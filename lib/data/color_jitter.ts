@@ -3,9 +3,9 @@
  * gain and gamma, the same for every pixel. Used to make colour-jittered copies of the text-to-image
  * model's training crops (T2I config `words.colorJitter`): with 38 training photos the word mapper can
  * learn "these features → that colour" per photo instead of reading the colour it is given, and then
- * puts the wrong colours into the words of a photo it has never seen (docs/experiments.md, "Why the
- * words' layout map misses the colours of unseen photos"). A copy whose colours are drawn independently
- * of its content breaks that shortcut. Deterministic for a given seed.
+ * puts the wrong colours into the words of a photo it has never seen (docs/experiments.md,
+ * "Can the text space describe a photo it has never seen?", item 6). A copy whose colours are drawn
+ * independently of its content breaks that shortcut. Deterministic for a given seed.
  */
 import { RGBImage } from './image';
 import { Rng } from '../util/rng';

@@ -20,7 +20,7 @@
  *     the colour that CLIP's features keep (see docs/notation.md, deviations);
  *   - `colorPath: true`: every word also gets a linear function of all token colours, a path from the
  *     photo's colours to its words that generalises to unseen photos where the MLPs remember the
- *     training photos' colours (docs/experiments.md, "Why the words' layout map misses …").
+ *     training photos' colours (docs/experiments.md, "Can the text space describe a photo it has never seen?", item 6).
  *
  * Other deviations: τi is MobileNetV2 (lib/models/image_encoder.ts), not CLIP ViT-H: global = the
  * feature map's average ("CLS"), tokens = its cells, optionally average-pooled by `tokenPool`; the N
