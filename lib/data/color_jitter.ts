@@ -7,6 +7,7 @@
  * "Can the text space describe a photo it has never seen?", item 6). A copy whose colours are drawn
  * independently of its content breaks that shortcut. Deterministic for a given seed.
  */
+import { z } from 'zod';
 import { RGBImage } from './image';
 import { Rng } from '../util/rng';
 
@@ -20,6 +21,20 @@ export interface ColorJitterRanges {
   gain: number;
   /** exponent γ with log γ uniform in [−log(1 + r), log(1 + r)] */
   gamma: number;
+}
+
+/**
+ * Config field: how many colour-jittered copies of each clean crop to add (0: none). One schema for
+ * the T2I's `words.colorJitter` and the guidance stages' `data.colorJitter`; `use` says what the copies
+ * are trained on at that place.
+ */
+export function colorJitterCopiesSchema(use: string) {
+  return z
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe(`colour-jittered copies of each clean crop (lib/data/color_jitter.ts: random hue rotation, saturation, gain, gamma): ${use}; 0: none`);
 }
 
 export const DEFAULT_COLOR_JITTER: ColorJitterRanges = { hue: 180, saturation: 0.5, gain: 0.3, gamma: 0.5 };

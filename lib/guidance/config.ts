@@ -17,6 +17,7 @@ export { MapperConfigSchema, type MapperConfig } from '../models/word_mapper';
 import { TaskWeightsSchema } from '../t2i/presets';
 import { shippedCheckpoint, t2iCheckpoint } from '../util/paths';
 import { UserError, parseConfig } from '../util/errors';
+import { colorJitterCopiesSchema } from '../data/color_jitter';
 
 const posInt = z.number().int().positive();
 
@@ -59,14 +60,9 @@ export const GuidanceConfigSchema = z
       taskWeights: TaskWeightsSchema.describe('relative share of each task among the degraded crops (task t w_t times in the turn; default one each)'),
       maxPhotos: posInt.optional().describe('use only the first photos of the training split (tests)'),
       identityProb: z.number().min(0).max(1).default(0).describe('stage 2: probability that a pair is (clean, clean), so M_clean also learns to keep clean words; paper: 0'),
-      colorJitter: z
-        .number()
-        .int()
-        .min(0)
-        .default(0)
-        .describe(
-          'colour-jittered copies of each crop (lib/data/color_jitter.ts), each a clean crop of its own with its own degraded versions: stage 1 learns words that carry the colours they are given rather than the 38 training photos\' (as the T2I option words.colorJitter), stage 2 learns to remove a degradation from colours it has not seen; 0: none (the paper)',
-        ),
+      colorJitter: colorJitterCopiesSchema(
+        "each a clean crop of its own with its own degraded versions: stage 1 learns words that carry the colours they are given rather than the 38 training photos' (as the T2I option words.colorJitter), stage 2 learns to remove a degradation from colours it has not seen (the paper: none)",
+      ),
       seed: z.number().int().nonnegative().default(11),
     }),
     i2tTrain: BatchedTrainConfigSchema.describe('stage 1: M_i2t + k/v copies (official: lr 1e-6 scaled ×64 = 6.4e-5, constant, AdamW wd 1e-2, clip 1, 200k steps, batch 64)'),

@@ -12,6 +12,7 @@ import { BatchedTrainConfigSchema } from '../train/config';
 import { TASKS, Task, TaskWeights, taskTurn } from '../data/degrade';
 import { EncoderSchema, MapperConfigSchema } from '../models/word_mapper';
 import { UserError, parseConfig } from '../util/errors';
+import { colorJitterCopiesSchema } from '../data/color_jitter';
 
 const TextSchema = z.strictObject({
   width: z.number().int().positive().describe('D: text-encoder width = UNet ctxDim'),
@@ -53,14 +54,9 @@ export const WordsSchema = z.strictObject({
       "steps of a layout warm-up before the UNet stage (needs layoutLoss > 0): only the word mapper, the text encoder and the UNet's layout head train, on the layout loss alone (no diffusion), at layoutBatch crops a step — about 20× cheaper than a UNet step, so the words learn where things are before the UNet learns to read the map; in <runs>/t2i-layout, resumable; 0: none",
     ),
   layoutBatch: z.number().int().min(1).default(64).describe('crops per layout warm-up step'),
-  colorJitter: z
-    .number()
-    .int()
-    .min(0)
-    .default(0)
-    .describe(
-      "latent cache: colour-jittered copies of each clean crop (lib/data/color_jitter.ts: random hue rotation, saturation, gain, gamma), trained on their own words only (never on a caption, which their colours no longer match), so that the words must carry the colours they are given rather than the colours the mapper remembers of 38 photos; 0: none",
-    ),
+  colorJitter: colorJitterCopiesSchema(
+    "latent cache rows trained on their own words only (never on a caption, which their colours no longer match), so that the words must carry the colours they are given rather than the colours the mapper remembers of 38 photos",
+  ),
 });
 export type WordsConfig = z.infer<typeof WordsSchema>;
 
