@@ -228,7 +228,7 @@ export async function wordsReconstruction(
   const ys = photos.map((p) => centerCrop(p.image, model.cfg.imageSize));
   const gs: RGBImage[] = [];
   const maps: RGBImage[] = [];
-  const withLayout = Boolean(model.unet.layout && model.cfg.words && model.cfg.words.layoutLoss > 0);
+  const withLayout = model.hasLayoutMap;
   const bs = opts.batch ?? 4;
   for (let i = 0; i < ys.length; i += bs) {
     const part = ys.slice(i, i + bs);
@@ -307,7 +307,8 @@ export interface LayoutFidelitySplit {
 export async function layoutFidelity(model: TextToImage, opts: { limit?: number; probeCrops?: number } = {}): Promise<LayoutFidelitySplit[]> {
   const { loadPhotos, centerCrop } = await import('../data/patches');
   const { thumbnailPsnr } = await import('../metrics/content');
-  if (!model.words || !model.unet.layout || !(model.cfg.words && model.cfg.words.layoutLoss > 0)) throw new Error('layoutFidelity: needs a model trained with words, unet.layout and words.layoutLoss > 0');
+  model.requireLayoutMap('the layout fidelity check');
+  if (!model.words || !model.unet.layout || !model.cfg.words) throw new Error('unreachable: requireLayoutMap passed'); // narrows the types
   const g = model.unet.cfg.layout!.grid;
   const cells = Math.sqrt(featureTokens(model.cfg.words.encoder, model.cfg.words.mapper));
   const c = model.cfg.unet.latentChannels;

@@ -27,6 +27,7 @@ import { splitState } from '../train/loop';
 import { RGBImage, assertFinite } from '../data/image';
 import { fromBatch } from '../data/patches';
 import { Rng } from '../util/rng';
+import { UserError } from '../util/errors';
 
 export interface GenerateOptions {
   seed: number;
@@ -125,15 +126,28 @@ export class TextToImage {
    * The SDEdit start of `fromLayout`: the context's layout map, first latentChannels channels (what
    * words.layoutLoss regresses: the crop's scaled latent pooled to the grid), resized to the latent
    * size. `kv`: replacement key/value layers of the layout attention (guidance's k/v copies).
-   * @throws Error when the model was not trained with unet.layout and words.layoutLoss > 0
+   * @throws UserError when the model has no layout map (hasLayoutMap)
    */
   layoutStart(ctx: tf.Tensor3D, kv?: { k: import('../models/nn').Linear; v: import('../models/nn').Linear }): tf.Tensor4D {
-    if (!this.unet.layout || !(this.cfg.words && this.cfg.words.layoutLoss > 0)) throw new Error('generate: fromLayout needs a model trained with unet.layout and words.layoutLoss > 0');
+    this.requireLayoutMap('fromLayout (the SDEdit start from the layout map)');
     const s = this.latentSize;
     return tf.tidy(() => this.unet.layoutMap(ctx, s, s, kv).slice([0, 0, 0, 0], [-1, -1, -1, this.cfg.unet.latentChannels]) as tf.Tensor4D);
   }
 
   /** Latent side for the configured image size. */
+  /**
+   * Whether the words have a layout map that pictures the crop: trained with words, unet.layout and
+   * words.layoutLoss > 0 (what fromLayout, `tdr t2i-check --layout` and layoutFidelity need).
+   */
+  get hasLayoutMap(): boolean {
+    return Boolean(this.words && this.unet.layout && this.cfg.words && this.cfg.words.layoutLoss > 0);
+  }
+
+  /** @throws UserError naming `what` when the model has no layout map (hasLayoutMap) */
+  requireLayoutMap(what: string): void {
+    if (!this.hasLayoutMap) throw new UserError(`${what} needs a text-to-image model trained with words, unet.layout and words.layoutLoss > 0 (preset '${this.cfg.preset}' has no layout map)`);
+  }
+
   get latentSize(): number {
     return this.cfg.imageSize / this.ae.factor;
   }

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
+import { UserError } from '../../lib/util/errors';
 import { t2iPreset, PRESET_NAMES, parseT2IConfig, PRESETS, cropScalesOf } from '../../lib/t2i/presets';
 import { trainTextToImage, cacheCrops, latentCache } from '../../lib/t2i/train';
 import { taskTurn } from '../../lib/data/degrade';
@@ -312,8 +313,11 @@ test('words.layoutSteps: a layout warm-up before the UNet stage trains only the 
   assert.deepEqual(Array.from(a[0].data), Array.from(b[0].data));
   assert.notDeepEqual(Array.from(a[0].data), Array.from(c[0].data));
   const plain = new TextToImage(parseT2IConfig({ ...ci, words: { ...ci.words!, layoutLoss: 0 } }, 'plain.json'), warm.vocab, new Params(), 1);
-  await assert.rejects(plain.generate(['a photo'], { seed: 1, steps: 2, fromLayout: 0.5 }), /fromLayout needs a model trained with unet\.layout and words\.layoutLoss > 0/);
-  await assert.rejects(layoutFidelity(plain), /layoutFidelity: needs a model trained with words, unet.layout and words.layoutLoss > 0/);
+  // one predicate (hasLayoutMap) behind every user of the map, each error a UserError naming what asked
+  assert.equal(plain.hasLayoutMap, false);
+  assert.equal(r.model.hasLayoutMap, true);
+  await assert.rejects(plain.generate(['a photo'], { seed: 1, steps: 2, fromLayout: 0.5 }), (e: Error) => e instanceof UserError && /^fromLayout .*needs a text-to-image model trained with words, unet\.layout and words\.layoutLoss > 0/.test(e.message));
+  await assert.rejects(layoutFidelity(plain), (e: Error) => e instanceof UserError && /^the layout fidelity check needs .*words\.layoutLoss > 0 \(preset 'ci' has no layout map\)/.test(e.message));
   plain.dispose();
   // the layout check: both splits, its mse is the layout objective on the same validation crops
   const fid = await layoutFidelity(r.model, { limit: 3 });

@@ -75,7 +75,7 @@ export const t2iCheckCommand: Command = {
     const model = TextToImage.load(ckpt);
     try {
       if (options.layout) {
-        if (!model.unet.layout || !(model.cfg.words && model.cfg.words.layoutLoss > 0)) throw new UserError(`${ckpt}: --layout needs a model trained with words.layoutLoss > 0 and unet.layout (this one has none)`);
+        model.requireLayoutMap(`${ckpt}: --layout`);
         const rows = await layoutFidelity(model, { limit: options.words });
         if (options.json) process.stdout.write(JSON.stringify({ checkpoint: ckpt, layout: rows }) + '\n');
         else {
