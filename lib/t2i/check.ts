@@ -201,6 +201,9 @@ export interface WordsReconstruction {
   /** the frozen image encoder's global-feature cosine retrieval among the same crops */
   feature: { top1: number; meanRank: number; n: number };
   photos: number;
+  /** mean PSNR (dB) of G to its own photo at 16×16 and at 4×4 thumbnails (the 4×4 is what a guided restorer must beat on colour) */
+  psnrOwn16: number;
+  psnrOwn4: number;
   /**
    * models with words.layoutLoss: the layout map of the same words decoded by the autoencoder alone
    * (no diffusion): how much of the photo's layout the words carry, ranked the same way
@@ -222,7 +225,7 @@ export async function wordsReconstruction(
   opts: { limit?: number; seed?: number; steps?: number; cfgScale?: number; batch?: number; fromLayout?: number; onImage?: (i: number, n: number) => void } = {},
 ): Promise<WordsReconstruction> {
   const { loadPhotos, centerCrop } = await import('../data/patches');
-  const { thumbnailRanks, summariseRanks } = await import('../metrics/content');
+  const { thumbnailRanks, summariseRanks, thumbnailPsnr } = await import('../metrics/content');
   const { unitGlobalFeatures } = await import('../models/image_encoder');
   const photos = await loadPhotos('val', model.cfg.photoShortSide, opts.limit);
   const ys = photos.map((p) => centerCrop(p.image, model.cfg.imageSize));
@@ -257,6 +260,8 @@ export async function wordsReconstruction(
     thumbnail: summariseRanks(ranks),
     feature: summariseRanks(featureRanks),
     photos: ys.length,
+    psnrOwn16: ranks.reduce((a, r) => a + r.psnrOwn, 0) / ranks.length,
+    psnrOwn4: gs.reduce((a, g, i) => a + thumbnailPsnr(g, ys[i], 4), 0) / gs.length,
     ...(layoutRanks ? { layout: { ...summariseRanks(layoutRanks), psnr16: layoutRanks.reduce((a, r) => a + r.psnrOwn, 0) / layoutRanks.length } } : {}),
     ...(opts.fromLayout != null ? { fromLayout: opts.fromLayout } : {}),
   };

@@ -42,9 +42,14 @@ test('degrade, metrics, report, train (ci), sample and t2i-check run with the ne
     ['sample', '--prompt', 'a photo of a kite', '--seed', '1', '--checkpoint', path.join(dir, 'runs', 'ci', 't2i-ci.tdrc'), '--out', path.join(dir, 'kite.png')],
     ['t2i-check', '--checkpoint', path.join(dir, 'runs', 'ci', 't2i-ci.tdrc'), '--seeds', '1', '--captions', '1', '--content', '1', '--photos', '1', '--json'],
   ];
+  let last = '';
   for (const args of steps) {
     const r = run(args);
     assert.equal(r.status, 0, `tdr ${args.join(' ')} failed:\n${r.stderr}`);
+    last = r.stdout;
   }
+  // t2i-check's words reconstruction reports the PSNR of G to its own photo at 16×16 and 4×4 (WordsReconstruction)
+  const rec = JSON.parse(last.trim().split('\n').pop()!).reconstruction;
+  assert.ok(Number.isFinite(rec.psnrOwn16) && Number.isFinite(rec.psnrOwn4) && rec.psnrOwn4 > 0, JSON.stringify(rec));
   assert.equal(fs.existsSync(netlog) ? fs.readFileSync(netlog, 'utf8') : '', '', 'no network attempts');
 });

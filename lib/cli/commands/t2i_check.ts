@@ -8,7 +8,6 @@ import { listEntries } from '../../data/corpus';
 import { trainingCaption } from '../../data/captions';
 import { aeReconstructions, aeHighFrequency, degradationWordEffect, copyCheck, contentRetrieval, wordsReconstruction, layoutFidelity } from '../../t2i/check';
 import { UserError } from '../../util/errors';
-import { thumbnailPsnr } from '../../metrics/content';
 
 const HELP = `usage: tdr t2i-check [--checkpoint FILE.tdrc] [--seeds N] [--captions N] [--content N] [--cfg S] [--photos N] [--words N] [--layout] [--json]
 
@@ -121,7 +120,7 @@ export const t2iCheckCommand: Command = {
         words: { captions: captions.length, seeds: seeds.length, dark: effect.dark, hf: effect.hf },
         cfgScale: options.cfg ?? model.cfg.sample.cfgScale,
         content: content && { samples: content.rows.length, photos: content.photos, top1: content.top1, top5: content.top5, meanRank: content.meanRank, uncondTop1: content.uncondTop1, uncondTop5: content.uncondTop5, uncondMeanRank: content.uncondMeanRank },
-        reconstruction: rec && { photos: rec.photos, thumbnail: rec.thumbnail, feature: rec.feature, psnrOwn16: rec.rows.reduce((a, r) => a + r.psnrOwn, 0) / rec.rows.length, psnrOwn4: rec.rows.reduce((a, r) => a + thumbnailPsnr(r.g, r.y, 4), 0) / rec.rows.length },
+        reconstruction: rec && { photos: rec.photos, thumbnail: rec.thumbnail, feature: rec.feature, psnrOwn16: rec.psnrOwn16, psnrOwn4: rec.psnrOwn4 },
         copy: { nearestMse: copies.samples.map((s) => s.distance), nearest: copies.samples.map((s) => s.nearest.photoId), aeReconstructionMse: copies.aeReconstruction },
       };
       if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
@@ -141,7 +140,7 @@ export const t2iCheckCommand: Command = {
               : []),
             ...(rec
               ? [
-                  `reconstruction from its own words, ${rec.photos} validation photos (CFG ${result.cfgScale}): own photo first by 16×16 PSNR in ${f(100 * rec.thumbnail.top1, 0)} % (mean rank ${f(rec.thumbnail.meanRank, 1)}), by the frozen encoder's features in ${f(100 * rec.feature.top1, 0)} % (mean rank ${f(rec.feature.meanRank, 1)}); chance ${f(100 / rec.photos, 1)} %${rec.fromLayout != null ? ` (DDIM started from the layout map at strength ${rec.fromLayout})` : ''}; PSNR to the own photo at 16×16 ${f(result.reconstruction!.psnrOwn16)} dB, at 4×4 ${f(result.reconstruction!.psnrOwn4)} dB`,
+                  `reconstruction from its own words, ${rec.photos} validation photos (CFG ${result.cfgScale}): own photo first by 16×16 PSNR in ${f(100 * rec.thumbnail.top1, 0)} % (mean rank ${f(rec.thumbnail.meanRank, 1)}), by the frozen encoder's features in ${f(100 * rec.feature.top1, 0)} % (mean rank ${f(rec.feature.meanRank, 1)}); chance ${f(100 / rec.photos, 1)} %${rec.fromLayout != null ? ` (DDIM started from the layout map at strength ${rec.fromLayout})` : ''}; PSNR to the own photo at 16×16 ${f(rec.psnrOwn16)} dB, at 4×4 ${f(rec.psnrOwn4)} dB`,
                   ...(rec.layout ? [`the words' layout map decoded alone (no diffusion): own photo first by 16×16 PSNR in ${f(100 * rec.layout.top1, 0)} % (mean rank ${f(rec.layout.meanRank, 1)}; PSNR 16×16 ${f(rec.layout.psnr16)} dB)`] : []),
                 ]
               : []),
