@@ -15,7 +15,7 @@ import { loadPhotos, centerCrop } from '../data/patches';
 import { degrade, Task, DegradeOptions, TASKS } from '../data/degrade';
 import { clip01, RGBImage } from '../data/image';
 import { darkChannel, highFrequencyEnergy } from '../metrics/stats';
-import { thumbnailRanks, thumbnailPsnr, summariseRanks } from '../metrics/content';
+import { thumbnailRanks, thumbnailPsnr, summariseRanks, finitePsnr } from '../metrics/content';
 import { GuidanceModel } from './model';
 import { generateGuidance, guidanceBatchSize, GuidanceOptions, imageWords } from './pipeline';
 
@@ -155,7 +155,7 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     return { task, raw: content('thumbRankRaw', of), restored: content('thumbRankRestored', of) };
   });
   const cg = summariseRanks(cleanGuidanceRanks.map((rank) => ({ rank })));
-  const mean4 = (key: 'thumb4Raw' | 'thumb4Restored' | 'thumb4CleanGuidance', of = rows) => of.reduce((a, r) => a + Math.min(r[key], 99), 0) / of.length;
+  const mean4 = (key: 'thumb4Raw' | 'thumb4Restored' | 'thumb4CleanGuidance', of = rows) => of.reduce((a, r) => a + finitePsnr(r[key]), 0) / of.length;
   return {
     rows,
     ratio,

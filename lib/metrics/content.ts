@@ -52,6 +52,14 @@ export function thumbnailPsnr(a: RGBImage, b: RGBImage, size = 16): number {
   return psnrUnit(areaThumbnail(a, size), areaThumbnail(b, size));
 }
 
+/**
+ * A thumbnail PSNR fit for averaging: identical thumbnails (PSNR +∞) count as 99 dB, so that one
+ * perfect match does not make a mean infinite.
+ */
+export function finitePsnr(db: number): number {
+  return Math.min(db, 99);
+}
+
 /** PSNR (dB, peak 1) between two images of the same size, values as they are (no clipping). */
 function psnrUnit(a: RGBImage, b: RGBImage): number {
   let se = 0;

@@ -22,7 +22,7 @@ import { RGBImage, makeImage, clip01 } from '../data/image';
 import { centerCrop, loadPhotos, toBatch, fromBatch } from '../data/patches';
 import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, Task } from '../data/degrade';
 import { psnr, ssim } from '../metrics/metrics';
-import { thumbnailPsnr } from '../metrics/content';
+import { thumbnailPsnr, finitePsnr } from '../metrics/content';
 import { meanStd } from '../metrics/stats';
 import { htmlTable, markdownTable, Row, escapeHtml } from '../viz/table';
 import { writeFileAtomic } from '../util/fsx';
@@ -360,7 +360,7 @@ export function tableRows(r: TableResult): { means: Row[]; deltaSummary: Row[]; 
 
 /**
  * Mean thumbnail PSNR (`EvalRecord.thumb`) per task: each model's output, and the G each guided row was
- * given. Empty without a guided row. An infinite value (identical thumbnails) counts as 99 dB.
+ * given. Empty without a guided row. An infinite value (identical thumbnails) counts as 99 dB (finitePsnr).
  */
 function contentRows(r: TableResult): Row[] {
   const rows: Row[] = [];
@@ -370,7 +370,7 @@ function contentRows(r: TableResult): Row[] {
     const rs = r.records.filter((x) => x.model === m && x.thumb);
     if (!rs.length) continue;
     const cell = (pick: (x: EvalRecord) => number | undefined) => {
-      const means = tasks.map((t) => avg(rs.filter((x) => x.task === t).map(pick).filter((v): v is number => v !== undefined).map((v) => Math.min(v, 99))));
+      const means = tasks.map((t) => avg(rs.filter((x) => x.task === t).map(pick).filter((v): v is number => v !== undefined).map(finitePsnr)));
       const fmt = (v: number) => (Number.isNaN(v) ? '—' : v.toFixed(2));
       return { ...Object.fromEntries(tasks.map((t, i) => [t, fmt(means[i])])), average: fmt(avg(means)) };
     };

@@ -3,7 +3,7 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { areaThumbnail, thumbnailPsnr, thumbnailRanks, summariseRanks } from '../../lib/metrics/content';
+import { areaThumbnail, thumbnailPsnr, thumbnailRanks, summariseRanks, finitePsnr } from '../../lib/metrics/content';
 import { makeImage, RGBImage } from '../../lib/data/image';
 import { Rng } from '../../lib/util/rng';
 
@@ -50,4 +50,8 @@ test('thumbnailPsnr: PSNR of the s×s area thumbnails — detail finer than a ce
   assert.ok(Math.abs(thumbnailPsnr(board, flat(16, 16, 0.5), 16) - 20) < 1e-4, 'and ±0.1 (20 dB) at full size');
   // a uniform shift of 0.1 is 20 dB at any size, and the sizes of the two images need not match
   assert.ok(Math.abs(thumbnailPsnr(flat(8, 8, 0.6), flat(32, 48, 0.5), 4) - 20) < 1e-4);
+  // identical thumbnails are +∞ dB; finitePsnr (what the means use) counts them as 99 dB, other values as they are
+  assert.equal(thumbnailPsnr(flat(8, 8, 0.5), flat(8, 8, 0.5), 4), Infinity);
+  assert.equal(finitePsnr(Infinity), 99);
+  assert.equal(finitePsnr(20), 20);
 });
