@@ -9,6 +9,7 @@
  * Also a nearest-centroid task classifier (leave-one-photo-out) on the statistics of the guidance:
  * if G(E'_txt) is degradation-free, the task is harder to tell from it than from G(E_txt).
  */
+import * as tf from '@tensorflow/tfjs';
 import { TextToImage } from '../t2i/model';
 import { unitGlobalFeatures } from '../models/image_encoder';
 import { loadPhotos, centerCrop } from '../data/patches';
@@ -17,7 +18,7 @@ import { clip01, RGBImage } from '../data/image';
 import { darkChannel, highFrequencyEnergy } from '../metrics/stats';
 import { thumbnailRanks, thumbnailPsnr, summariseRanks, finitePsnr } from '../metrics/content';
 import { GuidanceModel } from './model';
-import { generateGuidance, guidanceBatchSize, GuidanceOptions, imageWords } from './pipeline';
+import { generateGuidance, guidanceBatchSize, GuidanceOptions, imageWords, layoutMapImages } from './pipeline';
 
 /** The tasks `guidanceDegradationEffect` measures unless told otherwise. */
 export const GUIDANCE_EFFECT_TASKS: readonly Task[] = ['noise', 'rain', 'haze'];
@@ -69,6 +70,14 @@ export interface GuidanceEffectRow {
   thumb4Raw: number;
   thumb4Restored: number;
   thumb4CleanGuidance: number;
+  /**
+   * with a text-to-image model that has a layout map: the same 4×4 PSNR of the words' layout map decoded
+   * alone (layoutMapImages: where G starts, no diffusion) of E_txt(X), E'_txt(X) and E_txt(Y) — what the
+   * words carry before the sampler
+   */
+  map4Raw?: number;
+  map4Restored?: number;
+  map4CleanGuidance?: number;
 }
 
 export interface GuidanceEffect {
@@ -83,6 +92,8 @@ export interface GuidanceEffect {
   thumbnail: { photos: number; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number }; cleanGuidance: { top1: number; meanRank: number }; byTask: Array<{ task: Task; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number } }> };
   /** mean over rows of the 4×4 thumbnail PSNR to the clean crop (GuidanceEffectRow.thumb4*), per task too */
   thumb4: { raw: number; restored: number; cleanGuidance: number; byTask: Array<{ task: Task; raw: number; restored: number }> };
+  /** the same for the words' layout maps (GuidanceEffectRow.map4*), when the text-to-image model has one */
+  map4?: { raw: number; restored: number; cleanGuidance: number; byTask: Array<{ task: Task; raw: number; restored: number }> };
 }
 
 /**
@@ -119,6 +130,22 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
   const cleanGuidanceRanks = gys.map((gy, pi) => thumbRank(gy, pi));
   const raws = await inBatches(xs, true, (n) => opts.onImage?.(Math.floor(n / 2), total));
   const restoreds = await inBatches(xs, false, (n) => opts.onImage?.(Math.floor((total + n) / 2), total));
+  // the words' layout maps (no diffusion), when there are any: [E_txt(X), E'_txt(X)] per input, E_txt(Y) per photo
+  const mapsOf = async (imgs: RGBImage[]): Promise<Array<{ raw: RGBImage; clean: RGBImage }>> => {
+    const out: Array<{ raw: RGBImage; clean: RGBImage }> = [];
+    for (let i = 0; i < imgs.length; i += bs) {
+      const w = await imageWords(model, imgs.slice(i, i + bs));
+      try {
+        const raw = layoutMapImages(model, t2i, w.raw);
+        const clean = layoutMapImages(model, t2i, w.clean);
+        out.push(...raw.map((r, j) => ({ raw: r, clean: clean[j] })));
+      } finally {
+        tf.dispose([w.raw, w.clean]);
+      }
+    }
+    return out;
+  };
+  const maps = t2i.hasLayoutMap ? { x: await mapsOf(xs), y: await mapsOf(ys) } : undefined;
   for (const [k, { pi, task, x }] of jobs.entries()) {
     const [y, gy, raw, restored] = [ys[pi], gys[pi], raws[k], restoreds[k]];
     const st = TASK_STATISTIC[task];
@@ -142,6 +169,7 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
       thumb4Raw: thumb4(raw, pi),
       thumb4Restored: thumb4(restored, pi),
       thumb4CleanGuidance: thumb4(gy, pi),
+      ...(maps ? { map4Raw: thumb4(maps.x[k].raw, pi), map4Restored: thumb4(maps.x[k].clean, pi), map4CleanGuidance: thumb4(maps.y[pi].raw, pi) } : {}),
     });
   }
   const ratio: Partial<Record<Task, number>> = {};
@@ -155,20 +183,23 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     return { task, raw: content('thumbRankRaw', of), restored: content('thumbRankRestored', of) };
   });
   const cg = summariseRanks(cleanGuidanceRanks.map((rank) => ({ rank })));
-  const mean4 = (key: 'thumb4Raw' | 'thumb4Restored' | 'thumb4CleanGuidance', of = rows) => of.reduce((a, r) => a + finitePsnr(r[key]), 0) / of.length;
+  type Key4 = 'thumb4Raw' | 'thumb4Restored' | 'thumb4CleanGuidance' | 'map4Raw' | 'map4Restored' | 'map4CleanGuidance';
+  const mean4 = (key: Key4, of = rows) => of.reduce((a, r) => a + finitePsnr(r[key] ?? NaN), 0) / of.length;
+  // one G(E_txt(Y)) per photo (every task's row repeats it)
+  const summary4 = (raw: Key4, restored: Key4, clean: Key4) => ({
+    raw: mean4(raw),
+    restored: mean4(restored),
+    cleanGuidance: mean4(clean, rows.filter((r) => r.task === tasks[0])),
+    byTask: tasks.map((task) => ({ task, raw: mean4(raw, rows.filter((r) => r.task === task)), restored: mean4(restored, rows.filter((r) => r.task === task)) })),
+  });
   return {
     rows,
     ratio,
     taskAccuracy: { raw: nearestCentroidAccuracy(rows, 'featRaw'), restored: nearestCentroidAccuracy(rows, 'featRestored') },
     content: { photos: photos.length, raw: content('rankRaw'), restored: content('rankRestored') },
     thumbnail: { photos: photos.length, raw: content('thumbRankRaw'), restored: content('thumbRankRestored'), cleanGuidance: { top1: cg.top1, meanRank: cg.meanRank }, byTask },
-    thumb4: {
-      raw: mean4('thumb4Raw'),
-      restored: mean4('thumb4Restored'),
-      // one G(E_txt(Y)) per photo (every task's row repeats it)
-      cleanGuidance: mean4('thumb4CleanGuidance', rows.filter((r) => r.task === tasks[0])),
-      byTask: tasks.map((task) => ({ task, raw: mean4('thumb4Raw', rows.filter((r) => r.task === task)), restored: mean4('thumb4Restored', rows.filter((r) => r.task === task)) })),
-    },
+    thumb4: summary4('thumb4Raw', 'thumb4Restored', 'thumb4CleanGuidance'),
+    ...(maps ? { map4: summary4('map4Raw', 'map4Restored', 'map4CleanGuidance') } : {}),
   };
 }
 

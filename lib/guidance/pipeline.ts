@@ -110,6 +110,26 @@ export async function generateFromWords(model: GuidanceModel, t2i: TextToImage, 
   }
 }
 
+/**
+ * The words' layout map decoded alone, no diffusion: where G starts (GuidanceConfig sample.fromLayout),
+ * read through the k/v copies as generateFromWords reads it. Separates what the words carry (M_i2t,
+ * M_clean) from what the sampler loses. Needs a text-to-image model with a layout map (hasLayoutMap).
+ * @param words [B,N,D]; not disposed
+ * @throws UserError when the text-to-image model has no layout map
+ */
+export function layoutMapImages(model: GuidanceModel, t2i: TextToImage, words: tf.Tensor3D): RGBImage[] {
+  t2i.requireLayoutMap("the words' layout map of a guidance model");
+  const x = tf.tidy(() => {
+    const ctx = wordsToContext(t2i, words);
+    return t2i.decodeLatents(t2i.layoutStart(ctx, model.kv.map.get(t2i.unet.layout?.attn.name ?? '')));
+  });
+  try {
+    return fromBatch(x);
+  } finally {
+    x.dispose();
+  }
+}
+
 /** G for each degraded image X: G(E'_txt), or G(E_txt) with `raw`. */
 export async function generateGuidance(model: GuidanceModel, t2i: TextToImage, imgs: RGBImage[], opts: GuidanceOptions = {}): Promise<RGBImage[]> {
   const w = await imageWords(model, imgs);

@@ -13,9 +13,10 @@ import { Rng } from '../../lib/util/rng';
  * convOut, every attention's output projection) are set to small random values, so that gradients
  * reach the cross-attentions and the text side (an untouched init gives ε_θ ≡ 0).
  */
-export function tinyT2I(opts: { contextLength?: number; seed?: number } = {}): TextToImage {
+export function tinyT2I(opts: { contextLength?: number; seed?: number; layoutLoss?: number } = {}): TextToImage {
   const base = t2iPreset('ci');
-  const cfg = parseT2IConfig({ ...base, text: { ...base.text, contextLength: opts.contextLength ?? base.text.contextLength } }, 'tiny t2i');
+  const words = opts.layoutLoss !== undefined ? { words: { ...base.words!, layoutLoss: opts.layoutLoss } } : {}; // > 0: a layout map (hasLayoutMap)
+  const cfg = parseT2IConfig({ ...base, ...words, text: { ...base.text, contextLength: opts.contextLength ?? base.text.contextLength } }, 'tiny t2i');
   const vocab = buildVocab([PROMPT_TEMPLATE, 'a photo of a red apple on a table', ...DEGRADATION_WORDS, '']);
   const m = new TextToImage(cfg, vocab, new Params(), 1);
   const rng = new Rng(opts.seed ?? 7);

@@ -7,7 +7,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
 import { GuidanceModel, t2iWeightsHash } from '../../lib/guidance/model';
-import { generateGuidance, guidanceCached, guidanceCachedBatch, guidanceBatchSize, loadGuidancePair, imageWords } from '../../lib/guidance/pipeline';
+import { generateGuidance, guidanceCached, guidanceCachedBatch, guidanceBatchSize, loadGuidancePair, imageWords, layoutMapImages } from '../../lib/guidance/pipeline';
+import { loadPhotos, centerCrop } from '../../lib/data/patches';
+import { thumbnailPsnr } from '../../lib/metrics/content';
 import { decodeWords, tokenShift, degradationWordScores, fitPca, projectPca, embeddingPca, embeddingScatterFigure, interpolateGuidance, wordsToArrays } from '../../lib/guidance/analysis';
 import { guideCommand } from '../../lib/cli/commands/guide';
 import { guidanceDegradationEffect } from '../../lib/guidance/eval';
@@ -257,6 +259,35 @@ test('guidanceDegradationEffect: rows per (photo, task), ratios and task accurac
   assert.ok(Math.abs(r.thumb4.restored - avg(r.rows.map((x) => x.thumb4Restored))) < 1e-9);
   assert.ok(Math.abs(r.thumb4.byTask[1].raw - avg(r.rows.filter((x) => x.task === 'haze').map((x) => x.thumb4Raw))) < 1e-9);
   assert.ok(Math.abs(r.thumb4.cleanGuidance - avg(r.rows.filter((x) => x.task === 'noise').map((x) => x.thumb4CleanGuidance))) < 1e-9);
+  // no layout map in this text-to-image model: no map rows
+  assert.equal(r.map4, undefined);
+  assert.ok(r.rows.every((x) => x.map4Raw === undefined));
+  g.dispose();
+  t2i.dispose();
+});
+
+test("guidanceDegradationEffect with a layout map: the 4×4 PSNR of the words' layout maps (layoutMapImages, where G starts) per row and per task", async () => {
+  const t2i = tinyT2I({ layoutLoss: 1 });
+  const g = new GuidanceModel(tinyGuidanceConfig(), t2i);
+  for (const [n, v] of g.params.entries()) if (n.startsWith('mclean.') && n.endsWith('out.w')) tf.tidy(() => v.assign(tf.randomNormal(v.shape, 0, 0.05, 'float32', 3)));
+  const r = await guidanceDegradationEffect(g, t2i, { tasks: ['noise', 'haze'], limit: 2, steps: 2, seed: 1 });
+  const avg = (xs: number[]) => xs.reduce((a, v) => a + v, 0) / xs.length;
+  assert.ok(r.map4 && r.rows.every((x) => Number.isFinite(x.map4Raw) && Number.isFinite(x.map4Restored) && Number.isFinite(x.map4CleanGuidance)));
+  assert.ok(Math.abs(r.map4.restored - avg(r.rows.map((x) => x.map4Restored!))) < 1e-9);
+  assert.ok(Math.abs(r.map4.byTask[1].raw - avg(r.rows.filter((x) => x.task === 'haze').map((x) => x.map4Raw!))) < 1e-9);
+  // the rows' maps are those of layoutMapImages on the photo's words: E_txt(Y) of the first photo
+  const y = (await loadPhotos('val', t2i.cfg.photoShortSide, 1)).map((p) => centerCrop(p.image, t2i.cfg.imageSize));
+  const w = await imageWords(g, y);
+  const [mapY] = layoutMapImages(g, t2i, w.raw);
+  tf.dispose([w.raw, w.clean]);
+  assert.ok(Math.abs(r.rows[0].map4CleanGuidance! - thumbnailPsnr(mapY, y[0], 4)) < 1e-3, 'the same map (a batch of one rounds a little differently)');
+  // M_clean changes the words, so E'_txt(X)'s map differs from E_txt(X)'s
+  assert.ok(r.rows.some((x) => x.map4Raw !== x.map4Restored));
+  // a text-to-image model without a layout map is refused by name
+  const { t2i: plain, g: gp } = setup();
+  assert.throws(() => layoutMapImages(gp, plain, tf.zeros([1, 2, 2]) as tf.Tensor3D), (e: Error) => e instanceof UserError && /layout map of a guidance model needs/.test(e.message));
+  gp.dispose();
+  plain.dispose();
   g.dispose();
   t2i.dispose();
 });

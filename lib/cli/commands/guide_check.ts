@@ -83,7 +83,7 @@ export const guideCheckCommand: Command = {
       const bar = new Progress('guidance', photos.length * tasks.length, { quiet: options.json });
       const eff = await guidanceDegradationEffect(guidance, t2i, { tasks, limit: options.photos, steps, cfgScale, seed: options.seed, onImage: (i) => bar.update(i) });
       const perTask = summariseGuidanceEffect(eff);
-      const result = { checkpoint: ckpt, photos: photos.length, steps, cfgScale, seed: options.seed ?? guidance.cfg.sample.seed, words, guidance: perTask, taskAccuracy: eff.taskAccuracy, chance: 1 / tasks.length, content: eff.content, thumbnail: eff.thumbnail, thumb4: eff.thumb4 };
+      const result = { checkpoint: ckpt, photos: photos.length, steps, cfgScale, seed: options.seed ?? guidance.cfg.sample.seed, words, guidance: perTask, taskAccuracy: eff.taskAccuracy, chance: 1 / tasks.length, content: eff.content, thumbnail: eff.thumbnail, thumb4: eff.thumb4, ...(eff.map4 ? { map4: eff.map4 } : {}) };
       if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
       else {
         const f = (x: number, d = 3) => x.toFixed(d);
@@ -102,6 +102,11 @@ export const guideCheckCommand: Command = {
             `content by layout (own photo's rank among ${eff.thumbnail.photos} validation crops by 16×16 thumbnail PSNR): G(E'_txt(X)) first in ${f(100 * eff.thumbnail.restored.top1, 0)} % (mean rank ${f(eff.thumbnail.restored.meanRank, 1)}), G(E_txt(X)) ${f(100 * eff.thumbnail.raw.top1, 0)} % (${f(eff.thumbnail.raw.meanRank, 1)}), the clean photo's G(E_txt(Y)) ${f(100 * eff.thumbnail.cleanGuidance.top1, 0)} % (${f(eff.thumbnail.cleanGuidance.meanRank, 1)}); chance ${f(100 / eff.thumbnail.photos, 0)} %`,
             markdownTable(eff.thumbnail.byTask.map((t) => ({ task: t.task, "G(E'_txt(X)) first": `${f(100 * t.restored.top1, 0)} %`, "G(E'_txt(X)) mean rank": f(t.restored.meanRank, 1), 'G(E_txt(X)) first': `${f(100 * t.raw.top1, 0)} %`, 'G(E_txt(X)) mean rank': f(t.raw.meanRank, 1) }))),
             `what G shows at 4×4 (area thumbnail PSNR to the clean crop; a guided restorer gains from G's content only where G beats its own output, 'tdr eval --table 1'): the clean photo's G(E_txt(Y)) ${f(eff.thumb4.cleanGuidance, 2)} dB, G(E_txt(X)) ${f(eff.thumb4.raw, 2)} dB, G(E'_txt(X)) ${f(eff.thumb4.restored, 2)} dB (${eff.thumb4.byTask.map((t) => `${t.task} ${f(t.restored, 2)}`).join(', ')})`,
+            ...(eff.map4
+              ? [
+                  `the words' layout map alone at 4×4 (no diffusion; G starts from it at strength ${guidance.cfg.sample.fromLayout ?? '—'}): E_txt(Y) ${f(eff.map4.cleanGuidance, 2)} dB, E_txt(X) ${f(eff.map4.raw, 2)} dB, E'_txt(X) ${f(eff.map4.restored, 2)} dB (${eff.map4.byTask.map((t) => `${t.task} ${f(t.raw, 2)} → ${f(t.restored, 2)}`).join(', ')})`,
+                ]
+              : []),
             `content by the frozen encoder's features (own photo's rank among ${eff.content.photos} validation crops): G(E_txt) first in ${f(100 * eff.content.raw.top1, 0)} %, mean rank ${f(eff.content.raw.meanRank, 1)}; G(E'_txt) first in ${f(100 * eff.content.restored.top1, 0)} %, mean rank ${f(eff.content.restored.meanRank, 1)} (chance ${f(100 / eff.content.photos, 0)} %, ${f((eff.content.photos + 1) / 2, 1)})`,
           ].join('\n') + '\n',
         );
