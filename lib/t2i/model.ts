@@ -134,7 +134,6 @@ export class TextToImage {
     return tf.tidy(() => this.unet.layoutMap(ctx, s, s, kv).slice([0, 0, 0, 0], [-1, -1, -1, this.cfg.unet.latentChannels]) as tf.Tensor4D);
   }
 
-  /** Latent side for the configured image size. */
   /**
    * Whether the words have a layout map that pictures the crop: trained with words, unet.layout and
    * words.layoutLoss > 0 (what fromLayout, `tdr t2i-check --layout` and layoutFidelity need).
@@ -148,6 +147,7 @@ export class TextToImage {
     if (!this.hasLayoutMap) throw new UserError(`${what} needs a text-to-image model trained with words, unet.layout and words.layoutLoss > 0 (preset '${this.cfg.preset}' has no layout map)`);
   }
 
+  /** Latent side for the configured image size. */
   get latentSize(): number {
     return this.cfg.imageSize / this.ae.factor;
   }
