@@ -18,7 +18,7 @@ import { clip01, RGBImage } from '../data/image';
 import { darkChannel, highFrequencyEnergy } from '../metrics/stats';
 import { thumbnailRanks, thumbnailPsnr, summariseRanks, finitePsnr } from '../metrics/content';
 import { GuidanceModel } from './model';
-import { generateGuidance, guidanceBatchSize, GuidanceOptions, imageWords, layoutMapImages } from './pipeline';
+import { generateFromWords, guidanceBatchSize, GuidanceOptions, imageWords, layoutMapImages } from './pipeline';
 
 /** The tasks `guidanceDegradationEffect` measures unless told otherwise. */
 export const GUIDANCE_EFFECT_TASKS: readonly Task[] = ['noise', 'rain', 'haze'];
@@ -113,12 +113,25 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
   };
   const thumbRank = (g: RGBImage, own: number) => thumbnailRanks([g], ys, [own])[0].rank;
   const thumb4 = (g: RGBImage, own: number) => thumbnailPsnr(g, ys[own], 4);
-  // G in batches of guidanceBatchSize (each row from its own seeded noise, as if alone)
+  // in batches of guidanceBatchSize, the words of each image computed once (imageWords): G(E_txt) and, for
+  // degraded inputs, G(E'_txt) (each row from its own seeded noise, as if alone), and the words' layout maps
+  // (no diffusion) when the text-to-image model has them
   const bs = guidanceBatchSize();
-  const inBatches = async (imgs: RGBImage[], raw: boolean, onDone?: (n: number) => void): Promise<RGBImage[]> => {
-    const out: RGBImage[] = [];
+  const withMaps = t2i.hasLayoutMap;
+  interface Drawn { raw: RGBImage; clean?: RGBImage; mapRaw?: RGBImage; mapClean?: RGBImage }
+  const drawAll = async (imgs: RGBImage[], cleaned: boolean, onDone?: (n: number) => void): Promise<Drawn[]> => {
+    const out: Drawn[] = [];
     for (let i = 0; i < imgs.length; i += bs) {
-      out.push(...(await generateGuidance(model, t2i, imgs.slice(i, i + bs), { ...opts, raw })));
+      const w = await imageWords(model, imgs.slice(i, i + bs));
+      try {
+        const raw = await generateFromWords(model, t2i, w.raw, opts);
+        const clean = cleaned ? await generateFromWords(model, t2i, w.clean, opts) : undefined;
+        const mapRaw = withMaps ? layoutMapImages(model, t2i, w.raw) : undefined;
+        const mapClean = withMaps && cleaned ? layoutMapImages(model, t2i, w.clean) : undefined;
+        out.push(...raw.map((r, j) => ({ raw: r, clean: clean?.[j], mapRaw: mapRaw?.[j], mapClean: mapClean?.[j] })));
+      } finally {
+        tf.dispose([w.raw, w.clean]);
+      }
       onDone?.(out.length);
     }
     return out;
@@ -126,26 +139,13 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
   const jobs = photos.flatMap((p, pi) => tasks.map((task) => ({ pi, task, x: degradeFor(ys[pi], task, 5000 + pi * 17 + TASKS.indexOf(task), opts.noiseSigma) })));
   const total = jobs.length;
   const xs = jobs.map((j) => j.x);
-  const gys = await inBatches(ys, true);
+  const drawnY = await drawAll(ys, false);
+  const gys = drawnY.map((d) => d.raw);
   const cleanGuidanceRanks = gys.map((gy, pi) => thumbRank(gy, pi));
-  const raws = await inBatches(xs, true, (n) => opts.onImage?.(Math.floor(n / 2), total));
-  const restoreds = await inBatches(xs, false, (n) => opts.onImage?.(Math.floor((total + n) / 2), total));
-  // the words' layout maps (no diffusion), when there are any: [E_txt(X), E'_txt(X)] per input, E_txt(Y) per photo
-  const mapsOf = async (imgs: RGBImage[]): Promise<Array<{ raw: RGBImage; clean: RGBImage }>> => {
-    const out: Array<{ raw: RGBImage; clean: RGBImage }> = [];
-    for (let i = 0; i < imgs.length; i += bs) {
-      const w = await imageWords(model, imgs.slice(i, i + bs));
-      try {
-        const raw = layoutMapImages(model, t2i, w.raw);
-        const clean = layoutMapImages(model, t2i, w.clean);
-        out.push(...raw.map((r, j) => ({ raw: r, clean: clean[j] })));
-      } finally {
-        tf.dispose([w.raw, w.clean]);
-      }
-    }
-    return out;
-  };
-  const maps = t2i.hasLayoutMap ? { x: await mapsOf(xs), y: await mapsOf(ys) } : undefined;
+  const drawnX = await drawAll(xs, true, (n) => opts.onImage?.(n, total));
+  const raws = drawnX.map((d) => d.raw);
+  const restoreds = drawnX.map((d) => d.clean!);
+  const maps = withMaps ? { x: drawnX.map((d) => ({ raw: d.mapRaw!, clean: d.mapClean! })), y: drawnY.map((d) => d.mapRaw!) } : undefined;
   for (const [k, { pi, task, x }] of jobs.entries()) {
     const [y, gy, raw, restored] = [ys[pi], gys[pi], raws[k], restoreds[k]];
     const st = TASK_STATISTIC[task];
@@ -169,7 +169,7 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
       thumb4Raw: thumb4(raw, pi),
       thumb4Restored: thumb4(restored, pi),
       thumb4CleanGuidance: thumb4(gy, pi),
-      ...(maps ? { map4Raw: thumb4(maps.x[k].raw, pi), map4Restored: thumb4(maps.x[k].clean, pi), map4CleanGuidance: thumb4(maps.y[pi].raw, pi) } : {}),
+      ...(maps ? { map4Raw: thumb4(maps.x[k].raw, pi), map4Restored: thumb4(maps.x[k].clean, pi), map4CleanGuidance: thumb4(maps.y[pi], pi) } : {}),
     });
   }
   const ratio: Partial<Record<Task, number>> = {};

@@ -26,6 +26,7 @@ import { CheckpointError } from '../util/checkpoint';
 import { UserError } from '../util/errors';
 import { GuidanceModel, wordsToContext, resolveStoredPath, t2iWeightsHash } from './model';
 import { mapperFeatures } from './m_i2t';
+import { layoutImages } from '../t2i/check';
 
 export interface GuidanceOptions {
   /** seed of x_T (default: the config's sample.seed, official 42) */
@@ -119,14 +120,11 @@ export async function generateFromWords(model: GuidanceModel, t2i: TextToImage, 
  */
 export function layoutMapImages(model: GuidanceModel, t2i: TextToImage, words: tf.Tensor3D): RGBImage[] {
   t2i.requireLayoutMap("the words' layout map of a guidance model");
-  const x = tf.tidy(() => {
-    const ctx = wordsToContext(t2i, words);
-    return t2i.decodeLatents(t2i.layoutStart(ctx, model.kv.map.get(t2i.unet.layout?.attn.name ?? '')));
-  });
+  const ctx = wordsToContext(t2i, words);
   try {
-    return fromBatch(x);
+    return layoutImages(t2i, ctx, model.kv.map.get(t2i.unet.layout?.attn.name ?? ''));
   } finally {
-    x.dispose();
+    ctx.dispose();
   }
 }
 

@@ -13,6 +13,7 @@ import { darkChannel, highFrequencyEnergy, meanSquaredDistance, meanStd, ridgeFi
 import { cacheCrops, CacheItem } from './train';
 import { toBatch, fromBatch } from '../data/patches';
 import { cellColours, featureTokens } from '../models/word_mapper';
+import { Linear } from '../models/nn';
 
 export interface WordEffectRow {
   caption: string;
@@ -270,10 +271,11 @@ export async function wordsReconstruction(
 /**
  * The layout map of a context decoded as an image: its first latentChannels channels (what
  * words.layoutLoss regresses: the crop's scaled latent pooled to the layout grid), bilinearly
- * resized to the latent size, through the autoencoder's decoder. No diffusion.
+ * resized to the latent size, through the autoencoder's decoder. No diffusion. `kv`: the layout head's
+ * k/v projections to read the context with instead of its own (a guidance model's copies).
  */
-export function layoutImages(model: TextToImage, ctx: tf.Tensor3D): RGBImage[] {
-  const x = tf.tidy(() => model.decodeLatents(model.layoutStart(ctx)));
+export function layoutImages(model: TextToImage, ctx: tf.Tensor3D, kv?: { k: Linear; v: Linear }): RGBImage[] {
+  const x = tf.tidy(() => model.decodeLatents(model.layoutStart(ctx, kv)));
   try {
     return fromBatch(x);
   } finally {
