@@ -8,7 +8,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { initBackend } from '../../lib/backend';
 import { GuidanceModel, t2iWeightsHash } from '../../lib/guidance/model';
 import { guidanceCached } from '../../lib/guidance/pipeline';
@@ -171,4 +171,26 @@ test('tdr restore --seed N reaches the guidance generation: different seeds, dif
     delete process.env.TDR_GUIDANCE_CHECKPOINT;
     delete process.env.TDR_GUIDANCE_CACHE;
   }
+});
+
+test('tdr guide without --checkpoint makes G with the shipped words guidance model and says which model made it', async () => {
+  const { wordsGuidanceCheckpoint } = await import('../../lib/guidance/config');
+  const { portablePath } = await import('../../lib/util/paths');
+  const env = { ...process.env, TDR_GUIDANCE_CHECKPOINT: '', TDR_QUIET: '1', TDR_GUIDANCE_CACHE: path.join(dir, 'default-cache') };
+  const words = (() => {
+    const was = process.env.TDR_GUIDANCE_CHECKPOINT;
+    delete process.env.TDR_GUIDANCE_CHECKPOINT;
+    try {
+      return wordsGuidanceCheckpoint();
+    } finally {
+      if (was !== undefined) process.env.TDR_GUIDANCE_CHECKPOINT = was;
+    }
+  })();
+  assert.ok(fs.existsSync(words), `${words}: the shipped words guidance model is missing`);
+  const out = path.join(dir, 'default.png');
+  const cli = path.join(__dirname, '..', '..', 'lib', 'cli', 'main.js');
+  const r = spawnSync(process.execPath, [cli, 'guide', input, '--steps', '1', '--no-cache', '--out', out], { encoding: 'utf8', env });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(fs.existsSync(out));
+  assert.ok(r.stdout.startsWith(`${out}: G(E'_txt) of ${portablePath(words)}, `), r.stdout);
 });

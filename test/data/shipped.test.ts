@@ -6,6 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import { shippedCheckpoint } from '../../lib/util/paths';
 import { readCheckpointMeta } from '../../lib/util/checkpoint';
 import type { BackboneType } from '../../lib/restore/config';
@@ -100,5 +101,37 @@ test('every shipped guidance model was trained on a shipped text-to-image model,
     assert.match(h.t2i.path, /^data\/checkpoints\/t2i-[\w-]+\.tdrc$/, `${f}: trained on ${h.t2i.path}, not on a shipped text-to-image model`);
     assert.ok(fs.existsSync(path.join(root, h.t2i.path)), `${f}: its text-to-image model ${h.t2i.path} is not shipped`);
     assert.equal(h.t2i.sha256, hashOf(h.t2i.path), `${f}: trained on another ${h.t2i.path} than the shipped one`);
+  }
+});
+
+test('every shipped guided restorer that records its guidance model was trained with a shipped one, byte for byte; Table 1\'s guided restorer records one', () => {
+  const files = fs.readdirSync(dir).filter((f) => /^restore-.*-guided-.*\.tdrc$/.test(f));
+  let recorded = 0;
+  for (const f of files) {
+    const meta = readCheckpointMeta(path.join(dir, f));
+    const g = meta.guidanceModel as { file?: string; sha256?: string } | null | undefined;
+    // the smaller demo pair and the clean-oracle restorer predate the record (README: trained with an earlier guidance model / a stand-in source)
+    if (g == null) continue;
+    assert.match(String(g.file), /^data\/checkpoints\/guidance-[\w-]+\.tdrc$/, `${f}: trained with the guidance of ${g.file}, not a shipped guidance model`);
+    const gfile = path.join(root, String(g.file));
+    assert.ok(fs.existsSync(gfile), `${f}: its guidance model ${g.file} is not shipped`);
+    const sha = createHash('sha256').update(fs.readFileSync(gfile)).digest('hex');
+    assert.equal(g.sha256, sha, `${f}: trained with another ${g.file} than the shipped one (a guidance retrain needs the restorer again)`);
+    recorded++;
+  }
+  const wide = 'restore-promptir-all-in-one-guided-demo-wide.tdrc';
+  if (files.includes(wide)) assert.ok((readCheckpointMeta(path.join(dir, wide)).guidanceModel as unknown) != null, `${wide}: records no guidance model`);
+  assert.ok(recorded > 0 || !files.includes(wide));
+});
+
+test('the default models of the commands and notebooks are shipped (tdr guide and guide-check: the words guidance; Table 9 and old restorers: guidance-demo)', async () => {
+  const { guidanceCheckpoint, wordsGuidanceCheckpoint } = await import('../../lib/guidance/config');
+  const was = process.env.TDR_GUIDANCE_CHECKPOINT;
+  delete process.env.TDR_GUIDANCE_CHECKPOINT;
+  try {
+    for (const f of [guidanceCheckpoint(), wordsGuidanceCheckpoint()]) assert.ok(fs.existsSync(f), `${f}: a default guidance model that is not shipped`);
+    assert.notEqual(wordsGuidanceCheckpoint(), guidanceCheckpoint());
+  } finally {
+    if (was !== undefined) process.env.TDR_GUIDANCE_CHECKPOINT = was;
   }
 });

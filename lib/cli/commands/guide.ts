@@ -23,9 +23,9 @@ import { writeFileAtomic } from '../../util/fsx';
 import { readLog, writeLogBeside } from '../../train/loop';
 import { Progress } from '../../train/progress';
 import { defaultWorkers } from '../../train/parallel';
-import { defaultRunsDir, shippedCheckpoint } from '../../util/paths';
+import { defaultRunsDir, portablePath, shippedCheckpoint } from '../../util/paths';
 import { TextToImage } from '../../t2i/model';
-import { GUIDANCE_PRESET_NAMES, guidancePreset, parseGuidanceConfig, guidanceCheckpoint, guidanceOutput, defaultT2IFile, GuidanceConfig } from '../../guidance/config';
+import { GUIDANCE_PRESET_NAMES, guidancePreset, parseGuidanceConfig, guidanceOutput, wordsGuidanceCheckpoint, defaultT2IFile, GuidanceConfig } from '../../guidance/config';
 import { loadGuidancePair, guidanceCached, guidanceCachedBatch, guidanceBatchSize, generateGuidance } from '../../guidance/pipeline';
 import { encodeImage } from '../../data/io';
 import { trainImageToText } from '../../guidance/train_i2t';
@@ -46,7 +46,8 @@ options:
   --out FILE         output PNG (written atomically); a folder for a folder input
   --seed N           seed of the initial noise (default: the checkpoint's, 42 as the official code)
   --raw              use E_txt (no textual restoration M_clean) instead of E'_txt
-  --checkpoint FILE  guidance checkpoint (default $TDR_GUIDANCE_CHECKPOINT, else data/checkpoints/guidance-demo.tdrc)
+  --checkpoint FILE  guidance checkpoint (default $TDR_GUIDANCE_CHECKPOINT, else the words guidance
+                     data/checkpoints/guidance-demo-words-layout.tdrc; the captions one: data/checkpoints/guidance-demo.tdrc)
   --t2i FILE         the text-to-image checkpoint (default: the one the guidance checkpoint names;
                      another T2I model than it was trained on is refused)
   --steps N          DDIM steps (default: the checkpoint's preset)
@@ -102,8 +103,8 @@ export const guideCommand: Command = {
       refuseOverwrite(out, [input]);
       jobs = [{ file: input, out }];
     }
-    const ckpt = options.checkpoint ?? guidanceCheckpoint();
-    if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such guidance checkpoint (train one with 'tdr train i2t --preset demo' then 'tdr train clean --preset demo')`);
+    const ckpt = options.checkpoint ?? wordsGuidanceCheckpoint();
+    if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such guidance checkpoint (the README's model table gives each shipped one's rebuild command)`);
     if (options.t2i !== undefined && !fs.existsSync(options.t2i)) throw new UserError(`--t2i ${options.t2i}: no such checkpoint`);
     // G sees a small view of the input (the T2I's imageSize): an image beyond the pixel limit is read
     // reduced while decoding (shrink-on-load) instead of refused
@@ -168,7 +169,7 @@ export const guideCommand: Command = {
           throw new UserError(`--out ${out}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
         }
         const which = options.raw ? 'G(E_txt)' : "G(E'_txt)";
-        process.stdout.write(`${out}: ${which}, ${t2i.cfg.imageSize}x${t2i.cfg.imageSize}, seed ${seed}, ${steps} DDIM steps, ${((Date.now() - t0) / 1000).toFixed(1)} s${note}\n`);
+        process.stdout.write(`${out}: ${which} of ${portablePath(ckpt)}, ${t2i.cfg.imageSize}x${t2i.cfg.imageSize}, seed ${seed}, ${steps} DDIM steps, ${((Date.now() - t0) / 1000).toFixed(1)} s${note}\n`);
       };
       if (!folder) {
         await one(jobs[0].file, jobs[0].out, first);

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { Command, parseOptions } from '../command';
 import { initBackend } from '../../backend';
-import { guidanceCheckpoint } from '../../guidance/config';
+import { wordsGuidanceCheckpoint } from '../../guidance/config';
 import { loadGuidancePair } from '../../guidance/pipeline';
 import { guidanceDegradationEffect, summariseGuidanceEffect, wordDistances, GUIDANCE_EFFECT_TASKS } from '../../guidance/eval';
 import { loadPhotos, centerCrop } from '../../data/patches';
@@ -32,7 +32,8 @@ Measures a guidance model on the validation photos (the degradation-free guidanc
   5. fidelity: PSNR of each G's 4×4 thumbnail to the clean crop's (G(E_txt(Y)), G(E_txt(X)), G(E'_txt(X))).
 
 options:
-  --checkpoint FILE  guidance checkpoint (default $TDR_GUIDANCE_CHECKPOINT, else data/checkpoints/guidance-demo.tdrc)
+  --checkpoint FILE  guidance checkpoint (default $TDR_GUIDANCE_CHECKPOINT, else the words guidance
+                     data/checkpoints/guidance-demo-words-layout.tdrc; the captions one: data/checkpoints/guidance-demo.tdrc)
   --t2i FILE         the text-to-image checkpoint (default: the one the guidance checkpoint names)
   --photos N         validation photos (default all)
   --tasks LIST       comma-separated tasks for the guidance statistics (default noise,rain,haze)
@@ -68,8 +69,8 @@ export const guideCheckCommand: Command = {
       Options,
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr guide-check --help'`);
-    const ckpt = options.checkpoint ?? guidanceCheckpoint();
-    if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such guidance checkpoint (train one with 'tdr train i2t --preset demo' then 'tdr train clean --preset demo')`);
+    const ckpt = options.checkpoint ?? wordsGuidanceCheckpoint();
+    if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such guidance checkpoint (the README's model table gives each shipped one's rebuild command)`);
     if (options.t2i !== undefined && !fs.existsSync(options.t2i)) throw new UserError(`--t2i ${options.t2i}: no such checkpoint`);
     await initBackend({ quiet: options.json });
     const { guidance, t2i } = loadGuidancePair(ckpt, { t2iFile: options.t2i });
