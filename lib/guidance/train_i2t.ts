@@ -259,6 +259,9 @@ export interface GuidanceTrainOptions {
   maxStepsThisCall?: number;
   workers?: number;
   onLog?: (rec: LogRecord) => void | Promise<void>;
+  /** stage 1: the command that trains this run (`tdr train i2t …`), kept in its run checkpoint so that a stage 2
+   * trained `--from` that checkpoint can record the whole chain (`stageOneRebuild`) */
+  rebuild?: string;
 }
 
 /** The T2I reference of a run: path + weight hash. */
@@ -297,7 +300,7 @@ export async function trainImageToText(cfg: GuidanceConfig, t2i: TextToImage, ru
   if (workers > 1 && !opts.t2iFile) throw new Error('trainImageToText: data-parallel workers need opts.t2iFile (the workers load the T2I model from it)');
   const result = await train(i2tStage(model, t2i, cfg, cache), trainCfg, {
     runDir: dir,
-    meta: { stage: 'i2t', config: cfg, t2i: ref },
+    meta: { stage: 'i2t', config: cfg, t2i: ref, ...(opts.rebuild ? { rebuild: opts.rebuild } : {}) },
     label: 'i2t',
     quiet: opts.quiet,
     maxStepsThisCall: opts.maxStepsThisCall,

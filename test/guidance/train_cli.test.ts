@@ -4,12 +4,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/backend';
-import { trainGuidanceCommandRun } from '../../lib/cli/commands/guide';
+import { trainGuidanceCommandRun, stageOneRebuild } from '../../lib/cli/commands/guide';
 import { GuidanceModel } from '../../lib/guidance/model';
 import { GUIDANCE_PRESETS } from '../../lib/guidance/config';
 import { FEATURE_CACHE_FILE, featureCache } from '../../lib/guidance/train_i2t';
 import { cleanStage, cleanStageForWorker } from '../../lib/guidance/train_clean';
 import { stepRng } from '../../lib/train/loop';
+import { readCheckpointMeta } from '../../lib/util/checkpoint';
 import { tmpDir } from '../helpers/fixtures';
 import { tinyT2I, tinyGuidanceConfig } from './helpers';
 import { UserError } from '../../lib/util/errors';
@@ -92,6 +93,17 @@ test('tdr train i2t|clean --preset ci: stage 1 then stage 2 write <runs>/ci/{i2t
     const b = GuidanceModel.readHeader(base).tensors;
     for (const [n, v] of b) if (n.startsWith('mi2t.') || n.startsWith('kv.')) assert.deepEqual(mix.tensors.get(n)!.data, v.data, `${n} comes from --from`);
     assert.ok([...mix.tensors.keys()].some((n) => n.startsWith('mclean.block0.')));
+    // --from a stage-1 RUN checkpoint: the recorded rebuild starts with the command that trained that run
+    const runCk = path.join(runs, 'ci', 'i2t', 'checkpoint.tdrc');
+    assert.equal(readCheckpointMeta(runCk).rebuild, `tdr train i2t --preset ci --t2i ${t2iFile}`);
+    assert.equal(await quietly(() => trainGuidanceCommandRun('clean', ['--config', mixCfg, '--runs', path.join(runs, 'from-run'), '--t2i', t2iFile, '--from', runCk])), 0);
+    const fromRun = GuidanceModel.readHeader(path.join(runs, 'from-run', 'ci-mixer', 'guidance-ci-mixer.tdrc'));
+    assert.equal(fromRun.meta.rebuild, `tdr train i2t --preset ci --t2i ${t2iFile} --runs ${runs} && tdr train clean --config ${mixCfg} --t2i ${t2iFile} --from ${runCk}`);
+    // a copy of that checkpoint elsewhere: the chain cannot be named, the stage-2 command alone
+    const copy = path.join(runs, 'stage1-copy.tdrc');
+    fs.copyFileSync(runCk, copy);
+    assert.equal(stageOneRebuild(copy), '');
+    assert.equal(stageOneRebuild(base), '', 'a guidance checkpoint: its own rebuild is not a stage-1 run');
   } finally {
     delete process.env.TDR_WORKERS;
   }

@@ -20,7 +20,8 @@ import { Command, parseOptions, readJsonFile } from '../command';
 import { initBackend } from '../../backend';
 import { readImage, ImageError } from '../../data/io';
 import { writeFileAtomic } from '../../util/fsx';
-import { readLog, writeLogBeside } from '../../train/loop';
+import { readCheckpointMeta } from '../../util/checkpoint';
+import { readLog, writeLogBeside, CHECKPOINT_FILE } from '../../train/loop';
 import { Progress } from '../../train/progress';
 import { defaultWorkers } from '../../train/parallel';
 import { defaultRunsDir, portablePath, shippedCheckpoint } from '../../util/paths';
@@ -228,6 +229,26 @@ const TrainOptions = z.strictObject({
   out: z.string().endsWith('.tdrc', { message: 'expected a file name ending in .tdrc' }).optional(),
 });
 
+/**
+ * The part of a stage-2 rebuild command that makes its `--from` file, ending in ' && ': a stage-1 run checkpoint
+ * (`<runs>/<preset>/i2t/checkpoint.tdrc`) keeps the `tdr train i2t …` command that trained it (with `--runs`
+ * when its runs folder is not the default one); a guidance checkpoint or an older run checkpoint: '' (the
+ * recorded rebuild is then the stage-2 command alone).
+ */
+export function stageOneRebuild(from: string): string {
+  const meta = readCheckpointMeta(from);
+  if (meta.stage !== 'i2t' || typeof meta.rebuild !== 'string') return '';
+  // only where that command writes it: <runs>/<preset>[-n<N>]/i2t/checkpoint.tdrc (not a copy elsewhere)
+  const preset = (meta.config as { preset?: unknown } | undefined)?.preset;
+  const runDir = path.dirname(path.dirname(path.resolve(from)));
+  const name = path.basename(runDir);
+  const inRun = typeof preset === 'string' && name.startsWith(preset) && /^(-n\d+)?$/.test(name.slice(preset.length));
+  if (path.basename(from) !== CHECKPOINT_FILE || path.basename(path.dirname(path.resolve(from))) !== 'i2t' || !inRun) return '';
+  const runs = path.dirname(runDir);
+  const runsArg = runs === path.resolve(defaultRunsDir()) ? '' : ` --runs ${portablePath(runs)}`;
+  return `${meta.rebuild}${runsArg} && `;
+}
+
 function loadGuidanceConfigArg(preset: string | undefined, config: string | undefined): GuidanceConfig {
   if (preset && config) throw new UserError('give --preset or --config, not both');
   if (!config) return guidancePreset(preset ?? 'demo');
@@ -264,15 +285,15 @@ export async function trainGuidanceCommandRun(stage: 'i2t' | 'clean', argv: stri
   const runDir = path.join(runs, cfg.preset + nTag);
   const out = options.out ?? (nTag ? (cfg.preset === 'demo' ? shippedCheckpoint(`guidance-demo${nTag}`) : path.join(runDir, `guidance-${cfg.preset}${nTag}.tdrc`)) : guidanceOutput(cfg.preset, runs));
   try {
+    const src = `${options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`}${nTag ? ` --words ${cfg.mapper.numWords}` : ''}${options.t2i ? ` --t2i ${options.t2i}` : ''}`;
     const opts = { t2iFile, maxStepsThisCall: options['max-steps'], workers };
-    const r = stage === 'i2t' ? await trainImageToText(cfg, t2i, runDir, opts) : await trainCleanMapper(cfg, t2i, runDir, { ...opts, i2tFile: options.from });
+    const r = stage === 'i2t' ? await trainImageToText(cfg, t2i, runDir, { ...opts, rebuild: `tdr train i2t ${src}` }) : await trainCleanMapper(cfg, t2i, runDir, { ...opts, i2tFile: options.from });
     if (!r.model) {
       const total = stage === 'i2t' ? cfg.i2tTrain.steps : cfg.cleanTrain.steps;
       process.stderr.write(`stopped at step ${r.result.step}/${total}; checkpoint in ${path.join(runDir, stage)} — run the same command to resume\n`);
       return options['max-steps'] ? 0 : 130;
     }
-    const src = `${options.config ? `--config ${options.config}` : `--preset ${cfg.preset}`}${nTag ? ` --words ${cfg.mapper.numWords}` : ''}${options.t2i ? ` --t2i ${options.t2i}` : ''}`;
-    const rebuild = options.from ? `tdr train clean ${src} --from ${options.from}` : `tdr train i2t ${src} && tdr train clean ${src}`;
+    const rebuild = options.from ? `${stageOneRebuild(options.from)}tdr train clean ${src} --from ${options.from}` : `tdr train i2t ${src} && tdr train clean ${src}`;
     r.model.save(out, { float16: true, meta: { rebuild, steps: { [stage]: r.result.step } } });
     r.model.dispose();
     // the loss logs of both stages beside the checkpoint (<out>.log.jsonl; notebooks plot them)
