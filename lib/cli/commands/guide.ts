@@ -240,10 +240,11 @@ export function stageOneRebuild(from: string): string {
   if (meta.stage !== 'i2t' || typeof meta.rebuild !== 'string') return '';
   // only where that command writes it: <runs>/<preset>[-n<N>]/i2t/checkpoint.tdrc (not a copy elsewhere)
   const preset = (meta.config as { preset?: unknown } | undefined)?.preset;
-  const runDir = path.dirname(path.dirname(path.resolve(from)));
+  const stageDir = path.dirname(path.resolve(from));
+  const runDir = path.dirname(stageDir);
   const name = path.basename(runDir);
   const inRun = typeof preset === 'string' && name.startsWith(preset) && /^(-n\d+)?$/.test(name.slice(preset.length));
-  if (path.basename(from) !== CHECKPOINT_FILE || path.basename(path.dirname(path.resolve(from))) !== 'i2t' || !inRun) return '';
+  if (path.basename(from) !== CHECKPOINT_FILE || path.basename(stageDir) !== 'i2t' || !inRun) return '';
   const runs = path.dirname(runDir);
   const runsArg = runs === path.resolve(defaultRunsDir()) ? '' : ` --runs ${portablePath(runs)}`;
   return `${meta.rebuild}${runsArg} && `;
