@@ -177,12 +177,14 @@ export function guidanceCheckpoint(): string {
 }
 
 /**
- * The guidance model whose G shows the photo it came from (#19): stages 1–2 on the words text-to-image
- * model `t2i-demo-words-layout.tdrc` (data/configs/guidance-demo-words-layout.json; docs/experiments.md
- * §2). Notebooks 03–05 use it; $TDR_GUIDANCE_CHECKPOINT overrides it as it does the default.
+ * The guidance model whose G shows the photo it came from: stages 1–2 (Eqs. 2–3) on the words
+ * text-to-image model with the colour path, `t2i-demo-words-layout-colorpath.tdrc`
+ * (data/configs/guidance-demo-words-colorpath.json for stage 1, …-colorpath-haze.json for stage 2, a mixer
+ * M_clean; docs/experiments.md §2 items 6–8). Notebooks 03–05 use it; $TDR_GUIDANCE_CHECKPOINT overrides it
+ * as it does the default.
  */
 export function wordsGuidanceCheckpoint(): string {
-  return process.env.TDR_GUIDANCE_CHECKPOINT || shippedCheckpoint('guidance-demo-words-layout');
+  return process.env.TDR_GUIDANCE_CHECKPOINT || shippedCheckpoint('guidance-demo-words-colorpath-haze');
 }
 
 /**

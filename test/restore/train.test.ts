@@ -199,7 +199,7 @@ test('a guided run records its guidance model; a run of another model is not res
 
 test('the shipped guided restorers get the note with shipped text guidance other than their own (another model, no record, or another source)', () => {
   let compared = 0;
-  for (const g of ['guidance-demo', 'guidance-demo-words-layout']) {
+  for (const g of ['guidance-demo', 'guidance-demo-words-colorpath-haze']) {
     const gfile = shippedCheckpoint(g);
     if (!fs.existsSync(gfile)) continue;
     const model = guidanceModelRef(gfile);

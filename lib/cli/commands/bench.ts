@@ -91,7 +91,7 @@ options:
                --promptir, unguided) on tensorflow at 1 thread and at one per core and on wasm, each
                in a fresh process, median of N (--steps, default 3), and record the fastest (lowest
                sum) for this machine in ~/.cache/tdr/backend-choice.json (env TDR_BACKEND_CHOICE: another
-               file); also one guidance image of data/checkpoints/guidance-demo-words-layout.tdrc (as --guide),
+               file); also one guidance image of data/checkpoints/guidance-demo-words-colorpath-haze.tdrc (as --guide),
                whose fastest configuration 'tdr guide' and 'tdr sample' use. Commands without TDR_BACKEND
                then use it and say so on their 'tdr: backend' line; a record of another machine (CPU,
                cores, Node.js) is ignored. --dry-run: print only

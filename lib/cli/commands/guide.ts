@@ -48,7 +48,7 @@ options:
   --seed N           seed of the initial noise (default: the checkpoint's, 42 as the official code)
   --raw              use E_txt (no textual restoration M_clean) instead of E'_txt
   --checkpoint FILE  guidance checkpoint (default $TDR_GUIDANCE_CHECKPOINT, else the words guidance
-                     data/checkpoints/guidance-demo-words-layout.tdrc; the captions one: data/checkpoints/guidance-demo.tdrc)
+                     data/checkpoints/guidance-demo-words-colorpath-haze.tdrc; the captions one: data/checkpoints/guidance-demo.tdrc)
   --t2i FILE         the text-to-image checkpoint (default: the one the guidance checkpoint names;
                      another T2I model than it was trained on is refused)
   --steps N          DDIM steps (default: the checkpoint's preset)

@@ -33,7 +33,7 @@ Measures a guidance model on the validation photos (the degradation-free guidanc
 
 options:
   --checkpoint FILE  guidance checkpoint (default $TDR_GUIDANCE_CHECKPOINT, else the words guidance
-                     data/checkpoints/guidance-demo-words-layout.tdrc; the captions one: data/checkpoints/guidance-demo.tdrc)
+                     data/checkpoints/guidance-demo-words-colorpath-haze.tdrc; the captions one: data/checkpoints/guidance-demo.tdrc)
   --t2i FILE         the text-to-image checkpoint (default: the one the guidance checkpoint names)
   --photos N         validation photos (default all)
   --tasks LIST       comma-separated tasks for the guidance statistics (default noise,rain,haze)
