@@ -199,13 +199,13 @@ test('a guided run records its guidance model; a run of another model is not res
 
 test('the shipped guided restorers get the note with shipped text guidance other than their own (another model, no record, or another source)', () => {
   let compared = 0;
-  for (const g of ['guidance-demo', 'guidance-demo-words-colorpath-haze']) {
-    const gfile = shippedCheckpoint(g);
-    if (!fs.existsSync(gfile)) continue;
-    const model = guidanceModelRef(gfile);
-    for (const name of ['restore-promptir-all-in-one-guided-demo-wide', 'restore-promptir-all-in-one-guided-demo', 'restore-promptir-all-in-one-guided-demo-clean-oracle']) {
+  // every shipped guidance model against every shipped guided restorer (by listing, so that a renamed model is not skipped)
+  const dir = path.dirname(shippedCheckpoint('guidance-demo'));
+  const shipped = (re: RegExp) => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => re.test(f)).map((f) => f.replace(/\.tdrc$/, '')) : []);
+  for (const g of shipped(/^guidance-.*\.tdrc$/)) {
+    const model = guidanceModelRef(shippedCheckpoint(g));
+    for (const name of shipped(/^restore-.*-guided-.*\.tdrc$/)) {
       const file = shippedCheckpoint(name);
-      if (!fs.existsSync(file)) continue;
       const meta = readCheckpointMeta(file);
       const note = guidanceModelMismatch(file, meta, { name: 'text', model });
       const recorded = meta.guidanceModel as { sha256?: string } | null | undefined;
