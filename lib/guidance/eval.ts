@@ -97,12 +97,14 @@ export interface GuidanceEffect {
 }
 
 /**
- * @param opts.tasks default GUIDANCE_EFFECT_TASKS (noise, rain, haze); @param opts.limit val photos (default all)
+ * @param opts.tasks default GUIDANCE_EFFECT_TASKS (noise, rain, haze); @param opts.limit photos (default all)
+ * @param opts.split 'val' (default: photos no stage has seen) or 'train' (photos every stage trained on: how much
+ *   truer G is where the models have seen the scene, i.e. what a restorer trained on those photos learns to expect)
  * @param opts.noiseSigma σ of the noise task (default 25)
  */
-export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextToImage, opts: GuidanceOptions & { tasks?: readonly Task[]; limit?: number; noiseSigma?: number; onImage?: (i: number, n: number) => void } = {}): Promise<GuidanceEffect> {
+export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextToImage, opts: GuidanceOptions & { tasks?: readonly Task[]; limit?: number; split?: 'train' | 'val'; noiseSigma?: number; onImage?: (i: number, n: number) => void } = {}): Promise<GuidanceEffect> {
   const tasks = opts.tasks ?? GUIDANCE_EFFECT_TASKS;
-  const photos = await loadPhotos('val', t2i.cfg.photoShortSide, opts.limit);
+  const photos = await loadPhotos(opts.split ?? 'val', t2i.cfg.photoShortSide, opts.limit);
   const rows: GuidanceEffectRow[] = [];
   const feat = (g: RGBImage): [number, number] => [Math.log(1 + highFrequencyEnergy(g)), darkChannel(g, 7)];
   const ys = photos.map((p) => centerCrop(p.image, t2i.cfg.imageSize));

@@ -142,6 +142,15 @@ test('tdr guide-check measures the ci guidance model: word distances for every t
   const hazeOnly = JSON.parse(run(['guide-check', '--checkpoint', guidance, '--photos', '2', '--steps', '2', '--tasks', 'haze', '--json']).stdout);
   assert.equal(hazeOnly.guidance[0].input, j.guidance[1].input);
   assert.equal(hazeOnly.guidance[0].raw, j.guidance[1].raw);
+  // --split train measures the training photos instead (other photos: other clean and degraded statistics)
+  assert.equal(j.split, 'val');
+  const train = JSON.parse(run(['guide-check', '--checkpoint', guidance, '--photos', '2', '--steps', '2', '--tasks', 'haze', '--split', 'train', '--json']).stdout);
+  assert.equal(train.split, 'train');
+  assert.equal(train.photos, 2);
+  assert.notEqual(train.guidance[0].clean, hazeOnly.guidance[0].clean);
+  const badSplit = spawnSync(process.execPath, [cli, 'guide-check', '--split', 'smoke'], { encoding: 'utf8' });
+  assert.equal(badSplit.status, 2);
+  assert.match(badSplit.stderr, /--split/);
   const bad = spawnSync(process.execPath, [cli, 'guide-check', '--tasks', 'noise,fog'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--tasks/);
