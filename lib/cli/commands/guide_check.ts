@@ -19,7 +19,8 @@ import { UserError } from '../../util/errors';
 
 const HELP = `usage: tdr guide-check [--checkpoint FILE.tdrc] [--t2i FILE.tdrc] [--photos N] [--split val|train] [--tasks LIST] [--steps N] [--cfg S] [--seed N] [--json]
 
-Measures a guidance model on the validation photos (the degradation-free guidance acceptance):
+Measures a guidance model on the validation photos (--split train: the training photos; the degradation-free
+guidance acceptance):
   1. text space: RMS distance of E_txt(X) and of E'_txt(X) to E_txt(Y) per task (X degraded, Y clean);
   2. guidance: the task's degradation statistic of G(E_txt) and G(E'_txt), same seed — high-frequency
      energy for noise/rain/motion/defocus, dark channel for haze; ratio E'/E (goal for noise and haze ≤ 0.8);
@@ -35,7 +36,7 @@ options:
   --checkpoint FILE  guidance checkpoint (default $TDR_GUIDANCE_CHECKPOINT, else the words guidance
                      data/checkpoints/guidance-demo-words-colorpath-haze.tdrc; the captions one: data/checkpoints/guidance-demo.tdrc)
   --t2i FILE         the text-to-image checkpoint (default: the one the guidance checkpoint names)
-  --photos N         validation photos (default all)
+  --photos N         photos of the split (default all)
   --split S          val (default): the validation photos, unseen by every stage; train: the training photos,
                      which the text-to-image model and stages 1–2 were trained on (how much truer G is there —
                      what a restorer trained on them learns to expect of G)
@@ -83,7 +84,7 @@ export const guideCheckCommand: Command = {
       const tasks = options.tasks ?? GUIDANCE_EFFECT_TASKS;
       const split = options.split;
       const photos = await loadPhotos(split, t2i.cfg.photoShortSide, options.photos);
-      const crops = split === 'val' ? 'validation crops' : 'training crops';
+      const splitWord = split === 'val' ? 'validation' : 'training';
       const words = await wordDistances(guidance, photos.map((p) => centerCrop(p.image, t2i.cfg.imageSize)));
       const steps = options.steps ?? guidance.cfg.sample.steps;
       const cfgScale = options.cfg ?? guidance.cfg.sample.cfgScale;
@@ -96,7 +97,7 @@ export const guideCheckCommand: Command = {
         const f = (x: number, d = 3) => x.toFixed(d);
         process.stdout.write(
           [
-            `checkpoint ${ckpt}; ${photos.length} ${split === 'val' ? 'validation' : 'training'} photos; ${steps} DDIM steps, CFG ${cfgScale}, seed ${result.seed}`,
+            `checkpoint ${ckpt}; ${photos.length} ${splitWord} photos; ${steps} DDIM steps, CFG ${cfgScale}, seed ${result.seed}`,
             '',
             "text space: RMS distance to E_txt(Y) of the clean photo",
             markdownTable(words.map((w) => ({ task: w.task, "E_txt(X)": f(w.before, 4), "E'_txt(X)": f(w.after, 4), "ratio E'/E": f(w.ratio, 2) }))),
@@ -106,7 +107,7 @@ export const guideCheckCommand: Command = {
             "(G(E_txt(Y)): guidance of the clean photo, same seed — this model's degradation-free level; excess removed = (G(E_txt) − G(E'_txt)) / (G(E_txt) − G(E_txt(Y))), — when G(E_txt) is < 10 % above G(E_txt(Y)))",
             '',
             `task from the guidance (nearest centroid, leave one photo out): G(E_txt) ${f(100 * eff.taskAccuracy.raw, 0)} %, G(E'_txt) ${f(100 * eff.taskAccuracy.restored, 0)} % (chance ${f(100 / tasks.length, 0)} %)`,
-            `content by layout (own photo's rank among ${eff.thumbnail.photos} ${crops} by 16×16 thumbnail PSNR): G(E'_txt(X)) first in ${f(100 * eff.thumbnail.restored.top1, 0)} % (mean rank ${f(eff.thumbnail.restored.meanRank, 1)}), G(E_txt(X)) ${f(100 * eff.thumbnail.raw.top1, 0)} % (${f(eff.thumbnail.raw.meanRank, 1)}), the clean photo's G(E_txt(Y)) ${f(100 * eff.thumbnail.cleanGuidance.top1, 0)} % (${f(eff.thumbnail.cleanGuidance.meanRank, 1)}); chance ${f(100 / eff.thumbnail.photos, 0)} %`,
+            `content by layout (own photo's rank among ${eff.thumbnail.photos} ${splitWord} crops by 16×16 thumbnail PSNR): G(E'_txt(X)) first in ${f(100 * eff.thumbnail.restored.top1, 0)} % (mean rank ${f(eff.thumbnail.restored.meanRank, 1)}), G(E_txt(X)) ${f(100 * eff.thumbnail.raw.top1, 0)} % (${f(eff.thumbnail.raw.meanRank, 1)}), the clean photo's G(E_txt(Y)) ${f(100 * eff.thumbnail.cleanGuidance.top1, 0)} % (${f(eff.thumbnail.cleanGuidance.meanRank, 1)}); chance ${f(100 / eff.thumbnail.photos, 0)} %`,
             markdownTable(eff.thumbnail.byTask.map((t) => ({ task: t.task, "G(E'_txt(X)) first": `${f(100 * t.restored.top1, 0)} %`, "G(E'_txt(X)) mean rank": f(t.restored.meanRank, 1), 'G(E_txt(X)) first': `${f(100 * t.raw.top1, 0)} %`, 'G(E_txt(X)) mean rank': f(t.raw.meanRank, 1) }))),
             `what G shows at 4×4 (area thumbnail PSNR to the clean crop; a guided restorer gains from G's content only where G beats its own output, 'tdr eval --table 1'): the clean photo's G(E_txt(Y)) ${f(eff.thumb4.cleanGuidance, 2)} dB, G(E_txt(X)) ${f(eff.thumb4.raw, 2)} dB, G(E'_txt(X)) ${f(eff.thumb4.restored, 2)} dB (${eff.thumb4.byTask.map((t) => `${t.task} ${f(t.restored, 2)}`).join(', ')})`,
             ...(eff.map4
@@ -114,7 +115,7 @@ export const guideCheckCommand: Command = {
                   `the words' layout map alone at 4×4 (no diffusion; G starts from it at strength ${guidance.cfg.sample.fromLayout ?? '—'}): E_txt(Y) ${f(eff.map4.cleanGuidance, 2)} dB, E_txt(X) ${f(eff.map4.raw, 2)} dB, E'_txt(X) ${f(eff.map4.restored, 2)} dB (${eff.map4.byTask.map((t) => `${t.task} ${f(t.raw, 2)} → ${f(t.restored, 2)}`).join(', ')})`,
                 ]
               : []),
-            `content by the frozen encoder's features (own photo's rank among ${eff.content.photos} ${crops}): G(E_txt) first in ${f(100 * eff.content.raw.top1, 0)} %, mean rank ${f(eff.content.raw.meanRank, 1)}; G(E'_txt) first in ${f(100 * eff.content.restored.top1, 0)} %, mean rank ${f(eff.content.restored.meanRank, 1)} (chance ${f(100 / eff.content.photos, 0)} %, ${f((eff.content.photos + 1) / 2, 1)})`,
+            `content by the frozen encoder's features (own photo's rank among ${eff.content.photos} ${splitWord} crops): G(E_txt) first in ${f(100 * eff.content.raw.top1, 0)} %, mean rank ${f(eff.content.raw.meanRank, 1)}; G(E'_txt) first in ${f(100 * eff.content.restored.top1, 0)} %, mean rank ${f(eff.content.restored.meanRank, 1)} (chance ${f(100 / eff.content.photos, 0)} %, ${f((eff.content.photos + 1) / 2, 1)})`,
           ].join('\n') + '\n',
         );
       }
