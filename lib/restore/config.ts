@@ -69,6 +69,13 @@ export const RestoreConfigSchema = z
       ),
     photoLimit: z.number().int().positive().optional().describe('use only the first N training photos (ci: a few, so that guidance is generated for few pairs)'),
     guidanceSteps: z.number().int().positive().optional().describe("DDIM steps of the training pairs' guidance generation (default: the guidance model's own; ci: a few)"),
+    guidanceLowpass: z
+      .array(z.number().int().positive())
+      .min(1)
+      .optional()
+      .describe(
+        'training only: each G crop is block-averaged by a factor drawn uniformly from this list (1 = as generated) and bilinearly upsampled again, so that the restorer learns from G only the coarse content it can also trust on unseen photos (beyond the paper; docs/experiments.md §4)',
+      ),
     train: BatchedTrainConfigSchema.describe('run settings; batch = batch_size_per_gpu'),
     eval: z.strictObject({
       size: z.number().int().min(16).describe('side of the centred validation crops (px); a multiple of 64 avoids padding'),
@@ -88,6 +95,9 @@ export const RestoreConfigSchema = z
       for (const k of Object.keys(c.taskWeights)) if (!names.includes(k)) ctx.addIssue({ code: 'custom', path: ['taskWeights', k], message: `'${k}' is not a task of '${c.tasks}' (${names.join(', ')})` });
       if (!names.some((n) => (c.taskWeights![n] ?? 1) > 0)) ctx.addIssue({ code: 'custom', path: ['taskWeights'], message: 'at least one task needs a weight > 0' });
     }
+    c.guidanceLowpass?.forEach((f, i) => {
+      if (c.patchSize % f !== 0) ctx.addIssue({ code: 'custom', path: ['guidanceLowpass', i], message: `guidanceLowpass[${i}] = ${f} must divide patchSize ${c.patchSize}` });
+    });
     if (c.validation && c.validation.size > c.photoShortSide) ctx.addIssue({ code: 'custom', path: ['validation', 'size'], message: `validation.size ${c.validation.size} must be ≤ photoShortSide ${c.photoShortSide}` });
   });
 export type RestoreConfig = z.infer<typeof RestoreConfigSchema>;
@@ -106,6 +116,7 @@ interface PresetSpec {
   paramFixIterations: number;
   photoLimit?: number;
   guidanceSteps?: number;
+  guidanceLowpass?: number[];
   train: z.input<typeof BatchedTrainConfigSchema>;
   eval: RestoreConfig['eval'];
 }
@@ -127,6 +138,7 @@ export const RestorePresetFileSchema = z.strictObject({
   validation: z.unknown().optional(),
   photoLimit: z.unknown().optional(),
   guidanceSteps: z.unknown().optional(),
+  guidanceLowpass: z.unknown().optional(),
   refLr: z.unknown(),
   paramFixIterations: z.unknown(),
   train: z.unknown(),
@@ -226,6 +238,7 @@ export function restorePresetFrom(name: string, p: Omit<z.input<typeof RestorePr
     paramFixIterations: p.paramFixIterations,
     ...(p.photoLimit !== undefined ? { photoLimit: p.photoLimit } : {}),
     ...(p.guidanceSteps !== undefined ? { guidanceSteps: p.guidanceSteps } : {}),
+    ...(p.guidanceLowpass !== undefined ? { guidanceLowpass: p.guidanceLowpass } : {}),
     train: p.train,
     eval: p.eval,
   };

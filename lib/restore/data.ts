@@ -256,10 +256,12 @@ export interface RestoreData {
   moreScales?: LoadedPhoto[][];
   /** sampling weight of each spec (absent: uniform, `sampleTask`) */
   taskWeights?: number[];
+  /** block-average factors a G crop is low-passed by, one drawn per sample (absent: G as generated) */
+  guidanceLowpass?: number[];
 }
 
 /** The photos (at one or more scales), task specs, task weights and (guided) guidance candidates that `sampleRestore` draws from; checks every photo fits a patch. */
-export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchSize: number, guidance?: GuidanceImages, opts: { moreScales?: LoadedPhoto[][]; taskWeights?: Record<string, number> } = {}): RestoreData {
+export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchSize: number, guidance?: GuidanceImages, opts: { moreScales?: LoadedPhoto[][]; taskWeights?: Record<string, number>; guidanceLowpass?: number[] } = {}): RestoreData {
   if (photos.length === 0) throw new Error('makeRestoreData: no training photos');
   for (const p of [...photos, ...(opts.moreScales ?? []).flat()]) {
     if (p.image.height < patchSize || p.image.width < patchSize) throw new Error(`makeRestoreData: photo ${p.entry.id} ${p.image.height}x${p.image.width} is smaller than the patch ${patchSize}`);
@@ -279,7 +281,8 @@ export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchS
         candidates.set(key, { g, cands: guidanceCandidates(g, patchSize) });
       }
   }
-  return { photos, specs, patchSize, candidates, moreScales: opts.moreScales?.length ? opts.moreScales : undefined, taskWeights };
+  for (const f of opts.guidanceLowpass ?? []) if (!(Number.isInteger(f) && f > 0 && patchSize % f === 0)) throw new Error(`makeRestoreData: guidanceLowpass factor ${f} must be a positive integer dividing patchSize ${patchSize}`);
+  return { photos, specs, patchSize, candidates, moreScales: opts.moreScales?.length ? opts.moreScales : undefined, taskWeights, guidanceLowpass: opts.guidanceLowpass?.length ? opts.guidanceLowpass : undefined };
 }
 
 /** Draw index i with probability w_i / Σw (one rng.random()). */
@@ -295,6 +298,39 @@ function weightedIndex(rng: Rng, w: readonly number[]): number {
 
 function flipLR(img: RGBImage): RGBImage {
   return crop(img, 0, 0, img.height, img.width, true);
+}
+
+/**
+ * `img` seen at 1/f of its resolution: the mean of every f×f block, bilinearly upsampled again
+ * (align-corners false: block centres at (i + 0.5)·f − 0.5, edges clamped). f = 1 returns `img`.
+ * @param f a positive integer dividing both sides
+ */
+export function lowpass(img: RGBImage, f: number): RGBImage {
+  if (f === 1) return img;
+  const { height: h, width: w } = img;
+  if (!Number.isInteger(f) || f < 1 || h % f !== 0 || w % f !== 0) throw new Error(`lowpass: factor ${f} must be a positive integer dividing ${h}x${w}`);
+  const bh = h / f, bw = w / f;
+  const small = new Float32Array(bh * bw * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) small[((Math.floor(y / f) * bw + Math.floor(x / f)) * 3) + c] += img.data[(y * w + x) * 3 + c];
+  for (let i = 0; i < small.length; i++) small[i] /= f * f;
+  const out = makeImage(h, w);
+  const coord = (o: number, n: number): [number, number, number] => {
+    const s = Math.min(Math.max((o + 0.5) / f - 0.5, 0), n - 1);
+    const a = Math.floor(s);
+    const b = Math.min(a + 1, n - 1);
+    return [a, b, s - a];
+  };
+  for (let y = 0; y < h; y++) {
+    const [ya, yb, ty] = coord(y, bh);
+    for (let x = 0; x < w; x++) {
+      const [xa, xb, tx] = coord(x, bw);
+      for (let c = 0; c < 3; c++) {
+        const v = (yy: number, xx: number) => small[(yy * bw + xx) * 3 + c];
+        out.data[(y * w + x) * 3 + c] = (1 - ty) * ((1 - tx) * v(ya, xa) + tx * v(ya, xb)) + ty * ((1 - tx) * v(yb, xa) + tx * v(yb, xb));
+      }
+    }
+  }
+  return out;
 }
 
 /** Draw one sample: photo, position, flip, task, degradation seed — in this order from `rng`. */
@@ -316,6 +352,8 @@ export function sampleRestore(data: RestoreData, rng: Rng): RestoreSample {
     const c = data.candidates.get(guidanceKey('train', p.entry.id, spec.name))!;
     match = selectGuidanceCrop(x, c.cands);
     g = crop(c.g, match.y0, match.x0, size, size, flip);
+    // drawn after every other draw, so that configs without it sample the batches they always did
+    if (data.guidanceLowpass) g = lowpass(g, data.guidanceLowpass[rng.int(data.guidanceLowpass.length)]);
   }
   return { x: flip ? flipLR(x) : x, y: flip ? flipLR(y) : y, g, task: spec.name, photo: p.entry.id, match };
 }

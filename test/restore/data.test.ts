@@ -10,7 +10,7 @@ import { makeImage, RGBImage } from '../../lib/data/image';
 import { crop, LoadedPhoto } from '../../lib/data/patches';
 import { degradeWithSpec, ALL_IN_ONE_TASKS } from '../../lib/data/degrade';
 import { Rng } from '../../lib/util/rng';
-import { guidanceCandidates, selectGuidanceCrop, patchFeature, taskSpecs, buildGuidanceCache, makeRestoreData, sampleRestore, restoreBatch } from '../../lib/restore/data';
+import { guidanceCandidates, selectGuidanceCrop, patchFeature, taskSpecs, buildGuidanceCache, makeRestoreData, sampleRestore, restoreBatch, lowpass } from '../../lib/restore/data';
 import { cleanOracleGuidance, noGuidance, guidanceKey, CLEAN_ORACLE_NOTE } from '../../lib/restore/source';
 
 /** A textured random image: smooth blobs + per-pixel detail, values in [0,1]. */
@@ -117,4 +117,35 @@ test('sampling: guided batch x,y,g=[4,32,32,3]; same rng → same batch; the G c
   assert.equal(plain.g, undefined);
   tf.dispose([plain.x, plain.y]);
   assert.throws(() => makeRestoreData(photos, specs, 64), /smaller than the patch 64/);
+});
+
+test('lowpass: f=1 is the identity; the mean is kept; detail finer than the block is gone; a factor not dividing the size throws', () => {
+  const img = texture(21, 32, 48);
+  assert.equal(lowpass(img, 1), img);
+  const lp = lowpass(img, 4);
+  assert.equal(lp.height, 32);
+  assert.equal(lp.width, 48);
+  const mean = (a: RGBImage) => a.data.reduce((s, v) => s + v, 0) / a.data.length;
+  assert.ok(Math.abs(mean(lp) - mean(img)) < 0.01, `mean ${mean(lp)} vs ${mean(img)}`);
+  // a one-pixel checkerboard becomes its mean
+  const board = makeImage(16, 16);
+  for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) board.data.fill((x + y) % 2, (y * 16 + x) * 3, (y * 16 + x) * 3 + 3);
+  for (const v of lowpass(board, 2).data) assert.ok(Math.abs(v - 0.5) < 1e-6);
+  // a constant stays constant
+  const flat = makeImage(16, 16, new Float32Array(16 * 16 * 3).fill(0.3));
+  for (const v of lowpass(flat, 8).data) assert.ok(Math.abs(v - 0.3) < 1e-6);
+  assert.throws(() => lowpass(img, 5), /factor 5 must be a positive integer dividing 32x48/);
+});
+
+test('guidanceLowpass: sampling low-passes the G crop; X, Y and the match are drawn as without it; a factor not dividing the patch is refused', async () => {
+  const photos = [photo('p0', texture(10, 48, 64)), photo('p1', texture(11, 56, 48))];
+  const specs = taskSpecs('all-in-one');
+  const cache = await buildGuidanceCache(photos, specs, cleanOracleGuidance(), 32, undefined, { quiet: true });
+  const plain = sampleRestore(makeRestoreData(photos, specs, 32, cache), new Rng(5));
+  const lp = sampleRestore(makeRestoreData(photos, specs, 32, cache, { guidanceLowpass: [8] }), new Rng(5));
+  assert.deepEqual(lp.x.data, plain.x.data);
+  assert.deepEqual(lp.y.data, plain.y.data);
+  assert.deepEqual(lp.match, plain.match);
+  assert.deepEqual(lp.g!.data, lowpass(plain.g!, 8).data);
+  assert.throws(() => makeRestoreData(photos, specs, 32, cache, { guidanceLowpass: [3] }), /guidanceLowpass factor 3 must be a positive integer dividing patchSize 32/);
 });
