@@ -259,6 +259,7 @@ test('multi-scale crops, task weights and a held-out validation set: patches com
   assert.ok((tasks.get('haze') ?? 0) > 2 * (tasks.get('rain') ?? 0), `haze ×3: ${JSON.stringify([...tasks])}`);
   assert.throws(() => parseRestoreConfig({ ...base, taskWeights: { fog: 1 } }, 'w.json'), /w\.json: taskWeights\.fog: 'fog' is not a task of 'all-in-one'/);
   assert.throws(() => parseRestoreConfig({ ...base, patchSize: 24, cropScales: [20] }, 's.json'), /s\.json: cropScales\.0: cropScales\[0\] = 20 must be ≥ patchSize 24/);
+  assert.throws(() => parseRestoreConfig({ ...base, guidanceLowpass: [1, 3] }, 'g.json'), /g\.json: guidanceLowpass\.1: guidanceLowpass\[1\] = 3 must divide patchSize 16/);
   const run = path.join(dir, 'val-run');
   const r = await trainRestorer(cfg, run, { quiet: true, photoLimit: 6 });
   const val = readValLog(run);
