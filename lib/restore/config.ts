@@ -69,6 +69,12 @@ export const RestoreConfigSchema = z
       ),
     photoLimit: z.number().int().positive().optional().describe('use only the first N training photos (ci: a few, so that guidance is generated for few pairs)'),
     guidanceSteps: z.number().int().positive().optional().describe("DDIM steps of the training pairs' guidance generation (default: the guidance model's own; ci: a few)"),
+    guidanceColorJitter: z
+      .strictObject({ hue: z.number().min(0).max(180), saturation: z.number().min(0).max(1), gain: z.number().min(0).max(1), gamma: z.number().min(0) })
+      .optional()
+      .describe(
+        'training only: each G crop gets one random colour transform of these ranges (lib/data/color_jitter.ts: hue rotation ± degrees, saturation and gain factors 1 ± s, γ), so that the restorer does not take G\'s colours as exact (beyond the paper; docs/experiments.md §4)',
+      ),
     guidanceLowpass: z
       .array(z.number().int().positive())
       .min(1)
@@ -117,6 +123,7 @@ interface PresetSpec {
   photoLimit?: number;
   guidanceSteps?: number;
   guidanceLowpass?: number[];
+  guidanceColorJitter?: { hue: number; saturation: number; gain: number; gamma: number };
   train: z.input<typeof BatchedTrainConfigSchema>;
   eval: RestoreConfig['eval'];
 }
@@ -139,6 +146,7 @@ export const RestorePresetFileSchema = z.strictObject({
   photoLimit: z.unknown().optional(),
   guidanceSteps: z.unknown().optional(),
   guidanceLowpass: z.unknown().optional(),
+  guidanceColorJitter: z.unknown().optional(),
   refLr: z.unknown(),
   paramFixIterations: z.unknown(),
   train: z.unknown(),
@@ -239,6 +247,7 @@ export function restorePresetFrom(name: string, p: Omit<z.input<typeof RestorePr
     ...(p.photoLimit !== undefined ? { photoLimit: p.photoLimit } : {}),
     ...(p.guidanceSteps !== undefined ? { guidanceSteps: p.guidanceSteps } : {}),
     ...(p.guidanceLowpass !== undefined ? { guidanceLowpass: p.guidanceLowpass } : {}),
+    ...(p.guidanceColorJitter !== undefined ? { guidanceColorJitter: p.guidanceColorJitter } : {}),
     train: p.train,
     eval: p.eval,
   };

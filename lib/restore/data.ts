@@ -33,6 +33,7 @@ import { LoadedPhoto, crop } from '../data/patches';
 import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, sampleTask } from '../data/degrade';
 import { loadCheckpoint, saveCheckpoint, Named } from '../util/checkpoint';
 import { Rng, hashString } from '../util/rng';
+import { colorJitter, type ColorJitterRanges } from '../data/color_jitter';
 import type { TaskSet } from './config';
 import { GuidanceSource, clampImage, guidanceKey } from './source';
 
@@ -258,10 +259,12 @@ export interface RestoreData {
   taskWeights?: number[];
   /** block-average factors a G crop is low-passed by, one drawn per sample (absent: G as generated) */
   guidanceLowpass?: number[];
+  /** ranges of a random colour transform of every G crop (absent: G's colours as generated) */
+  guidanceColorJitter?: ColorJitterRanges;
 }
 
 /** The photos (at one or more scales), task specs, task weights and (guided) guidance candidates that `sampleRestore` draws from; checks every photo fits a patch. */
-export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchSize: number, guidance?: GuidanceImages, opts: { moreScales?: LoadedPhoto[][]; taskWeights?: Record<string, number>; guidanceLowpass?: number[] } = {}): RestoreData {
+export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchSize: number, guidance?: GuidanceImages, opts: { moreScales?: LoadedPhoto[][]; taskWeights?: Record<string, number>; guidanceLowpass?: number[]; guidanceColorJitter?: ColorJitterRanges } = {}): RestoreData {
   if (photos.length === 0) throw new Error('makeRestoreData: no training photos');
   for (const p of [...photos, ...(opts.moreScales ?? []).flat()]) {
     if (p.image.height < patchSize || p.image.width < patchSize) throw new Error(`makeRestoreData: photo ${p.entry.id} ${p.image.height}x${p.image.width} is smaller than the patch ${patchSize}`);
@@ -282,7 +285,7 @@ export function makeRestoreData(photos: LoadedPhoto[], specs: TaskSpec[], patchS
       }
   }
   for (const f of opts.guidanceLowpass ?? []) if (!(Number.isInteger(f) && f > 0 && patchSize % f === 0)) throw new Error(`makeRestoreData: guidanceLowpass factor ${f} must be a positive integer dividing patchSize ${patchSize}`);
-  return { photos, specs, patchSize, candidates, moreScales: opts.moreScales?.length ? opts.moreScales : undefined, taskWeights, guidanceLowpass: opts.guidanceLowpass?.length ? opts.guidanceLowpass : undefined };
+  return { photos, specs, patchSize, candidates, moreScales: opts.moreScales?.length ? opts.moreScales : undefined, taskWeights, guidanceLowpass: opts.guidanceLowpass?.length ? opts.guidanceLowpass : undefined, guidanceColorJitter: opts.guidanceColorJitter };
 }
 
 /** Draw index i with probability w_i / Σw (one rng.random()). */
@@ -354,6 +357,7 @@ export function sampleRestore(data: RestoreData, rng: Rng): RestoreSample {
     g = crop(c.g, match.y0, match.x0, size, size, flip);
     // drawn after every other draw, so that configs without it sample the batches they always did
     if (data.guidanceLowpass) g = lowpass(g, data.guidanceLowpass[rng.int(data.guidanceLowpass.length)]);
+    if (data.guidanceColorJitter) g = colorJitter(g, rng.nextUint32(), data.guidanceColorJitter);
   }
   return { x: flip ? flipLR(x) : x, y: flip ? flipLR(y) : y, g, task: spec.name, photo: p.entry.id, match };
 }

@@ -109,7 +109,7 @@ export async function restorePhotos(cfg: RestoreConfig, photoLimit?: number): Pr
 
 /** Training data of a config from its photos (multi-scale, task weights, guidance candidates). */
 function restoreData(cfg: RestoreConfig, ph: { photos: LoadedPhoto[]; moreScales: LoadedPhoto[][] }, guidance?: GuidanceImages): RestoreData {
-  return makeRestoreData(ph.photos, taskSpecs(cfg.tasks), cfg.patchSize, guidance, { moreScales: ph.moreScales, taskWeights: cfg.taskWeights, guidanceLowpass: cfg.guidanceLowpass });
+  return makeRestoreData(ph.photos, taskSpecs(cfg.tasks), cfg.patchSize, guidance, { moreScales: ph.moreScales, taskWeights: cfg.taskWeights, guidanceLowpass: cfg.guidanceLowpass, guidanceColorJitter: cfg.guidanceColorJitter });
 }
 
 /** Worker factory (lib/train/parallel.ts): the same stage in a training worker. */

@@ -10,6 +10,7 @@ import { makeImage, RGBImage } from '../../lib/data/image';
 import { crop, LoadedPhoto } from '../../lib/data/patches';
 import { degradeWithSpec, ALL_IN_ONE_TASKS } from '../../lib/data/degrade';
 import { Rng } from '../../lib/util/rng';
+import { colorJitter } from '../../lib/data/color_jitter';
 import { guidanceCandidates, selectGuidanceCrop, patchFeature, taskSpecs, buildGuidanceCache, makeRestoreData, sampleRestore, restoreBatch, lowpass } from '../../lib/restore/data';
 import { cleanOracleGuidance, noGuidance, guidanceKey, CLEAN_ORACLE_NOTE } from '../../lib/restore/source';
 
@@ -137,7 +138,7 @@ test('lowpass: f=1 is the identity; the mean is kept; detail finer than the bloc
   assert.throws(() => lowpass(img, 5), /factor 5 must be a positive integer dividing 32x48/);
 });
 
-test('guidanceLowpass: sampling low-passes the G crop; X, Y and the match are drawn as without it; a factor not dividing the patch is refused', async () => {
+test('guidanceLowpass, guidanceColorJitter: sampling low-passes the G crop; X, Y and the match are drawn as without it; a factor not dividing the patch is refused', async () => {
   const photos = [photo('p0', texture(10, 48, 64)), photo('p1', texture(11, 56, 48))];
   const specs = taskSpecs('all-in-one');
   const cache = await buildGuidanceCache(photos, specs, cleanOracleGuidance(), 32, undefined, { quiet: true });
@@ -147,5 +148,12 @@ test('guidanceLowpass: sampling low-passes the G crop; X, Y and the match are dr
   assert.deepEqual(lp.y.data, plain.y.data);
   assert.deepEqual(lp.match, plain.match);
   assert.deepEqual(lp.g!.data, lowpass(plain.g!, 8).data);
+  const cj = { hue: 10, saturation: 0.2, gain: 0.1, gamma: 0.2 };
+  const jit = sampleRestore(makeRestoreData(photos, specs, 32, cache, { guidanceLowpass: [8], guidanceColorJitter: cj }), new Rng(5));
+  assert.deepEqual(jit.x.data, plain.x.data);
+  assert.notDeepEqual(jit.g!.data, lp.g!.data, 'the colour transform changes G');
+  const seed = new Rng(5);
+  sampleRestore(makeRestoreData(photos, specs, 32, cache, { guidanceLowpass: [8] }), seed);
+  assert.deepEqual(jit.g!.data, colorJitter(lp.g!, seed.nextUint32(), cj).data, 'G low-passed, then colour-jittered with the next draw of the sample rng');
   assert.throws(() => makeRestoreData(photos, specs, 32, cache, { guidanceLowpass: [3] }), /guidanceLowpass factor 3 must be a positive integer dividing patchSize 32/);
 });
