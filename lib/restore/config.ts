@@ -24,6 +24,7 @@ import { BackboneConfig, BackboneConfigSchema, GuidedRestorerConfigSchema } from
 import { AggregationConfigSchema } from './aggregation';
 import { BatchedTrainConfigSchema } from '../train/config';
 import { UserError, parseConfig } from '../util/errors';
+import type { ColorJitterRanges } from '../data/color_jitter';
 
 export const BACKBONE_TYPES = ['promptir', 'nafnet', 'restormer'] as const;
 export type BackboneType = (typeof BACKBONE_TYPES)[number];
@@ -73,14 +74,14 @@ export const RestoreConfigSchema = z
       .strictObject({ hue: z.number().min(0).max(180), saturation: z.number().min(0).max(1), gain: z.number().min(0).max(1), gamma: z.number().min(0) })
       .optional()
       .describe(
-        'training only: each G crop gets one random colour transform of these ranges (lib/data/color_jitter.ts: hue rotation ± degrees, saturation and gain factors 1 ± s, γ), so that the restorer does not take G\'s colours as exact (beyond the paper; docs/experiments.md §4)',
+        'training only: each G crop gets one random colour transform of these ranges (lib/data/color_jitter.ts: hue rotation ± degrees, saturation and gain factors 1 ± s, γ), so that the restorer does not take G\'s colours as exact; unguided runs: no effect (beyond the paper; docs/experiments.md §4)',
       ),
     guidanceLowpass: z
       .array(z.number().int().positive())
       .min(1)
       .optional()
       .describe(
-        'training only: each G crop is block-averaged by a factor drawn uniformly from this list (1 = as generated) and bilinearly upsampled again, so that the restorer learns from G only the coarse content it can also trust on unseen photos (beyond the paper; docs/experiments.md §4)',
+        'training only: each G crop is block-averaged by a factor drawn uniformly from this list (1 = as generated) and bilinearly upsampled again, so that the restorer learns from G only the coarse content it can also trust on unseen photos; unguided runs: no effect (beyond the paper; docs/experiments.md §4)',
       ),
     train: BatchedTrainConfigSchema.describe('run settings; batch = batch_size_per_gpu'),
     eval: z.strictObject({
@@ -123,7 +124,7 @@ interface PresetSpec {
   photoLimit?: number;
   guidanceSteps?: number;
   guidanceLowpass?: number[];
-  guidanceColorJitter?: { hue: number; saturation: number; gain: number; gamma: number };
+  guidanceColorJitter?: ColorJitterRanges;
   train: z.input<typeof BatchedTrainConfigSchema>;
   eval: RestoreConfig['eval'];
 }

@@ -25,6 +25,12 @@
  *      the haze airlight offset, so a degraded patch still finds its clean counterpart.
  * The chosen G crop gets the sample's flip (X and Y are cropped unflipped, matched, then flipped).
  * Test time passes the whole G (eval.ts).
+ *
+ * Beyond the paper (config `guidanceLowpass`, `guidanceColorJitter`; no effect on unguided runs): the G
+ * crop can be made less exact in training — block-averaged by a random factor (`lowpass`), and/or given a
+ * random colour transform (lib/data/color_jitter.ts). G of the training photos comes from models that
+ * have seen those photos and is truer than G of an unseen photo; these keep the restorer from relying on
+ * G more than G deserves at test time (docs/experiments.md §4, "Pilots: a less true G in training").
  */
 import * as tf from '@tensorflow/tfjs';
 import { RGBImage, makeImage } from '../data/image';
@@ -336,7 +342,7 @@ export function lowpass(img: RGBImage, f: number): RGBImage {
   return out;
 }
 
-/** Draw one sample: photo, position, flip, task, degradation seed — in this order from `rng`. */
+/** Draw one sample: photo, position, flip, task, degradation seed — in this order from `rng` — then (when configured) G's low-pass factor and colour-transform seed. */
 export function sampleRestore(data: RestoreData, rng: Rng): RestoreSample {
   const scales = data.moreScales ? [data.photos, ...data.moreScales] : null;
   const photos = scales ? scales[rng.int(scales.length)] : data.photos; // one rng draw only with several scales
@@ -355,7 +361,7 @@ export function sampleRestore(data: RestoreData, rng: Rng): RestoreSample {
     const c = data.candidates.get(guidanceKey('train', p.entry.id, spec.name))!;
     match = selectGuidanceCrop(x, c.cands);
     g = crop(c.g, match.y0, match.x0, size, size, flip);
-    // drawn after every other draw, so that configs without it sample the batches they always did
+    // drawn after every other draw, so that configs without them sample the batches they always did
     if (data.guidanceLowpass) g = lowpass(g, data.guidanceLowpass[rng.int(data.guidanceLowpass.length)]);
     if (data.guidanceColorJitter) g = colorJitter(g, rng.nextUint32(), data.guidanceColorJitter);
   }
