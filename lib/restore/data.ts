@@ -40,6 +40,7 @@ import { ALL_IN_ONE_TASKS, TaskSpec, degradeWithSpec, sampleTask } from '../data
 import { loadCheckpoint, saveCheckpoint, Named } from '../util/checkpoint';
 import { Rng, hashString } from '../util/rng';
 import { colorJitter, type ColorJitterRanges } from '../data/color_jitter';
+import { areaResize } from './tiled';
 import type { TaskSet } from './config';
 import { GuidanceSource, clampImage, guidanceKey } from './source';
 
@@ -319,9 +320,7 @@ export function lowpass(img: RGBImage, f: number): RGBImage {
   const { height: h, width: w } = img;
   if (!Number.isInteger(f) || f < 1 || h % f !== 0 || w % f !== 0) throw new Error(`lowpass: factor ${f} must be a positive integer dividing ${h}x${w}`);
   const bh = h / f, bw = w / f;
-  const small = new Float32Array(bh * bw * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) small[((Math.floor(y / f) * bw + Math.floor(x / f)) * 3) + c] += img.data[(y * w + x) * 3 + c];
-  for (let i = 0; i < small.length; i++) small[i] /= f * f;
+  const small = areaResize(img, bh, bw).data; // f divides both sides: each pixel the mean of one f×f block
   const out = makeImage(h, w);
   const coord = (o: number, n: number): [number, number, number] => {
     const s = Math.min(Math.max((o + 0.5) / f - 0.5, 0), n - 1);
