@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { BatchedTrainConfigSchema } from '../train/config';
 import { MapperConfigSchema, MlpSchema, EncoderSchema } from '../models/word_mapper';
 export { MapperConfigSchema, type MapperConfig } from '../models/word_mapper';
-import { TaskWeightsSchema } from '../t2i/presets';
+import { CropScaleSchema, TaskWeightsSchema } from '../t2i/presets';
 import { shippedCheckpoint, t2iCheckpoint } from '../util/paths';
 import { UserError, parseConfig } from '../util/errors';
 import { colorJitterCopiesSchema } from '../data/color_jitter';
@@ -55,7 +55,14 @@ export const GuidanceConfigSchema = z
       ),
     clean: CleanConfigSchema,
     data: z.strictObject({
-      cropsPerPhoto: posInt.describe('random crops (the T2I imageSize) per training photo'),
+      cropsPerPhoto: posInt.describe('random crops (the T2I imageSize) per training photo, from the photo at the T2I photoShortSide (see cropScales)'),
+      cropScales: z
+        .array(CropScaleSchema)
+        .min(1)
+        .optional()
+        .describe(
+          "crops from the photo at several short sides (absent: cropsPerPhoto crops at the T2I's photoShortSide): parts of scenes as well as whole scenes, so that M_clean meets more distinct content than the 38 training photos' whole views (the paper: crops of a large corpus)",
+        ),
       degradedPerCrop: z.number().int().min(1).describe('degraded versions per crop, the tasks in turn (noise, rain, haze, motion, defocus), random strength'),
       taskWeights: TaskWeightsSchema.describe('relative share of each task among the degraded crops (task t w_t times in the turn; default one each)'),
       maxPhotos: posInt.optional().describe('use only the first photos of the training split (tests)'),

@@ -87,27 +87,36 @@ export const FEATURE_CACHE_FILE = 'features.tdrc';
 
 /** The training crops (clean + degraded, deterministic from cfg.data.seed) as images. */
 export async function guidanceCrops(cfg: GuidanceConfig, t2i: TextToImage): Promise<Array<{ item: FeatureCacheItem; image: import('../data/image').RGBImage }>> {
-  const photos = await loadPhotos('train', t2i.cfg.photoShortSide, cfg.data.maxPhotos);
   const rng = new Rng(cfg.data.seed * 7919 + 5);
   const out: Array<{ item: FeatureCacheItem; image: import('../data/image').RGBImage }> = [];
   let k = 0;
   const turn = taskTurn(cfg.data.taskWeights);
-  for (const p of photos) {
-    for (let c = 0; c < cfg.data.cropsPerPhoto; c++) {
-      const crop = randomCrop(p.image, t2i.cfg.imageSize, rng);
-      for (let j = 0; j <= cfg.data.colorJitter; j++) {
-        const jitter = j === 0 ? undefined : rng.nextUint32(); // copy 0 is the crop itself (no draw: configs without jitter keep their crops)
-        const img = jitter === undefined ? crop : colorJitter(crop, jitter);
-        const cleanIdx = out.length;
-        out.push({ item: { photoId: p.entry.id, crop: c, task: 'clean', seed: 0, clean: cleanIdx, ...(jitter !== undefined ? { jitter } : {}) }, image: img });
-        for (let d = 0; d < cfg.data.degradedPerCrop; d++) {
-          const task = turn[k++ % turn.length];
-          const seed = rng.nextUint32();
-          const r = degrade(img, { task, seed } as DegradeOptions);
-          out.push({ item: { photoId: p.entry.id, crop: c, task, seed, clean: cleanIdx, ...(jitter !== undefined ? { jitter } : {}) }, image: clip01(r.image) });
+  // without data.cropScales: cropsPerPhoto crops at photoShortSide, the same draws as before the option existed
+  const scales = cfg.data.cropScales ?? [{ shortSide: t2i.cfg.photoShortSide, crops: cfg.data.cropsPerPhoto }];
+  scales.forEach((sc, i) => {
+    if (sc.shortSide < t2i.cfg.imageSize) throw new UserError(`guidance config: data.cropScales[${i}].shortSide ${sc.shortSide} must be ≥ the text-to-image model's imageSize ${t2i.cfg.imageSize}`);
+  });
+  let first = 0; // the scale's first crop number: crop numbers stay unique per photo across scales
+  for (const sc of scales) {
+    const photos = await loadPhotos('train', sc.shortSide, cfg.data.maxPhotos);
+    for (const p of photos) {
+      for (let c = first; c < first + sc.crops; c++) {
+        const crop = randomCrop(p.image, t2i.cfg.imageSize, rng);
+        for (let j = 0; j <= cfg.data.colorJitter; j++) {
+          const jitter = j === 0 ? undefined : rng.nextUint32(); // copy 0 is the crop itself (no draw: configs without jitter keep their crops)
+          const img = jitter === undefined ? crop : colorJitter(crop, jitter);
+          const cleanIdx = out.length;
+          out.push({ item: { photoId: p.entry.id, crop: c, task: 'clean', seed: 0, clean: cleanIdx, ...(jitter !== undefined ? { jitter } : {}) }, image: img });
+          for (let d = 0; d < cfg.data.degradedPerCrop; d++) {
+            const task = turn[k++ % turn.length];
+            const seed = rng.nextUint32();
+            const r = degrade(img, { task, seed } as DegradeOptions);
+            out.push({ item: { photoId: p.entry.id, crop: c, task, seed, clean: cleanIdx, ...(jitter !== undefined ? { jitter } : {}) }, image: clip01(r.image) });
+          }
         }
       }
     }
+    first += sc.crops;
   }
   return out;
 }
