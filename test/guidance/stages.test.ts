@@ -65,6 +65,25 @@ test('guidance training crops: data.colorJitter adds colour-jittered copies, eac
   t2i.dispose();
 });
 
+test('guidance training crops: data.cropScales takes crops from the photos at several short sides; one scale at photoShortSide is the cache of before', async () => {
+  const t2i = tinyT2I();
+  const base = tinyGuidanceConfig();
+  const short = t2i.cfg.photoShortSide;
+  const data = { ...base.data, cropsPerPhoto: 2, degradedPerCrop: 1 };
+  const plain = await guidanceCrops(parseGuidanceConfig({ ...base, data }, 'p.json'), t2i);
+  const one = await guidanceCrops(parseGuidanceConfig({ ...base, data: { ...data, cropScales: [{ shortSide: short, crops: 2 }] } }, 'o.json'), t2i);
+  assert.deepEqual(one.map((c) => c.item), plain.map((c) => c.item));
+  assert.deepEqual(Array.from(one[3].image.data), Array.from(plain[3].image.data));
+  const two = await guidanceCrops(parseGuidanceConfig({ ...base, data: { ...data, cropScales: [{ shortSide: short, crops: 2 }, { shortSide: 2 * short, crops: 1 }] } }, 't.json'), t2i);
+  assert.equal(two.length, 2 * (2 + 1) * 2, '2 photos × 3 crops × (clean + 1 degraded)');
+  assert.deepEqual(two.slice(0, plain.length).map((c) => c.item), plain.map((c) => c.item), 'the first scale draws as before');
+  for (const id of new Set(two.map((c) => c.item.photoId))) {
+    assert.deepEqual([...new Set(two.filter((c) => c.item.photoId === id && c.item.task === 'clean').map((c) => c.item.crop))], [0, 1, 2], 'crop numbers stay unique per photo across scales');
+  }
+  await assert.rejects(guidanceCrops(parseGuidanceConfig({ ...base, data: { ...data, cropScales: [{ shortSide: short, crops: 1 }, { shortSide: t2i.cfg.imageSize - 1, crops: 1 }] } }, 's.json'), t2i), new RegExp(`data\\.cropScales\\[1\\]\\.shortSide ${t2i.cfg.imageSize - 1} must be ≥ the text-to-image model's imageSize ${t2i.cfg.imageSize}`));
+  t2i.dispose();
+});
+
 test('feature cache: clean + degraded crops of 2 photos, τi block10 features pooled 7×7, latents; deterministic and reused', async () => {
   const t2i = tinyT2I();
   const cfg = tinyGuidanceConfig();
