@@ -70,6 +70,8 @@ export interface GuidanceEffectRow {
   thumb4Raw: number;
   thumb4Restored: number;
   thumb4CleanGuidance: number;
+  /** the same 4×4 PSNR of the degraded input X itself: G(E'_txt(X)) below it shows the scene less truly than X does */
+  thumb4Input: number;
   /**
    * with a text-to-image model that has a layout map: the same 4×4 PSNR of the words' layout map decoded
    * alone (layoutMapImages: where G starts, no diffusion) of E_txt(X), E'_txt(X) and E_txt(Y) — what the
@@ -91,7 +93,7 @@ export interface GuidanceEffect {
   /** the same by 16×16 thumbnail PSNR, also for the clean photo's guidance G(E_txt(Y)) (one per photo) */
   thumbnail: { photos: number; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number }; cleanGuidance: { top1: number; meanRank: number }; byTask: Array<{ task: Task; raw: { top1: number; meanRank: number }; restored: { top1: number; meanRank: number } }> };
   /** mean over rows of the 4×4 thumbnail PSNR to the clean crop (GuidanceEffectRow.thumb4*), per task too */
-  thumb4: { raw: number; restored: number; cleanGuidance: number; byTask: Array<{ task: Task; raw: number; restored: number }> };
+  thumb4: { raw: number; restored: number; cleanGuidance: number; input: number; byTask: Array<{ task: Task; raw: number; restored: number; input: number }>; restoredBelowInput: number };
   /** the same for the words' layout maps (GuidanceEffectRow.map4*), when the text-to-image model has one */
   map4?: { raw: number; restored: number; cleanGuidance: number; byTask: Array<{ task: Task; raw: number; restored: number }> };
 }
@@ -171,6 +173,7 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
       thumb4Raw: thumb4(raw, pi),
       thumb4Restored: thumb4(restored, pi),
       thumb4CleanGuidance: thumb4(gy, pi),
+      thumb4Input: thumb4(x, pi),
       ...(maps ? { map4Raw: thumb4(maps.x[k].raw, pi), map4Restored: thumb4(maps.x[k].clean, pi), map4CleanGuidance: thumb4(maps.y[pi], pi) } : {}),
     });
   }
@@ -185,7 +188,7 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     return { task, raw: content('thumbRankRaw', of), restored: content('thumbRankRestored', of) };
   });
   const cg = summariseRanks(cleanGuidanceRanks.map((rank) => ({ rank })));
-  type Key4 = 'thumb4Raw' | 'thumb4Restored' | 'thumb4CleanGuidance' | 'map4Raw' | 'map4Restored' | 'map4CleanGuidance';
+  type Key4 = 'thumb4Raw' | 'thumb4Restored' | 'thumb4CleanGuidance' | 'thumb4Input' | 'map4Raw' | 'map4Restored' | 'map4CleanGuidance';
   const mean4 = (key: Key4, of = rows) => of.reduce((a, r) => a + finitePsnr(r[key] ?? NaN), 0) / of.length;
   // one G(E_txt(Y)) per photo (every task's row repeats it)
   const summary4 = (raw: Key4, restored: Key4, clean: Key4) => ({
@@ -200,7 +203,15 @@ export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextT
     taskAccuracy: { raw: nearestCentroidAccuracy(rows, 'featRaw'), restored: nearestCentroidAccuracy(rows, 'featRestored') },
     content: { photos: photos.length, raw: content('rankRaw'), restored: content('rankRestored') },
     thumbnail: { photos: photos.length, raw: content('thumbRankRaw'), restored: content('thumbRankRestored'), cleanGuidance: { top1: cg.top1, meanRank: cg.meanRank }, byTask },
-    thumb4: summary4('thumb4Raw', 'thumb4Restored', 'thumb4CleanGuidance'),
+    thumb4: (() => {
+      const t = summary4('thumb4Raw', 'thumb4Restored', 'thumb4CleanGuidance');
+      return {
+        ...t,
+        input: mean4('thumb4Input'),
+        byTask: t.byTask.map((b) => ({ ...b, input: mean4('thumb4Input', rows.filter((r) => r.task === b.task)) })),
+        restoredBelowInput: rows.filter((r) => r.thumb4Restored < r.thumb4Input).length / rows.length, // share of rows where G(E'_txt(X)) shows the scene less truly than X
+      };
+    })(),
     ...(maps ? { map4: summary4('map4Raw', 'map4Restored', 'map4CleanGuidance') } : {}),
   };
 }

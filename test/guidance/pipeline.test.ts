@@ -259,6 +259,11 @@ test('guidanceDegradationEffect: rows per (photo, task), ratios and task accurac
   assert.ok(Math.abs(r.thumb4.restored - avg(r.rows.map((x) => x.thumb4Restored))) < 1e-9);
   assert.ok(Math.abs(r.thumb4.byTask[1].raw - avg(r.rows.filter((x) => x.task === 'haze').map((x) => x.thumb4Raw))) < 1e-9);
   assert.ok(Math.abs(r.thumb4.cleanGuidance - avg(r.rows.filter((x) => x.task === 'noise').map((x) => x.thumb4CleanGuidance))) < 1e-9);
+  // the degraded input's own 4×4 PSNR: noise averages out in 32×32-px blocks, haze shifts the colours
+  const inputs = (t: string) => r.rows.filter((x) => x.task === t).map((x) => x.thumb4Input);
+  assert.ok(Math.min(...inputs('noise')) > Math.max(...inputs('haze')) + 10, `noise X ${inputs('noise')} vs haze X ${inputs('haze')}`);
+  assert.ok(Math.abs(r.thumb4.byTask[1].input - avg(inputs('haze'))) < 1e-9 && Math.abs(r.thumb4.input - avg(r.rows.map((x) => x.thumb4Input))) < 1e-9);
+  assert.equal(r.thumb4.restoredBelowInput, r.rows.filter((x) => x.thumb4Restored < x.thumb4Input).length / r.rows.length);
   // no layout map in this text-to-image model: no map rows
   assert.equal(r.map4, undefined);
   assert.ok(r.rows.every((x) => x.map4Raw === undefined));
