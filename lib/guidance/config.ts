@@ -55,7 +55,7 @@ export const GuidanceConfigSchema = z
       ),
     clean: CleanConfigSchema,
     data: z.strictObject({
-      cropsPerPhoto: posInt.describe('random crops (the T2I imageSize) per training photo, from the photo at the T2I photoShortSide (see cropScales)'),
+      cropsPerPhoto: posInt.describe('random crops (the T2I imageSize) per training photo, from the photo at the T2I photoShortSide; not used when cropScales is given'),
       cropScales: z
         .array(CropScaleSchema)
         .min(1)
