@@ -5,8 +5,8 @@
  *
  * 1. feature cache (`featureCache`, shared with stage 2): for every training photo `cropsPerPhoto`
  *    random crops at the T2I's imageSize from the photo at its photoShortSide (or, with `data.cropScales`,
- *    so many crops from the photo at each listed short side), and `colorJitter` colour-jittered copies of each, each a
- *    crop of its own); each crop clean and `degradedPerCrop` times degraded (the
+ *    so many crops from the photo at each listed short side), and `colorJitter` colour-jittered copies of
+ *    each (each a crop of its own); each crop clean and `degradedPerCrop` times degraded (the
  *    five families in turn, random strength, seeded); per crop τi features (global + pooled tokens)
  *    and the scaled latents z = E(X)·scale, computed once (everything they come from is frozen).
  * 2. batches: uniform over all cached crops; Eq. (1)'s t and ε are drawn in getBatch, so a batch can
