@@ -26,6 +26,7 @@ import { train, Stage, TrainResult, loadWeights, CHECKPOINT_FILE, LogRecord } fr
 import { saveCheckpoint, loadCheckpoint, CheckpointError } from '../util/checkpoint';
 import { loadPhotos, randomCrop, toBatch } from '../data/patches';
 import { degrade, taskTurn, Task, DegradeOptions } from '../data/degrade';
+import { cropScalesOf } from '../t2i/presets';
 import { clip01 } from '../data/image';
 import { colorJitter } from '../data/color_jitter';
 import { Rng } from '../util/rng';
@@ -93,7 +94,7 @@ export async function guidanceCrops(cfg: GuidanceConfig, t2i: TextToImage): Prom
   let k = 0;
   const turn = taskTurn(cfg.data.taskWeights);
   // without data.cropScales: cropsPerPhoto crops at photoShortSide, the same draws as before the option existed
-  const scales = cfg.data.cropScales ?? [{ shortSide: t2i.cfg.photoShortSide, crops: cfg.data.cropsPerPhoto }];
+  const scales = cropScalesOf({ cropScales: cfg.data.cropScales, photoShortSide: t2i.cfg.photoShortSide, cropsPerPhoto: cfg.data.cropsPerPhoto });
   scales.forEach((sc, i) => {
     if (sc.shortSide < t2i.cfg.imageSize) throw new UserError(`guidance config: data.cropScales[${i}].shortSide ${sc.shortSide} must be ≥ the text-to-image model's imageSize ${t2i.cfg.imageSize}`);
   });
