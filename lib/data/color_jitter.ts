@@ -23,6 +23,14 @@ export interface ColorJitterRanges {
   gamma: number;
 }
 
+/** Config field holding ColorJitterRanges (e.g. the restorer's `guidanceColorJitter`). */
+export const ColorJitterRangesSchema: z.ZodType<ColorJitterRanges> = z.strictObject({
+  hue: z.number().min(0).max(180),
+  saturation: z.number().min(0).max(1),
+  gain: z.number().min(0).max(1),
+  gamma: z.number().min(0),
+});
+
 /**
  * Config field: how many colour-jittered copies of each clean crop to add (0: none). One schema for
  * the T2I's `words.colorJitter` and the guidance stages' `data.colorJitter`; `use` says what the copies

@@ -24,7 +24,7 @@ import { BackboneConfig, BackboneConfigSchema, GuidedRestorerConfigSchema } from
 import { AggregationConfigSchema } from './aggregation';
 import { BatchedTrainConfigSchema } from '../train/config';
 import { UserError, parseConfig } from '../util/errors';
-import type { ColorJitterRanges } from '../data/color_jitter';
+import { ColorJitterRangesSchema, type ColorJitterRanges } from '../data/color_jitter';
 
 export const BACKBONE_TYPES = ['promptir', 'nafnet', 'restormer'] as const;
 export type BackboneType = (typeof BACKBONE_TYPES)[number];
@@ -70,9 +70,7 @@ export const RestoreConfigSchema = z
       ),
     photoLimit: z.number().int().positive().optional().describe('use only the first N training photos (ci: a few, so that guidance is generated for few pairs)'),
     guidanceSteps: z.number().int().positive().optional().describe("DDIM steps of the training pairs' guidance generation (default: the guidance model's own; ci: a few)"),
-    guidanceColorJitter: z
-      .strictObject({ hue: z.number().min(0).max(180), saturation: z.number().min(0).max(1), gain: z.number().min(0).max(1), gamma: z.number().min(0) })
-      .optional()
+    guidanceColorJitter: ColorJitterRangesSchema.optional()
       .describe(
         'training only: each G crop gets one random colour transform of these ranges (lib/data/color_jitter.ts: hue rotation ± degrees, saturation and gain factors 1 ± s, γ), so that the restorer does not take G\'s colours as exact; unguided runs: no effect (beyond the paper; docs/experiments.md §4)',
       ),

@@ -107,8 +107,11 @@ export async function restorePhotos(cfg: RestoreConfig, photoLimit?: number): Pr
   return { photos: all.slice(0, keep), moreScales, holdout: all.slice(keep) };
 }
 
-/** Training data of a config from its photos (multi-scale, task weights, guidance candidates). */
-function restoreData(cfg: RestoreConfig, ph: { photos: LoadedPhoto[]; moreScales: LoadedPhoto[][] }, guidance?: GuidanceImages): RestoreData {
+/**
+ * Training data of a config from its photos (multi-scale, task weights, guidance candidates, and the
+ * G augmentations `guidanceLowpass` / `guidanceColorJitter`). Exported for the test of this hand-off.
+ */
+export function restoreData(cfg: RestoreConfig, ph: { photos: LoadedPhoto[]; moreScales: LoadedPhoto[][] }, guidance?: GuidanceImages): RestoreData {
   return makeRestoreData(ph.photos, taskSpecs(cfg.tasks), cfg.patchSize, guidance, { moreScales: ph.moreScales, taskWeights: cfg.taskWeights, guidanceLowpass: cfg.guidanceLowpass, guidanceColorJitter: cfg.guidanceColorJitter });
 }
 

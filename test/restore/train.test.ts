@@ -239,7 +239,7 @@ test('loadRestorer refuses another backbone, another guidance setting, and anoth
 
 test('multi-scale crops, task weights and a held-out validation set: patches come from every scale, a task weighted 0 never appears, validation PSNR is logged and the best checkpoint is shipped', async () => {
   const { parseRestoreConfig } = await import('../../lib/restore/config');
-  const { restorePhotos } = await import('../../lib/restore/train');
+  const { restorePhotos, restoreData } = await import('../../lib/restore/train');
   const { sampleRestore } = await import('../../lib/restore/data');
   const { readValLog, BEST_FILE } = await import('../../lib/train/loop');
   const { Rng } = await import('../../lib/util/rng');
@@ -248,7 +248,13 @@ test('multi-scale crops, task weights and a held-out validation set: patches com
   const ph = await restorePhotos(cfg, 6);
   assert.deepEqual([ph.photos.length, ph.holdout.length, ph.moreScales.length], [4, 2, 1]);
   assert.ok(!ph.photos.some((p) => ph.holdout.some((h) => h.entry.id === p.entry.id)), 'held-out photos are not trained on');
-  const data = makeRestoreData(ph.photos, taskSpecs(cfg.tasks), cfg.patchSize, undefined, { moreScales: ph.moreScales, taskWeights: cfg.taskWeights });
+  const data = restoreData(cfg, ph);
+  assert.deepEqual([data.moreScales?.length, data.taskWeights, data.guidanceLowpass, data.guidanceColorJitter], [1, taskSpecs(cfg.tasks).map((t) => cfg.taskWeights?.[t.name] ?? 1), undefined, undefined]);
+  // the config's G augmentations reach the sampler (guided configs only draw them; here: handed over as given)
+  const cj = { hue: 10, saturation: 0.2, gain: 0.1, gamma: 0.2 };
+  const aug = restoreData(parseRestoreConfig({ ...base, guidanceLowpass: [1, 2], guidanceColorJitter: cj }, 'aug.json'), ph);
+  assert.deepEqual([aug.guidanceLowpass, aug.guidanceColorJitter], [[1, 2], cj]);
+  assert.throws(() => parseRestoreConfig({ ...base, guidanceColorJitter: { ...cj, hue: 200 } }, 'cj.json'), /cj\.json: guidanceColorJitter\.hue/);
   const rng = new Rng(5);
   const tasks = new Map<string, number>();
   for (let i = 0; i < 200; i++) {
