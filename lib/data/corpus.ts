@@ -27,6 +27,8 @@ export class CorpusError extends UserError {
 
 export const SPLITS = ['train', 'val', 'smoke'] as const;
 export type Split = (typeof SPLITS)[number];
+/** The splits of real photographs: training photos and validation photos (unseen by every stage). */
+export type PhotoSplit = Exclude<Split, 'smoke'>;
 export type ManifestKind = 'corpus' | 'smoke';
 
 export const MANIFEST_VERSION = 1;

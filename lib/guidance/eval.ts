@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { TextToImage } from '../t2i/model';
 import { unitGlobalFeatures } from '../models/image_encoder';
 import { loadPhotos, centerCrop } from '../data/patches';
+import type { PhotoSplit } from '../data/corpus';
 import { degrade, Task, DegradeOptions, TASKS } from '../data/degrade';
 import { clip01, RGBImage } from '../data/image';
 import { darkChannel, highFrequencyEnergy } from '../metrics/stats';
@@ -104,7 +105,7 @@ export interface GuidanceEffect {
  *   truer G is where the models have seen the scene, i.e. what a restorer trained on those photos learns to expect)
  * @param opts.noiseSigma σ of the noise task (default 25)
  */
-export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextToImage, opts: GuidanceOptions & { tasks?: readonly Task[]; limit?: number; split?: 'train' | 'val'; noiseSigma?: number; onImage?: (i: number, n: number) => void } = {}): Promise<GuidanceEffect> {
+export async function guidanceDegradationEffect(model: GuidanceModel, t2i: TextToImage, opts: GuidanceOptions & { tasks?: readonly Task[]; limit?: number; split?: PhotoSplit; noiseSigma?: number; onImage?: (i: number, n: number) => void } = {}): Promise<GuidanceEffect> {
   const tasks = opts.tasks ?? GUIDANCE_EFFECT_TASKS;
   const photos = await loadPhotos(opts.split ?? 'val', t2i.cfg.photoShortSide, opts.limit);
   const rows: GuidanceEffectRow[] = [];

@@ -12,6 +12,7 @@ import { RGBImage } from '../data/image';
 import { darkChannel, highFrequencyEnergy, meanSquaredDistance, meanStd, ridgeFit } from '../metrics/stats';
 import { cacheCrops, CacheItem } from './train';
 import { toBatch, fromBatch } from '../data/patches';
+import type { PhotoSplit } from '../data/corpus';
 import { cellColours, featureTokens } from '../models/word_mapper';
 import { Linear } from '../models/nn';
 
@@ -285,7 +286,7 @@ export function layoutImages(model: TextToImage, ctx: tf.Tensor3D, kv?: { k: Lin
 
 /** How faithfully the words' layout map shows a set of crops (`layoutFidelity`). */
 export interface LayoutFidelitySplit {
-  split: 'val' | 'train';
+  split: PhotoSplit;
   photos: number;
   /** mean area-thumbnail PSNR (dB) to the crop of its words' layout map decoded alone, at 4×4 and 8×8 */
   map4: number;
