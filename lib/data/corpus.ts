@@ -27,8 +27,9 @@ export class CorpusError extends UserError {
 
 export const SPLITS = ['train', 'val', 'smoke'] as const;
 export type Split = (typeof SPLITS)[number];
-/** The splits of real photographs: training photos and validation photos (unseen by every stage). */
-export type PhotoSplit = Exclude<Split, 'smoke'>;
+/** The splits of real photographs: validation photos (unseen by every stage) and training photos. */
+export const PHOTO_SPLITS = ['val', 'train'] as const satisfies readonly Split[];
+export type PhotoSplit = (typeof PHOTO_SPLITS)[number];
 export type ManifestKind = 'corpus' | 'smoke';
 
 export const MANIFEST_VERSION = 1;

@@ -12,6 +12,7 @@ import { wordsGuidanceCheckpoint } from '../../guidance/config';
 import { loadGuidancePair } from '../../guidance/pipeline';
 import { guidanceDegradationEffect, summariseGuidanceEffect, wordDistances, GUIDANCE_EFFECT_TASKS } from '../../guidance/eval';
 import { loadPhotos, centerCrop } from '../../data/patches';
+import { PHOTO_SPLITS } from '../../data/corpus';
 import { TASKS, Task } from '../../data/degrade';
 import { Progress } from '../../train/progress';
 import { markdownTable } from '../../viz/table';
@@ -50,7 +51,7 @@ const Options = z.strictObject({
   checkpoint: z.string().optional(),
   t2i: z.string().optional(),
   photos: z.coerce.number().int().min(2).optional(),
-  split: z.enum(['val', 'train']).default('val'),
+  split: z.enum(PHOTO_SPLITS).default('val'),
   tasks: z
     .string()
     .transform((s) => s.split(',').map((t) => t.trim()))
