@@ -47,23 +47,23 @@ export function restoreCheckpoint(backbone: string, guided: boolean, source = 't
 
 /** The preset (config file) of the shipped restorer pair: data/configs/restore-demo-wide.json. */
 export const SHIPPED_RESTORE_PRESET = 'demo-wide';
-/** The step of that config's schedule the shipped pair was taken at (`tdr train restore --stop-at`; docs/experiments.md §4). */
-export const SHIPPED_RESTORE_STOP_AT = 9500;
 /**
- * The shipped pair was trained in two legs: to this step (`--stop-at`), then on from that model
- * (`--init-from`, fresh optimizer moments) to SHIPPED_RESTORE_STOP_AT, because the first leg's run
- * folders were lost (docs/experiments.md §4). Undefined: one leg.
+ * The legs each restorer of the shipped pair was trained in: the step each leg stopped at (`--stop-at`),
+ * every leg after the first starting from the model of the one before (`--init-from`, fresh optimizer
+ * moments); each ships its best validation checkpoint up to its last step, 9500 of the 10 000-step schedule.
+ * Both in two legs, because the first legs' run folders were lost (docs/experiments.md §4); a restorer
+ * retrained in one run has one leg (test/data/shipped.test.ts checks these against the legs each shipped
+ * model records).
  */
-export const SHIPPED_RESTORE_WARM_START_AT: number | undefined = 4000;
+export const SHIPPED_RESTORE_LEGS: { readonly guided: readonly number[]; readonly plain: readonly number[] } = { guided: [4000, 9500], plain: [4000, 9500] };
 
 /**
- * The command that rebuilds a shipped restorer of the pair (`out`), with its legs (see SHIPPED_RESTORE_WARM_START_AT).
+ * The command that rebuilds a shipped restorer of the pair (`out`), with its legs (SHIPPED_RESTORE_LEGS).
  * @param guidance the guidance model of the guided one (undefined: the unguided one)
  */
 export function shippedRestoreRebuild(backbone: string, guidance: string | undefined, out: string): string {
   const base = `npx tdr train restore --backbone ${backbone} --config data/configs/restore-${SHIPPED_RESTORE_PRESET}.json ${guidance ? `--guidance-checkpoint ${guidance}` : '--no-guidance'}`;
-  const last = `${base}${SHIPPED_RESTORE_WARM_START_AT !== undefined ? ` --init-from ${out}` : ''} --stop-at ${SHIPPED_RESTORE_STOP_AT} --out ${out}`;
-  return SHIPPED_RESTORE_WARM_START_AT !== undefined ? `${base} --stop-at ${SHIPPED_RESTORE_WARM_START_AT} --out ${out} && ${last}` : last;
+  return SHIPPED_RESTORE_LEGS[guidance ? 'guided' : 'plain'].map((stopAt, i) => `${base}${i > 0 ? ` --init-from ${out}` : ''} --stop-at ${stopAt} --out ${out}`).join(' && ');
 }
 
 export interface MethodOptions {

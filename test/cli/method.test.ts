@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { readCheckpointMeta } from '../../lib/util/checkpoint';
 import { initBackend } from '../../lib/backend';
 import { loadRestorer, saveRestorer } from '../../lib/restore/train';
-import { methodCheckpoints, shippedRestoreRebuild, SHIPPED_RESTORE_STOP_AT, SHIPPED_RESTORE_WARM_START_AT } from '../../lib/jobs/method';
+import { methodCheckpoints, shippedRestoreRebuild, SHIPPED_RESTORE_LEGS } from '../../lib/jobs/method';
 import { projectRoot } from '../../lib/util/fsx';
 import { tmpDir } from '../helpers/fixtures';
 
@@ -164,11 +164,13 @@ test('tdr report with a missing restorer checkpoint: part 2 is skipped, naming t
   // the shipped pair's rebuild command, with this guidance model and this output
   const build = shippedRestoreRebuild('promptir', guidance, missing);
   assert.ok(r.stdout.includes(`restore-guided.tdrc is missing (build it: ${build})`), r.stdout);
-  // its legs: to the warm-start step, then on from that model to the shipped step (or one leg)
+  // its legs: each to its step, every one after the first on from the model of the one before
   const legs = build.split(' && ');
-  assert.equal(legs.length, SHIPPED_RESTORE_WARM_START_AT === undefined ? 1 : 2, build);
-  for (const leg of legs) assert.ok(leg.startsWith(`npx tdr train restore --backbone promptir --config data/configs/restore-demo-wide.json --guidance-checkpoint ${guidance} `) && leg.endsWith(` --out ${missing}`), leg);
-  assert.ok(legs[legs.length - 1].includes(`${legs.length > 1 ? ` --init-from ${missing}` : ''} --stop-at ${SHIPPED_RESTORE_STOP_AT} `), build);
+  assert.equal(legs.length, SHIPPED_RESTORE_LEGS.guided.length, build);
+  legs.forEach((leg, i) => {
+    assert.ok(leg.startsWith(`npx tdr train restore --backbone promptir --config data/configs/restore-demo-wide.json --guidance-checkpoint ${guidance} `) && leg.endsWith(` --out ${missing}`), leg);
+    assert.ok(leg.includes(`${i > 0 ? ` --init-from ${missing}` : ''} --stop-at ${SHIPPED_RESTORE_LEGS.guided[i]} `), leg);
+  });
   assert.match(fs.readFileSync(html, 'utf8'), /Skipped: a checkpoint is missing/);
 });
 

@@ -124,13 +124,30 @@ test('every shipped guided restorer that records its guidance model was trained 
   assert.ok(recorded > 0 || !files.includes(wide));
 });
 
-test('the default models of the commands and notebooks are shipped (tdr guide and guide-check: the words guidance; Table 9 and old restorers: guidance-demo)', async () => {
+test('the rebuild command named for a missing restorer of the shipped pair has the legs the shipped model records (--stop-at of each, --init-from)', async () => {
+  const { shippedRestoreRebuild, restoreCheckpoint } = await import('../../lib/jobs/method');
+  const legs = (cmd: string) => cmd.split(' && ').map((leg) => ({ stopAt: /--stop-at (\d+)/.exec(leg)?.[1], warm: / --init-from /.test(leg) }));
+  for (const guided of [false, true]) {
+    const file = restoreCheckpoint('promptir', guided);
+    const meta = readCheckpointMeta(file);
+    const g = meta.guidanceModel as { file?: string } | null;
+    assert.equal(g == null, !guided, `${file}: ${guided ? 'records no' : 'records a'} guidance model`);
+    const named = shippedRestoreRebuild('promptir', g?.file, path.relative(root, file).split(path.sep).join('/'));
+    assert.deepEqual(legs(named), legs(String(meta.rebuild)), `${file}: trained as \`${meta.rebuild}\`, but the command named for it is \`${named}\``);
+  }
+});
+
+test('the default models of the commands and notebooks are shipped (tdr guide and guide-check: the words guidance, the one the Table 1 guided restorer was trained with; Table 9 and old restorers: guidance-demo)', async () => {
   const { guidanceCheckpoint, wordsGuidanceCheckpoint } = await import('../../lib/guidance/config');
   const was = process.env.TDR_GUIDANCE_CHECKPOINT;
   delete process.env.TDR_GUIDANCE_CHECKPOINT;
   try {
     for (const f of [guidanceCheckpoint(), wordsGuidanceCheckpoint()]) assert.ok(fs.existsSync(f), `${f}: a default guidance model that is not shipped`);
     assert.notEqual(wordsGuidanceCheckpoint(), guidanceCheckpoint());
+    // the guidance of tdr guide and notebooks 03–05 is the one the shipped Table 1 guided restorer was trained with (notebooks 06–07)
+    const wide = path.join(dir, 'restore-promptir-all-in-one-guided-demo-wide.tdrc');
+    const g = readCheckpointMeta(wide).guidanceModel as { file?: string } | null;
+    assert.equal(g?.file, path.relative(root, wordsGuidanceCheckpoint()).split(path.sep).join('/'), `${wide} was trained with ${g?.file}, the words guidance default is ${wordsGuidanceCheckpoint()}`);
   } finally {
     if (was !== undefined) process.env.TDR_GUIDANCE_CHECKPOINT = was;
   }
