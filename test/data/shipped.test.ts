@@ -6,7 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { shippedCheckpoint } from '../../lib/util/paths';
+import { shippedCheckpoint, portablePath } from '../../lib/util/paths';
 import { readCheckpointMeta } from '../../lib/util/checkpoint';
 import { guidanceModelRef } from '../../lib/jobs/sources';
 import type { BackboneType } from '../../lib/restore/config';
@@ -132,7 +132,7 @@ test('the rebuild command named for a missing restorer of the shipped pair has t
     const meta = readCheckpointMeta(file);
     const g = meta.guidanceModel as { file?: string } | null;
     assert.equal(g == null, !guided, `${file}: ${guided ? 'records no' : 'records a'} guidance model`);
-    const named = shippedRestoreRebuild('promptir', g?.file, path.relative(root, file).split(path.sep).join('/'));
+    const named = shippedRestoreRebuild('promptir', g?.file, portablePath(file));
     assert.deepEqual(legs(named), legs(String(meta.rebuild)), `${file}: trained as \`${meta.rebuild}\`, but the command named for it is \`${named}\``);
   }
 });
@@ -147,7 +147,7 @@ test('the default models of the commands and notebooks are shipped (tdr guide an
     // the guidance of tdr guide and notebooks 03–05 is the one the shipped Table 1 guided restorer was trained with (notebooks 06–07)
     const wide = path.join(dir, 'restore-promptir-all-in-one-guided-demo-wide.tdrc');
     const g = readCheckpointMeta(wide).guidanceModel as { file?: string } | null;
-    assert.equal(g?.file, path.relative(root, wordsGuidanceCheckpoint()).split(path.sep).join('/'), `${wide} was trained with ${g?.file}, the words guidance default is ${wordsGuidanceCheckpoint()}`);
+    assert.equal(g?.file, portablePath(wordsGuidanceCheckpoint()), `${wide} was trained with ${g?.file}, the words guidance default is ${wordsGuidanceCheckpoint()}`);
   } finally {
     if (was !== undefined) process.env.TDR_GUIDANCE_CHECKPOINT = was;
   }
