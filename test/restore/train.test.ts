@@ -249,7 +249,8 @@ test('multi-scale crops, task weights and a held-out validation set: patches com
   assert.deepEqual([ph.photos.length, ph.holdout.length, ph.moreScales.length], [4, 2, 1]);
   assert.ok(!ph.photos.some((p) => ph.holdout.some((h) => h.entry.id === p.entry.id)), 'held-out photos are not trained on');
   const data = restoreData(cfg, ph);
-  assert.deepEqual([data.moreScales?.length, data.taskWeights, data.guidanceLowpass, data.guidanceColorJitter], [1, taskSpecs(cfg.tasks).map((t) => cfg.taskWeights?.[t.name] ?? 1), undefined, undefined]);
+  assert.deepEqual([data.moreScales?.length, data.taskWeights, data.guidanceLowpass, data.guidanceColorJitter], [1, [0, 0, 1, 1, 3], undefined, undefined]); // noise15, noise25, noise50, rain, haze: an unnamed task weighs 1
+  assert.deepEqual(taskSpecs(cfg.tasks).map((t) => t.name), ['noise15', 'noise25', 'noise50', 'rain', 'haze']);
   // the config's G augmentations reach the sampler (guided configs only draw them; here: handed over as given)
   const cj = { hue: 10, saturation: 0.2, gain: 0.1, gamma: 0.2 };
   const aug = restoreData(parseRestoreConfig({ ...base, guidanceLowpass: [1, 2], guidanceColorJitter: cj }, 'aug.json'), ph);
