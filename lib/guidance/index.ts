@@ -9,6 +9,7 @@ export * from './model';
 export * from './pipeline';
 export * from './analysis';
 export * from './eval';
+export * from './haze_probe';
 export * from './config';
 export * from './train_i2t';
 export * from './train_clean';

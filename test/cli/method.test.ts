@@ -156,6 +156,20 @@ test('tdr guide-check measures the ci guidance model: word distances for every t
   assert.match(bad.stderr, /--tasks/);
 });
 
+test('tdr guide-check --haze-probe: ridge probes from the words and from the pixels to the haze numbers, measured on validation crops', () => {
+  const j = JSON.parse(run(['guide-check', '--checkpoint', guidance, '--haze-probe', '--photos', '3', '--json']).stdout).hazeProbe;
+  assert.deepEqual([j.photos, j.crops], [{ train: 38, val: 3 }, { train: 38 * 6 * 4, val: 3 * 8 }]);
+  assert.deepEqual(j.probes.map((p: { features: string }) => p.features), ['words', 'pixels']);
+  assert.equal(j.probes[1].dims, 304);
+  for (const p of j.probes) assert.ok(p.r2.beta <= 1 && p.r2.A <= 1 && Number.isFinite(p.thumb4) && [0.1, 0.3, 1, 3, 10, 30, 100].includes(p.lambda), JSON.stringify(p));
+  assert.ok(j.thumb4.priorMean > j.thumb4.input, 'undoing an average haze shows the scene more truly than the hazy crop');
+  const text = run(['guide-check', '--checkpoint', guidance, '--haze-probe', '--photos', '3']).stdout;
+  assert.match(text, /\| the words E_txt\(X\) \| \d+ \|/);
+  const bad = spawnSync(process.execPath, [cli, 'guide-check', '--checkpoint', guidance, '--haze-probe', '--split', 'train'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--haze-probe .* --split does not apply/);
+});
+
 test('tdr report with a missing restorer checkpoint: part 2 is skipped, naming the file and the command that builds it', () => {
   const html = path.join(dir, 'report2.html');
   const missing = path.join(dir, 'nope', 'restore-guided.tdrc');

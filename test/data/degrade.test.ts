@@ -11,6 +11,7 @@ import {
   addGaussianNoise,
   degrade,
   depthProxy,
+  removeHaze,
   diskKernel,
   kernelSum,
   lineKernel,
@@ -158,6 +159,22 @@ test('haze raises the mean dark channel and pulls values towards A', () => {
   // β = 0 → t = 1 → identity
   const id = degrade(img, { task: 'haze', seed: 0, beta: 0 });
   for (let i = 0; i < img.data.length; i++) assert.ok(Math.abs(id.image.data[i] - img.data[i]) < 1e-6);
+});
+
+test('removeHaze inverts addHaze given the true β and A, and only then', () => {
+  const img = testImage();
+  const p = { beta: 2.4, A: 0.8 };
+  const x = degrade(img, { task: 'haze', seed: 3, ...p }).image;
+  const back = removeHaze(x, p);
+  let err = 0;
+  for (let i = 0; i < img.data.length; i++) err = Math.max(err, Math.abs(back.data[i] - img.data[i]));
+  assert.ok(err < 1e-4, `max error ${err}`);
+  const wrong = removeHaze(x, { beta: 1.4, A: 0.8 });
+  let far = 0;
+  for (let i = 0; i < img.data.length; i++) far = Math.max(far, Math.abs(wrong.data[i] - img.data[i]));
+  assert.ok(far > 0.05, `a wrong β still gives the clean image (max difference ${far})`);
+  assert.ok(wrong.data.every((v) => v >= 0 && v <= 1), 'clipped to [0,1]');
+  assert.throws(() => removeHaze(x, { beta: -1, A: 0.8 }), /beta/);
 });
 
 test('haze depth proxy [H,W] in [0.1,1], far (larger) at the top than at the bottom', () => {

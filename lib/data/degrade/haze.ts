@@ -99,6 +99,24 @@ export function addHaze(img: RGBImage, params: HazeParams, _rng?: Rng): RGBImage
   return makeImage(img.height, img.width, out);
 }
 
+/**
+ * The inverse of `addHaze` for given β and A: J = (I − A·(1 − t)) / t, t = exp(−β·d), clipped to [0,1].
+ * With the true numbers it returns the clean image (up to rounding); the synthetic haze is two numbers
+ * per image, so dehazing it is estimating β and A (lib/guidance/haze_probe.ts asks how well the pseudo-words
+ * of a hazy crop determine them).
+ */
+export function removeHaze(img: RGBImage, params: HazeParams): RGBImage {
+  const { beta, A } = validateHaze(params);
+  const d = depthProxy(img.height, img.width);
+  const out = new Float32Array(img.data.length);
+  for (let p = 0; p < d.length; p++) {
+    const t = Math.exp(-beta * d[p]);
+    const air = A * (1 - t);
+    for (let c = 0; c < 3; c++) out[p * 3 + c] = Math.min(1, Math.max(0, (img.data[p * 3 + c] - air) / t));
+  }
+  return makeImage(img.height, img.width, out);
+}
+
 /** 'slightly hazy' (β < 1), 'hazy', 'heavily hazy' (β > 2.2). */
 export function hazePhrase(p: HazeParams): string {
   return `${qualifier(p.beta, 1, 2.2)}hazy`;

@@ -1,0 +1,54 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { fitRidgeCv, hazePixelFeatures, rSquared } from '../../lib/guidance/haze_probe';
+import { makeImage } from '../../lib/data/image';
+import { Rng } from '../../lib/util/rng';
+
+/** n rows of p features, the first two of which (plus noise) give the targets linearly; groups of 8 rows. */
+function data(n: number, p: number, seed: number, informative: boolean) {
+  const rng = new Rng(seed);
+  const x: Float32Array[] = [];
+  const y: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    const r = Float32Array.from({ length: p }, () => rng.normal());
+    x.push(r);
+    const a = informative ? 2 * r[0] - r[1] : rng.normal();
+    const b = informative ? 0.5 * r[1] + 3 : rng.normal();
+    y.push([a + 0.05 * rng.normal(), b + 0.05 * rng.normal()]);
+  }
+  return { x, y, groups: x.map((_, i) => Math.floor(i / 8)) };
+}
+
+test('fitRidgeCv: features that determine the targets are read off on new rows (R² ≈ 1, small λ chosen); unrelated ones are not', () => {
+  const tr = data(160, 40, 1, true);
+  const te = data(80, 40, 2, true);
+  const fit = fitRidgeCv(tr.x, tr.y, tr.groups, [0.01, 1, 100]);
+  assert.equal(fit.lambda, 0.01);
+  const pred = fit.predict(te.x);
+  for (const t of [0, 1]) assert.ok(rSquared(pred.map((r) => r[t]), te.y.map((r) => r[t])) > 0.95, `target ${t}`);
+  const noise = data(160, 40, 3, false);
+  const noiseTe = data(80, 40, 4, false);
+  const nf = fitRidgeCv(noise.x, noise.y, noise.groups, [0.01, 1, 100]);
+  assert.equal(nf.lambda, 100, 'cross-validation prefers the strongest shrinkage when the features say nothing');
+  const np = nf.predict(noiseTe.x);
+  for (const t of [0, 1]) assert.ok(rSquared(np.map((r) => r[t]), noiseTe.y.map((r) => r[t])) < 0.2, `target ${t}`);
+  assert.throws(() => fitRidgeCv(tr.x, tr.y, tr.x.map(() => 0), [1]), /fewer than 2 of 4 folds/);
+  assert.throws(() => fitRidgeCv(tr.x, tr.y.slice(1), tr.groups, [1]), /must agree/);
+});
+
+test('rSquared: 1 for a perfect prediction, 0 for the mean, NaN for constant targets', () => {
+  assert.equal(rSquared([1, 2, 3], [1, 2, 3]), 1);
+  assert.equal(rSquared([2, 2, 2], [1, 2, 3]), 0);
+  assert.ok(Number.isNaN(rSquared([1, 1], [1, 1])));
+});
+
+test('hazePixelFeatures: the 4×4 thumbnail and the local contrast of a 16×16 grid', () => {
+  const flat = makeImage(32, 32, new Float32Array(32 * 32 * 3).fill(0.4));
+  const f = hazePixelFeatures(flat);
+  assert.equal(f.length, 48 + 256);
+  assert.ok(f.subarray(0, 48).every((v) => Math.abs(v - 0.4) < 1e-6));
+  assert.ok(f.subarray(48).every((v) => v === 0), 'a flat image has no local contrast');
+  const stripes = makeImage(32, 32, Float32Array.from({ length: 32 * 32 * 3 }, (_, i) => (Math.floor(i / 3) % 2 ? 1 : 0)));
+  assert.ok(hazePixelFeatures(stripes).subarray(48).every((v) => Math.abs(v - 0.5) < 1e-6), 'alternating columns: deviation 0.5 in every cell');
+  assert.throws(() => hazePixelFeatures(makeImage(30, 32, new Float32Array(30 * 32 * 3))), /30×32 must divide into a 16×16 grid/);
+});
