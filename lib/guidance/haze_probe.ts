@@ -207,8 +207,8 @@ export async function hazeWordsProbe(
   const draws = opts.draws ?? 4;
   const valDraws = opts.valDraws ?? 8;
   const lambdas = opts.lambdas ?? [0.1, 0.3, 1, 3, 10, 30, 100];
-  const rng = new Rng(opts.seed ?? 77);
   const hazy = async (split: 'train' | 'val', crops: number, draws: number, limit?: number): Promise<HazyCrop[]> => {
+    const rng = new Rng((opts.seed ?? 77) + (split === 'val' ? 1 : 0)); // each split its own draws: the validation hazes do not depend on the training set's size
     const photos = await loadPhotos(split, photoShortSide, limit);
     const out: HazyCrop[] = [];
     for (const [pi, ph] of photos.entries()) {
