@@ -48,27 +48,30 @@ export interface HazeProbeResult {
 /** The local-contrast grid of the pixel yardstick. */
 const CONTRAST_GRID = 16;
 
-/** 4×4 area thumbnail (48 values) + luminance standard deviation of each cell of a 16×16 grid (256 values). */
+/**
+ * 4×4 area thumbnail (48 values) + luminance standard deviation of each cell of a 16×16 grid (256 values;
+ * cell edges at ⌊i·size/16⌋, so any crop of at least 16×16 px).
+ */
 export function hazePixelFeatures(x: RGBImage): Float32Array {
   const g = CONTRAST_GRID;
-  if (x.height % g !== 0 || x.width % g !== 0) throw new Error(`hazePixelFeatures: the crop ${x.height}×${x.width} must divide into a ${g}×${g} grid`);
+  if (x.height < g || x.width < g) throw new Error(`hazePixelFeatures: the crop ${x.height}×${x.width} is smaller than the ${g}×${g} contrast grid`);
   const out = new Float32Array(48 + g * g);
   out.set(areaThumbnail(x, 4).data);
-  const ch = x.height / g;
-  const cw = x.width / g;
+  const edge = (i: number, size: number) => Math.floor((i * size) / g);
   for (let by = 0; by < g; by++) {
     for (let bx = 0; bx < g; bx++) {
       let s = 0;
       let s2 = 0;
-      for (let y = by * ch; y < (by + 1) * ch; y++) {
-        for (let xx = bx * cw; xx < (bx + 1) * cw; xx++) {
+      let k = 0;
+      for (let y = edge(by, x.height); y < edge(by + 1, x.height); y++) {
+        for (let xx = edge(bx, x.width); xx < edge(bx + 1, x.width); xx++) {
           const p = (y * x.width + xx) * 3;
           const l = (x.data[p] + x.data[p + 1] + x.data[p + 2]) / 3;
           s += l;
           s2 += l * l;
+          k++;
         }
       }
-      const k = ch * cw;
       out[48 + by * g + bx] = Math.sqrt(Math.max(0, s2 / k - (s / k) ** 2));
     }
   }

@@ -50,5 +50,6 @@ test('hazePixelFeatures: the 4×4 thumbnail and the local contrast of a 16×16 g
   assert.ok(f.subarray(48).every((v) => v === 0), 'a flat image has no local contrast');
   const stripes = makeImage(32, 32, Float32Array.from({ length: 32 * 32 * 3 }, (_, i) => (Math.floor(i / 3) % 2 ? 1 : 0)));
   assert.ok(hazePixelFeatures(stripes).subarray(48).every((v) => Math.abs(v - 0.5) < 1e-6), 'alternating columns: deviation 0.5 in every cell');
-  assert.throws(() => hazePixelFeatures(makeImage(30, 32, new Float32Array(30 * 32 * 3))), /30×32 must divide into a 16×16 grid/);
+  assert.equal(hazePixelFeatures(makeImage(40, 24, new Float32Array(40 * 24 * 3))).length, 304, 'sizes that are not multiples of 16');
+  assert.throws(() => hazePixelFeatures(makeImage(12, 32, new Float32Array(12 * 32 * 3))), /12×32 is smaller than the 16×16 contrast grid/);
 });

@@ -53,7 +53,7 @@ options:
                      Ridge regressions from the words of hazy training crops (38 photos × 6 crops × 4 hazes;
                      λ by cross-validation over the photos) to β and A, measured on the validation photos
                      (--photos N of them, 8 hazes each): R², and the 4×4 PSNR to the clean crop of X inverted
-                     with the predicted numbers — beside the same from pixel statistics of X. About 2 minutes;
+                     with the predicted numbers — beside the same from pixel statistics of X. About 40 s;
                      --seed sets the crops and hazes (default 77)`;
 
 const Options = z.strictObject({
@@ -88,11 +88,11 @@ export const guideCheckCommand: Command = {
     const ckpt = options.checkpoint ?? wordsGuidanceCheckpoint();
     if (!fs.existsSync(ckpt)) throw new UserError(`${ckpt}: no such guidance checkpoint (the README's model table gives each shipped one's rebuild command)`);
     if (options.t2i !== undefined && !fs.existsSync(options.t2i)) throw new UserError(`--t2i ${options.t2i}: no such checkpoint`);
-    await initBackend({ quiet: options.json });
     if (options['haze-probe']) {
       const other = (['split', 'tasks', 'steps', 'cfg'] as const).find((k) => argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`)));
       if (other) throw new UserError(`--haze-probe measures the words on both splits without drawing G: --${other} does not apply; see 'tdr guide-check --help'`);
     }
+    await initBackend({ quiet: options.json });
     const { guidance, t2i } = loadGuidancePair(ckpt, { t2iFile: options.t2i });
     try {
       if (options['haze-probe']) {
