@@ -33,6 +33,9 @@ export interface HazeProbeRow {
   lambda: number;
   /** coefficient of determination of each predicted number on the validation crops */
   r2: { beta: number; A: number };
+  /** the same on held-out training photos (cross-validation at the chosen λ, mean over folds): below r2 when the
+   * validation photos are further from the training photos than the training photos are from each other */
+  cvR2: { beta: number; A: number };
   /** mean 4×4 thumbnail PSNR (dB) to the clean crop of X inverted with the predicted numbers */
   thumb4: number;
 }
@@ -128,9 +131,9 @@ function dualSolve(k: Float64Array, n: number, rows: readonly number[], r: Float
  * `groups` (fold = group mod folds; the summed 1 − R² of every target). Features are standardised with the
  * training rows' mean and deviation.
  * @param x row-major [n,p] training features; @param y targets per crop, [n][q]
- * @returns the chosen c and predict(rows) → [m][q]
+ * @returns the chosen c, each target's mean R² over the held-out folds at that c, and predict(rows) → [m][q]
  */
-export function fitRidgeCv(x: readonly Float32Array[], y: readonly number[][], groups: readonly number[], lambdas: readonly number[], folds = 4): { lambda: number; predict: (rows: readonly Float32Array[]) => number[][] } {
+export function fitRidgeCv(x: readonly Float32Array[], y: readonly number[][], groups: readonly number[], lambdas: readonly number[], folds = 4): { lambda: number; cvR2: number[]; predict: (rows: readonly Float32Array[]) => number[][] } {
   const n = x.length;
   const p = x[0]?.length ?? 0;
   const q = y[0]?.length ?? 0;
@@ -160,8 +163,9 @@ export function fitRidgeCv(x: readonly Float32Array[], y: readonly number[][], g
     }
     return { alphas, means };
   };
-  const cvLoss = lambdas.map((c) => {
-    let loss = 0;
+  // per λ: each target's R² on each held-out fold
+  const cv = lambdas.map((c) => {
+    const r2: number[][] = Array.from({ length: q }, () => []);
     for (let f = 0; f < folds; f++) {
       const tr = [...Array(n).keys()].filter((i) => groups[i] % folds !== f);
       const te = [...Array(n).keys()].filter((i) => groups[i] % folds === f);
@@ -169,16 +173,19 @@ export function fitRidgeCv(x: readonly Float32Array[], y: readonly number[][], g
       const { alphas, means } = fit(tr, c);
       for (let t = 0; t < q; t++) {
         const pred = te.map((i) => means[t] + tr.reduce((a, j, s) => a + k[i * n + j] * alphas[t][s], 0));
-        loss += 1 - rSquared(pred, te.map((i) => y[i][t]));
+        r2[t].push(rSquared(pred, te.map((i) => y[i][t])));
       }
     }
-    return loss;
+    return r2.map((v) => v.reduce((a, b) => a + b, 0) / v.length);
   });
-  const lambda = lambdas[cvLoss.indexOf(Math.min(...cvLoss))];
+  const cvLoss = cv.map((r2) => r2.reduce((a, v) => a + (1 - v), 0));
+  const best = cvLoss.indexOf(Math.min(...cvLoss));
+  const lambda = lambdas[best];
   const all = [...Array(n).keys()];
   const { alphas, means } = fit(all, lambda);
   return {
     lambda,
+    cvR2: cv[best],
     predict: (rows) =>
       rows.map((r) => {
         const v = std(r);
@@ -258,6 +265,7 @@ export async function hazeWordsProbe(
       dims: f.train[0].length,
       lambda: fit.lambda,
       r2: { beta: rSquared(pred.map((r) => r[0]), val.map((t) => t.params.beta)), A: rSquared(pred.map((r) => r[1]), val.map((t) => t.params.A)) },
+      cvR2: { beta: fit.cvR2[0], A: fit.cvR2[1] },
       thumb4: mean4(val.map((t, i) => removeHaze(t.x, { beta: clamp(pred[i][0], HAZE_DEFAULTS.beta), A: clamp(pred[i][1], HAZE_DEFAULTS.A) }))),
     };
   });

@@ -161,7 +161,7 @@ test('tdr guide-check --haze-probe: ridge probes from the words and from the pix
   assert.deepEqual([j.photos, j.crops], [{ train: 38, val: 3 }, { train: 38 * 6 * 4, val: 3 * 8 }]);
   assert.deepEqual(j.probes.map((p: { features: string }) => p.features), ['words', 'pixels']);
   assert.equal(j.probes[1].dims, 304);
-  for (const p of j.probes) assert.ok(p.r2.beta <= 1 && p.r2.A <= 1 && Number.isFinite(p.thumb4) && [0.1, 0.3, 1, 3, 10, 30, 100].includes(p.lambda), JSON.stringify(p));
+  for (const p of j.probes) assert.ok(p.r2.beta <= 1 && p.r2.A <= 1 && p.cvR2.beta <= 1 && p.cvR2.A <= 1 && Number.isFinite(p.thumb4) && [0.1, 0.3, 1, 3, 10, 30, 100].includes(p.lambda), JSON.stringify(p));
   assert.ok(j.thumb4.priorMean > j.thumb4.input, 'undoing an average haze shows the scene more truly than the hazy crop');
   const text = run(['guide-check', '--checkpoint', guidance, '--haze-probe', '--photos', '3']).stdout;
   assert.match(text, /\| the words E_txt\(X\) \| \d+ \|/);

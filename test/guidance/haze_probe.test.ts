@@ -24,12 +24,14 @@ test('fitRidgeCv: features that determine the targets are read off on new rows (
   const te = data(80, 40, 2, true);
   const fit = fitRidgeCv(tr.x, tr.y, tr.groups, [0.01, 1, 100]);
   assert.equal(fit.lambda, 0.01);
+  assert.ok(fit.cvR2.length === 2 && fit.cvR2.every((r) => r > 0.95), `held-out groups: ${fit.cvR2}`);
   const pred = fit.predict(te.x);
   for (const t of [0, 1]) assert.ok(rSquared(pred.map((r) => r[t]), te.y.map((r) => r[t])) > 0.95, `target ${t}`);
   const noise = data(160, 40, 3, false);
   const noiseTe = data(80, 40, 4, false);
   const nf = fitRidgeCv(noise.x, noise.y, noise.groups, [0.01, 1, 100]);
   assert.equal(nf.lambda, 100, 'cross-validation prefers the strongest shrinkage when the features say nothing');
+  assert.ok(nf.cvR2.every((r) => r < 0.2), `held-out groups: ${nf.cvR2}`);
   const np = nf.predict(noiseTe.x);
   for (const t of [0, 1]) assert.ok(rSquared(np.map((r) => r[t]), noiseTe.y.map((r) => r[t])) < 0.2, `target ${t}`);
   assert.throws(() => fitRidgeCv(tr.x, tr.y, tr.x.map(() => 0), [1]), /fewer than 2 of 4 folds/);

@@ -154,7 +154,7 @@ export function formatHazeProbe(ckpt: string, r: HazeProbeResult): string {
   const f = (x: number, d = 2) => x.toFixed(d);
   return [
     `checkpoint ${ckpt}: do the stage-1 words E_txt(X) of a hazy crop determine its haze numbers β and A? Ridge from ${r.crops.train} hazy crops of ${r.photos.train} training photos (λ by cross-validation over the photos), measured on ${r.crops.val} hazy crops of ${r.photos.val} validation photos`,
-    markdownTable(r.probes.map((p) => ({ 'read from': p.features === 'words' ? 'the words E_txt(X)' : "X's pixels (4×4 thumbnail, local contrast 16×16)", values: String(p.dims), 'λ / values': String(p.lambda), 'R² β': f(p.r2.beta), 'R² A': f(p.r2.A), 'X inverted with them, 4×4 dB': f(p.thumb4) }))),
+    markdownTable(r.probes.map((p) => ({ 'read from': p.features === 'words' ? 'the words E_txt(X)' : "X's pixels (4×4 thumbnail, local contrast 16×16)", values: String(p.dims), 'λ / values': String(p.lambda), 'R² β': f(p.r2.beta), 'R² A': f(p.r2.A), 'R² β, A on held-out training photos': `${f(p.cvR2.beta)}, ${f(p.cvR2.A)}`, 'X inverted with them, 4×4 dB': f(p.thumb4) }))),
     `X itself ${f(r.thumb4.input)} dB at 4×4; X inverted with the sampler's mean β and A ${f(r.thumb4.priorMean)} dB; with the true numbers it is the clean crop. G(E'_txt(X)) on haze: 'tdr guide-check' (what G shows at 4×4).`,
   ].join('\n');
 }
