@@ -21,6 +21,7 @@ import { loadPhotos, centerCrop, randomCrop } from '../data/patches';
 import { degrade, removeHaze, HAZE_DEFAULTS, HazeParams } from '../data/degrade';
 import { areaThumbnail, thumbnailPsnr, finitePsnr } from '../metrics/content';
 import { Rng } from '../util/rng';
+import { choleskyInPlace, choleskySolve } from '../metrics/stats';
 import { GuidanceModel } from './model';
 import { imageWords } from './pipeline';
 
@@ -98,32 +99,10 @@ export function rSquared(pred: ArrayLike<number>, y: ArrayLike<number>): number 
 /** Solve (K_SS + λI)·α = r for the rows S of the Gram matrix (Cholesky, float64). */
 function dualSolve(k: Float64Array, n: number, rows: readonly number[], r: Float64Array, lambda: number): Float64Array {
   const m = rows.length;
-  const l = new Float64Array(m * m);
-  for (let i = 0; i < m; i++) for (let j = 0; j <= i; j++) l[i * m + j] = k[rows[i] * n + rows[j]] + (i === j ? lambda : 0);
-  for (let j = 0; j < m; j++) {
-    let s = l[j * m + j];
-    for (let q = 0; q < j; q++) s -= l[j * m + q] ** 2;
-    if (!(s > 0)) throw new Error('haze probe: the Gram matrix is not positive definite (use lambda > 0)');
-    const ljj = Math.sqrt(s);
-    l[j * m + j] = ljj;
-    for (let i = j + 1; i < m; i++) {
-      let t = l[i * m + j];
-      for (let q = 0; q < j; q++) t -= l[i * m + q] * l[j * m + q];
-      l[i * m + j] = t / ljj;
-    }
-  }
-  const z = Float64Array.from(r);
-  for (let i = 0; i < m; i++) {
-    let t = z[i];
-    for (let q = 0; q < i; q++) t -= l[i * m + q] * z[q];
-    z[i] = t / l[i * m + i];
-  }
-  for (let i = m - 1; i >= 0; i--) {
-    let t = z[i];
-    for (let q = i + 1; q < m; q++) t -= l[q * m + i] * z[q];
-    z[i] = t / l[i * m + i];
-  }
-  return z;
+  const a = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) for (let j = 0; j <= i; j++) a[i * m + j] = k[rows[i] * n + rows[j]] + (i === j ? lambda : 0);
+  choleskyInPlace(a, m, 'haze probe: the Gram matrix is not positive definite (use lambda > 0)');
+  return choleskySolve(a, m, r);
 }
 
 /**

@@ -113,33 +113,12 @@ export function ridgeFit(x: Float32Array, y: Float32Array, n: number, p: number,
     a[j * d + j] += lambda;
     for (let k = 0; k < j; k++) a[j * d + k] = a[k * d + j];
   }
-  // Cholesky a = L·Lᵀ (in place, lower triangle)
-  for (let j = 0; j < d; j++) {
-    let s = a[j * d + j];
-    for (let k = 0; k < j; k++) s -= a[j * d + k] ** 2;
-    if (!(s > 0)) throw new Error('ridgeFit: the normal equations are not positive definite (collinear inputs: use lambda > 0)');
-    const ljj = Math.sqrt(s);
-    a[j * d + j] = ljj;
-    for (let i = j + 1; i < d; i++) {
-      let t = a[i * d + j];
-      for (let k = 0; k < j; k++) t -= a[i * d + k] * a[j * d + k];
-      a[i * d + j] = t / ljj;
-    }
-  }
+  choleskyInPlace(a, d, 'ridgeFit: the normal equations are not positive definite (collinear inputs: use lambda > 0)');
   // solve L·Lᵀ·W = b, column by column
   const w = new Float64Array(d * q);
-  const tmp = new Float64Array(d);
   for (let c = 0; c < q; c++) {
-    for (let i = 0; i < d; i++) {
-      let t = b[i * q + c];
-      for (let k = 0; k < i; k++) t -= a[i * d + k] * tmp[k];
-      tmp[i] = t / a[i * d + i];
-    }
-    for (let i = d - 1; i >= 0; i--) {
-      let t = tmp[i];
-      for (let k = i + 1; k < d; k++) t -= a[k * d + i] * w[k * q + c];
-      w[i * q + c] = t / a[i * d + i];
-    }
+    const col = choleskySolve(a, d, Float64Array.from({ length: d }, (_, i) => b[i * q + c]));
+    for (let i = 0; i < d; i++) w[i * q + c] = col[i];
   }
   return (x2, m) => {
     if (x2.length !== m * p) throw new Error(`ridgeFit: predict needs ${m}×${p} values, got ${x2.length}`);
@@ -153,4 +132,41 @@ export function ridgeFit(x: Float32Array, y: Float32Array, n: number, p: number,
     }
     return out;
   };
+}
+
+/**
+ * Cholesky factorisation a = L·Lᵀ of a symmetric positive-definite [d,d] row-major matrix, in place: reads the
+ * lower triangle and leaves L there.
+ * @throws Error(`notPositive`) when a pivot is ≤ 0 (the matrix is not positive definite)
+ */
+export function choleskyInPlace(a: Float64Array, d: number, notPositive: string): void {
+  for (let j = 0; j < d; j++) {
+    let s = a[j * d + j];
+    for (let k = 0; k < j; k++) s -= a[j * d + k] ** 2;
+    if (!(s > 0)) throw new Error(notPositive);
+    const ljj = Math.sqrt(s);
+    a[j * d + j] = ljj;
+    for (let i = j + 1; i < d; i++) {
+      let t = a[i * d + j];
+      for (let k = 0; k < j; k++) t -= a[i * d + k] * a[j * d + k];
+      a[i * d + j] = t / ljj;
+    }
+  }
+}
+
+/** Solve L·Lᵀ·x = b with L from `choleskyInPlace` (forward, then backward substitution). */
+export function choleskySolve(l: Float64Array, d: number, b: ArrayLike<number>): Float64Array {
+  const z = new Float64Array(d);
+  for (let i = 0; i < d; i++) {
+    let t = b[i];
+    for (let k = 0; k < i; k++) t -= l[i * d + k] * z[k];
+    z[i] = t / l[i * d + i];
+  }
+  const x = new Float64Array(d);
+  for (let i = d - 1; i >= 0; i--) {
+    let t = z[i];
+    for (let k = i + 1; k < d; k++) t -= l[k * d + i] * x[k];
+    x[i] = t / l[i * d + i];
+  }
+  return x;
 }

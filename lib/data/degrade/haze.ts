@@ -81,6 +81,14 @@ export function depthProxy(height: number, width: number): Float64Array {
   return out;
 }
 
+/** Per pixel of an H×W image: the transmission t = exp(−β·d) and the air light it lets in, A·(1 − t). */
+function scattering(height: number, width: number, params: HazeParams): { t: Float64Array; air: Float64Array } {
+  const { beta, A } = validateHaze(params);
+  const d = depthProxy(height, width);
+  const t = d.map((v) => Math.exp(-beta * v));
+  return { t, air: t.map((v) => A * (1 - v)) };
+}
+
 /**
  * I = J·t + A·(1 − t), t = exp(−β·d). Uses no randomness (the `rng` argument keeps the common
  * signature).
@@ -88,14 +96,9 @@ export function depthProxy(height: number, width: number): Float64Array {
  * @returns [H,W,3] float32 in [0,1] when J and A are
  */
 export function addHaze(img: RGBImage, params: HazeParams, _rng?: Rng): RGBImage {
-  const { beta, A } = validateHaze(params);
-  const d = depthProxy(img.height, img.width);
+  const { t, air } = scattering(img.height, img.width, params);
   const out = new Float32Array(img.data.length);
-  for (let p = 0; p < d.length; p++) {
-    const t = Math.exp(-beta * d[p]);
-    const air = A * (1 - t);
-    for (let c = 0; c < 3; c++) out[p * 3 + c] = img.data[p * 3 + c] * t + air;
-  }
+  for (let p = 0; p < t.length; p++) for (let c = 0; c < 3; c++) out[p * 3 + c] = img.data[p * 3 + c] * t[p] + air[p];
   return makeImage(img.height, img.width, out);
 }
 
@@ -106,14 +109,9 @@ export function addHaze(img: RGBImage, params: HazeParams, _rng?: Rng): RGBImage
  * of a hazy crop determine them).
  */
 export function removeHaze(img: RGBImage, params: HazeParams): RGBImage {
-  const { beta, A } = validateHaze(params);
-  const d = depthProxy(img.height, img.width);
+  const { t, air } = scattering(img.height, img.width, params);
   const out = new Float32Array(img.data.length);
-  for (let p = 0; p < d.length; p++) {
-    const t = Math.exp(-beta * d[p]);
-    const air = A * (1 - t);
-    for (let c = 0; c < 3; c++) out[p * 3 + c] = Math.min(1, Math.max(0, (img.data[p * 3 + c] - air) / t));
-  }
+  for (let p = 0; p < t.length; p++) for (let c = 0; c < 3; c++) out[p * 3 + c] = Math.min(1, Math.max(0, (img.data[p * 3 + c] - air[p]) / t[p]));
   return makeImage(img.height, img.width, out);
 }
 
