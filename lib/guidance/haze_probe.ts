@@ -8,12 +8,13 @@
  * cross-validation over the training photos (folds by photo), then measured on hazy crops of the validation
  * photos: R² of each number, and the 4×4 thumbnail PSNR to the clean crop of X inverted with the predicted
  * numbers (clamped to the sampler's ranges) — what a dehazing that read the numbers off the words as well
- * as a linear map does would show. The same from simple pixel statistics of X (its 4×4 thumbnail and the
+ * as a linear map does would show. A Gaussian-kernel ridge on the same features asks the same of a non-linear
+ * read-out (a linear probe only bounds what the words hold from below). The same from simple pixel statistics of X (its 4×4 thumbnail and the
  * local contrast on a 16×16 grid) is the yardstick; X itself and X inverted with the sampler's mean numbers
  * bound it from below.
  *
  * Ridge in the dual (n crops ≪ p = N·D word values): α = (K + λI)⁻¹ (y − ȳ), K = X·Xᵀ of standardised
- * features, computed once and cut per fold.
+ * features (or its Gaussian of the distances), computed once and cut per fold.
  */
 import * as tf from '@tensorflow/tfjs';
 import { RGBImage } from '../data/image';
@@ -23,15 +24,20 @@ import { areaThumbnail, thumbnailPsnr, finitePsnr } from '../metrics/content';
 import { Rng } from '../util/rng';
 import { choleskyInPlace, choleskySolve } from '../metrics/stats';
 import { GuidanceModel } from './model';
-import { imageWords } from './pipeline';
+import { imageWords, layoutMapImages } from './pipeline';
+import { TextToImage } from '../t2i/model';
 
 /** One probe's result on the validation crops. */
 export interface HazeProbeRow {
   features: 'words' | 'pixels';
+  /** the read-out: linear ridge, or kernel ridge with a Gaussian kernel (non-linear) */
+  kernel: RidgeKernel['type'];
   /** number of feature values per crop */
   dims: number;
-  /** λ chosen by cross-validation, as a multiple of dims */
+  /** λ chosen by cross-validation: a multiple of dims for the linear read-out, absolute for the Gaussian one */
   lambda: number;
+  /** the Gaussian's width chosen by cross-validation, in units of the median squared distance between training crops */
+  width?: number;
   /** coefficient of determination of each predicted number on the validation crops */
   r2: { beta: number; A: number };
   /** the same on held-out training photos (cross-validation at the chosen λ, mean over folds): below r2 when the
@@ -47,6 +53,13 @@ export interface HazeProbeResult {
   probes: HazeProbeRow[];
   /** mean 4×4 PSNR (dB) to the clean crop of X itself and of X inverted with the sampler's mean β and A */
   thumb4: { input: number; priorMean: number };
+  /**
+   * With a text-to-image model that has a layout map: the words' layout map at 4×4 (mean PSNR to the clean crop,
+   * dB) of the hazy words E_txt(X), of M_clean's E'_txt(X), of clean words read from E_txt(X) by kernel ridge
+   * (trained on the training crops' pairs at the λ and width chosen for β and A), and of the clean crop's own
+   * words E_txt(Y): how much of what the words hold stage 2 turns into the clean words.
+   */
+  cleanWords?: { lambda: number; width: number; map4: { input: number; mClean: number; kernelRidge: number; clean: number } };
 }
 
 /** The local-contrast grid of the pixel yardstick. */
@@ -96,28 +109,24 @@ export function rSquared(pred: ArrayLike<number>, y: ArrayLike<number>): number 
   return st > 0 ? 1 - se / st : NaN;
 }
 
-/** Solve (K_SS + λI)·α = r for the rows S of the Gram matrix (Cholesky, float64). */
-function dualSolve(k: Float64Array, n: number, rows: readonly number[], r: Float64Array, lambda: number): Float64Array {
+/** Factor (K_SS + λI) for the rows S of the Gram matrix (Cholesky, float64); solve(r) → α for any right-hand side. */
+function dualFactor(k: Float64Array, n: number, rows: readonly number[], lambda: number): (r: ArrayLike<number>) => Float64Array {
   const m = rows.length;
   const a = new Float64Array(m * m);
   for (let i = 0; i < m; i++) for (let j = 0; j <= i; j++) a[i * m + j] = k[rows[i] * n + rows[j]] + (i === j ? lambda : 0);
   choleskyInPlace(a, m, 'haze probe: the Gram matrix is not positive definite (use lambda > 0)');
-  return choleskySolve(a, m, r);
+  return (r) => choleskySolve(a, m, r);
 }
 
-/**
- * Ridge from features to targets with λ = c·p chosen among `lambdas` (the c's) by cross-validation over
- * `groups` (fold = group mod folds; the summed 1 − R² of every target). Features are standardised with the
- * training rows' mean and deviation.
- * @param x row-major [n,p] training features; @param y targets per crop, [n][q]
- * @returns the chosen c, each target's mean R² over the held-out folds at that c, and predict(rows) → [m][q]
- */
-export function fitRidgeCv(x: readonly Float32Array[], y: readonly number[][], groups: readonly number[], lambdas: readonly number[], folds = 4): { lambda: number; cvR2: number[]; predict: (rows: readonly Float32Array[]) => number[][] } {
+/** The kernel of `fitRidgeCv`: the plain dot product (linear ridge), or a Gaussian of the squared distance
+ * between standardised rows, exp(−d² / (w·m)) with m the median d² between training rows and the width w
+ * chosen by cross-validation among `widths` (kernel ridge: a non-linear read-out, still fitted in closed form). */
+export type RidgeKernel = { type: 'linear' } | { type: 'rbf'; widths: readonly number[] };
+
+/** Standardised training rows and their kernels (the dual of ridge: every fit works on an n×n matrix). */
+function kernelBasis(x: readonly Float32Array[], type: RidgeKernel['type']) {
   const n = x.length;
   const p = x[0]?.length ?? 0;
-  const q = y[0]?.length ?? 0;
-  if (n < 2 || y.length !== n || groups.length !== n || x.some((r) => r.length !== p)) throw new Error(`fitRidgeCv: ${n} feature rows of ${p} values, ${y.length} targets and ${groups.length} groups must agree (n ≥ 2)`);
-  if (new Set(groups.map((g) => g % folds)).size < 2) throw new Error(`fitRidgeCv: the groups fill fewer than 2 of ${folds} folds`);
   const mu = new Float64Array(p);
   const sd = new Float64Array(p);
   for (const r of x) for (let j = 0; j < p; j++) mu[j] += r[j] / n;
@@ -130,48 +139,122 @@ export function fitRidgeCv(x: readonly Float32Array[], y: readonly number[][], g
     for (let j = 0; j < p; j++) s += a[j] * b[j];
     return s;
   };
-  const k = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) k[i * n + j] = k[j * n + i] = dot(xs[i], xs[j]);
-  const fit = (rows: number[], c: number) => {
-    const alphas: Float64Array[] = [];
-    const means: number[] = [];
-    for (let t = 0; t < q; t++) {
-      const m = rows.reduce((a, i) => a + y[i][t], 0) / rows.length;
-      means.push(m);
-      alphas.push(dualSolve(k, n, rows, Float64Array.from(rows, (i) => y[i][t] - m), c * p));
-    }
-    return { alphas, means };
-  };
-  // per λ: each target's R² on each held-out fold
-  const cv = lambdas.map((c) => {
-    const r2: number[][] = Array.from({ length: q }, () => []);
-    for (let f = 0; f < folds; f++) {
-      const tr = [...Array(n).keys()].filter((i) => groups[i] % folds !== f);
-      const te = [...Array(n).keys()].filter((i) => groups[i] % folds === f);
-      if (!te.length || !tr.length) continue;
-      const { alphas, means } = fit(tr, c);
-      for (let t = 0; t < q; t++) {
-        const pred = te.map((i) => means[t] + tr.reduce((a, j, s) => a + k[i * n + j] * alphas[t][s], 0));
-        r2[t].push(rSquared(pred, te.map((i) => y[i][t])));
-      }
-    }
-    return r2.map((v) => v.reduce((a, b) => a + b, 0) / v.length);
-  });
-  const cvLoss = cv.map((r2) => r2.reduce((a, v) => a + (1 - v), 0));
-  const best = cvLoss.indexOf(Math.min(...cvLoss));
-  const lambda = lambdas[best];
-  const all = [...Array(n).keys()];
-  const { alphas, means } = fit(all, lambda);
+  const gram = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) gram[i * n + j] = gram[j * n + i] = dot(xs[i], xs[j]);
+  const sq = Float64Array.from(xs, (_, i) => gram[i * n + i]);
+  // the median squared distance between training rows sets the Gaussian's scale
+  let medianD2 = 1;
+  if (type === 'rbf') {
+    const d2: number[] = [];
+    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) d2.push(sq[i] + sq[j] - 2 * gram[i * n + j]);
+    d2.sort((u, v) => u - v);
+    medianD2 = d2[Math.floor(d2.length / 2)] || 1;
+  }
+  const gauss = (d2: number, w: number) => Math.exp(-Math.max(0, d2) / (w * medianD2));
   return {
-    lambda,
-    cvR2: cv[best],
+    n,
+    p,
+    /** the n×n kernel between training rows (width undefined: linear) */
+    matrix: (w: number | undefined): Float64Array => (w === undefined ? gram : gram.map((g, ij) => gauss(sq[Math.floor(ij / n)] + sq[ij % n] - 2 * g, w))),
+    /** the kernel between a new row and every training row */
+    row: (r: Float32Array, w: number | undefined): Float64Array => {
+      const v = std(r);
+      const vv = dot(v, v);
+      return Float64Array.from(xs, (xi, j) => {
+        const g = dot(v, xi);
+        return w === undefined ? g : gauss(vv + sq[j] - 2 * g, w);
+      });
+    },
+  };
+}
+
+/** Per target t: mean_t + Σ_s k_s·α_t,s, fitted on `rows` (the targets centred on their mean over the rows). */
+function dualFit(k: Float64Array, n: number, rows: readonly number[], lambda: number, target: (i: number, t: number) => number, q: number) {
+  const solve = dualFactor(k, n, rows, lambda);
+  const means: number[] = [];
+  const alphas: Float64Array[] = [];
+  for (let t = 0; t < q; t++) {
+    const m = rows.reduce((a, i) => a + target(i, t), 0) / rows.length;
+    means.push(m);
+    alphas.push(solve(Float64Array.from(rows, (i) => target(i, t) - m)));
+  }
+  return { means, alphas, at: (kv: (s: number) => number, t: number) => alphas[t].reduce((a, al, s) => a + kv(s) * al, means[t]) };
+}
+
+/**
+ * Ridge from features to targets with λ chosen among `lambdas` by cross-validation over `groups` (fold = group
+ * mod folds; the summed 1 − R² of every target) — for the linear kernel λ = c·p (c from `lambdas`, p values per
+ * row), for the Gaussian one λ = c (its Gram matrix has a unit diagonal) with the width chosen on the same
+ * folds. Features are standardised with the training rows' mean and deviation.
+ * @param x row-major [n,p] training features; @param y targets per crop, [n][q]
+ * @returns the chosen c (and width), each target's mean R² over the held-out folds at that choice, and
+ * predict(rows) → [m][q]
+ */
+export function fitRidgeCv(
+  x: readonly Float32Array[],
+  y: readonly number[][],
+  groups: readonly number[],
+  lambdas: readonly number[],
+  folds = 4,
+  kernel: RidgeKernel = { type: 'linear' },
+): { lambda: number; width?: number; cvR2: number[]; predict: (rows: readonly Float32Array[]) => number[][] } {
+  const n = x.length;
+  const p = x[0]?.length ?? 0;
+  const q = y[0]?.length ?? 0;
+  if (n < 2 || y.length !== n || groups.length !== n || x.some((r) => r.length !== p)) throw new Error(`fitRidgeCv: ${n} feature rows of ${p} values, ${y.length} targets and ${groups.length} groups must agree (n ≥ 2)`);
+  if (new Set(groups.map((g) => g % folds)).size < 2) throw new Error(`fitRidgeCv: the groups fill fewer than 2 of ${folds} folds`);
+  if (kernel.type === 'rbf' && (!kernel.widths.length || kernel.widths.some((w) => !(w > 0)))) throw new Error(`fitRidgeCv: the Gaussian kernel needs widths > 0 (got [${kernel.widths.join(', ')}])`);
+  const basis = kernelBasis(x, kernel.type);
+  const target = (i: number, t: number) => y[i][t];
+  const all = [...Array(n).keys()];
+  const foldRows = [...Array(folds).keys()]
+    .map((f) => ({ tr: all.filter((i) => groups[i] % folds !== f), te: all.filter((i) => groups[i] % folds === f) }))
+    .filter((s) => s.tr.length && s.te.length);
+  // per (width, c): each target's mean R² over the held-out folds
+  const widths = kernel.type === 'rbf' ? kernel.widths : [undefined];
+  const cv = widths.flatMap((w) => {
+    const k = basis.matrix(w);
+    return lambdas.map((c) => {
+      const lam = kernel.type === 'linear' ? c * p : c;
+      const r2: number[][] = Array.from({ length: q }, () => []);
+      for (const { tr, te } of foldRows) {
+        const f = dualFit(k, n, tr, lam, target, q);
+        for (let t = 0; t < q; t++) r2[t].push(rSquared(te.map((i) => f.at((s) => k[i * n + tr[s]], t)), te.map((i) => y[i][t])));
+      }
+      return { w, c, lam, k, r2: r2.map((v) => v.reduce((a, b) => a + b, 0) / v.length) };
+    });
+  });
+  const cvLoss = cv.map((e) => e.r2.reduce((a, v) => a + (1 - v), 0));
+  const best = cv[cvLoss.indexOf(Math.min(...cvLoss))];
+  const f = dualFit(best.k, n, all, best.lam, target, q);
+  return {
+    lambda: best.c,
+    ...(best.w === undefined ? {} : { width: best.w }),
+    cvR2: best.r2,
     predict: (rows) =>
       rows.map((r) => {
-        const v = std(r);
-        const kv = xs.map((xi) => dot(v, xi));
-        return means.map((m, t) => m + kv.reduce((a, kij, s) => a + kij * alphas[t][s], 0));
+        const kv = basis.row(r, best.w);
+        return Array.from({ length: q }, (_, t) => f.at((s) => kv[s], t));
       }),
   };
+}
+
+/**
+ * Kernel ridge with a given λ and Gaussian width (as `fitRidgeCv` chose them) for many targets at once — one
+ * factorisation, one solve per target: e.g. clean words from hazy words.
+ * @param y [n] rows of q target values; @returns predict(rows) → [m] rows of q values
+ */
+export function fitKernelRidge(x: readonly Float32Array[], y: readonly Float32Array[], lambda: number, width?: number): (rows: readonly Float32Array[]) => Float32Array[] {
+  const n = x.length;
+  const q = y[0]?.length ?? 0;
+  if (n < 2 || y.length !== n || y.some((r) => r.length !== q)) throw new Error(`fitKernelRidge: ${n} feature rows and ${y.length} target rows of ${q} values must agree (n ≥ 2)`);
+  const basis = kernelBasis(x, width === undefined ? 'linear' : 'rbf');
+  const f = dualFit(basis.matrix(width), n, [...Array(n).keys()], width === undefined ? lambda * basis.p : lambda, (i, t) => y[i][t], q);
+  return (rows) =>
+    rows.map((r) => {
+      const kv = basis.row(r, width);
+      return Float32Array.from({ length: q }, (_, t) => f.at((s) => kv[s], t));
+    });
 }
 
 interface HazyCrop {
@@ -188,14 +271,16 @@ interface HazyCrop {
  */
 export async function hazeWordsProbe(
   model: GuidanceModel,
-  t2iCfg: { imageSize: number; photoShortSide: number },
-  opts: { cropsPerPhoto?: number; draws?: number; valDraws?: number; lambdas?: readonly number[]; seed?: number; trainPhotos?: number; valPhotos?: number; onCrop?: (done: number, total: number) => void } = {},
+  t2i: TextToImage,
+  opts: { cropsPerPhoto?: number; draws?: number; valDraws?: number; lambdas?: readonly number[]; rbfLambdas?: readonly number[]; rbfWidths?: readonly number[]; seed?: number; trainPhotos?: number; valPhotos?: number; onCrop?: (done: number, total: number) => void } = {},
 ): Promise<HazeProbeResult> {
-  const { imageSize, photoShortSide } = t2iCfg;
+  const { imageSize, photoShortSide } = t2i.cfg;
   const cropsPerPhoto = opts.cropsPerPhoto ?? 6;
   const draws = opts.draws ?? 4;
   const valDraws = opts.valDraws ?? 8;
   const lambdas = opts.lambdas ?? [0.1, 0.3, 1, 3, 10, 30, 100];
+  const rbfLambdas = opts.rbfLambdas ?? [0.001, 0.01, 0.1, 1, 10];
+  const rbfWidths = opts.rbfWidths ?? [0.5, 1, 2, 4, 8];
   const hazy = async (split: 'train' | 'val', crops: number, draws: number, limit?: number): Promise<HazyCrop[]> => {
     const rng = new Rng((opts.seed ?? 77) + (split === 'val' ? 1 : 0)); // each split its own draws: the validation hazes do not depend on the training set's size
     const photos = await loadPhotos(split, photoShortSide, limit);
@@ -213,46 +298,101 @@ export async function hazeWordsProbe(
   };
   const train = await hazy('train', cropsPerPhoto, draws, opts.trainPhotos);
   const val = await hazy('val', 1, valDraws, opts.valPhotos);
-  const total = train.length + val.length;
-  const words = async (items: HazyCrop[], offset: number): Promise<Float32Array[]> => {
-    const out: Float32Array[] = [];
-    for (let i = 0; i < items.length; i += 16) {
-      const w = await imageWords(model, items.slice(i, i + 16).map((t) => t.x));
+  // the clean crops (each hazy crop's y; the draws of one crop share it)
+  const distinct = (items: HazyCrop[]) => [...new Set(items.map((t) => t.y))];
+  const cleanTrain = t2i.hasLayoutMap ? distinct(train) : [];
+  const cleanVal = t2i.hasLayoutMap ? distinct(val) : [];
+  const total = train.length + val.length + cleanTrain.length + cleanVal.length;
+  let done = 0;
+  /** E_txt = M_i2t(τi(·)) of each image, and M_clean's E'_txt of it */
+  const words = async (imgs: RGBImage[]): Promise<{ raw: Float32Array[]; clean: Float32Array[] }> => {
+    const out = { raw: [] as Float32Array[], clean: [] as Float32Array[] };
+    for (let i = 0; i < imgs.length; i += 16) {
+      const w = await imageWords(model, imgs.slice(i, i + 16));
       try {
-        const [b, nw, dw] = w.raw.shape;
-        const flat = await w.raw.data();
-        for (let j = 0; j < b; j++) out.push(Float32Array.from(flat.subarray(j * nw * dw, (j + 1) * nw * dw)));
+        for (const key of ['raw', 'clean'] as const) {
+          const [b, nw, dw] = w[key].shape;
+          const flat = await w[key].data();
+          for (let j = 0; j < b; j++) out[key].push(Float32Array.from(flat.subarray(j * nw * dw, (j + 1) * nw * dw)));
+        }
       } finally {
         tf.dispose([w.raw, w.clean]);
       }
-      opts.onCrop?.(offset + out.length, total);
+      done += Math.min(16, imgs.length - i);
+      opts.onCrop?.(done, total);
     }
     return out;
   };
+  const trainWords = await words(train.map((t) => t.x));
+  const valWords = await words(val.map((t) => t.x));
   const feats = {
-    words: { train: await words(train, 0), val: await words(val, train.length) },
+    words: { train: trainWords.raw, val: valWords.raw },
     pixels: { train: train.map((t) => hazePixelFeatures(t.x)), val: val.map((t) => hazePixelFeatures(t.x)) },
   };
   const clamp = (v: number, [lo, hi]: readonly [number, number]) => Math.min(hi, Math.max(lo, v));
   const mean4 = (imgs: RGBImage[]) => imgs.reduce((a, im, i) => a + finitePsnr(thumbnailPsnr(im, val[i].y, 4)), 0) / imgs.length;
-  const probes = (['words', 'pixels'] as const).map((features): HazeProbeRow => {
-    const f = feats[features];
-    const fit = fitRidgeCv(f.train, train.map((t) => [t.params.beta, t.params.A]), train.map((t) => t.photo), lambdas);
-    const pred = fit.predict(f.val);
-    return {
-      features,
-      dims: f.train[0].length,
-      lambda: fit.lambda,
-      r2: { beta: rSquared(pred.map((r) => r[0]), val.map((t) => t.params.beta)), A: rSquared(pred.map((r) => r[1]), val.map((t) => t.params.A)) },
-      cvR2: { beta: fit.cvR2[0], A: fit.cvR2[1] },
-      thumb4: mean4(val.map((t, i) => removeHaze(t.x, { beta: clamp(pred[i][0], HAZE_DEFAULTS.beta), A: clamp(pred[i][1], HAZE_DEFAULTS.A) }))),
-    };
-  });
+  const probes = (['words', 'pixels'] as const).flatMap((features) =>
+    (['linear', 'rbf'] as const).map((kernel): HazeProbeRow => {
+      const f = feats[features];
+      const fit =
+        kernel === 'linear'
+          ? fitRidgeCv(f.train, train.map((t) => [t.params.beta, t.params.A]), train.map((t) => t.photo), lambdas)
+          : fitRidgeCv(f.train, train.map((t) => [t.params.beta, t.params.A]), train.map((t) => t.photo), rbfLambdas, 4, { type: 'rbf', widths: rbfWidths });
+      const pred = fit.predict(f.val);
+      return {
+        features,
+        kernel,
+        dims: f.train[0].length,
+        lambda: fit.lambda,
+        ...(fit.width === undefined ? {} : { width: fit.width }),
+        r2: { beta: rSquared(pred.map((r) => r[0]), val.map((t) => t.params.beta)), A: rSquared(pred.map((r) => r[1]), val.map((t) => t.params.A)) },
+        cvR2: { beta: fit.cvR2[0], A: fit.cvR2[1] },
+        thumb4: mean4(val.map((t, i) => removeHaze(t.x, { beta: clamp(pred[i][0], HAZE_DEFAULTS.beta), A: clamp(pred[i][1], HAZE_DEFAULTS.A) }))),
+      };
+    }),
+  );
+  const cleanWords = t2i.hasLayoutMap ? await cleanWordsProbe() : undefined;
   const mid = (r: readonly [number, number]) => (r[0] + r[1]) / 2;
   return {
     photos: { train: new Set(train.map((t) => t.photo)).size, val: new Set(val.map((t) => t.photo)).size },
     crops: { train: train.length, val: val.length },
     probes,
     thumb4: { input: mean4(val.map((t) => t.x)), priorMean: mean4(val.map((t) => removeHaze(t.x, { beta: mid(HAZE_DEFAULTS.beta), A: mid(HAZE_DEFAULTS.A) }))) },
+    ...(cleanWords ? { cleanWords } : {}),
   };
+
+  /**
+   * Stage 2 as a read-out: clean words E_txt(Y) − E_txt(X) by kernel ridge from the hazy words (λ and width as
+   * cross-validated for β and A), against M_clean, each shown by the words' layout map at 4×4 (where G starts).
+   */
+  async function cleanWordsProbe(): Promise<NonNullable<HazeProbeResult['cleanWords']>> {
+    const yTrain = (await words(cleanTrain)).raw;
+    const yVal = (await words(cleanVal)).raw;
+    const rbf = probes.find((r) => r.features === 'words' && r.kernel === 'rbf');
+    if (!rbf) throw new Error('hazeWordsProbe: no kernel read-out of the words');
+    const ofTrain = new Map(cleanTrain.map((y, i) => [y, i]));
+    const ofVal = new Map(cleanVal.map((y, i) => [y, i]));
+    const residual = train.map((t, i) => Float32Array.from(yTrain[ofTrain.get(t.y)!], (v, j) => v - trainWords.raw[i][j]));
+    const predict = fitKernelRidge(trainWords.raw, residual, rbf.lambda, rbf.width);
+    const kernelWords = predict(valWords.raw).map((d, i) => Float32Array.from(d, (v, j) => v + valWords.raw[i][j]));
+    const [nw, dw] = [model.numWords, model.mapper.width];
+    const map4 = (rows: Float32Array[]): number => {
+      const imgs: RGBImage[] = [];
+      for (let i = 0; i < rows.length; i += 16) {
+        const part = rows.slice(i, i + 16);
+        const w = tf.tensor3d(Float32Array.from(part.flatMap((r) => [...r])), [part.length, nw, dw]);
+        try {
+          imgs.push(...layoutMapImages(model, t2i, w));
+        } finally {
+          w.dispose();
+        }
+      }
+      return mean4(imgs);
+    };
+    return {
+      lambda: rbf.lambda,
+      width: rbf.width ?? NaN,
+      map4: { input: map4(valWords.raw), mClean: map4(valWords.clean), kernelRidge: map4(kernelWords), clean: map4(val.map((t) => yVal[ofVal.get(t.y)!])) },
+    };
+  }
 }

@@ -159,15 +159,33 @@ test('tdr guide-check measures the ci guidance model: word distances for every t
 test('tdr guide-check --haze-probe: ridge probes from the words and from the pixels to the haze numbers, measured on validation crops', () => {
   const j = JSON.parse(run(['guide-check', '--checkpoint', guidance, '--haze-probe', '--photos', '3', '--json']).stdout).hazeProbe;
   assert.deepEqual([j.photos, j.crops], [{ train: 38, val: 3 }, { train: 38 * 6 * 4, val: 3 * 8 }]);
-  assert.deepEqual(j.probes.map((p: { features: string }) => p.features), ['words', 'pixels']);
-  assert.equal(j.probes[1].dims, 304);
-  for (const p of j.probes) assert.ok(p.r2.beta <= 1 && p.r2.A <= 1 && p.cvR2.beta <= 1 && p.cvR2.A <= 1 && Number.isFinite(p.thumb4) && [0.1, 0.3, 1, 3, 10, 30, 100].includes(p.lambda), JSON.stringify(p));
+  assert.deepEqual(j.probes.map((p: { features: string; kernel: string }) => `${p.features}/${p.kernel}`), ['words/linear', 'words/rbf', 'pixels/linear', 'pixels/rbf']);
+  assert.equal(j.probes[2].dims, 304);
+  for (const p of j.probes) {
+    const grid = p.kernel === 'linear' ? [0.1, 0.3, 1, 3, 10, 30, 100] : [0.001, 0.01, 0.1, 1, 10];
+    assert.ok(p.r2.beta <= 1 && p.r2.A <= 1 && p.cvR2.beta <= 1 && p.cvR2.A <= 1 && Number.isFinite(p.thumb4) && grid.includes(p.lambda), JSON.stringify(p));
+    assert.equal(p.width === undefined, p.kernel === 'linear', JSON.stringify(p));
+  }
+  assert.equal(j.cleanWords, undefined, "the ci text-to-image model has no words' layout map to read stage 2 by");
   assert.ok(j.thumb4.priorMean > j.thumb4.input, 'undoing an average haze shows the scene more truly than the hazy crop');
   const text = run(['guide-check', '--checkpoint', guidance, '--haze-probe', '--photos', '3']).stdout;
-  assert.match(text, /\| the words E_txt\(X\) \| \d+ \|/);
+  assert.match(text, /\| the words E_txt\(X\) \| \d+ \| Gaussian kernel, width [\d.]+ \|/);
   const bad = spawnSync(process.execPath, [cli, 'guide-check', '--checkpoint', guidance, '--haze-probe', '--split', 'train'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--haze-probe .* --split does not apply/);
+  // the shipped words guidance (the default checkpoint) on the first 4 training photos, 3 crops each: its
+  // text-to-image model has a layout map, so stage 2 is also read out on the words' maps
+  const args = ['guide-check', '--haze-probe', '--photos', '3', '--train-photos', '4', '--crops-per-photo', '3'];
+  const few = JSON.parse(run([...args, '--json']).stdout).hazeProbe;
+  assert.deepEqual([few.photos, few.crops], [{ train: 4, val: 3 }, { train: 4 * 3 * 4, val: 3 * 8 }], 'the first 4 training photos, 3 crops each, 4 hazes a crop');
+  const m = few.cleanWords.map4;
+  assert.deepEqual(Object.keys(m), ['input', 'mClean', 'kernelRidge', 'clean']);
+  assert.equal(few.cleanWords.width, few.probes[1].width, 'the kernel ridge of the clean words uses the width chosen for β and A');
+  assert.ok(m.clean > m.input + 5 && m.mClean > m.input + 3 && m.kernelRidge > m.input, `the clean words' map is truer than the hazy words', and both read-outs move towards it: ${JSON.stringify(m)}`);
+  assert.match(run(args).stdout, /stage 2 as a read-out: .* kernel ridge .* the clean crop's own words E_txt\(Y\) [\d.]+ dB/);
+  const stray = spawnSync(process.execPath, [cli, 'guide-check', '--checkpoint', guidance, '--train-photos', '4'], { encoding: 'utf8' });
+  assert.equal(stray.status, 2);
+  assert.match(stray.stderr, /--train-photos sets the training crops of --haze-probe/);
 });
 
 test('tdr report with a missing restorer checkpoint: part 2 is skipped, naming the file and the command that builds it', () => {

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { fitRidgeCv, hazePixelFeatures, rSquared } from '../../lib/guidance/haze_probe';
+import { fitRidgeCv, fitKernelRidge, hazePixelFeatures, rSquared } from '../../lib/guidance/haze_probe';
 import { makeImage } from '../../lib/data/image';
 import { Rng } from '../../lib/util/rng';
 
@@ -36,6 +36,46 @@ test('fitRidgeCv: features that determine the targets are read off on new rows (
   for (const t of [0, 1]) assert.ok(rSquared(np.map((r) => r[t]), noiseTe.y.map((r) => r[t])) < 0.2, `target ${t}`);
   assert.throws(() => fitRidgeCv(tr.x, tr.y, tr.x.map(() => 0), [1]), /fewer than 2 of 4 folds/);
   assert.throws(() => fitRidgeCv(tr.x, tr.y.slice(1), tr.groups, [1]), /must agree/);
+});
+
+/** Targets that depend on the features non-linearly (a bump and a product), which no linear map can read. */
+function bumps(n: number, seed: number) {
+  const rng = new Rng(seed);
+  const x: Float32Array[] = [];
+  const y: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    const r = Float32Array.from({ length: 3 }, () => rng.normal());
+    x.push(r);
+    y.push([Math.exp(-(r[0] ** 2 + r[1] ** 2)), r[0] * r[2]]);
+  }
+  return { x, y, groups: x.map((_, i) => Math.floor(i / 8)) };
+}
+
+test('fitRidgeCv with a Gaussian kernel reads non-linear targets that the linear read-out cannot; the width is chosen by cross-validation', () => {
+  const tr = bumps(240, 5);
+  const te = bumps(120, 6);
+  const r2 = (fit: ReturnType<typeof fitRidgeCv>) => [0, 1].map((t) => rSquared(fit.predict(te.x).map((r) => r[t]), te.y.map((r) => r[t])));
+  const lin = fitRidgeCv(tr.x, tr.y, tr.groups, [0.01, 1, 100]);
+  assert.equal(lin.width, undefined);
+  assert.ok(r2(lin).every((v) => v < 0.2), `linear: ${r2(lin)}`);
+  const rbf = fitRidgeCv(tr.x, tr.y, tr.groups, [0.001, 0.01, 0.1], 4, { type: 'rbf', widths: [0.01, 1, 100] });
+  assert.equal(rbf.width, 1, 'too narrow a Gaussian knows only its training rows, too wide a one is nearly linear');
+  assert.ok(r2(rbf).every((v) => v > 0.8), `Gaussian: ${r2(rbf)}`);
+  assert.ok(rbf.cvR2.every((v) => v > 0.7), `held-out groups: ${rbf.cvR2}`);
+  assert.throws(() => fitRidgeCv(tr.x, tr.y, tr.groups, [1], 4, { type: 'rbf', widths: [0] }), /widths > 0/);
+});
+
+test('fitKernelRidge: many targets at once, the same predictions as fitRidgeCv at the same λ and width', () => {
+  const tr = bumps(120, 7);
+  const te = bumps(20, 8);
+  const cv = fitRidgeCv(tr.x, tr.y, tr.groups, [0.01], 4, { type: 'rbf', widths: [1] });
+  const many = fitKernelRidge(tr.x, tr.y.map((r) => Float32Array.from(r)), 0.01, 1)(te.x);
+  const one = cv.predict(te.x);
+  for (let i = 0; i < te.x.length; i++) for (const t of [0, 1]) assert.ok(Math.abs(many[i][t] - one[i][t]) < 1e-5, `row ${i} target ${t}: ${many[i][t]} vs ${one[i][t]}`);
+  const lin = fitRidgeCv(tr.x, tr.y, tr.groups, [1]);
+  const linMany = fitKernelRidge(tr.x, tr.y.map((r) => Float32Array.from(r)), 1)(te.x);
+  assert.ok(Math.abs(linMany[0][1] - lin.predict(te.x)[0][1]) < 1e-5, 'no width: the linear read-out, λ as a multiple of the feature count');
+  assert.throws(() => fitKernelRidge(tr.x, tr.y.slice(1).map((r) => Float32Array.from(r)), 1), /must agree/);
 });
 
 test('rSquared: 1 for a perfect prediction, 0 for the mean, NaN for constant targets', () => {

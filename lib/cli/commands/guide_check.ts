@@ -20,7 +20,7 @@ import { markdownTable } from '../../viz/table';
 import { UserError } from '../../util/errors';
 
 const HELP = `usage: tdr guide-check [--checkpoint FILE.tdrc] [--t2i FILE.tdrc] [--photos N] [--split val|train] [--tasks LIST] [--steps N] [--cfg S] [--seed N] [--json]
-       tdr guide-check --haze-probe [--checkpoint FILE.tdrc] [--photos N] [--seed N] [--json]
+       tdr guide-check --haze-probe [--checkpoint FILE.tdrc] [--photos N] [--train-photos N] [--crops-per-photo K] [--seed N] [--json]
 
 Measures a guidance model on the validation photos (--split train: the training photos; the degradation-free
 guidance acceptance):
@@ -53,8 +53,14 @@ options:
                      Ridge regressions from the words of hazy training crops (38 photos × 6 crops × 4 hazes;
                      λ by cross-validation over the photos) to β and A, measured on the validation photos
                      (--photos N of them, 8 hazes each): R², and the 4×4 PSNR to the clean crop of X inverted
-                     with the predicted numbers — beside the same from pixel statistics of X. About 40 s;
-                     --seed sets the crops and hazes (default 77)`;
+                     with the predicted numbers — beside the same from pixel statistics of X; each linear and
+                     with a Gaussian kernel (non-linear). With a layout map, also stage 2 as a read-out: clean
+                     words read from the hazy words by kernel ridge against M_clean's, each decoded by the
+                     words' layout map at 4×4. About 1.5 min; --seed sets the crops and hazes (default 77)
+  --train-photos N   --haze-probe: fit on the first N training photos only (default all 38)
+  --crops-per-photo K
+                     --haze-probe: crops per training photo, 4 hazes each (default 6; with fewer photos, more
+                     crops keep the number of training pairs)`;
 
 const Options = z.strictObject({
   checkpoint: z.string().optional(),
@@ -71,6 +77,8 @@ const Options = z.strictObject({
   seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).optional(),
   json: z.boolean().optional(),
   'haze-probe': z.boolean().optional(),
+  'train-photos': z.coerce.number().int().min(2).optional(),
+  'crops-per-photo': z.coerce.number().int().min(1).max(64).optional(),
 });
 
 export const guideCheckCommand: Command = {
@@ -81,7 +89,7 @@ export const guideCheckCommand: Command = {
     const { options, positionals } = parseOptions(
       'guide-check',
       argv,
-      { checkpoint: { type: 'string' }, t2i: { type: 'string' }, photos: { type: 'string' }, split: { type: 'string' }, tasks: { type: 'string' }, steps: { type: 'string' }, cfg: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, 'haze-probe': { type: 'boolean' } },
+      { checkpoint: { type: 'string' }, t2i: { type: 'string' }, photos: { type: 'string' }, split: { type: 'string' }, tasks: { type: 'string' }, steps: { type: 'string' }, cfg: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, 'haze-probe': { type: 'boolean' }, 'train-photos': { type: 'string' }, 'crops-per-photo': { type: 'string' } },
       Options,
     );
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'; see 'tdr guide-check --help'`);
@@ -91,13 +99,16 @@ export const guideCheckCommand: Command = {
     if (options['haze-probe']) {
       const other = (['split', 'tasks', 'steps', 'cfg'] as const).find((k) => argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`)));
       if (other) throw new UserError(`--haze-probe measures the words on both splits without drawing G: --${other} does not apply; see 'tdr guide-check --help'`);
+    } else {
+      const probeOnly = (['train-photos', 'crops-per-photo'] as const).find((k) => options[k] !== undefined);
+      if (probeOnly) throw new UserError(`--${probeOnly} sets the training crops of --haze-probe; without it, see 'tdr guide-check --help'`);
     }
     await initBackend({ quiet: options.json });
     const { guidance, t2i } = loadGuidancePair(ckpt, { t2iFile: options.t2i });
     try {
       if (options['haze-probe']) {
         let bar: Progress | undefined;
-        const r = await hazeWordsProbe(guidance, t2i.cfg, { valPhotos: options.photos, seed: options.seed, onCrop: (i, n) => (bar ??= new Progress('words', n, { quiet: options.json })).update(i) });
+        const r = await hazeWordsProbe(guidance, t2i, { valPhotos: options.photos, trainPhotos: options['train-photos'], cropsPerPhoto: options['crops-per-photo'], seed: options.seed, onCrop: (i, n) => (bar ??= new Progress('words', n, { quiet: options.json })).update(i) });
         if (options.json) process.stdout.write(JSON.stringify({ checkpoint: ckpt, hazeProbe: r }) + '\n');
         else process.stdout.write(formatHazeProbe(ckpt, r) + '\n');
         return 0;
@@ -153,8 +164,14 @@ export const guideCheckCommand: Command = {
 export function formatHazeProbe(ckpt: string, r: HazeProbeResult): string {
   const f = (x: number, d = 2) => x.toFixed(d);
   return [
-    `checkpoint ${ckpt}: do the stage-1 words E_txt(X) of a hazy crop determine its haze numbers β and A? Ridge from ${r.crops.train} hazy crops of ${r.photos.train} training photos (λ by cross-validation over the photos), measured on ${r.crops.val} hazy crops of ${r.photos.val} validation photos`,
-    markdownTable(r.probes.map((p) => ({ 'read from': p.features === 'words' ? 'the words E_txt(X)' : "X's pixels (4×4 thumbnail, local contrast 16×16)", values: String(p.dims), 'λ / values': String(p.lambda), 'R² β': f(p.r2.beta), 'R² A': f(p.r2.A), 'R² β, A on held-out training photos': `${f(p.cvR2.beta)}, ${f(p.cvR2.A)}`, 'X inverted with them, 4×4 dB': f(p.thumb4) }))),
+    `checkpoint ${ckpt}: do the stage-1 words E_txt(X) of a hazy crop determine its haze numbers β and A? Ridge (linear, and with a Gaussian kernel) from ${r.crops.train} hazy crops of ${r.photos.train} training photos (λ by cross-validation over the photos), measured on ${r.crops.val} hazy crops of ${r.photos.val} validation photos`,
+    markdownTable(r.probes.map((p) => ({ 'read from': p.features === 'words' ? 'the words E_txt(X)' : "X's pixels (4×4 thumbnail, local contrast 16×16)", values: String(p.dims), 'read-out': p.kernel === 'linear' ? 'linear' : `Gaussian kernel, width ${p.width}`, λ: p.kernel === 'linear' ? `${p.lambda} × values` : String(p.lambda), 'R² β': f(p.r2.beta), 'R² A': f(p.r2.A), 'R² β, A on held-out training photos': `${f(p.cvR2.beta)}, ${f(p.cvR2.A)}`, 'X inverted with them, 4×4 dB': f(p.thumb4) }))),
     `X itself ${f(r.thumb4.input)} dB at 4×4; X inverted with the sampler's mean β and A ${f(r.thumb4.priorMean)} dB; with the true numbers it is the clean crop. G(E'_txt(X)) on haze: 'tdr guide-check' (what G shows at 4×4).`,
+    ...(r.cleanWords
+      ? [
+          '',
+          `stage 2 as a read-out: the words' layout map at 4×4 (where G starts), PSNR to the clean crop on the same ${r.crops.val} validation crops — the hazy words E_txt(X) ${f(r.cleanWords.map4.input)} dB, M_clean's E'_txt(X) ${f(r.cleanWords.map4.mClean)} dB, clean words read from E_txt(X) by kernel ridge (Gaussian, width ${r.cleanWords.width}, λ ${r.cleanWords.lambda}; fitted on the training crops' (hazy, clean) word pairs) ${f(r.cleanWords.map4.kernelRidge)} dB, the clean crop's own words E_txt(Y) ${f(r.cleanWords.map4.clean)} dB`,
+        ]
+      : []),
   ].join('\n');
 }
