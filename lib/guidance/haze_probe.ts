@@ -9,9 +9,10 @@
  * photos: R² of each number, and the 4×4 thumbnail PSNR to the clean crop of X inverted with the predicted
  * numbers (clamped to the sampler's ranges) — what a dehazing that read the numbers off the words as well
  * as a linear map does would show. A Gaussian-kernel ridge on the same features asks the same of a non-linear
- * read-out (a linear probe only bounds what the words hold from below). The same from simple pixel statistics of X (its 4×4 thumbnail and the
- * local contrast on a 16×16 grid) is the yardstick; X itself and X inverted with the sampler's mean numbers
- * bound it from below.
+ * read-out (a linear probe only bounds what the words hold from below). The same from simple pixel statistics
+ * of X (its 4×4 thumbnail and the local contrast on a 16×16 grid) is the yardstick; X itself and X inverted
+ * with the sampler's mean numbers bound it from below. With a text-to-image model that has a layout map, stage 2
+ * itself is read out too (`cleanWords`; docs/experiments.md §2 item 11).
  *
  * Ridge in the dual (n crops ≪ p = N·D word values): α = (K + λI)⁻¹ (y − ȳ), K = X·Xᵀ of standardised
  * features (or its Gaussian of the distances), computed once and cut per fold.
@@ -351,21 +352,11 @@ export async function hazeWordsProbe(
       };
     }),
   );
-  const cleanWords = t2i.hasLayoutMap ? await cleanWordsProbe() : undefined;
-  const mid = (r: readonly [number, number]) => (r[0] + r[1]) / 2;
-  return {
-    photos: { train: new Set(train.map((t) => t.photo)).size, val: new Set(val.map((t) => t.photo)).size },
-    crops: { train: train.length, val: val.length },
-    probes,
-    thumb4: { input: mean4(val.map((t) => t.x)), priorMean: mean4(val.map((t) => removeHaze(t.x, { beta: mid(HAZE_DEFAULTS.beta), A: mid(HAZE_DEFAULTS.A) }))) },
-    ...(cleanWords ? { cleanWords } : {}),
-  };
-
   /**
    * Stage 2 as a read-out: clean words E_txt(Y) − E_txt(X) by kernel ridge from the hazy words (λ and width as
    * cross-validated for β and A), against M_clean, each shown by the words' layout map at 4×4 (where G starts).
    */
-  async function cleanWordsProbe(): Promise<NonNullable<HazeProbeResult['cleanWords']>> {
+  const cleanWordsProbe = async (): Promise<NonNullable<HazeProbeResult['cleanWords']>> => {
     const yTrain = (await words(cleanTrain)).raw;
     const yVal = (await words(cleanVal)).raw;
     const rbf = probes.find((r) => r.features === 'words' && r.kernel === 'rbf');
@@ -394,5 +385,14 @@ export async function hazeWordsProbe(
       width: rbf.width ?? NaN,
       map4: { input: map4(valWords.raw), mClean: map4(valWords.clean), kernelRidge: map4(kernelWords), clean: map4(val.map((t) => yVal[ofVal.get(t.y)!])) },
     };
-  }
+  };
+  const cleanWords = t2i.hasLayoutMap ? await cleanWordsProbe() : undefined;
+  const mid = (r: readonly [number, number]) => (r[0] + r[1]) / 2;
+  return {
+    photos: { train: new Set(train.map((t) => t.photo)).size, val: new Set(val.map((t) => t.photo)).size },
+    crops: { train: train.length, val: val.length },
+    probes,
+    thumb4: { input: mean4(val.map((t) => t.x)), priorMean: mean4(val.map((t) => removeHaze(t.x, { beta: mid(HAZE_DEFAULTS.beta), A: mid(HAZE_DEFAULTS.A) }))) },
+    ...(cleanWords ? { cleanWords } : {}),
+  };
 }
