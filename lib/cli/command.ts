@@ -53,7 +53,22 @@ export function parseOptions<S extends z.ZodType>(
   }
   const values = Object.fromEntries(Object.entries(parsed.values).filter(([, v]) => v !== undefined));
   const r = schema.safeParse(values);
-  if (!r.success) throw new UserError(zodIssuesLine(r.error, (p) => (p ? `--${p}` : '')));
+  if (!r.success) {
+    // an option the schema needs but the command line does not give: say so, not "expected string, received undefined"
+    const isMissing = (i: z.core.$ZodIssue) => i.path.length > 0 && !(String(i.path[0]) in values);
+    const missing = [...new Set(r.error.issues.filter(isMissing).map((i) => `--${String(i.path[0])}`))];
+    const rest = r.error.issues.filter((i) => !isMissing(i));
+    const parts = [
+      ...(missing.length ? [`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} required`] : []),
+      ...rest.map((i) => {
+        const key = String(i.path[0] ?? '');
+        // a word where a number belongs: show what was given, not "received NaN"
+        if (i.code === 'invalid_type' && i.expected === 'number' && typeof values[key] === 'string') return `--${key}: expected a number, got '${values[key]}'`;
+        return zodIssuesLine(new z.ZodError([i]), (p) => (p ? `--${p}` : ''));
+      }),
+    ];
+    throw new UserError(missing.length ? `${parts.join('; ')}; see 'tdr ${command} --help'` : parts.join('; '));
+  }
   return { options: r.data, positionals: parsed.positionals };
 }
 

@@ -43,3 +43,15 @@ test('an unknown option is one line naming it, exit 2', () => {
   assert.match(r.stderr, /--no-such-option/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
 });
+
+test('a required option left out is named as required, a word where a number belongs is shown as given (one line, exit 2)', () => {
+  const none = run('sample');
+  assert.equal(none.status, 2);
+  assert.equal(none.stderr.trim(), "tdr sample: --prompt, --seed, --out are required; see 'tdr sample --help'");
+  const both = run('sample', '--prompt', 'a photo of a cat', '--seed', 'abc');
+  assert.equal(both.status, 2);
+  assert.equal(both.stderr.trim(), "tdr sample: --out is required; --seed: expected a number, got 'abc'; see 'tdr sample --help'");
+  const word = run('eval', '--table', '1', '--checkpoint', 'a.tdrc', '--out-dir', 'o', '--limit', 'ten');
+  assert.equal(word.status, 2);
+  assert.match(word.stderr, /^tdr eval: --limit: expected a number, got 'ten'\n$/);
+});
