@@ -275,6 +275,7 @@ export async function hazeWordsProbe(
   t2i: TextToImage,
   opts: { cropsPerPhoto?: number; draws?: number; valDraws?: number; lambdas?: readonly number[]; rbfLambdas?: readonly number[]; rbfWidths?: readonly number[]; seed?: number; trainPhotos?: number; valPhotos?: number; onCrop?: (done: number, total: number) => void } = {},
 ): Promise<HazeProbeResult> {
+  if (!(t2i instanceof TextToImage)) throw new TypeError('hazeWordsProbe: the second argument is the text-to-image model itself (loadGuidancePair(file).t2i), not its cfg');
   const { imageSize, photoShortSide } = t2i.cfg;
   const cropsPerPhoto = opts.cropsPerPhoto ?? 6;
   const draws = opts.draws ?? 4;

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { fitRidgeCv, fitKernelRidge, hazePixelFeatures, rSquared } from '../../lib/guidance/haze_probe';
+import { fitRidgeCv, fitKernelRidge, hazePixelFeatures, hazeWordsProbe, rSquared } from '../../lib/guidance/haze_probe';
 import { makeImage } from '../../lib/data/image';
 import { Rng } from '../../lib/util/rng';
 
@@ -94,4 +94,8 @@ test('hazePixelFeatures: the 4×4 thumbnail and the local contrast of a 16×16 g
   assert.ok(hazePixelFeatures(stripes).subarray(48).every((v) => Math.abs(v - 0.5) < 1e-6), 'alternating columns: deviation 0.5 in every cell');
   assert.equal(hazePixelFeatures(makeImage(40, 24, new Float32Array(40 * 24 * 3))).length, 304, 'sizes that are not multiples of 16');
   assert.throws(() => hazePixelFeatures(makeImage(12, 32, new Float32Array(12 * 32 * 3))), /12×32 is smaller than the 16×16 contrast grid/);
+});
+
+test("hazeWordsProbe: the text-to-image model's config in place of the model is refused, naming what to pass", async () => {
+  await assert.rejects(hazeWordsProbe({} as never, { imageSize: 128, photoShortSide: 160 } as never), /the text-to-image model itself \(loadGuidancePair\(file\)\.t2i\), not its cfg/);
 });
