@@ -55,7 +55,8 @@ export function parseOptions<S extends z.ZodType>(
   const r = schema.safeParse(values);
   if (!r.success) {
     // an option the schema needs but the command line does not give: say so, not "expected string, received undefined"
-    const isMissing = (i: z.core.$ZodIssue) => i.path.length > 0 && !(String(i.path[0]) in values);
+    // (a schema's own message for an absent option, e.g. from a default that fails .min, is kept)
+    const isMissing = (i: z.core.$ZodIssue) => i.code === 'invalid_type' && i.path.length > 0 && !(String(i.path[0]) in values);
     const missing = [...new Set(r.error.issues.filter(isMissing).map((i) => `--${String(i.path[0])}`))];
     const rest = r.error.issues.filter((i) => !isMissing(i));
     const parts = [
