@@ -25,7 +25,8 @@ import { areaThumbnail, thumbnailPsnr, finitePsnr } from '../metrics/content';
 import { Rng } from '../util/rng';
 import { choleskyInPlace, choleskySolve } from '../metrics/stats';
 import { GuidanceModel } from './model';
-import { imageWords, layoutMapImages } from './pipeline';
+import { imageWords, layoutMapImages, trainingView } from './pipeline';
+import { mapperFeatures } from './m_i2t';
 import { TextToImage } from '../t2i/model';
 
 /** One probe's result on the validation crops. */
@@ -60,7 +61,19 @@ export interface HazeProbeResult {
    * (trained on the training crops' pairs at the λ and width chosen for β and A), and of the clean crop's own
    * words E_txt(Y): how much of what the words hold stage 2 turns into the clean words.
    */
-  cleanWords?: { lambda: number; width: number; map4: { input: number; mClean: number; kernelRidge: number; clean: number } };
+  cleanWords?: {
+    lambda: number;
+    width: number;
+    map4: {
+      input: number;
+      mClean: number;
+      kernelRidge: number;
+      clean: number;
+      /** mapper with a colour path only: the hazy words with that path reading the clean crop's token colours
+       * (an oracle) and those of X undone with the Gaussian read of the words' haze numbers */
+      colourPath?: { clean: number; read: number };
+    };
+  };
 }
 
 /** The local-contrast grid of the pixel yardstick. */
@@ -333,6 +346,7 @@ export async function hazeWordsProbe(
   };
   const clamp = (v: number, [lo, hi]: readonly [number, number]) => Math.min(hi, Math.max(lo, v));
   const mean4 = (imgs: RGBImage[]) => imgs.reduce((a, im, i) => a + finitePsnr(thumbnailPsnr(im, val[i].y, 4)), 0) / imgs.length;
+  const undone = new Map<string, RGBImage[]>(); // X undone with each probe's numbers, by 'features/kernel'
   const probes = (['words', 'pixels'] as const).flatMap((features) =>
     (['linear', 'rbf'] as const).map((kernel): HazeProbeRow => {
       const f = feats[features];
@@ -341,6 +355,8 @@ export async function hazeWordsProbe(
           ? fitRidgeCv(f.train, train.map((t) => [t.params.beta, t.params.A]), train.map((t) => t.photo), lambdas)
           : fitRidgeCv(f.train, train.map((t) => [t.params.beta, t.params.A]), train.map((t) => t.photo), rbfLambdas, 4, { type: 'rbf', widths: rbfWidths });
       const pred = fit.predict(f.val);
+      const xHat = val.map((t, i) => removeHaze(t.x, { beta: clamp(pred[i][0], HAZE_DEFAULTS.beta), A: clamp(pred[i][1], HAZE_DEFAULTS.A) }));
+      undone.set(`${features}/${kernel}`, xHat);
       return {
         features,
         kernel,
@@ -349,7 +365,7 @@ export async function hazeWordsProbe(
         ...(fit.width === undefined ? {} : { width: fit.width }),
         r2: { beta: rSquared(pred.map((r) => r[0]), val.map((t) => t.params.beta)), A: rSquared(pred.map((r) => r[1]), val.map((t) => t.params.A)) },
         cvR2: { beta: fit.cvR2[0], A: fit.cvR2[1] },
-        thumb4: mean4(val.map((t, i) => removeHaze(t.x, { beta: clamp(pred[i][0], HAZE_DEFAULTS.beta), A: clamp(pred[i][1], HAZE_DEFAULTS.A) }))),
+        thumb4: mean4(xHat),
       };
     }),
   );
@@ -381,10 +397,36 @@ export async function hazeWordsProbe(
       }
       return mean4(imgs);
     };
+    // with the mapper's linear colour path: the hazy words with that path reading other token colours — the clean
+    // crop's (an oracle), and those of X undone with the haze numbers read from the words (the Gaussian read above)
+    let colourPath: { clean: number; read: number } | undefined;
+    const mapper = model.mapper;
+    if (mapper.colorW) {
+      const xHat = undone.get('words/rbf')!;
+      const pathWords = { clean: [] as Float32Array[], read: [] as Float32Array[] };
+      for (let i = 0; i < val.length; i += 16) {
+        const idx = [...Array(Math.min(16, val.length - i)).keys()].map((j) => i + j);
+        const feats = async (imgs: RGBImage[]) => mapperFeatures(await Promise.all(imgs.map((im) => trainingView(im, model.imageSize))), model.cfg.encoder, model.cfg.mapper);
+        const fs = [await feats(idx.map((j) => val[j].x)), await feats(idx.map((j) => val[j].y)), await feats(idx.map((j) => xHat[j]))];
+        try {
+          const colours = (f: (typeof fs)[number]) => f.tokens.slice([0, 0, mapper.dim - 3], [idx.length, f.tokens.shape[1], 3]);
+          for (const [key, f] of [['clean', fs[1]], ['read', fs[2]]] as const) {
+            const w = tf.tidy(() => mapper.callWithColours(fs[0], colours(f)));
+            const flat = await w.data();
+            w.dispose();
+            const nd = nw * dw;
+            for (let j = 0; j < idx.length; j++) pathWords[key].push(Float32Array.from(flat.subarray(j * nd, (j + 1) * nd)));
+          }
+        } finally {
+          tf.dispose(fs.flatMap((f) => [f.global, f.tokens]));
+        }
+      }
+      colourPath = { clean: map4(pathWords.clean), read: map4(pathWords.read) };
+    }
     return {
       lambda: rbf.lambda,
       width: rbf.width ?? NaN,
-      map4: { input: map4(valWords.raw), mClean: map4(valWords.clean), kernelRidge: map4(kernelWords), clean: map4(val.map((t) => yVal[ofVal.get(t.y)!])) },
+      map4: { input: map4(valWords.raw), mClean: map4(valWords.clean), kernelRidge: map4(kernelWords), clean: map4(val.map((t) => yVal[ofVal.get(t.y)!])), ...(colourPath ? { colourPath } : {}) },
     };
   };
   const cleanWords = t2i.hasLayoutMap ? await cleanWordsProbe() : undefined;

@@ -241,6 +241,24 @@ export class ImageToTextMapper {
     });
   }
 
+  /**
+   * colorPath only: the words of `f` with the linear colour path reading the token colours `colours` instead of
+   * f's own (E_txt + W·(colours − f's colours)); everything else as `call`. Measures how much of what the words'
+   * layout map shows comes through that path (docs/experiments.md §2 item 11).
+   * @param f as `call`; @param colours [B,T,3] token colours in [-1,1] (mapperFeatures' last 3 channels of another view)
+   */
+  callWithColours(f: ImageFeatures, colours: tf.Tensor3D): tf.Tensor3D {
+    const w = this.colorW;
+    if (!w) throw new Error(`ImageToTextMapper '${this.prefix}': callWithColours needs colorPath`);
+    const [b, t] = f.tokens.shape;
+    if (colours.rank !== 3 || colours.shape[0] !== b || colours.shape[1] !== t || colours.shape[2] !== 3) throw new Error(`ImageToTextMapper.callWithColours: colours must be [${b},${t},3], got [${colours.shape}]`);
+    return tf.tidy(() => {
+      const own = f.tokens.slice([0, 0, this.dim - 3], [b, t, 3]);
+      const shift = tf.matMul(colours.sub(own).reshape([b, 3 * t]) as tf.Tensor2D, w.transpose([1, 0, 2]).reshape([3 * t, this.numWords * this.width]) as tf.Tensor2D);
+      return tf.add(this.call(f), shift.reshape([b, this.numWords, this.width])) as tf.Tensor3D;
+    });
+  }
+
   /** The per-word MLP words (global + pooled patch MLPs), [B,N,D]. */
   private mlpWords(global: tf.Tensor2D, tokens: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {

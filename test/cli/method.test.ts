@@ -179,10 +179,11 @@ test('tdr guide-check --haze-probe: ridge probes from the words and from the pix
   const few = JSON.parse(run([...args, '--json']).stdout).hazeProbe;
   assert.deepEqual([few.photos, few.crops], [{ train: 4, val: 3 }, { train: 4 * 3 * 4, val: 3 * 8 }], 'the first 4 training photos, 3 crops each, 4 hazes a crop');
   const m = few.cleanWords.map4;
-  assert.deepEqual(Object.keys(m), ['input', 'mClean', 'kernelRidge', 'clean']);
+  assert.deepEqual(Object.keys(m), ['input', 'mClean', 'kernelRidge', 'clean', 'colourPath']);
+  assert.ok(m.colourPath.clean > m.mClean && m.colourPath.read > m.input, `the colour path carries the map's colours: ${JSON.stringify(m)}`);
   assert.equal(few.cleanWords.width, few.probes[1].width, 'the kernel ridge of the clean words uses the width chosen for β and A');
   assert.ok(m.clean > m.input + 5 && m.mClean > m.input + 3 && m.kernelRidge > m.input, `the clean words' map is truer than the hazy words', and both read-outs move towards it: ${JSON.stringify(m)}`);
-  assert.match(run(args).stdout, /stage 2 as a read-out: .* kernel ridge .* the clean crop's own words E_txt\(Y\) [\d.]+ dB/);
+  assert.match(run(args).stdout, /stage 2 as a read-out: .* kernel ridge .* the clean crop's own words E_txt\(Y\) [\d.]+ dB\nthe hazy words with only the mapper's linear colour path .* [\d.]+ dB$/m);
   const stray = spawnSync(process.execPath, [cli, 'guide-check', '--checkpoint', guidance, '--train-photos', '4'], { encoding: 'utf8' });
   assert.equal(stray.status, 2);
   assert.match(stray.stderr, /--train-photos sets the training crops of --haze-probe/);

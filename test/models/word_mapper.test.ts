@@ -67,6 +67,16 @@ test('colorPath: starts as the same words, then adds a per-word linear function 
   });
   const err = tf.tidy(() => tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]);
   assert.ok(err < 1e-4, `colour path differs from W_i · colours by ${err}`);
+  // callWithColours: the colour path reads other colours, the MLPs still read f's own
+  const other = tf.randomNormal([2, 9, 3], 0, 1, 'float32', 5) as tf.Tensor3D;
+  const withOther = tf.tidy(() => tf.sub(a.m.callWithColours({ global, tokens }, other), b.m.call({ global, tokens })));
+  const wantOther = tf.tidy(() => tf.stack([0, 1, 2, 3, 4].map((i) => tf.matMul(other.reshape([2, 27]), W.slice([i, 0, 0], [1, 27, 4]).reshape([27, 4]))), 1));
+  assert.ok(tf.tidy(() => tf.max(tf.abs(tf.sub(withOther, wantOther))).dataSync()[0]) < 1e-4, 'callWithColours = MLP words + W_i · the given colours');
+  const own = tf.tidy(() => tf.max(tf.abs(tf.sub(a.m.callWithColours({ global, tokens }, tokens.slice([0, 0, 3], [2, 9, 3])), a.m.call({ global, tokens })))).dataSync()[0]);
+  assert.ok(own < 1e-5, 'its own colours: the words of call');
+  assert.throws(() => a.m.callWithColours({ global, tokens }, other.slice([0, 0, 0], [2, 8, 3])), /colours must be \[2,9,3\], got \[2,8,3\]/);
+  assert.throws(() => b.m.callWithColours({ global, tokens }, other), /callWithColours needs colorPath/);
+  tf.dispose([other, withOther, wantOther]);
   const c = make(true);
   c.m.initFrom(a.m);
   assert.equal(tf.tidy(() => tf.max(tf.abs(tf.sub(c.m.colorW!, W))).dataSync()[0]), 0, 'initFrom copies the colour path');

@@ -171,6 +171,11 @@ export function formatHazeProbe(ckpt: string, r: HazeProbeResult): string {
       ? [
           '',
           `stage 2 as a read-out: the words' layout map at 4×4 (where G starts), PSNR to the clean crop on the same ${r.crops.val} validation crops — the hazy words E_txt(X) ${f(r.cleanWords.map4.input)} dB, M_clean's E'_txt(X) ${f(r.cleanWords.map4.mClean)} dB, clean words read from E_txt(X) by kernel ridge (Gaussian, width ${r.cleanWords.width}, λ ${r.cleanWords.lambda}; fitted on the training crops' (hazy, clean) word pairs) ${f(r.cleanWords.map4.kernelRidge)} dB, the clean crop's own words E_txt(Y) ${f(r.cleanWords.map4.clean)} dB`,
+          ...(r.cleanWords.map4.colourPath
+            ? [
+                `the hazy words with only the mapper's linear colour path reading other token colours: the clean crop's (an oracle) ${f(r.cleanWords.map4.colourPath.clean)} dB; those of X undone with the haze numbers read from the words (Gaussian kernel) ${f(r.cleanWords.map4.colourPath.read)} dB`,
+              ]
+            : []),
         ]
       : []),
   ].join('\n');
