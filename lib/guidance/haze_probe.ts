@@ -271,6 +271,13 @@ export function fitKernelRidge(x: readonly Float32Array[], y: readonly Float32Ar
     });
 }
 
+/** Each row of a [B,N,D] tensor as one flat Float32Array of N·D values. */
+async function rowsOf(t: tf.Tensor3D): Promise<Float32Array[]> {
+  const [b, n, d] = t.shape;
+  const flat = await t.data();
+  return Array.from({ length: b }, (_, j) => Float32Array.from(flat.subarray(j * n * d, (j + 1) * n * d)));
+}
+
 interface HazyCrop {
   photo: number;
   y: RGBImage;
@@ -325,11 +332,7 @@ export async function hazeWordsProbe(
     for (let i = 0; i < imgs.length; i += 16) {
       const w = await imageWords(model, imgs.slice(i, i + 16));
       try {
-        for (const key of ['raw', 'clean'] as const) {
-          const [b, nw, dw] = w[key].shape;
-          const flat = await w[key].data();
-          for (let j = 0; j < b; j++) out[key].push(Float32Array.from(flat.subarray(j * nw * dw, (j + 1) * nw * dw)));
-        }
+        for (const key of ['raw', 'clean'] as const) out[key].push(...(await rowsOf(w[key])));
       } finally {
         tf.dispose([w.raw, w.clean]);
       }
@@ -404,18 +407,19 @@ export async function hazeWordsProbe(
     if (mapper.colorW) {
       const xHat = undone.get('words/rbf')!;
       const pathWords = { clean: [] as Float32Array[], read: [] as Float32Array[] };
+      const feats = async (imgs: RGBImage[]) => mapperFeatures(await Promise.all(imgs.map((im) => trainingView(im, model.imageSize))), model.cfg.encoder, model.cfg.mapper);
       for (let i = 0; i < val.length; i += 16) {
         const idx = [...Array(Math.min(16, val.length - i)).keys()].map((j) => i + j);
-        const feats = async (imgs: RGBImage[]) => mapperFeatures(await Promise.all(imgs.map((im) => trainingView(im, model.imageSize))), model.cfg.encoder, model.cfg.mapper);
         const fs = [await feats(idx.map((j) => val[j].x)), await feats(idx.map((j) => val[j].y)), await feats(idx.map((j) => xHat[j]))];
         try {
           const colours = (f: (typeof fs)[number]) => f.tokens.slice([0, 0, mapper.dim - 3], [idx.length, f.tokens.shape[1], 3]);
           for (const [key, f] of [['clean', fs[1]], ['read', fs[2]]] as const) {
             const w = tf.tidy(() => mapper.callWithColours(fs[0], colours(f)));
-            const flat = await w.data();
-            w.dispose();
-            const nd = nw * dw;
-            for (let j = 0; j < idx.length; j++) pathWords[key].push(Float32Array.from(flat.subarray(j * nd, (j + 1) * nd)));
+            try {
+              pathWords[key].push(...(await rowsOf(w)));
+            } finally {
+              w.dispose();
+            }
           }
         } finally {
           tf.dispose(fs.flatMap((f) => [f.global, f.tokens]));
