@@ -349,14 +349,13 @@ export async function hazeWordsProbe(
   };
   const clamp = (v: number, [lo, hi]: readonly [number, number]) => Math.min(hi, Math.max(lo, v));
   const mean4 = (imgs: RGBImage[]) => imgs.reduce((a, im, i) => a + finitePsnr(thumbnailPsnr(im, val[i].y, 4)), 0) / imgs.length;
+  const targets = train.map((t) => [t.params.beta, t.params.A]);
+  const groups = train.map((t) => t.photo); // folds by photo
   const undone = new Map<string, RGBImage[]>(); // X undone with each probe's numbers, by 'features/kernel'
   const probes = (['words', 'pixels'] as const).flatMap((features) =>
     (['linear', 'rbf'] as const).map((kernel): HazeProbeRow => {
       const f = feats[features];
-      const fit =
-        kernel === 'linear'
-          ? fitRidgeCv(f.train, train.map((t) => [t.params.beta, t.params.A]), train.map((t) => t.photo), lambdas)
-          : fitRidgeCv(f.train, train.map((t) => [t.params.beta, t.params.A]), train.map((t) => t.photo), rbfLambdas, 4, { type: 'rbf', widths: rbfWidths });
+      const fit = kernel === 'linear' ? fitRidgeCv(f.train, targets, groups, lambdas) : fitRidgeCv(f.train, targets, groups, rbfLambdas, 4, { type: 'rbf', widths: rbfWidths });
       const pred = fit.predict(f.val);
       const xHat = val.map((t, i) => removeHaze(t.x, { beta: clamp(pred[i][0], HAZE_DEFAULTS.beta), A: clamp(pred[i][1], HAZE_DEFAULTS.A) }));
       undone.set(`${features}/${kernel}`, xHat);
@@ -407,14 +406,13 @@ export async function hazeWordsProbe(
     if (mapper.colorW) {
       const xHat = undone.get('words/rbf')!;
       const pathWords = { clean: [] as Float32Array[], read: [] as Float32Array[] };
-      const feats = async (imgs: RGBImage[]) => mapperFeatures(await Promise.all(imgs.map((im) => trainingView(im, model.imageSize))), model.cfg.encoder, model.cfg.mapper);
+      const featuresOf = async (imgs: RGBImage[]) => mapperFeatures(await Promise.all(imgs.map((im) => trainingView(im, model.imageSize))), model.cfg.encoder, model.cfg.mapper);
       for (let i = 0; i < val.length; i += 16) {
         const idx = [...Array(Math.min(16, val.length - i)).keys()].map((j) => i + j);
-        const fs = [await feats(idx.map((j) => val[j].x)), await feats(idx.map((j) => val[j].y)), await feats(idx.map((j) => xHat[j]))];
+        const fs = [await featuresOf(idx.map((j) => val[j].x)), await featuresOf(idx.map((j) => val[j].y)), await featuresOf(idx.map((j) => xHat[j]))];
         try {
-          const colours = (f: (typeof fs)[number]) => f.tokens.slice([0, 0, mapper.dim - 3], [idx.length, f.tokens.shape[1], 3]);
           for (const [key, f] of [['clean', fs[1]], ['read', fs[2]]] as const) {
-            const w = tf.tidy(() => mapper.callWithColours(fs[0], colours(f)));
+            const w = tf.tidy(() => mapper.callWithColours(fs[0], mapper.tokenColours(f)));
             try {
               pathWords[key].push(...(await rowsOf(w)));
             } finally {

@@ -226,37 +226,45 @@ export class ImageToTextMapper {
    * @returns words [B,N,D]
    */
   call(f: ImageFeatures): tf.Tensor3D {
-    const { global, tokens } = f;
-    if (global.rank !== 2 || global.shape[1] !== this.dim) throw new Error(`ImageToTextMapper.call: global must be [B,${this.dim}], got [${global.shape}]`);
-    if (tokens.rank !== 3 || tokens.shape[0] !== global.shape[0] || tokens.shape[2] !== this.dim) throw new Error(`ImageToTextMapper.call: tokens must be [${global.shape[0]},T,${this.dim}], got [${tokens.shape}]`);
-    if (this.where && tokens.shape[1] !== this.tokens) throw new Error(`ImageToTextMapper.call: tokens must be [B,${this.tokens},${this.dim}] (spatial weights over ${this.tokens} positions), got [${tokens.shape}]`);
+    this.checkFeatures(f, 'call');
     return tf.tidy(() => {
-      const words = this.mlpWords(global, tokens);
-      if (!this.colorW) return words;
-      const [b, t] = tokens.shape;
-      const n = this.numWords;
-      const c = tokens.slice([0, 0, this.dim - 3], [b, t, 3]).reshape([b, 3 * t]) as tf.Tensor2D; // the token colours (mapperFeatures' last 3 channels)
-      const lin = tf.matMul(c, this.colorW.transpose([1, 0, 2]).reshape([3 * t, n * this.width]) as tf.Tensor2D).reshape([b, n, this.width]); // W_i · colours
-      return tf.add(words, lin) as tf.Tensor3D;
+      const words = this.mlpWords(f.global, f.tokens);
+      return this.colorW ? (tf.add(words, this.colourPath(this.tokenColours(f))) as tf.Tensor3D) : words;
     });
   }
 
   /**
    * colorPath only: the words of `f` with the linear colour path reading the token colours `colours` instead of
-   * f's own (E_txt + W·(colours − f's colours)); everything else as `call`. Measures how much of what the words'
+   * f's own (the MLP words of f + W_i · colours); everything else as `call`. Measures how much of what the words'
    * layout map shows comes through that path (docs/experiments.md §2 item 11).
-   * @param f as `call`; @param colours [B,T,3] token colours in [-1,1] (mapperFeatures' last 3 channels of another view)
+   * @param f as `call`; @param colours [B,T,3] token colours in [-1,1] (`tokenColours` of another view)
    */
   callWithColours(f: ImageFeatures, colours: tf.Tensor3D): tf.Tensor3D {
-    const w = this.colorW;
-    if (!w) throw new Error(`ImageToTextMapper '${this.prefix}': callWithColours needs colorPath`);
+    if (!this.colorW) throw new Error(`ImageToTextMapper '${this.prefix}': callWithColours needs colorPath`);
+    this.checkFeatures(f, 'callWithColours');
     const [b, t] = f.tokens.shape;
     if (colours.rank !== 3 || colours.shape[0] !== b || colours.shape[1] !== t || colours.shape[2] !== 3) throw new Error(`ImageToTextMapper.callWithColours: colours must be [${b},${t},3], got [${colours.shape}]`);
-    return tf.tidy(() => {
-      const own = f.tokens.slice([0, 0, this.dim - 3], [b, t, 3]);
-      const shift = tf.matMul(colours.sub(own).reshape([b, 3 * t]) as tf.Tensor2D, w.transpose([1, 0, 2]).reshape([3 * t, this.numWords * this.width]) as tf.Tensor2D);
-      return tf.add(this.call(f), shift.reshape([b, this.numWords, this.width])) as tf.Tensor3D;
-    });
+    return tf.tidy(() => tf.add(this.mlpWords(f.global, f.tokens), this.colourPath(colours)) as tf.Tensor3D);
+  }
+
+  /** The token colours of τi features with `color`: their last 3 channels (mapperFeatures), [B,T,3]. */
+  tokenColours(f: ImageFeatures): tf.Tensor3D {
+    const [b, t] = f.tokens.shape;
+    return f.tokens.slice([0, 0, this.dim - 3], [b, t, 3]);
+  }
+
+  private checkFeatures(f: ImageFeatures, method: string): void {
+    const { global, tokens } = f;
+    if (global.rank !== 2 || global.shape[1] !== this.dim) throw new Error(`ImageToTextMapper.${method}: global must be [B,${this.dim}], got [${global.shape}]`);
+    if (tokens.rank !== 3 || tokens.shape[0] !== global.shape[0] || tokens.shape[2] !== this.dim) throw new Error(`ImageToTextMapper.${method}: tokens must be [${global.shape[0]},T,${this.dim}], got [${tokens.shape}]`);
+    if (this.where && tokens.shape[1] !== this.tokens) throw new Error(`ImageToTextMapper.${method}: tokens must be [B,${this.tokens},${this.dim}] (spatial weights over ${this.tokens} positions), got [${tokens.shape}]`);
+  }
+
+  /** The colour path: W_i · the T token colours for each word i, [B,N,D] (colorPath only). */
+  private colourPath(colours: tf.Tensor3D): tf.Tensor3D {
+    const [b, t] = colours.shape;
+    const n = this.numWords;
+    return tf.tidy(() => tf.matMul(colours.reshape([b, 3 * t]) as tf.Tensor2D, this.colorW!.transpose([1, 0, 2]).reshape([3 * t, n * this.width]) as tf.Tensor2D).reshape([b, n, this.width]));
   }
 
   /** The per-word MLP words (global + pooled patch MLPs), [B,N,D]. */
